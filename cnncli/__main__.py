@@ -1,0 +1,5 @@
+"""``python -m cnncli``."""
+
+from cnncli.cli import main
+
+main()

@@ -1,0 +1,886 @@
+"""Convolution arithmetic: the one place that knows how a layer maps input size to output size.
+
+Pure Python, no numpy: ``cnncli shape`` and ``cnncli summary`` import this on their fast path, and
+``cnncli filter`` asks it for the output size and the padding of every image it filters.
+
+Per spatial axis, an input of ``n`` through a kernel ``k`` with stride ``s`` and dilation ``d``
+(effective kernel ``k' = d·(k−1)+1``) and padding ``before``/``after`` gives
+
+* convolution and pooling: ``⌊(n + before + after − k') / s⌋ + 1`` (PyTorch's ``ceil_mode`` takes the
+  ceiling instead, then drops a last window that would start past the input and the left padding);
+* transposed convolution: ``(n − 1)·s − before − after + k' + output_padding``.
+
+Named padding modes are split exactly as each framework splits them (see :func:`resolve`), and a
+combination a framework refuses raises :class:`~cnncli.errors.ShapeError` with that framework's rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum, unique
+
+from cnncli.errors import ShapeError, UsageError
+
+#: Largest size, kernel, stride, dilation or padding accepted: the int32 limit frameworks use.
+MAX_VALUE = 2**31 - 1
+
+#: Above this many window taps, coverage of the input is not counted tap by tap.
+_COVERAGE_BRUTE_FORCE_LIMIT = 2_000_000
+
+
+@unique
+class Op(StrEnum):
+    """The sliding-window operation."""
+
+    CONV = "conv"
+    CONVTRANSPOSE = "convtranspose"
+    MAXPOOL = "maxpool"
+    AVGPOOL = "avgpool"
+
+    @property
+    def is_pool(self) -> bool:
+        return self in (Op.MAXPOOL, Op.AVGPOOL)
+
+
+@unique
+class Framework(StrEnum):
+    """Whose conventions (padding split, refusals, defaults) apply."""
+
+    TORCH = "torch"
+    TF = "tf"
+    KERAS = "keras"
+
+
+@unique
+class PadMode(StrEnum):
+    """Named padding modes."""
+
+    VALID = "valid"
+    SAME = "same"
+    FULL = "full"
+    CAUSAL = "causal"
+
+
+#: Explicit padding: one ``(before, after)`` pair per spatial axis.
+Explicit = tuple[tuple[int, int], ...]
+
+FRAMEWORK_LABEL = {Framework.TORCH: "PyTorch", Framework.TF: "TensorFlow", Framework.KERAS: "Keras"}
+
+
+def axis_names(ndim: int) -> tuple[str, ...]:
+    """Names of the spatial axes in input order: ``L`` (1-D), ``H W`` (2-D), ``D H W`` (3-D)."""
+    return {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}[ndim]
+
+
+def effective_kernel(kernel: int, dilation: int) -> int:
+    """The span of a dilated kernel: ``d·(k−1)+1``."""
+    return dilation * (kernel - 1) + 1
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """A validated sliding-window layer; build it with :func:`make_spec`."""
+
+    input_size: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: PadMode | Explicit
+    op: Op = Op.CONV
+    framework: Framework = Framework.TORCH
+    ceil_mode: bool = False
+    #: ``None`` when not given (Keras then infers the output size from the padding mode).
+    output_padding: tuple[int, ...] | None = None
+
+    @property
+    def ndim(self) -> int:
+        return len(self.input_size)
+
+
+@dataclass(frozen=True)
+class AxisGeometry:
+    """What one spatial axis of a layer does."""
+
+    name: str
+    input: int
+    output: int
+    kernel: int
+    stride: int
+    dilation: int
+    #: Padding applied before/after the input (for transposed convolution: cropped from the
+    #: full output, PyTorch's ``padding``).
+    pad_before: int
+    pad_after: int
+    #: Transposed convolution only: extra size added after (PyTorch's ``output_padding``).
+    output_padding: int = 0
+    #: Input positions at the end that no window touches (what the floor drops).
+    uncovered_end: int = 0
+    #: All input positions no window touches, including gaps between windows; None if not counted.
+    uncovered_total: int | None = 0
+
+    @property
+    def effective_kernel(self) -> int:
+        return effective_kernel(self.kernel, self.dilation)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The resolved layer: one :class:`AxisGeometry` per spatial axis, in input order."""
+
+    spec: LayerSpec
+    axes: tuple[AxisGeometry, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def output_size(self) -> tuple[int, ...]:
+        return tuple(a.output for a in self.axes)
+
+    @property
+    def padding(self) -> Explicit:
+        return tuple((a.pad_before, a.pad_after) for a in self.axes)
+
+
+# --------------------------------------------------------------------------------------------
+# Building a spec: broadcasting and validation of user values (usage errors, exit 2)
+# --------------------------------------------------------------------------------------------
+
+IntOrSeq = int | Sequence[int]
+PaddingArg = str | int | Sequence[int] | Sequence[Sequence[int]] | PadMode | None
+
+
+def _check_int(value: object, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{what} must be a whole number, got {value!r}")
+    if value < minimum:
+        fix = "a positive whole number" if minimum == 1 else f"a whole number ≥ {minimum}"
+        raise UsageError(f"{what} {value} is not allowed; use {fix}")
+    if value > MAX_VALUE:
+        raise UsageError(
+            f"{what} {value} is larger than {MAX_VALUE}, the largest size frameworks index"
+        )
+    return value
+
+
+def per_axis(value: IntOrSeq, ndim: int, what: str, minimum: int = 1) -> tuple[int, ...]:
+    """Broadcast one value to every axis, or check a per-axis list has one value per axis."""
+    if isinstance(value, int):
+        return (_check_int(value, what, minimum),) * ndim
+    values = tuple(value)
+    if len(values) == 1:
+        return (_check_int(values[0], what, minimum),) * ndim
+    if len(values) != ndim:
+        raise UsageError(
+            f"{what} has {len(values)} values but the input has {ndim} spatial "
+            f"ax{'is' if ndim == 1 else 'es'} ({' '.join(axis_names(ndim))}); "
+            f"give one value or {ndim}"
+        )
+    return tuple(
+        _check_int(v, f"{what} on axis {n}", minimum)
+        for v, n in zip(values, axis_names(ndim), strict=True)
+    )
+
+
+def _padding(value: PaddingArg, ndim: int) -> PadMode | Explicit:
+    if value is None:
+        return PadMode.VALID
+    if isinstance(value, str):
+        try:
+            return PadMode(value.lower())
+        except ValueError:
+            raise UsageError(
+                f"unknown padding {value!r}; use a number, before:after pairs, or one of "
+                + ", ".join(m.value for m in PadMode)
+            ) from None
+    if isinstance(value, int):
+        p = _check_int(value, "padding", 0)
+        return ((p, p),) * ndim
+    items: list[int | Sequence[int]] = list(value)
+    pairs: list[tuple[int, int]] = []
+    for item in items:
+        if isinstance(item, int):
+            p = _check_int(item, "padding", 0)
+            pairs.append((p, p))
+            continue
+        pair: tuple[int, ...] = tuple(item)
+        if len(pair) != 2:
+            raise UsageError(f"padding {list(pair)} is not a before:after pair; write e.g. 1:2")
+        pairs.append(
+            (_check_int(pair[0], "padding before", 0), _check_int(pair[1], "padding after", 0))
+        )
+    if len(pairs) == 1:
+        pairs *= ndim
+    if len(pairs) != ndim:
+        raise UsageError(
+            f"padding has {len(pairs)} values but the input has {ndim} spatial axes; give one or {ndim}"
+        )
+    return tuple(pairs)
+
+
+def make_spec(
+    input_size: Sequence[int],
+    kernel: IntOrSeq,
+    *,
+    stride: IntOrSeq | None = None,
+    dilation: IntOrSeq = 1,
+    padding: PaddingArg = None,
+    op: Op | str = Op.CONV,
+    framework: Framework | str = Framework.TORCH,
+    ceil_mode: bool = False,
+    output_padding: IntOrSeq | None = None,
+) -> LayerSpec:
+    """Validate and broadcast user values into a :class:`LayerSpec`.
+
+    ``stride`` defaults to 1 for convolutions and to the kernel for pooling (as in PyTorch and
+    Keras); ``padding`` defaults to none (``valid``). Raises :class:`UsageError` for malformed
+    values and for options that do not apply to ``op``.
+    """
+    try:
+        op = Op(op)
+    except ValueError:
+        raise UsageError(
+            f"unknown op {op!r}; use one of {', '.join(o.value for o in Op)}"
+        ) from None
+    try:
+        framework = Framework(framework)
+    except ValueError:
+        raise UsageError(
+            f"unknown framework {framework!r}; use one of {', '.join(f.value for f in Framework)}"
+        ) from None
+    sizes = tuple(input_size)
+    if not 1 <= len(sizes) <= 3:
+        raise UsageError(f"give 1, 2 or 3 spatial sizes (L, H W or D H W), got {len(sizes)}")
+    ndim = len(sizes)
+    sizes = tuple(
+        _check_int(v, f"input size on axis {n}", 1)
+        for v, n in zip(sizes, axis_names(ndim), strict=True)
+    )
+    kernels = per_axis(kernel, ndim, "kernel")
+    strides = (
+        kernels
+        if stride is None and op.is_pool
+        else per_axis(1 if stride is None else stride, ndim, "stride")
+    )
+    dilations = per_axis(dilation, ndim, "dilation")
+    pad = _padding(padding, ndim)
+
+    if output_padding is not None and op is not Op.CONVTRANSPOSE:
+        raise UsageError(
+            "--output-padding applies only to --op convtranspose; drop it or change --op"
+        )
+    out_pad = (
+        None if output_padding is None else per_axis(output_padding, ndim, "output padding", 0)
+    )
+    if ceil_mode and not op.is_pool:
+        raise UsageError("--ceil-mode applies only to pooling (--op maxpool or avgpool); drop it")
+    if ceil_mode and framework is not Framework.TORCH:
+        raise UsageError(
+            f"{FRAMEWORK_LABEL[framework]} pooling has no ceil_mode; use --padding same, "
+            "or --framework torch"
+        )
+    if op is Op.AVGPOOL and any(d != 1 for d in dilations):
+        raise UsageError("average pooling has no dilation in any framework; drop --dilation")
+    if op.is_pool and framework is not Framework.TORCH and any(d != 1 for d in dilations):
+        raise UsageError(f"{FRAMEWORK_LABEL[framework]} pooling has no dilation; drop --dilation")
+    return LayerSpec(sizes, kernels, strides, dilations, pad, op, framework, ceil_mode, out_pad)
+
+
+# --------------------------------------------------------------------------------------------
+# Resolving: per-axis padding and output size, with each framework's rules (ShapeError, exit 1)
+# --------------------------------------------------------------------------------------------
+
+
+def _refuse_framework_combinations(spec: LayerSpec) -> None:
+    fw, op, pad = spec.framework, spec.op, spec.padding
+    label = FRAMEWORK_LABEL[fw]
+    strided = any(s > 1 for s in spec.stride)
+    dilated = any(d > 1 for d in spec.dilation)
+    if fw is not Framework.TORCH and op in (Op.CONV, Op.CONVTRANSPOSE) and strided and dilated:
+        raise ShapeError(
+            f"{label} refuses stride > 1 together with dilation > 1 "
+            f"(stride {_fmt(spec.stride)}, dilation {_fmt(spec.dilation)}); "
+            "use stride 1 or dilation 1, or --framework torch"
+        )
+    if pad is PadMode.CAUSAL:
+        if spec.ndim != 1:
+            raise ShapeError(
+                f"causal padding exists only for 1-D inputs, this input is {spec.ndim}-D; "
+                "use --padding same or valid"
+            )
+        if op is Op.CONVTRANSPOSE or (fw is Framework.KERAS and op.is_pool):
+            raise ShapeError(f"{label} {op.value} has no causal padding; use valid or same")
+    if pad is PadMode.FULL and (fw is Framework.KERAS or op is Op.CONVTRANSPOSE):
+        who = "Keras" if fw is Framework.KERAS else "transposed convolution"
+        raise ShapeError(
+            f"{who} has no 'full' padding; use --padding valid or same, or explicit padding"
+        )
+    if isinstance(pad, tuple) and fw is Framework.KERAS and any(p != (0, 0) for p in pad):
+        raise ShapeError(
+            "Keras layers take padding 'valid' or 'same' only; add a ZeroPadding layer with "
+            f"{_fmt_pairs(pad)} before a 'valid' layer, or use --framework torch"
+        )
+    if fw is Framework.TORCH:
+        if pad is PadMode.SAME and op is Op.CONV and strided:
+            raise ShapeError(
+                f"PyTorch refuses padding='same' with stride {_fmt(spec.stride)} "
+                "(\"padding='same' is not supported for strided convolutions\"); "
+                "use --framework tf for TensorFlow's SAME (output ⌈n/s⌉) or explicit padding"
+            )
+        if isinstance(pad, PadMode) and op is Op.CONVTRANSPOSE:
+            raise ShapeError(
+                f"PyTorch transposed convolution takes integer padding only, not '{pad.value}'; "
+                "use --padding N (0 for none)"
+            )
+        if pad is PadMode.SAME and op is not Op.CONV:
+            raise ShapeError(
+                f"PyTorch {op.value} takes integer padding only, not 'same'; "
+                "use --solve padding --target N to find it, or --framework tf"
+            )
+        if isinstance(pad, tuple) and op is not Op.CONV and any(b != a for b, a in pad):
+            raise ShapeError(
+                f"PyTorch {op.value} pads both sides equally, but padding {_fmt_pairs(pad)} is "
+                "asymmetric; pad first with nn.ZeroPad (F.pad) and use padding 0"
+            )
+    if (
+        fw is Framework.TF
+        and op is Op.AVGPOOL
+        and isinstance(pad, tuple)
+        and any(p != (0, 0) for p in pad)
+    ):
+        raise ShapeError(
+            "TensorFlow avg_pool takes 'VALID' or 'SAME' only; use --padding valid or same"
+        )
+    if op is Op.CONVTRANSPOSE and spec.output_padding is not None:
+        limit_name = "stride or dilation" if fw is Framework.TORCH else "stride"
+        for name, op_, s, d in zip(
+            axis_names(spec.ndim), spec.output_padding, spec.stride, spec.dilation, strict=True
+        ):
+            limit = max(s, d) if fw is Framework.TORCH else s
+            if op_ >= limit:
+                raise ShapeError(
+                    f"output padding {op_} on axis {name} must be smaller than the {limit_name} "
+                    f"({limit}); use --output-padding {limit - 1} or less"
+                )
+
+
+def _fmt(values: Sequence[int]) -> str:
+    return str(values[0]) if len(set(values)) == 1 else ",".join(map(str, values))
+
+
+def _fmt_pairs(pairs: Explicit) -> str:
+    return ",".join(f"{b}:{a}" for b, a in pairs)
+
+
+def _same_split(total: int) -> tuple[int, int]:
+    """PyTorch and TensorFlow both put the odd extra pixel after."""
+    return total // 2, total - total // 2
+
+
+def _axis_padding(spec: LayerSpec, i: int) -> tuple[int, int]:
+    """(before, after) padding of a convolution or pooling axis."""
+    pad = spec.padding
+    n, s = spec.input_size[i], spec.stride[i]
+    keff = effective_kernel(spec.kernel[i], spec.dilation[i])
+    if isinstance(pad, tuple):
+        return pad[i]
+    if pad is PadMode.VALID:
+        return 0, 0
+    if pad is PadMode.FULL:
+        return keff - 1, keff - 1
+    if pad is PadMode.CAUSAL:
+        return keff - 1, 0
+    # same
+    if spec.framework is Framework.TORCH:
+        return _same_split(keff - 1)
+    out = -(-n // s)
+    return _same_split(max((out - 1) * s + keff - n, 0))
+
+
+def _transposed_axis(spec: LayerSpec, i: int) -> tuple[int, int, int]:
+    """(crop before, crop after, output padding) of a transposed-convolution axis."""
+    s = spec.stride[i]
+    keff = effective_kernel(spec.kernel[i], spec.dilation[i])
+    given = spec.output_padding
+    pad = spec.padding
+    if spec.framework is Framework.TORCH:
+        before, after = pad[i] if isinstance(pad, tuple) else (0, 0)
+        return before, after, 0 if given is None else given[i]
+    # Keras (and tf.keras) Conv{1,2,3}DTranspose: deconv_output_length.
+    if given is not None:
+        crop = keff // 2 if pad is PadMode.SAME else 0
+        return crop, crop, given[i]
+    if pad is PadMode.SAME:
+        total = keff - s  # output n·s from a full output (n−1)·s + k'
+    else:
+        total = min(keff - s, 0)  # n·s + max(k' − s, 0)
+    if total >= 0:
+        before, after = _same_split(total)
+        return before, after, 0
+    return 0, 0, -total
+
+
+def _pool_limit(spec: LayerSpec, i: int, before: int, after: int) -> None:
+    if spec.framework is not Framework.TORCH or not spec.op.is_pool:
+        return
+    # PyTorch checks the kernel itself, not the dilated one (verified against 2.13 for 1-3 D).
+    k = spec.kernel[i]
+    if max(before, after) > k // 2:
+        raise ShapeError(
+            f"PyTorch requires pooling padding at most half the kernel size on axis "
+            f"{axis_names(spec.ndim)[i]} (pad {max(before, after)}, kernel {k}); "
+            f"use --padding {k // 2} or less"
+        )
+
+
+def _coverage(n: int, out: int, keff: int, s: int, d: int, before: int) -> tuple[int, int | None]:
+    """(uncovered at the end, uncovered in all) input positions for a conv/pool axis."""
+    last = (out - 1) * s - before + keff - 1
+    end = max(0, n - 1 - last)
+    if d == 1 and s <= keff:
+        return end, end
+    if d == 1:
+        # Gaps of s − k' between consecutive windows, clipped to the input.
+        covered = 0
+        for_start = -before
+        if out * 1 > _COVERAGE_BRUTE_FORCE_LIMIT:
+            return end, None
+        for w in range(out):
+            lo = max(for_start + w * s, 0)
+            hi = min(for_start + w * s + keff - 1, n - 1)
+            covered += max(0, hi - lo + 1)
+        return end, n - covered
+    taps = out * ((keff - 1) // d + 1)
+    if taps > _COVERAGE_BRUTE_FORCE_LIMIT or n > _COVERAGE_BRUTE_FORCE_LIMIT:
+        return end, None
+    seen = bytearray(n)
+    for w in range(out):
+        for pos in range(w * s - before, w * s - before + keff, d):
+            if 0 <= pos < n:
+                seen[pos] = 1
+    return end, n - sum(seen)
+
+
+def forward_size(
+    n: int, keff: int, s: int, before: int, after: int, ceil_mode: bool = False
+) -> int:
+    """Output size of a convolution or pooling axis; ≤ 0 when no window fits.
+
+    With ``ceil_mode`` this is PyTorch's rule: round up, then drop the last window if it would start
+    at or past the end of the input plus the left padding.
+    """
+    span = n + before + after - keff
+    if span < 0:
+        return 0
+    if not ceil_mode:
+        return span // s + 1
+    out = -(-span // s) + 1
+    if (out - 1) * s >= n + before:
+        out -= 1
+    return out
+
+
+def transposed_size(n: int, keff: int, s: int, before: int, after: int, output_padding: int) -> int:
+    """Output size of a transposed-convolution axis: ``(n−1)·s − before − after + k' + op``."""
+    return (n - 1) * s - before - after + keff + output_padding
+
+
+def resolve(spec: LayerSpec) -> Geometry:
+    """Apply the framework's rules: per-axis padding, output size, coverage, or a ShapeError."""
+    _refuse_framework_combinations(spec)
+    axes: list[AxisGeometry] = []
+    names = axis_names(spec.ndim)
+    for i, name in enumerate(names):
+        n, k, s, d = spec.input_size[i], spec.kernel[i], spec.stride[i], spec.dilation[i]
+        keff = effective_kernel(k, d)
+        if spec.op is Op.CONVTRANSPOSE:
+            before, after, out_pad = _transposed_axis(spec, i)
+            if spec.framework is Framework.TORCH and before != after:
+                raise ShapeError(
+                    f"PyTorch transposed convolution crops both sides equally, but padding on axis "
+                    f"{name} is {before}:{after}; use one number per axis"
+                )
+            out = transposed_size(n, keff, s, before, after, out_pad)
+            if out < 1:
+                raise ShapeError(
+                    f"output on axis {name} would be {out}: (n−1)·s − 2p + k' + output_padding = "
+                    f"({n}−1)·{s} − {before + after} + {keff} + {out_pad}; use less padding"
+                )
+            axes.append(AxisGeometry(name, n, out, k, s, d, before, after, out_pad, 0, 0))
+            continue
+        before, after = _axis_padding(spec, i)
+        _pool_limit(spec, i, before, after)
+        padded = n + before + after
+        if padded < keff:
+            kdesc = f"kernel {k}" if d == 1 else f"dilated kernel {keff} (kernel {k}, dilation {d})"
+            need = keff - n
+            fix = (
+                f"use padding of at least {need} in total"
+                if spec.padding is not PadMode.VALID or spec.framework is Framework.TORCH
+                else "use --padding same"
+            )
+            raise ShapeError(
+                f"{kdesc} is larger than the padded input {padded} on axis {name} "
+                f"(input {n} + padding {before}+{after}); {fix}, or a smaller kernel"
+            )
+        out = forward_size(n, keff, s, before, after, spec.ceil_mode)
+        if out < 1:
+            raise ShapeError(
+                f"output on axis {name} would be {out} (input {n}, kernel {keff}, stride {s}); "
+                "use more padding or a smaller kernel"
+            )
+        end, total = _coverage(n, out, keff, s, d, before)
+        axes.append(AxisGeometry(name, n, out, k, s, d, before, after, 0, end, total))
+    return Geometry(spec, tuple(axes), _notes(spec))
+
+
+def _notes(spec: LayerSpec) -> tuple[str, ...]:
+    fw, op, pad = spec.framework, spec.op, spec.padding
+    notes: list[str] = []
+    if pad is PadMode.SAME and op is not Op.CONVTRANSPOSE:
+        if fw is Framework.TORCH:
+            notes.append("PyTorch 'same': total padding d·(k−1), the odd pixel after")
+        else:
+            notes.append(
+                f"{FRAMEWORK_LABEL[fw]} SAME: output ⌈n/s⌉, the odd pixel of padding after"
+            )
+    if pad is PadMode.FULL:
+        notes.append("full: padding d·(k−1) on both sides (PyTorch padding=d·(k−1))")
+    if pad is PadMode.CAUSAL:
+        notes.append("causal: padding d·(k−1) before, none after (Keras Conv1D padding='causal')")
+    if (
+        fw is Framework.TORCH
+        and isinstance(pad, tuple)
+        and op is Op.CONV
+        and any(b != a for b, a in pad)
+    ):
+        notes.append("asymmetric padding: in PyTorch, F.pad first, then padding=0")
+    if op is Op.CONVTRANSPOSE and fw is not Framework.TORCH:
+        notes.append(
+            "Keras Conv*DTranspose output length; shown as the PyTorch crop (padding) and "
+            "output_padding that give it"
+        )
+    if op is Op.AVGPOOL and not isinstance(pad, PadMode) and any(p != (0, 0) for p in pad):
+        if fw is Framework.TORCH:
+            notes.append(
+                "PyTorch AvgPool counts padded zeros in the average (count_include_pad=True)"
+            )
+    if op is Op.AVGPOOL and pad is PadMode.SAME:
+        notes.append(
+            f"{FRAMEWORK_LABEL[fw]} SAME average pooling leaves padding out of the average"
+        )
+    if spec.ceil_mode:
+        notes.append("ceil_mode: the last window may run past the input, but must start inside it")
+    return tuple(notes)
+
+
+# --------------------------------------------------------------------------------------------
+# Cost: parameters, MACs, FLOPs
+# --------------------------------------------------------------------------------------------
+
+
+def _prod(values: Sequence[int]) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Parameters and work of one layer (MACs exclude bias; FLOPs = 2·MACs)."""
+
+    in_channels: int
+    out_channels: int
+    weights: int
+    biases: int
+    macs: int
+    output_elements: int
+
+    @property
+    def params(self) -> int:
+        return self.weights + self.biases
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+
+def check_channels(in_channels: int, out_channels: int | None, groups: int) -> None:
+    """Channel counts and groups as PyTorch checks them (usage errors)."""
+    _check_int(in_channels, "in channels", 1)
+    _check_int(groups, "groups", 1)
+    if out_channels is not None:
+        _check_int(out_channels, "out channels", 1)
+    if in_channels % groups:
+        raise UsageError(f"in channels {in_channels} must be divisible by groups {groups}")
+    if out_channels is not None and out_channels % groups:
+        raise UsageError(f"out channels {out_channels} must be divisible by groups {groups}")
+
+
+def layer_cost(
+    geom: Geometry,
+    in_channels: int,
+    out_channels: int | None = None,
+    groups: int = 1,
+    bias: bool = True,
+) -> Cost:
+    """Parameters ``(∏k·Cin/groups + bias)·Cout`` and MACs of a conv layer; pooling has neither.
+
+    A convolution does ``∏out · Cout · ∏k · Cin/groups`` MACs. A transposed convolution is counted
+    on its input: ``∏in · Cin · ∏k · Cout/groups`` (each input pixel scatters one kernel).
+    """
+    op = geom.spec.op
+    if op.is_pool:
+        if out_channels is not None and out_channels != in_channels:
+            raise UsageError(
+                f"pooling keeps the channels: out channels {out_channels} ≠ in channels {in_channels}; "
+                "drop --out-channels"
+            )
+        if groups != 1:
+            raise UsageError("--groups applies only to convolutions; drop it")
+        check_channels(in_channels, None, 1)
+        return Cost(in_channels, in_channels, 0, 0, 0, _prod(geom.output_size) * in_channels)
+    cout = in_channels if out_channels is None else out_channels
+    check_channels(in_channels, cout, groups)
+    kprod = _prod(geom.spec.kernel)
+    weights = kprod * (in_channels // groups) * cout
+    biases = cout if bias else 0
+    if op is Op.CONVTRANSPOSE:
+        macs = _prod(geom.spec.input_size) * in_channels * kprod * (cout // groups)
+    else:
+        macs = _prod(geom.output_size) * cout * kprod * (in_channels // groups)
+    return Cost(in_channels, cout, weights, biases, macs, _prod(geom.output_size) * cout)
+
+
+# --------------------------------------------------------------------------------------------
+# Receptive field
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Receptive:
+    """Receptive field size and jump (distance in input pixels between adjacent outputs)."""
+
+    size: int = 1
+    jump: int = 1
+
+    def then(self, kernel: int, stride: int, dilation: int = 1) -> Receptive:
+        return Receptive(
+            self.size + (effective_kernel(kernel, dilation) - 1) * self.jump, self.jump * stride
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Solving: which padding / output padding / input size gives a target output
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Solution:
+    """One axis's answer to a solve."""
+
+    axis: str
+    #: For padding: (before, after); for output padding: (op,); for input: every size that works.
+    values: tuple[int, ...]
+    symmetric: bool = True
+
+
+def _axis_spec(spec: LayerSpec, i: int, **changes: object) -> LayerSpec:
+    """The 1-D spec of axis i (so each axis can be solved alone)."""
+
+    def one(v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        return None if v is None else (v[i],)
+
+    pad = spec.padding if isinstance(spec.padding, PadMode) else (spec.padding[i],)
+    base = LayerSpec(
+        (spec.input_size[i],),
+        (spec.kernel[i],),
+        (spec.stride[i],),
+        (spec.dilation[i],),
+        pad,
+        spec.op,
+        spec.framework,
+        spec.ceil_mode,
+        one(spec.output_padding),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _output_or_zero(spec: LayerSpec) -> int:
+    try:
+        return resolve(spec).axes[0].output
+    except ShapeError:
+        return 0
+
+
+def _targets(spec: LayerSpec, target: Sequence[int]) -> tuple[int, ...]:
+    return per_axis(list(target), spec.ndim, "target")
+
+
+def solve_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...]:
+    """The padding that gives ``target``: symmetric if one exists, else the smallest asymmetric
+    split (odd pixel after). For transposed convolution, the crop (with output padding when the
+    total is odd, as PyTorch does it)."""
+    if spec.framework is Framework.KERAS:
+        raise ShapeError(
+            "Keras layers take no explicit padding; solve with --framework torch or tf "
+            "and add a ZeroPadding layer"
+        )
+    out: list[Solution] = []
+    for i, (name, t) in enumerate(zip(axis_names(spec.ndim), _targets(spec, target), strict=True)):
+        n, s = spec.input_size[i], spec.stride[i]
+        keff = effective_kernel(spec.kernel[i], spec.dilation[i])
+        if spec.op is Op.CONVTRANSPOSE:
+            full = (n - 1) * s + keff
+            crop = full - t
+            if crop < 0:
+                raise ShapeError(
+                    f"no padding gives {t} on axis {name}: the most a transposed convolution gives "
+                    f"is {full} without output padding; use --solve output-padding or a larger stride"
+                )
+            p, extra = -(-crop // 2), crop % 2
+            if extra and extra >= max(s, spec.dilation[i]):
+                raise ShapeError(
+                    f"{t} on axis {name} needs padding {p} with output padding 1, which needs "
+                    "stride or dilation > 1; use an even difference or a stride of 2"
+                )
+            resolve(_axis_spec(spec, i, padding=((p, p),), output_padding=(extra,)))
+            out.append(Solution(name, (p, p, extra)))
+            continue
+
+        # Output grows with total padding P; search the smallest P reaching t.
+        def size(total: int, n: int = n, keff: int = keff, s: int = s) -> int:
+            b, a = _same_split(total)
+            return forward_size(n, keff, s, b, a, spec.ceil_mode)
+
+        lo, hi = 0, max(t * s + keff, 1)
+        if size(hi) < t:
+            raise ShapeError(f"no padding gives {t} on axis {name}")
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if size(mid) >= t:
+                hi = mid
+            else:
+                lo = mid + 1
+        if size(lo) != t:
+            raise ShapeError(
+                f"no padding gives exactly {t} on axis {name}: padding {lo} gives {size(lo)}"
+                + (f", padding {lo - 1} gives {size(lo - 1)}" if lo else "")
+                + "; pick another target or stride"
+            )
+        chosen = next((p for p in (lo, lo + 1) if p % 2 == 0 and size(p) == t), lo)
+        before, after = _same_split(chosen)
+        resolve(_axis_spec(spec, i, padding=((before, after),)))
+        out.append(Solution(name, (before, after), before == after))
+    return tuple(out)
+
+
+def solve_output_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...]:
+    """The output padding of a transposed convolution that gives ``target``."""
+    if spec.op is not Op.CONVTRANSPOSE:
+        raise UsageError("--solve output-padding applies only to --op convtranspose")
+    out: list[Solution] = []
+    for i, (name, t) in enumerate(zip(axis_names(spec.ndim), _targets(spec, target), strict=True)):
+        base = resolve(_axis_spec(spec, i, output_padding=(0,))).axes[0].output
+        op = t - base
+        limit = (
+            max(spec.stride[i], spec.dilation[i])
+            if spec.framework is Framework.TORCH
+            else spec.stride[i]
+        )
+        if not 0 <= op < limit:
+            raise ShapeError(
+                f"no output padding gives {t} on axis {name}: without it the output is {base}, "
+                f"and output padding must be 0..{limit - 1}; change the padding or stride"
+            )
+        out.append(Solution(name, (op,)))
+    return tuple(out)
+
+
+def solve_input(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...]:
+    """Every input size that gives ``target`` (the output never decreases as the input grows)."""
+    out: list[Solution] = []
+    for i, (name, t) in enumerate(zip(axis_names(spec.ndim), _targets(spec, target), strict=True)):
+
+        def size(n: int, i: int = i) -> int:
+            return _output_or_zero(_axis_spec(spec, i, input_size=(n,)))
+
+        def first_reaching(goal: int) -> int:
+            lo, hi = 1, MAX_VALUE
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if size(mid) >= goal:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+
+        a = first_reaching(t)
+        if size(a) != t:
+            raise ShapeError(
+                f"no input size gives {t} on axis {name}: input {a} gives {size(a)}"
+                + (f", input {a - 1} gives {size(a - 1)}" if a > 1 else "")
+            )
+        b = first_reaching(t + 1)
+        out.append(Solution(name, tuple(range(a, b if size(b) > t else b + 1))))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Explain: the textbook formula with the user's numbers
+# --------------------------------------------------------------------------------------------
+
+
+def explain(geom: Geometry) -> list[str]:
+    """The formula with the numbers substituted, step by step, one list of lines per layer."""
+    spec = geom.spec
+    lines: list[str] = []
+    for a in geom.axes:
+        keff = a.effective_kernel
+        lines.append(f"axis {a.name}: n={a.input}, k={a.kernel}, s={a.stride}, d={a.dilation}")
+        if a.dilation != 1:
+            lines.append(
+                f"  effective kernel k' = d·(k−1)+1 = {a.dilation}·({a.kernel}−1)+1 = {keff}"
+            )
+        if spec.op is Op.CONVTRANSPOSE:
+            lines.append(
+                f"  out = (n−1)·s − p_before − p_after + k' + output_padding"
+                f" = ({a.input}−1)·{a.stride} − {a.pad_before} − {a.pad_after} + {keff} + {a.output_padding}"
+                f" = {a.output}"
+            )
+            continue
+        if spec.padding is PadMode.SAME and spec.framework is not Framework.TORCH:
+            out = -(-a.input // a.stride)
+            lines.append(f"  SAME: out = ⌈n/s⌉ = ⌈{a.input}/{a.stride}⌉ = {out}")
+            total = a.pad_before + a.pad_after
+            lines.append(
+                f"  padding total = max((out−1)·s + k' − n, 0) = max(({out}−1)·{a.stride} + {keff} − "
+                f"{a.input}, 0) = {total} → {a.pad_before} before, {a.pad_after} after"
+            )
+        elif spec.padding is PadMode.SAME:
+            lines.append(
+                f"  same: padding total = k'−1 = {keff - 1} → {a.pad_before} before, {a.pad_after} after"
+            )
+        padded = a.input + a.pad_before + a.pad_after
+        span = padded - keff
+        lines.append(
+            f"  padded input = n + p_before + p_after = {a.input} + {a.pad_before} + {a.pad_after} = {padded}"
+        )
+        if spec.ceil_mode:
+            raw = -(-span // a.stride) + 1
+            lines.append(
+                f"  out = ⌈(n + p_b + p_a − k') / s⌉ + 1 = ⌈{span}/{a.stride}⌉ + 1 = {raw}"
+            )
+            if raw != a.output:
+                lines.append(
+                    f"  the last window would start at {(raw - 1) * a.stride} ≥ n + p_before = "
+                    f"{a.input + a.pad_before}, outside the input: dropped → {a.output}"
+                )
+        else:
+            lines.append(
+                f"  out = ⌊(n + p_before + p_after − k') / s⌋ + 1 = ⌊({padded} − {keff}) / {a.stride}⌋ + 1"
+                f" = ⌊{span}/{a.stride}⌋ + 1 = {span // a.stride} + 1 = {a.output}"
+            )
+            if span % a.stride:
+                lines.append(f"  the floor drops a remainder of {span % a.stride}")
+    return lines

@@ -1,0 +1,90 @@
+"""The Typer app: each command parses its options, makes one core call, renders, and lets domain
+errors through; :func:`main` turns every expected failure into one line on stderr and an exit code.
+
+Commands live in one module each (``shape.py``, ``filter.py``, ``summary.py``) so that no module
+imports numpy, numba or PIL at import time: ``cnncli shape`` and ``cnncli summary`` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+import typer
+
+# Typer ≥ 0.29 vendors Click; its exceptions are what the parser raises in non-standalone mode.
+from typer._click import exceptions as click_exc
+
+from cnncli.errors import CnnCliError
+
+app = typer.Typer(
+    name="cnncli",
+    help=(
+        "Convolution arithmetic, image filtering and model summaries for CNNs.\n\n"
+        "Examples:\n\n"
+        "  cnncli shape 224 224 -k 7 -s 2 -p 3 --in-channels 3 --out-channels 64\n\n"
+        "  cnncli shape 6x6 -k 3 --explain\n\n"
+        "  cnncli filter samples/coffee.png -k sobel -o edges.png\n\n"
+        "  cnncli summary resnet50"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _register() -> None:
+    # Each module adds its command to `app`; none imports numpy/numba/PIL at module level.
+    import importlib
+
+    for name in ("shape", "filter", "summary"):
+        try:
+            importlib.import_module(f"cnncli.cli.{name}")
+        except ModuleNotFoundError as err:  # a command still being built is simply absent
+            if err.name != f"cnncli.cli.{name}":
+                raise
+
+
+_register()
+
+
+def fail(message: str, code: int) -> None:
+    """Print one line on stderr and exit."""
+    message = " ".join(message.split())
+    sys.stderr.write(f"cnncli: error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: run the app, map errors to one stderr line and an exit code."""
+    try:
+        rv = app(args=list(argv) if argv is not None else None, prog_name="cnncli", standalone_mode=False)
+    except click_exc.NoArgsIsHelpError as err:
+        if err.ctx is not None:
+            sys.stdout.write(err.ctx.get_help() + "\n")
+        raise SystemExit(2) from None
+    except click_exc.UsageError as err:
+        where = f"cnncli {err.ctx.info_name}" if err.ctx and err.ctx.info_name != "cnncli" else "cnncli"
+        fail(f"{err.format_message()} (see '{where} --help')", 2)
+    except CnnCliError as err:
+        fail(str(err), err.exit_code)
+    except typer.Abort:
+        fail("aborted", 130)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(1) from None
+    except click_exc.ClickException as err:
+        fail(err.format_message(), err.exit_code or 1)
+    except Exception as err:  # a bug, not bad input: still one line unless asked for the traceback
+        if os.environ.get("CNNCLI_DEBUG"):
+            raise
+        fail(f"internal error: {type(err).__name__}: {err} (set CNNCLI_DEBUG=1 for the traceback)", 1)
+    raise SystemExit(rv if isinstance(rv, int) else 0)
