@@ -26,7 +26,7 @@ from cnncli.errors import ShapeError, UsageError
 MAX_VALUE = 2**31 - 1
 
 #: Above this many window taps, coverage of the input is not counted tap by tap.
-_COVERAGE_BRUTE_FORCE_LIMIT = 2_000_000
+_COVERAGE_BRUTE_FORCE_LIMIT = 200_000
 
 
 @unique
@@ -149,15 +149,16 @@ IntOrSeq = int | Sequence[int]
 PaddingArg = str | int | Sequence[int] | Sequence[Sequence[int]] | PadMode | None
 
 
-def _check_int(value: object, what: str, minimum: int) -> int:
+def _check_int(value: object, what: str, minimum: int, axis: str = "") -> int:
+    where = f" on axis {axis}" if axis else ""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{what} must be a whole number, got {value!r}")
+        raise UsageError(f"{what}{where} must be a whole number, got {value!r}")
     if value < minimum:
         fix = "a positive whole number" if minimum == 1 else f"a whole number ≥ {minimum}"
-        raise UsageError(f"{what} {value} is not allowed; use {fix}")
+        raise UsageError(f"{what} {value}{where} is not allowed; use {fix}")
     if value > MAX_VALUE:
         raise UsageError(
-            f"{what} {value} is larger than {MAX_VALUE}, the largest size frameworks index"
+            f"{what} {value}{where} is larger than {MAX_VALUE}, the largest size frameworks index"
         )
     return value
 
@@ -176,14 +177,13 @@ def per_axis(value: IntOrSeq, ndim: int, what: str, minimum: int = 1) -> tuple[i
             f"give one value or {ndim}"
         )
     return tuple(
-        _check_int(v, f"{what} on axis {n}", minimum)
-        for v, n in zip(values, axis_names(ndim), strict=True)
+        _check_int(v, what, minimum, n) for v, n in zip(values, axis_names(ndim), strict=True)
     )
 
 
-def _padding(value: PaddingArg, ndim: int) -> PadMode | Explicit:
-    if value is None:
-        return PadMode.VALID
+def _padding(value: PaddingArg, ndim: int, framework: Framework) -> PadMode | Explicit:
+    if value is None:  # each framework's own default: padding=0 (PyTorch), 'valid' (TF, Keras)
+        return ((0, 0),) * ndim if framework is Framework.TORCH else PadMode.VALID
     if isinstance(value, str):
         try:
             return PadMode(value.lower())
@@ -252,8 +252,7 @@ def make_spec(
         raise UsageError(f"give 1, 2 or 3 spatial sizes (L, H W or D H W), got {len(sizes)}")
     ndim = len(sizes)
     sizes = tuple(
-        _check_int(v, f"input size on axis {n}", 1)
-        for v, n in zip(sizes, axis_names(ndim), strict=True)
+        _check_int(v, "input size", 1, n) for v, n in zip(sizes, axis_names(ndim), strict=True)
     )
     kernels = per_axis(kernel, ndim, "kernel")
     strides = (
@@ -262,7 +261,7 @@ def make_spec(
         else per_axis(1 if stride is None else stride, ndim, "stride")
     )
     dilations = per_axis(dilation, ndim, "dilation")
-    pad = _padding(padding, ndim)
+    pad = _padding(padding, ndim, framework)
 
     if output_padding is not None and op is not Op.CONVTRANSPOSE:
         raise UsageError(
@@ -484,8 +483,12 @@ def transposed_size(n: int, keff: int, s: int, before: int, after: int, output_p
     return (n - 1) * s - before - after + keff + output_padding
 
 
-def resolve(spec: LayerSpec) -> Geometry:
-    """Apply the framework's rules: per-axis padding, output size, coverage, or a ShapeError."""
+def resolve(spec: LayerSpec, *, coverage: bool = True) -> Geometry:
+    """Apply the framework's rules: per-axis padding, output size, coverage, or a ShapeError.
+
+    ``coverage=False`` skips counting the input positions no window reads (for solvers that
+    resolve many candidate layers).
+    """
     _refuse_framework_combinations(spec)
     axes: list[AxisGeometry] = []
     names = axis_names(spec.ndim)
@@ -528,7 +531,7 @@ def resolve(spec: LayerSpec) -> Geometry:
                 f"output on axis {name} would be {out} (input {n}, kernel {keff}, stride {s}); "
                 "use more padding or a smaller kernel"
             )
-        end, total = _coverage(n, out, keff, s, d, before)
+        end, total = _coverage(n, out, keff, s, d, before) if coverage else (0, None)
         axes.append(AxisGeometry(name, n, out, k, s, d, before, after, 0, end, total))
     return Geometry(spec, tuple(axes), _notes(spec))
 
@@ -680,7 +683,7 @@ class Solution:
     """One axis's answer to a solve."""
 
     axis: str
-    #: For padding: (before, after); for output padding: (op,); for input: every size that works.
+    #: padding: (before, after[, output padding]); output padding: (op,); input: (smallest, largest).
     values: tuple[int, ...]
     symmetric: bool = True
 
@@ -708,7 +711,7 @@ def _axis_spec(spec: LayerSpec, i: int, **changes: object) -> LayerSpec:
 
 def _output_or_zero(spec: LayerSpec) -> int:
     try:
-        return resolve(spec).axes[0].output
+        return resolve(spec, coverage=False).axes[0].output
     except ShapeError:
         return 0
 
@@ -798,7 +801,10 @@ def solve_output_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Soluti
 
 
 def solve_input(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...]:
-    """Every input size that gives ``target`` (the output never decreases as the input grows)."""
+    """The range ``(smallest, largest)`` of input sizes that give ``target``.
+
+    The output never decreases as the input grows, so the sizes that give it form one range.
+    """
     out: list[Solution] = []
     for i, (name, t) in enumerate(zip(axis_names(spec.ndim), _targets(spec, target), strict=True)):
 
@@ -822,7 +828,8 @@ def solve_input(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...]:
                 + (f", input {a - 1} gives {size(a - 1)}" if a > 1 else "")
             )
         b = first_reaching(t + 1)
-        out.append(Solution(name, tuple(range(a, b if size(b) > t else b + 1))))
+        last = b - 1 if size(b) > t else b
+        out.append(Solution(name, (a, last)))
     return tuple(out)
 
 

@@ -16,7 +16,7 @@ import typer
 # Typer ≥ 0.29 vendors Click; its exceptions are what the parser raises in non-standalone mode.
 from typer._click import exceptions as click_exc
 
-from cnncli.errors import CnnCliError
+from cnncli.errors import CnnCliError, UsageError
 
 app = typer.Typer(
     name="cnncli",
@@ -36,6 +36,12 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    # A callback keeps cnncli a group of commands even while only one command is registered.
+    pass
+
+
 def _register() -> None:
     # Each module adds its command to `app`; none imports numpy/numba/PIL at module level.
     import importlib
@@ -48,7 +54,20 @@ def _register() -> None:
                 raise
 
 
-_register()
+def parse_ints(text: str, what: str, *, minimum: int = 1) -> list[int]:
+    """``"5,3"`` → ``[5, 3]``; a usage error naming the value otherwise."""
+    values: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        try:
+            value = int(part)
+        except ValueError:
+            raise UsageError(
+                f"{what} {text!r} is not a whole number or a comma-separated list (e.g. 3 or 5,3)"
+            ) from None
+        if value < minimum:
+            raise UsageError(f"{what} {value} is not allowed; use a whole number ≥ {minimum}")
+        values.append(value)
+    return values
 
 
 def fail(message: str, code: int) -> None:
@@ -62,13 +81,17 @@ def fail(message: str, code: int) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the app, map errors to one stderr line and an exit code."""
     try:
-        rv = app(args=list(argv) if argv is not None else None, prog_name="cnncli", standalone_mode=False)
+        rv = app(
+            args=list(argv) if argv is not None else None, prog_name="cnncli", standalone_mode=False
+        )
     except click_exc.NoArgsIsHelpError as err:
         if err.ctx is not None:
             sys.stdout.write(err.ctx.get_help() + "\n")
         raise SystemExit(2) from None
     except click_exc.UsageError as err:
-        where = f"cnncli {err.ctx.info_name}" if err.ctx and err.ctx.info_name != "cnncli" else "cnncli"
+        where = (
+            f"cnncli {err.ctx.info_name}" if err.ctx and err.ctx.info_name != "cnncli" else "cnncli"
+        )
         fail(f"{err.format_message()} (see '{where} --help')", 2)
     except CnnCliError as err:
         fail(str(err), err.exit_code)
@@ -86,5 +109,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as err:  # a bug, not bad input: still one line unless asked for the traceback
         if os.environ.get("CNNCLI_DEBUG"):
             raise
-        fail(f"internal error: {type(err).__name__}: {err} (set CNNCLI_DEBUG=1 for the traceback)", 1)
+        fail(
+            f"internal error: {type(err).__name__}: {err} (set CNNCLI_DEBUG=1 for the traceback)", 1
+        )
     raise SystemExit(rv if isinstance(rv, int) else 0)
+
+
+# Last, so that the command modules can import `app` and the helpers above.
+_register()
