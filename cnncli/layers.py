@@ -1,0 +1,581 @@
+"""Layer types of the model format: for each, its options, output shape, parameters and MACs.
+
+Spatial arithmetic (output sizes, padding splits, conv parameters and MACs) comes from
+:mod:`cnncli.arithmetic`, the same core as ``cnncli shape``; this module only adds what has no
+sliding window: dense, normalisation, activations, merges, flatten, upsampling.
+
+A tensor is described without its batch axis as channels plus spatial sizes (:class:`TShape`); the
+layout (channels first or last) only changes how a shape is shown.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnncli import arithmetic as ar
+from cnncli.errors import CnnCliError, ModelError
+
+#: Largest channel count, unit count, repeat factor the format accepts (frameworks index int32).
+MAX_SIZE = ar.MAX_VALUE
+
+
+@dataclass(frozen=True)
+class TShape:
+    """A tensor without its batch axis: ``channels`` and the spatial sizes (empty when flat)."""
+
+    channels: int
+    spatial: tuple[int, ...] = ()
+
+    @property
+    def elements(self) -> int:
+        out = self.channels
+        for s in self.spatial:
+            out *= s
+        return out
+
+    def dims(self, channels_last: bool) -> tuple[int, ...]:
+        """The shape as the user's framework shows it."""
+        if channels_last:
+            return (*self.spatial, self.channels)
+        return (self.channels, *self.spatial)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """Model-wide conventions a layer needs."""
+
+    framework: ar.Framework = ar.Framework.TORCH
+    channels_last: bool = False
+
+    def show(self, shape: TShape) -> str:
+        return "(" + ", ".join(str(d) for d in shape.dims(self.channels_last)) + ")"
+
+
+@dataclass(frozen=True)
+class LayerOut:
+    """What one layer does to its input(s)."""
+
+    shape: TShape
+    trainable: int = 0
+    non_trainable: int = 0
+    #: Multiply-accumulates of convolution and dense layers, bias excluded.
+    macs: int = 0
+    #: The additions of the bias (what ``--count-bias`` adds to ``macs``).
+    bias_macs: int = 0
+    kernel: tuple[int, ...] | None = None
+    stride: tuple[int, ...] | None = None
+    dilation: tuple[int, ...] | None = None
+    geometry: ar.Geometry | None = None
+    #: Receptive field changes: "window" (kernel/stride/dilation above), "global", "keep", "lost".
+    rf: str = "keep"
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """One layer type: canonical name, accepted options (canonical name -> default) and rule."""
+
+    name: str
+    compute: Callable[[dict[str, Any], list[TShape], list[str], Ctx], LayerOut]
+    options: dict[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    #: Number of inputs: 1, or 0 for "two or more".
+    arity: int = 1
+    summary: str = ""
+
+
+#: Option spellings of PyTorch and Keras accepted as the canonical name.
+OPTION_ALIASES = {
+    "out_channels": "filters",
+    "kernel_size": "kernel",
+    "pool_size": "kernel",
+    "strides": "stride",
+    "dilation_rate": "dilation",
+    "use_bias": "bias",
+    "out_features": "units",
+    "p": "rate",
+    "scale_factor": "scale",
+    "alpha": "negative_slope",
+    "epsilon": "eps",
+    "num_features": "features",
+    "dim": "axis",
+}
+
+ACTIVATIONS = (
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "gelu",
+    "silu",
+    "hardswish",
+    "hardsigmoid",
+    "linear",
+)
+ACTIVATION_ALIASES = {
+    "swish": "silu",
+    "hard_swish": "hardswish",
+    "hard_sigmoid": "hardsigmoid",
+    "leakyrelu": "leaky_relu",
+    "re_lu": "relu",
+}
+
+
+def closest(word: str, choices: Sequence[str], n: int = 3) -> str:
+    """``; did you mean a, b?`` or an empty string."""
+    near = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.5)
+    return f"; did you mean {', '.join(near)}?" if near else ""
+
+
+def whole(value: Any, what: str, minimum: int = 1) -> int:
+    """A whole number within the format's limits, or a ModelError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelError(f"{what} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise ModelError(f"{what} {value} is not allowed; use a whole number ≥ {minimum}")
+    if value > MAX_SIZE:
+        raise ModelError(f"{what} {value} is larger than {MAX_SIZE}; use a realistic size")
+    return value
+
+
+def flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ModelError(f"{what} must be true or false, got {value!r}")
+    return value
+
+
+def activation_name(value: Any, what: str = "activation") -> str | None:
+    """Canonical activation name (None for none/linear)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ModelError(f"{what} must be a name, got {value!r}")
+    key = value.lower().replace("-", "_")
+    key = ACTIVATION_ALIASES.get(key, key)
+    if key not in ACTIVATIONS:
+        raise ModelError(
+            f"unknown {what} {value!r}{closest(key, ACTIVATIONS)} (known: {', '.join(ACTIVATIONS)})"
+        )
+    return None if key == "linear" else key
+
+
+def _one(inputs: list[TShape]) -> TShape:
+    return inputs[0]
+
+
+def _need_spatial(name: str, x: TShape, ndim: int, ctx: Ctx) -> None:
+    if len(x.spatial) != ndim:
+        axes = " ".join(ar.axis_names(ndim))
+        raise ModelError(
+            f"{name} needs an input with {ndim} spatial ax{'is' if ndim == 1 else 'es'} ({axes}) "
+            f"and channels, got {ctx.show(x)}; use a {len(x.spatial)}-D layer"
+            + (" or remove the flatten" if not x.spatial else "")
+        )
+
+
+def _geometry(x: TShape, opts: dict[str, Any], op: ar.Op, ctx: Ctx) -> ar.Geometry:
+    try:
+        spec = ar.make_spec(
+            x.spatial,
+            opts["kernel"],
+            stride=opts.get("stride"),
+            dilation=opts.get("dilation") or 1,
+            padding=opts.get("padding"),
+            op=op,
+            framework=ctx.framework,
+            ceil_mode=bool(opts.get("ceil_mode", False)),
+            output_padding=opts.get("output_padding"),
+        )
+        return ar.resolve(spec)
+    except CnnCliError as err:
+        raise ModelError(_option_words(str(err))) from None
+
+
+def _option_words(message: str) -> str:
+    # arithmetic speaks in `cnncli shape` flags; the model file has options without dashes.
+    for flag_, option in (
+        ("--padding", "padding:"),
+        ("--output-padding", "output_padding:"),
+        ("--dilation", "dilation:"),
+        ("--ceil-mode", "ceil_mode:"),
+        ("--framework tf", "framework: tf"),
+        ("--framework torch", "framework: torch"),
+        ("--framework", "framework:"),
+    ):
+        message = message.replace(flag_, option)
+    return message
+
+
+def _conv(ndim: int, op: ar.Op, depthwise: bool = False) -> Callable[..., LayerOut]:
+    def compute(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+        x = _one(inputs)
+        _need_spatial(opts["_type"], x, ndim, ctx)
+        geom = _geometry(x, opts, op, ctx)
+        bias = flag(opts["bias"], "bias")
+        if depthwise:
+            groups = x.channels
+            filters = x.channels * whole(opts["depth_multiplier"], "depth_multiplier")
+        else:
+            groups = whole(opts["groups"], "groups")
+            filters = whole(opts["filters"], "filters")
+        try:
+            cost = ar.layer_cost(geom, x.channels, filters, groups, bias)
+        except CnnCliError as err:
+            raise ModelError(str(err).replace("in channels", "input channels")) from None
+        return LayerOut(
+            TShape(cost.out_channels, geom.output_size),
+            trainable=cost.params,
+            macs=cost.macs,
+            bias_macs=cost.output_elements if bias else 0,
+            kernel=geom.spec.kernel,
+            stride=geom.spec.stride,
+            dilation=geom.spec.dilation,
+            geometry=geom,
+            rf="lost" if op is ar.Op.CONVTRANSPOSE else "window",
+        )
+
+    return compute
+
+
+def _pool(ndim: int, op: ar.Op) -> Callable[..., LayerOut]:
+    def compute(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+        x = _one(inputs)
+        _need_spatial(opts["_type"], x, ndim, ctx)
+        geom = _geometry(x, opts, op, ctx)
+        return LayerOut(
+            TShape(x.channels, geom.output_size),
+            kernel=geom.spec.kernel,
+            stride=geom.spec.stride,
+            dilation=geom.spec.dilation,
+            geometry=geom,
+            rf="window",
+        )
+
+    return compute
+
+
+def _global_pool(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    if not x.spatial:
+        raise ModelError(f"{opts['_type']} needs spatial axes, got the flat shape {ctx.show(x)}")
+    keep = flag(opts["keepdims"], "keepdims")
+    spatial = (1,) * len(x.spatial) if keep else ()
+    return LayerOut(TShape(x.channels, spatial), kernel=x.spatial, rf="global")
+
+
+def _adaptive_pool(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    if not x.spatial:
+        raise ModelError(f"{opts['_type']} needs spatial axes, got the flat shape {ctx.show(x)}")
+    try:
+        size = ar.per_axis(opts["output_size"], len(x.spatial), "output_size")
+    except CnnCliError as err:
+        raise ModelError(str(err)) from None
+    # Window i covers [⌊i·n/out⌋, ⌈(i+1)·n/out⌉): exactly the input when out divides n.
+    return LayerOut(TShape(x.channels, size), rf="global" if set(size) == {1} else "lost")
+
+
+def _batchnorm(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    c = x.channels
+    affine = flag(opts["affine"], "affine")
+    stats = flag(opts["track_running_stats"], "track_running_stats")
+    # PyTorch: weight, bias (trainable); running_mean, running_var (buffers). Keras: gamma, beta;
+    # moving_mean, moving_variance (non-trainable weights). num_batches_tracked is not counted.
+    return LayerOut(x, trainable=2 * c if affine else 0, non_trainable=2 * c if stats else 0)
+
+
+def _layernorm(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    affine = flag(opts["affine"], "affine")
+    return LayerOut(x, trainable=2 * x.channels if affine else 0)
+
+
+def _same(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    return LayerOut(_one(inputs))
+
+
+def _dropout(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    rate = opts["rate"]
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+        raise ModelError(f"dropout rate must be a number from 0 to below 1, got {rate!r}")
+    return LayerOut(_one(inputs))
+
+
+def _activation(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    activation_name(opts["function"], "activation function")
+    return LayerOut(_one(inputs))
+
+
+def _flatten(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    return LayerOut(TShape(x.elements, ()))
+
+
+def _dense(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    units = whole(opts["units"], "units")
+    bias = flag(opts["bias"], "bias")
+    if x.spatial and not ctx.channels_last:
+        raise ModelError(
+            f"dense on the channels-first shape {ctx.show(x)} would act on the last axis, not the "
+            "channels; add a flatten or global_avgpool layer first"
+        )
+    positions = x.elements // x.channels
+    return LayerOut(
+        TShape(units, x.spatial),
+        trainable=x.channels * units + (units if bias else 0),
+        macs=positions * x.channels * units,
+        bias_macs=positions * units if bias else 0,
+    )
+
+
+def _zeropad(ndim: int) -> Callable[..., LayerOut]:
+    def compute(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+        x = _one(inputs)
+        _need_spatial(opts["_type"], x, ndim, ctx)
+        try:
+            # A 1-wide window over the padded input is exactly the padded size.
+            spec = ar.make_spec(x.spatial, 1, padding=opts["padding"], framework="tf")
+            geom = ar.resolve(spec)
+        except CnnCliError as err:
+            raise ModelError(_option_words(str(err))) from None
+        return LayerOut(TShape(x.channels, geom.output_size), geometry=geom)
+
+    return compute
+
+
+def _upsample(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    if not x.spatial:
+        raise ModelError(f"upsample needs spatial axes, got the flat shape {ctx.show(x)}")
+    try:
+        if opts.get("size") is not None:
+            if opts.get("scale") not in (None, 2):
+                raise ModelError("upsample takes scale or size, not both; drop one")
+            size = ar.per_axis(opts["size"], len(x.spatial), "size")
+        else:
+            scale = ar.per_axis(opts.get("scale") or 2, len(x.spatial), "scale")
+            size = tuple(n * s for n, s in zip(x.spatial, scale, strict=True))
+    except ModelError:
+        raise
+    except CnnCliError as err:
+        raise ModelError(str(err)) from None
+    mode = opts["mode"]
+    if mode not in ("nearest", "bilinear", "bicubic", "trilinear", "linear"):
+        raise ModelError(f"unknown upsample mode {mode!r}; use nearest, linear, bilinear, bicubic or trilinear")
+    return LayerOut(TShape(x.channels, size), rf="lost")
+
+
+def _broadcast(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    kind = opts["_type"]
+    first = inputs[0]
+    dims = list(first.dims(False))
+    for name, shape in zip(names[1:], inputs[1:], strict=True):
+        other = shape.dims(False)
+        ok = len(other) == len(dims) and all(
+            a == b or (kind == "multiply" and 1 in (a, b)) for a, b in zip(dims, other, strict=True)
+        )
+        if not ok:
+            rule = "equal shapes" if kind == "add" else "equal shapes or sizes of 1 (broadcast)"
+            raise ModelError(
+                f"{kind} needs {rule}, but '{names[0]}' is {ctx.show(first)} and '{name}' is "
+                f"{ctx.show(shape)}"
+            )
+        dims = [max(a, b) for a, b in zip(dims, other, strict=True)]
+    return LayerOut(TShape(dims[0], tuple(dims[1:])))
+
+
+def _concat(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    axis = opts["axis"]
+    if axis not in ("channels", -1 if ctx.channels_last else 1):
+        raise ModelError(f"concat joins along the channels only; drop axis {axis!r} or use axis: channels")
+    first = inputs[0]
+    for name, shape in zip(names[1:], inputs[1:], strict=True):
+        if shape.spatial != first.spatial:
+            raise ModelError(
+                f"concat needs equal sizes apart from the channels, but '{names[0]}' is "
+                f"{ctx.show(first)} and '{name}' is {ctx.show(shape)}"
+            )
+    return LayerOut(TShape(sum(s.channels for s in inputs), first.spatial))
+
+
+_CONV_OPTS = {
+    "filters": None,
+    "kernel": None,
+    "stride": 1,
+    "padding": None,
+    "dilation": 1,
+    "groups": 1,
+    "bias": True,
+    "activation": None,
+}
+_POOL_OPTS = {"kernel": None, "stride": None, "padding": None, "dilation": 1, "ceil_mode": False}
+
+
+def _build_registry() -> dict[str, LayerType]:
+    reg: list[LayerType] = []
+    for nd in (1, 2, 3):
+        reg.append(
+            LayerType(
+                f"conv{nd}d",
+                _conv(nd, ar.Op.CONV),
+                dict(_CONV_OPTS),
+                ("filters", "kernel"),
+                summary="convolution (grouped with groups:, dilated with dilation:)",
+            )
+        )
+        reg.append(
+            LayerType(
+                f"depthwise_conv{nd}d",
+                _conv(nd, ar.Op.CONV, depthwise=True),
+                {k: v for k, v in _CONV_OPTS.items() if k not in ("filters", "groups")}
+                | {"depth_multiplier": 1},
+                ("kernel",),
+                summary="one filter per input channel (groups = channels)",
+            )
+        )
+        reg.append(
+            LayerType(
+                f"convtranspose{nd}d",
+                _conv(nd, ar.Op.CONVTRANSPOSE),
+                _CONV_OPTS | {"output_padding": None, "padding": 0},
+                ("filters", "kernel"),
+                summary="transposed convolution",
+            )
+        )
+        reg.append(LayerType(f"maxpool{nd}d", _pool(nd, ar.Op.MAXPOOL), dict(_POOL_OPTS), ("kernel",)))
+        reg.append(
+            LayerType(
+                f"avgpool{nd}d",
+                _pool(nd, ar.Op.AVGPOOL),
+                {k: v for k, v in _POOL_OPTS.items() if k != "dilation"},
+                ("kernel",),
+            )
+        )
+        reg.append(LayerType(f"zeropad{nd}d", _zeropad(nd), {"padding": 1}))
+    reg += [
+        LayerType("global_avgpool", _global_pool, {"keepdims": False}),
+        LayerType("global_maxpool", _global_pool, {"keepdims": False}),
+        LayerType("adaptive_avgpool", _adaptive_pool, {"output_size": None}, ("output_size",)),
+        LayerType("adaptive_maxpool", _adaptive_pool, {"output_size": None}, ("output_size",)),
+        LayerType(
+            "batchnorm",
+            _batchnorm,
+            {"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True},
+        ),
+        LayerType("layernorm", _layernorm, {"eps": 1e-5, "affine": True}),
+        LayerType("dropout", _dropout, {"rate": 0.5}),
+        LayerType("flatten", _flatten),
+        LayerType("dense", _dense, {"units": None, "bias": True, "activation": None}, ("units",)),
+        LayerType("upsample", _upsample, {"scale": None, "size": None, "mode": "nearest"}),
+        LayerType("add", _broadcast, arity=0),
+        LayerType("multiply", _broadcast, arity=0),
+        LayerType("concat", _concat, {"axis": "channels"}, arity=0),
+        LayerType("identity", _same),
+        LayerType("activation", _activation, {"function": None}, ("function",)),
+    ]
+    for act in ACTIVATIONS:
+        if act == "linear":
+            continue
+        opts: dict[str, Any] = {}
+        if act == "leaky_relu":
+            opts = {"negative_slope": 0.01}
+        if act == "softmax":
+            opts = {"axis": "channels"}
+        reg.append(LayerType(act, _same, opts))
+    return {t.name: t for t in reg}
+
+
+LAYER_TYPES = _build_registry()
+
+#: PyTorch and Keras class names (lowercased, underscores dropped) for the canonical types.
+_TYPE_ALIASES = {
+    "linear": "dense",
+    "batchnorm1d": "batchnorm",
+    "batchnorm2d": "batchnorm",
+    "batchnorm3d": "batchnorm",
+    "batchnormalization": "batchnorm",
+    "layernormalization": "layernorm",
+    "globalaveragepooling1d": "global_avgpool",
+    "globalaveragepooling2d": "global_avgpool",
+    "globalaveragepooling3d": "global_avgpool",
+    "globalmaxpooling1d": "global_maxpool",
+    "globalmaxpooling2d": "global_maxpool",
+    "globalmaxpooling3d": "global_maxpool",
+    "adaptiveavgpool1d": "adaptive_avgpool",
+    "adaptiveavgpool2d": "adaptive_avgpool",
+    "adaptiveavgpool3d": "adaptive_avgpool",
+    "adaptivemaxpool1d": "adaptive_maxpool",
+    "adaptivemaxpool2d": "adaptive_maxpool",
+    "adaptivemaxpool3d": "adaptive_maxpool",
+    "concatenate": "concat",
+    "cat": "concat",
+    "mul": "multiply",
+    "swish": "silu",
+    "hardswish": "hardswish",
+    "leakyrelu": "leaky_relu",
+    "upsampling1d": "upsample",
+    "upsampling2d": "upsample",
+    "upsampling3d": "upsample",
+    "upsample": "upsample",
+    "relu": "relu",
+}
+for _nd in (1, 2, 3):
+    _TYPE_ALIASES |= {
+        f"maxpooling{_nd}d": f"maxpool{_nd}d",
+        f"averagepooling{_nd}d": f"avgpool{_nd}d",
+        f"avgpooling{_nd}d": f"avgpool{_nd}d",
+        f"conv{_nd}dtranspose": f"convtranspose{_nd}d",
+        f"zeropadding{_nd}d": f"zeropad{_nd}d",
+        f"depthwiseconv{_nd}d": f"depthwise_conv{_nd}d",
+    }
+_LOOKUP = {name.replace("_", ""): name for name in LAYER_TYPES} | _TYPE_ALIASES
+
+
+def layer_type(name: str) -> LayerType:
+    """The layer type for a name as written (``Conv2D``, ``conv2d``, ``BatchNorm2d`` …)."""
+    key = name.lower().replace("_", "").replace("-", "")
+    if key in _LOOKUP:
+        return LAYER_TYPES[_LOOKUP[key]]
+    raise ModelError(f"unknown layer type {name!r}{closest(name.lower(), list(LAYER_TYPES))}")
+
+
+def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
+    """Map option spellings to canonical names, refuse unknown ones, fill defaults."""
+    opts: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = OPTION_ALIASES.get(key, key)
+        if name not in kind.options:
+            known = sorted(kind.options)
+            hint = closest(key, known + list(OPTION_ALIASES))
+            listing = f" ({kind.name} takes {', '.join(known)})" if known else f" ({kind.name} takes no options)"
+            raise ModelError(f"unknown option {key!r} for {kind.name}{hint}{listing}")
+        if name in opts:
+            raise ModelError(f"option {name!r} given twice (as {key!r}); keep one")
+        opts[name] = value
+    for name in kind.required:
+        if opts.get(name) is None:
+            raise ModelError(f"{kind.name} needs the option {name!r}")
+    out = dict(kind.options) | opts
+    out["_type"] = kind.name
+    if "activation" in out:
+        out["activation"] = activation_name(out["activation"])
+    if "function" in out and out["function"] is not None:
+        out["function"] = activation_name(out["function"], "activation function")
+    return out
+
+
+def compute(kind: LayerType, opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    """Apply the layer's rule after checking how many inputs it has."""
+    if kind.arity == 1 and len(inputs) != 1:
+        raise ModelError(f"{kind.name} takes one input, got {len(inputs)} ({', '.join(names)})")
+    if kind.arity == 0 and len(inputs) < 2:
+        raise ModelError(
+            f"{kind.name} needs two or more inputs, got {len(inputs)}; list them with input: [a, b]"
+        )
+    return kind.compute(opts, inputs, names, ctx)

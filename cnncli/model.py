@@ -1,0 +1,886 @@
+"""Model files: YAML -> validated graph (blocks, repeat, references) -> per-layer rows and totals.
+
+The result (:class:`Summary`) is plain data; the Rich table, JSON, CSV and Markdown renderers in
+:mod:`cnncli.render.summary` and the torch builder in :mod:`cnncli.verify` all read the same object.
+The format is described in ``docs/model-format.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cnncli import arithmetic as ar
+from cnncli.errors import CnnCliError, ModelError, UsageError
+from cnncli.layers import (
+    LAYER_TYPES,
+    Ctx,
+    LayerOut,
+    LayerType,
+    TShape,
+    canonical_options,
+    closest,
+    compute,
+    layer_type,
+    whole,
+)
+
+ZOO_DIR = Path(__file__).parent / "zoo"
+#: Refused before any work: these are far beyond any real network.
+MAX_REPEAT = 10_000
+MAX_LAYERS = 100_000
+MAX_FILE_BYTES = 10_000_000
+#: Bytes per element for the memory totals (float32, as torchinfo and Keras assume).
+BYTES_PER_ELEMENT = 4
+
+_TOP_KEYS = ("name", "description", "input", "inputs", "layout", "framework", "blocks", "layers")
+_BLOCK_KEYS = ("params", "layers", "output", "description")
+_LAYER_RESERVED = ("type", "name", "input", "trainable", "if")
+_CALL_RESERVED = ("block", "name", "input", "repeat", "first", "if")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading YAML with line numbers
+# --------------------------------------------------------------------------------------------
+
+
+class Mapping(dict[str, Any]):
+    """A YAML mapping that remembers where it starts (1-based line and column)."""
+
+    line: int = 0
+    col: int = 0
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader (no object tags) whose mappings carry their position; duplicate keys refused."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
+    loader.flatten_mapping(node)
+    out = Mapping()
+    out.line, out.col = node.start_mark.line + 1, node.start_mark.column + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "mapping keys must be plain words", key_node.start_mark
+            )
+        key = str(key)
+        if key in out:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        out[key] = loader.construct_object(value_node, deep=True)
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def zoo_names() -> list[str]:
+    """Models shipped with cnncli, usable by name."""
+    return sorted(p.stem for p in ZOO_DIR.glob("*.yaml"))
+
+
+def locate(source: str) -> Path:
+    """A model file path, or the zoo file for a bare zoo name."""
+    path = Path(source)
+    if path.is_file():
+        return path
+    if source in zoo_names():
+        return ZOO_DIR / f"{source}.yaml"
+    if path.exists():
+        raise ModelError(f"{source} is not a file; give a model YAML file or a zoo name")
+    if "/" in source or "\\" in source or path.suffix in (".yaml", ".yml"):
+        raise ModelError(f"no such file: {source}; check the path, or use a zoo name: {', '.join(zoo_names())}")
+    raise ModelError(
+        f"unknown model {source!r}: no such file and not in the zoo{closest(source, zoo_names())} "
+        f"(zoo: {', '.join(zoo_names())})"
+    )
+
+
+def load_yaml(text: str, label: str) -> Any:
+    """Parse YAML safely; syntax errors become ``label:line:col: problem``."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label
+        problem = err.problem or err.context or "invalid YAML"
+        if "could not determine a constructor" in str(err.problem):
+            problem = f"{problem.split(' for the tag ')[-1].strip()} tags are not allowed (only plain YAML data)"
+        raise ModelError(f"{where}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as err:
+        raise ModelError(f"{label}: YAML error: {err}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Parameter expressions: `$width`, `$width * 4`, `$channels // 2`
+# --------------------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"\s*(?:(\d+)|\$([A-Za-z_]\w*)|(//|[-+*/%()]))")
+
+
+def _expr(text: str, params: dict[str, Any]) -> Any:
+    whole_ref = re.fullmatch(r"\s*\$([A-Za-z_]\w*)\s*", text)
+    if whole_ref:
+        return _param(whole_ref.group(1), params)
+    tokens: list[Any] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if not m:
+            raise ModelError(
+                f"cannot read the expression {text!r} at {text[pos:].strip()!r}; "
+                "use numbers, $params, + - * // % and parentheses"
+            )
+        pos = m.end()
+        if m.group(1):
+            tokens.append(int(m.group(1)))
+        elif m.group(2):
+            value = _param(m.group(2), params)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ModelError(f"parameter ${m.group(2)} is {value!r}, not a number, in {text!r}")
+            tokens.append(value)
+        else:
+            tokens.append(m.group(3))
+    tokens.append(None)
+    at = 0
+
+    def peek() -> Any:
+        return tokens[at]
+
+    def take() -> Any:
+        nonlocal at
+        at += 1
+        return tokens[at - 1]
+
+    def atom() -> int:
+        t = take()
+        if t == "(":
+            v = add()
+            if take() != ")":
+                raise ModelError(f"missing ')' in {text!r}")
+            return v
+        if t == "-":
+            return -atom()
+        if isinstance(t, int):
+            return t
+        raise ModelError(f"cannot read the expression {text!r}")
+
+    def mul() -> int:
+        v = atom()
+        while peek() in ("*", "//", "/", "%"):
+            op, rhs = take(), atom()
+            if op == "*":
+                v *= rhs
+            elif rhs == 0:
+                raise ModelError(f"division by zero in {text!r}")
+            elif op == "%":
+                v %= rhs
+            elif op == "/" and v % rhs:
+                raise ModelError(f"{v} / {rhs} is not whole in {text!r}; use // to round down")
+            else:
+                v //= rhs
+            if abs(v) > 2**62:
+                raise ModelError(f"the expression {text!r} is absurdly large")
+        return v
+
+    def add() -> int:
+        v = mul()
+        while peek() in ("+", "-"):
+            v = v + mul() if take() == "+" else v - mul()
+        return v
+
+    value = add()
+    if peek() is not None:
+        raise ModelError(f"cannot read the expression {text!r}")
+    return value
+
+
+def _param(name: str, params: dict[str, Any]) -> Any:
+    if name not in params:
+        raise ModelError(
+            f"unknown parameter ${name}{closest(name, list(params))}"
+            + (f" (parameters: {', '.join('$' + p for p in params)})" if params else " (no parameters here)")
+        )
+    return params[name]
+
+
+def substitute(value: Any, params: dict[str, Any]) -> Any:
+    """Replace ``$name`` and expressions in a value (recursively in lists)."""
+    if isinstance(value, str) and "$" in value:
+        return _expr(value, params)
+    if isinstance(value, list):
+        return [substitute(v, params) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# The graph
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    """One layer after expansion (blocks unrolled, names qualified)."""
+
+    name: str
+    local: str
+    kind: LayerType
+    opts: dict[str, Any]
+    refs: list[str] | None
+    scope: dict[str, str]
+    default_input: str | None
+    line: int
+    col: int
+    group: str | None
+    depth: int
+    trainable: bool = True
+    #: A layer switched off by `if:` - passes its input through and gets no row.
+    hidden: bool = False
+    inputs: list[str] = field(default_factory=list)
+    out: LayerOut | None = None
+    rf: tuple[ar.Receptive, ...] | None = None
+    is_input: bool = False
+
+
+@dataclass
+class Group:
+    """A block instance (or the group of a repeated block's instances)."""
+
+    name: str
+    local: str
+    block: str
+    line: int
+    col: int
+    parent: str | None
+    depth: int
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the summary: a layer, or a block with its layers' sums."""
+
+    name: str
+    local: str
+    depth: int
+    kind: str  # "layer" or "block"
+    type: str
+    output_shape: tuple[int, ...]
+    input_shapes: tuple[tuple[int, ...], ...]
+    inputs: tuple[str, ...]
+    params: int
+    trainable_params: int
+    non_trainable_params: int
+    macs: int
+    bias_macs: int
+    output_elements: int
+    kernel: tuple[int, ...] | None
+    stride: tuple[int, ...] | None
+    dilation: tuple[int, ...] | None
+    receptive_field: tuple[int, ...] | None
+    jump: tuple[int, ...] | None
+    activation: str | None
+    line: int
+    group: str | None
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int
+    trainable_params: int
+    non_trainable_params: int
+    macs: int
+    flops: int
+    bias_macs: int
+    layers: int
+    param_bytes: int
+    activation_bytes: int
+    input_bytes: int
+
+
+@dataclass
+class Summary:
+    """A model's summary: rows in file order, totals, and the graph for the torch builder."""
+
+    name: str
+    source: str
+    layout: str
+    framework: str
+    inputs: dict[str, tuple[int, ...]]
+    outputs: dict[str, tuple[int, ...]]
+    rows: list[Row]
+    totals: Totals
+    count_bias: bool
+    nodes: list[Node]
+    ctx: Ctx
+
+    def layers(self) -> list[Row]:
+        return [r for r in self.rows if r.kind == "layer"]
+
+
+class _Builder:
+    def __init__(self, label: str, data: Mapping, ctx: Ctx) -> None:
+        self.label = label
+        self.ctx = ctx
+        self.nodes: dict[str, Node] = {}
+        self.order: list[Node] = []
+        self.groups: dict[str, Group] = {}
+        self.group_order: list[tuple[int, str]] = []  # (position in order, group) for rows
+        self.blocks: dict[str, Mapping] = {}
+        self.count = 0
+        self.stack: list[str] = []
+
+    # -- errors --------------------------------------------------------------------------
+    def at(self, item: Any, message: str) -> ModelError:
+        line = getattr(item, "line", 0)
+        col = getattr(item, "col", 0)
+        where = f"{self.label}:{line}:{col}" if line else self.label
+        return ModelError(f"{where}: {message}")
+
+    # -- expansion -----------------------------------------------------------------------
+    def expand(
+        self,
+        items: Any,
+        where: Any,
+        params: dict[str, Any],
+        prefix: str,
+        scope: dict[str, str],
+        prev: str | None,
+        group: str | None,
+        depth: int,
+    ) -> str | None:
+        if not isinstance(items, list):
+            raise self.at(where, "layers must be a list of layers (one '- type: …' per layer)")
+        counters: dict[str, int] = {}
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise self.at(
+                    where,
+                    f"each layer is a mapping like '- type: conv2d', got {item!r}",
+                )
+            if "block" in item:
+                prev = self.call(item, params, prefix, scope, prev, group, depth, counters)
+            else:
+                prev = self.layer(item, params, prefix, scope, prev, group, depth, counters)
+        return prev
+
+    def _name(self, item: Mapping, base: str, scope: dict[str, str], counters: dict[str, int], params: dict[str, Any]) -> str:
+        name = substitute(item.get("name"), params)
+        if name is None:
+            # Keras: conv2d, conv2d_1, conv2d_2 … skipping names already taken.
+            while True:
+                n = counters.get(base, 0)
+                counters[base] = n + 1
+                name = base if n == 0 else f"{base}_{n}"
+                if name not in scope:
+                    break
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w\-]*", name):
+            raise self.at(item, f"layer name {name!r} must be a word (letters, digits, _ and -)")
+        if name in scope:
+            raise self.at(item, f"the name {name!r} is used twice; give each layer its own name")
+        return name
+
+    def layer(
+        self,
+        item: Mapping,
+        params: dict[str, Any],
+        prefix: str,
+        scope: dict[str, str],
+        prev: str | None,
+        group: str | None,
+        depth: int,
+        counters: dict[str, int],
+    ) -> str:
+        self.count += 1
+        if self.count > MAX_LAYERS:
+            raise self.at(item, f"the model expands to more than {MAX_LAYERS:,} layers; lower repeat")
+        try:
+            raw_type = substitute(item.get("type"), params)
+            if raw_type is None:
+                raise ModelError(
+                    "a layer needs a type (e.g. '- type: conv2d') or a block (e.g. '- block: name')"
+                )
+            if not isinstance(raw_type, str):
+                raise ModelError(f"layer type must be a name, got {raw_type!r}")
+            kind = layer_type(raw_type)
+            name = self._name(item, kind.name, scope, counters, params)
+            raw_opts = {k: substitute(v, params) for k, v in item.items() if k not in _LAYER_RESERVED}
+            opts = canonical_options(kind, raw_opts)
+            cond = substitute(item.get("if", True), params)
+            trainable = substitute(item.get("trainable", True), params)
+            if not isinstance(trainable, bool):
+                raise ModelError(f"trainable must be true or false, got {trainable!r}")
+            refs = substitute(item.get("input"), params)
+            if refs is not None:
+                refs = [refs] if isinstance(refs, str) else refs
+                if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+                    raise ModelError("input must be a layer name or a list of names, e.g. input: [a, b]")
+        except ModelError as err:
+            if str(err).startswith(self.label):
+                raise
+            raise self.at(item, str(err)) from None
+        full = f"{prefix}{name}"
+        if prev is None and refs is None:
+            raise self.at(item, f"layer {name!r} has no input: name one with input:")
+        node = Node(
+            full,
+            name,
+            kind,
+            opts,
+            refs,
+            scope,
+            prev,
+            item.line,
+            item.col,
+            group,
+            depth,
+            trainable,
+            hidden=not cond,
+        )
+        scope[name] = full
+        self.nodes[full] = node
+        self.order.append(node)
+        return full
+
+    def call(
+        self,
+        item: Mapping,
+        params: dict[str, Any],
+        prefix: str,
+        scope: dict[str, str],
+        prev: str | None,
+        group: str | None,
+        depth: int,
+        counters: dict[str, int],
+    ) -> str:
+        try:
+            block_name = item["block"]
+            if block_name not in self.blocks:
+                raise ModelError(
+                    f"unknown block {block_name!r}{closest(str(block_name), list(self.blocks))}"
+                    + (f" (blocks: {', '.join(self.blocks)})" if self.blocks else " (the file defines no blocks:)")
+                )
+            if block_name in self.stack:
+                raise ModelError(f"block {block_name!r} uses itself ({' -> '.join([*self.stack, block_name])})")
+            block = self.blocks[block_name]
+            defaults = dict(block.get("params") or {})
+            call_params = {k: substitute(v, params) for k, v in item.items() if k not in _CALL_RESERVED}
+            for key in call_params:
+                if key not in defaults:
+                    raise ModelError(
+                        f"block {block_name!r} has no parameter {key!r}{closest(key, list(defaults))}"
+                        + (f" (parameters: {', '.join(defaults)})" if defaults else " (it takes none)")
+                    )
+            first = item.get("first") or {}
+            if not isinstance(first, dict):
+                raise ModelError("first: must map parameter names to values for the first repetition")
+            first = {k: substitute(v, params) for k, v in first.items()}
+            for key in first:
+                if key not in defaults:
+                    raise ModelError(f"block {block_name!r} has no parameter {key!r}{closest(key, list(defaults))}")
+            repeat_raw = substitute(item.get("repeat"), params)
+            repeat = 1 if repeat_raw is None else whole(repeat_raw, "repeat")
+            if repeat > MAX_REPEAT:
+                raise ModelError(f"repeat {repeat:,} is absurd; use at most {MAX_REPEAT:,}")
+            cond = substitute(item.get("if", True), params)
+            name = self._name(item, str(block_name), scope, counters, params)
+            refs = substitute(item.get("input"), params)
+            if refs is not None and not isinstance(refs, str):
+                raise ModelError("a block takes one input: give input: name")
+        except ModelError as err:
+            if str(err).startswith(self.label):
+                raise
+            raise self.at(item, str(err)) from None
+        inp: str | None = prev
+        if refs is not None:
+            # The block's input is a hidden pass-through so forward references still work.
+            inp = self.layer(
+                _mk(item, {"type": "identity", "name": f"_{name}_in", "input": refs}),
+                {},
+                prefix,
+                scope,
+                prev,
+                group,
+                depth,
+                counters,
+            )
+            self.nodes[inp].hidden = True
+        if inp is None:
+            raise self.at(item, f"block {name!r} has no input: name one with input:")
+        if not cond:
+            scope[name] = inp
+            return inp
+        full = f"{prefix}{name}"
+        outer = Group(full, name, str(block_name), item.line, item.col, group, depth)
+        self.groups[full] = outer
+        self.group_order.append((len(self.order), full))
+        self.stack.append(str(block_name))
+        out = inp
+        for i in range(repeat):
+            values = defaults | call_params | (first if i == 0 else {})
+            if repeat_raw is None:
+                inst, inst_group, inst_depth = outer, full, depth + 1
+            else:
+                inst_name = f"{full}.{i}"
+                inst = Group(inst_name, str(i), str(block_name), item.line, item.col, full, depth + 1)
+                self.groups[inst_name] = inst
+                self.group_order.append((len(self.order), inst_name))
+                inst_group, inst_depth = inst_name, depth + 2
+            local: dict[str, str] = {"input": out}
+            last = self.expand(
+                block.get("layers"), block, values, f"{inst.name}.", local, out, inst_group, inst_depth
+            )
+            want = block.get("output")
+            if want is not None:
+                if want not in local:
+                    raise self.at(block, f"block {block_name!r} output {want!r} is not one of its layers{closest(str(want), list(local))}")
+                last = local[want]
+            out = last or out
+            inst.output = out
+        self.stack.pop()
+        outer.output = out
+        scope[name] = out
+        return out
+
+    # -- references, order, shapes -------------------------------------------------------
+    def resolve_refs(self) -> None:
+        for node in self.order:
+            if node.refs is None:
+                node.inputs = [node.default_input] if node.default_input else []
+                continue
+            names = []
+            for ref in node.refs:
+                if ref not in node.scope:
+                    known = [k for k in node.scope if not k.startswith("_")]
+                    raise self.at(
+                        node,
+                        f"layer {node.local!r} takes input {ref!r}, which is not defined here"
+                        f"{closest(ref, known)}",
+                    )
+                names.append(node.scope[ref])
+            node.inputs = names
+
+    def topo(self) -> list[Node]:
+        state: dict[str, int] = {}
+        out: list[Node] = []
+        for root in self.order:
+            if state.get(root.name):
+                continue
+            stack: list[tuple[Node, int]] = [(root, 0)]
+            path: list[str] = []
+            while stack:
+                node, i = stack.pop()
+                if i == 0:
+                    if state.get(node.name) == 2:
+                        continue
+                    state[node.name] = 1
+                    path.append(node.name)
+                if i < len(node.inputs):
+                    stack.append((node, i + 1))
+                    dep = self.nodes[node.inputs[i]]
+                    if state.get(dep.name) == 1:
+                        cycle = path[path.index(dep.name) :] + [dep.name]
+                        shown = " -> ".join(self.nodes[n].name for n in reversed(cycle))
+                        raise self.at(dep, f"cyclic reference: {shown}; a layer cannot depend on itself")
+                    if not state.get(dep.name):
+                        stack.append((dep, 0))
+                    continue
+                state[node.name] = 2
+                path.pop()
+                out.append(node)
+        return out
+
+
+def _mk(where: Mapping, values: dict[str, Any]) -> Mapping:
+    m = Mapping(values)
+    m.line, m.col = where.line, where.col
+    return m
+
+
+def _shape_arg(value: Any, where: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise ModelError(f"{where} must be a list of sizes like [3, 224, 224], got {value!r}")
+    if not 1 <= len(value) <= 4:
+        raise ModelError(
+            f"{where} {value} has {len(value)} sizes; give channels and 0 to 3 spatial sizes, without the batch"
+        )
+    return [whole(v, f"{where} size") for v in value]
+
+
+def build(data: Any, label: str, count_bias: bool = False) -> Summary:
+    """Turn parsed YAML into a :class:`Summary` (every error names ``label:line:col``)."""
+    if not isinstance(data, Mapping):
+        raise ModelError(f"{label}: a model file is a mapping with input: and layers: (see docs/model-format.md)")
+
+    def at(item: Any, msg: str) -> ModelError:
+        line = getattr(item, "line", 0)
+        return ModelError(f"{label}:{line}:{getattr(item, 'col', 0)}: {msg}" if line else f"{label}: {msg}")
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise at(data, f"unknown top-level key {key!r}{closest(key, _TOP_KEYS)} (keys: {', '.join(_TOP_KEYS)})")
+    layout = data.get("layout", "channels_first")
+    if layout not in ("channels_first", "channels_last"):
+        raise at(data, f"layout {layout!r} is not known; use channels_first (PyTorch) or channels_last (Keras)")
+    last = layout == "channels_last"
+    fw_raw = data.get("framework", "keras" if last else "torch")
+    try:
+        framework = ar.Framework(fw_raw)
+    except ValueError:
+        raise at(data, f"framework {fw_raw!r} is not known; use torch, keras or tf") from None
+    ctx = Ctx(framework, last)
+
+    if ("input" in data) == ("inputs" in data):
+        raise at(data, "give the input shape once: input: [3, 224, 224] (or inputs: {name: shape})")
+    raw_inputs = {"input": data["input"]} if "input" in data else data["inputs"]
+    if not isinstance(raw_inputs, dict) or not raw_inputs:
+        raise at(data, "inputs: must map names to shapes, e.g. inputs: {image: [3, 224, 224]}")
+
+    b = _Builder(label, data, ctx)
+    blocks = data.get("blocks") or {}
+    if not isinstance(blocks, dict):
+        raise at(data, "blocks: must map block names to {params:, layers:}")
+    for bname, block in blocks.items():
+        if not isinstance(block, Mapping) or "layers" not in block:
+            raise at(block if isinstance(block, Mapping) else data, f"block {bname!r} needs layers:")
+        for key in block:
+            if key not in _BLOCK_KEYS:
+                raise at(block, f"unknown key {key!r} in block {bname!r}{closest(key, _BLOCK_KEYS)} (keys: {', '.join(_BLOCK_KEYS)})")
+        if block.get("params") is not None and not isinstance(block["params"], dict):
+            raise at(block, f"params of block {bname!r} must map names to default values")
+    b.blocks = dict(blocks)
+
+    scope: dict[str, str] = {}
+    first: str | None = None
+    for iname, shape in raw_inputs.items():
+        try:
+            dims = _shape_arg(shape, f"input {iname!r}" if "inputs" in data else "input")
+        except ModelError as err:
+            raise at(data, str(err)) from None
+        channels = dims[-1] if last else dims[0]
+        spatial = tuple(dims[:-1] if last else dims[1:])
+        ts = TShape(channels, spatial)
+        if ts.elements > 2**40:
+            raise at(data, f"input {iname!r} has {ts.elements:,} elements; that is absurd for one sample")
+        node = Node(str(iname), str(iname), LAYER_TYPES["identity"], {"_type": "input"}, [], scope, None, data.line, data.col, None, 0, is_input=True)
+        node.out = LayerOut(ts)
+        node.rf = tuple(ar.Receptive() for _ in spatial) or None
+        scope[str(iname)] = str(iname)
+        b.nodes[str(iname)] = node
+        first = first or str(iname)
+    if "layers" not in data:
+        raise at(data, "the model has no layers:")
+    b.expand(data["layers"], data, {}, "", scope, first, None, 0)
+    b.resolve_refs()
+    ordered = b.topo()
+
+    for node in ordered:
+        if node.is_input:
+            continue
+        ins = [b.nodes[n] for n in node.inputs]
+        shapes = [n.out.shape for n in ins if n.out is not None]
+        try:
+            if node.hidden:
+                # Switched off: passes its first input on unchanged.
+                node.out = LayerOut(shapes[0])
+            else:
+                node.out = compute(node.kind, node.opts, shapes, [n.local if n.group == node.group else n.name for n in ins], ctx)
+            if node.out.shape.elements > 2**40:
+                raise ModelError(f"output of {node.out.shape.elements:,} elements is absurd for one sample")
+        except ModelError as err:
+            raise b.at(node, f"layer {node.name!r} ({node.kind.name}): {err}") from None
+        except UsageError as err:
+            raise b.at(node, f"layer {node.name!r} ({node.kind.name}): {err}") from None
+        node.rf = _receptive(node, [n.rf for n in ins])
+        if not node.trainable:
+            node.out = LayerOut(
+                **{**node.out.__dict__, "trainable": 0, "non_trainable": node.out.trainable + node.out.non_trainable}
+            )
+
+    rows = _rows(b, ctx, count_bias)
+    visible = [n for n in b.order if not n.hidden]
+    trainable = sum(n.out.trainable for n in visible if n.out)
+    non_trainable = sum(n.out.non_trainable for n in visible if n.out)
+    bias_macs = sum(n.out.bias_macs for n in visible if n.out)
+    macs = sum(n.out.macs for n in visible if n.out) + (bias_macs if count_bias else 0)
+    inputs = {n: b.nodes[n].out.shape for n in raw_inputs}  # type: ignore[union-attr]
+    consumed = {i for n in b.order for i in n.inputs}
+    outputs = [n for n in b.order if n.name not in consumed and not n.hidden] or visible[-1:]
+    totals = Totals(
+        params=trainable + non_trainable,
+        trainable_params=trainable,
+        non_trainable_params=non_trainable,
+        macs=macs,
+        flops=2 * macs,
+        bias_macs=bias_macs,
+        layers=len(visible),
+        param_bytes=(trainable + non_trainable) * BYTES_PER_ELEMENT,
+        activation_bytes=sum(n.out.shape.elements for n in visible if n.out) * BYTES_PER_ELEMENT,
+        input_bytes=sum(s.elements for s in inputs.values()) * BYTES_PER_ELEMENT,
+    )
+    name = data.get("name") or Path(label).stem
+    return Summary(
+        name=str(name),
+        source=label,
+        layout=layout,
+        framework=framework.value,
+        inputs={k: v.dims(last) for k, v in inputs.items()},
+        outputs={n.name: n.out.shape.dims(last) for n in outputs if n.out},
+        rows=rows,
+        totals=totals,
+        count_bias=count_bias,
+        nodes=[n for n in ordered],
+        ctx=ctx,
+    )
+
+
+def _receptive(node: Node, ins: list[tuple[ar.Receptive, ...] | None]) -> tuple[ar.Receptive, ...] | None:
+    out = node.out
+    assert out is not None
+    if not out.shape.spatial or any(r is None for r in ins) or not ins:
+        return None
+    base: list[ar.Receptive] = []
+    for axis in zip(*[r for r in ins if r is not None], strict=False):
+        base.append(ar.Receptive(max(a.size for a in axis), max(a.jump for a in axis)))
+    if len(base) != len(out.shape.spatial):
+        return None
+    if out.rf == "window" and out.kernel and out.stride and out.dilation:
+        return tuple(
+            r.then(k, s, d) for r, k, s, d in zip(base, out.kernel, out.stride, out.dilation, strict=True)
+        )
+    if out.rf == "keep":
+        return tuple(base)
+    return None
+
+
+def _rows(b: _Builder, ctx: Ctx, count_bias: bool) -> list[Row]:
+    last = ctx.channels_last
+
+    def layer_row(n: Node) -> Row:
+        o = n.out
+        assert o is not None
+        ins = [b.nodes[i] for i in n.inputs]
+        rf = n.rf
+        return Row(
+            name=n.name,
+            local=n.local,
+            depth=n.depth,
+            kind="layer",
+            type=n.kind.name,
+            output_shape=o.shape.dims(last),
+            input_shapes=tuple(i.out.shape.dims(last) for i in ins if i.out),
+            inputs=tuple(_visible(b, i).name for i in ins),
+            params=o.trainable + o.non_trainable,
+            trainable_params=o.trainable,
+            non_trainable_params=o.non_trainable,
+            macs=o.macs + (o.bias_macs if count_bias else 0),
+            bias_macs=o.bias_macs,
+            output_elements=o.shape.elements,
+            kernel=o.kernel,
+            stride=o.stride,
+            dilation=o.dilation,
+            receptive_field=tuple(r.size for r in rf) if rf else None,
+            jump=tuple(r.jump for r in rf) if rf else None,
+            activation=n.opts.get("activation") or n.opts.get("function"),
+            line=n.line,
+            group=n.group,
+        )
+
+    layer_rows = {n.name: layer_row(n) for n in b.order if not n.hidden}
+    # Blocks: sums of everything inside (any depth).
+    sums: dict[str, list[int]] = {g: [0, 0, 0, 0, 0] for g in b.groups}
+    for n in b.order:
+        if n.hidden or n.out is None:
+            continue
+        g = n.group
+        while g is not None:
+            s = sums[g]
+            s[0] += n.out.trainable
+            s[1] += n.out.non_trainable
+            s[2] += n.out.macs + (n.out.bias_macs if count_bias else 0)
+            s[3] += n.out.bias_macs
+            s[4] += n.out.shape.elements
+            g = b.groups[g].parent
+    rows: list[Row] = []
+    starts: dict[int, list[str]] = {}
+    for pos, g in b.group_order:
+        starts.setdefault(pos, []).append(g)
+    for i, n in enumerate(b.order):
+        for gname in starts.get(i, []):
+            g = b.groups[gname]
+            out = b.nodes[g.output]
+            s = sums[gname]
+            rows.append(
+                Row(
+                    name=g.name,
+                    local=g.local,
+                    depth=g.depth,
+                    kind="block",
+                    type=g.block,
+                    output_shape=out.out.shape.dims(last) if out.out else (),
+                    input_shapes=(),
+                    inputs=(),
+                    params=s[0] + s[1],
+                    trainable_params=s[0],
+                    non_trainable_params=s[1],
+                    macs=s[2],
+                    bias_macs=s[3],
+                    output_elements=s[4],
+                    kernel=None,
+                    stride=None,
+                    dilation=None,
+                    receptive_field=tuple(r.size for r in out.rf) if out.rf else None,
+                    jump=tuple(r.jump for r in out.rf) if out.rf else None,
+                    activation=None,
+                    line=g.line,
+                    group=g.parent,
+                )
+            )
+        if n.name in layer_rows:
+            rows.append(layer_rows[n.name])
+    return rows
+
+
+def _visible(b: _Builder, node: Node) -> Node:
+    # A hidden pass-through (if: false, or a block's named input) shows as what it passes on.
+    while node.hidden and node.inputs:  # a switched-off layer passes its first input on
+        node = b.nodes[node.inputs[0]]
+    return node
+
+
+def summarize(source: str, count_bias: bool = False) -> Summary:
+    """Load a model file (or a zoo name) and summarise it."""
+    path = locate(source)
+    label = str(path) if Path(source).is_file() else str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ModelError(f"{path}: the file is {size:,} bytes; model files are small text files")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"{path}: not a text (UTF-8) file; give a model YAML file") from None
+    except OSError as err:
+        raise ModelError(f"cannot read {path}: {err.strerror}") from None
+    return summarize_text(text, label, count_bias)
+
+
+def summarize_text(text: str, label: str = "<model>", count_bias: bool = False) -> Summary:
+    """Summarise a model given as YAML text (``label`` names it in errors)."""
+    data = load_yaml(text, label)
+    try:
+        return build(data, label, count_bias)
+    except RecursionError:
+        raise ModelError(f"{label}: blocks nest too deeply") from None
+    except CnnCliError as err:
+        if isinstance(err, ModelError):
+            raise
+        raise ModelError(f"{label}: {err}") from None
