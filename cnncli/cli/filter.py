@@ -1,0 +1,640 @@
+"""``cnncli filter``: named or custom kernels on images; ``cnncli kernels``: the kernel library.
+
+numpy, Pillow and the Numba core are imported inside the command functions only, so ``cnncli
+shape`` and ``cnncli summary`` (which import this module to register it) never pay for them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cnncli.cli import app
+from cnncli.errors import CnnCliError, UsageError
+
+if TYPE_CHECKING:
+    from cnncli.images import Picture
+    from cnncli.kernels import Kernel, Stage
+
+#: Border modes with their names in OpenCV and scipy.ndimage (checked against
+#: cnncli.convolve.BORDER_ALIASES by the tests; spelled out here so --help needs no numpy).
+BORDERS = {
+    "reflect101": ("BORDER_REFLECT_101", "mirror", "dcb|abcd|cba"),
+    "reflect": ("BORDER_REFLECT", "reflect", "cba|abcd|dcb"),
+    "replicate": ("BORDER_REPLICATE", "nearest", "aaa|abcd|ddd"),
+    "wrap": ("BORDER_WRAP", "grid-wrap", "bcd|abcd|abc"),
+    "constant": ("BORDER_CONSTANT", "constant", "vvv|abcd|vvv"),
+}
+MAPS = ("clip", "abs", "normalize", "offset")
+
+FILTER_HELP = """Filter images with a named or custom kernel, as a CNN layer does (correlation).
+
+IMAGE may be files, globs (quoted or not) and directories (their image files). With one input, -o
+names the output; with many, --out-dir holds them as <stem>_<kernel>.<ext>. With neither, each
+result is written next to its input as <stem>_<kernel>.<ext> (the input's format; .png for GIF;
+.npy for .npy input), never over an existing file unless --force, never over an input. With
+--preview and neither -o nor --out-dir, nothing is written: the result is only shown.
+
+Output formats by extension: .png .jpg .tif .webp .bmp (pixels mapped with --map; 16-bit input
+stays 16-bit in PNG/TIFF, gray stays gray, alpha passes through) and .npy (raw float32, no mapping;
+also .tif with --raw, one channel).
+
+Kernel specs (see 'cnncli kernels'): a name with parameters (sobel, sobel-x, sobel-dir,
+gaussian:sigma=2, box:size=5, motion:length=9,angle=45, unsharp:amount=1.5, kirsch), an inline
+matrix "1,0,-1;1,0,-1;1,0,-1" (rows split by ';'), or a file: .txt/.csv rows, .json nested list
+(2-D kh×kw, 3-D C_in×kh×kw summing the channels into one map, 4-D C_out×C_in×kh×kw giving C_out
+maps, PyTorch's weight layout), .npy array.
+
+Borders (--border; OpenCV name / scipy.ndimage mode): reflect101 = BORDER_REFLECT_101 / mirror
+(dcb|abcd|cba, the default, as OpenCV); reflect = BORDER_REFLECT / reflect (cba|abcd|dcb);
+replicate = BORDER_REPLICATE / nearest (aaa|abcd|ddd); wrap = BORDER_WRAP / grid-wrap
+(bcd|abcd|abc); constant[=v] = BORDER_CONSTANT / constant (v, default 0).
+
+Examples:
+
+  cnncli filter samples/seed.npy -k vertical-edge --padding valid -o seed_edges.npy
+  (the course notes' 6×6 example: every row of the result is [0, 39, 39, 0])
+
+  cnncli filter samples/coffee.png -k sobel -o coffee_sobel.png
+
+  cnncli filter samples/chelsea.png -k gaussian:sigma=2 -o chelsea_blur.png --preview
+
+  cnncli filter samples/camera.png -k vertical-edge --then relu --then maxpool:2 -o stage.png
+
+  cnncli filter 'samples/*.png' -k emboss --gray --out-dir embossed/
+
+  cnncli filter x.npy -k samples/kernels/d2l-3d.json --padding valid -o y.npy
+"""
+
+KERNELS_HELP = """List the named kernels, or show one (with parameters) in full.
+
+Parameters go after a colon, comma-separated: gaussian:sigma=2,size=9. Gradient operators (sobel,
+scharr, prewitt, roberts) give the magnitude of the x/y pair; NAME-x and NAME-y give one alone,
+NAME-dir the direction in degrees (mapped 0..360 to black..white). Compass sets (kirsch, robinson)
+give the largest of 8 directional responses.
+
+Examples:
+
+  cnncli kernels
+
+  cnncli kernels gaussian:sigma=2
+
+  cnncli kernels sobel-x
+"""
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"cnncli: warning: {' '.join(message.split())}\n")
+
+
+def _ints(text: str, what: str, count: int = 2, minimum: int = 1) -> tuple[int, ...]:
+    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(
+            f"{what} {text!r} is not a whole number (or {count} separated by commas)"
+        ) from None
+    if len(values) not in (1, count):
+        raise UsageError(f"{what} {text!r}: give one value or {count} (Y,X)")
+    for v in values:
+        if v < minimum:
+            fix = "a positive whole number" if minimum == 1 else f"a whole number ≥ {minimum}"
+            raise UsageError(f"{what} {v} is not allowed; use {fix}")
+    return values if len(values) == count else values * count
+
+
+def _parse_border(text: str) -> tuple[str, float]:
+    name, eq, value = text.strip().lower().partition("=")
+    if name not in BORDERS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(BORDERS), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UsageError(
+            f"unknown border {text!r}; {hint}use one of reflect101, reflect, replicate, wrap, constant[=v]"
+        )
+    if eq and name != "constant":
+        raise UsageError(f"--border {text!r}: only constant takes a value (constant=v)")
+    border_value = 0.0
+    if eq:
+        try:
+            border_value = float(value)
+        except ValueError:
+            raise UsageError(
+                f"--border {text!r}: {value!r} is not a number; write e.g. constant=128"
+            ) from None
+        if border_value != border_value or border_value in (float("inf"), float("-inf")):
+            raise UsageError(f"--border {text!r}: the constant must be finite")
+    return name, border_value
+
+
+def _parse_padding(text: str) -> str | int | tuple[int, int]:
+    t = text.strip().lower()
+    if t in ("same", "valid", "full"):
+        return t
+    values = _ints(t, "--padding", minimum=0)
+    return values[0] if values[0] == values[1] else (values[0], values[1])
+
+
+@dataclass
+class Job:
+    """One input and where its result goes (None: preview only)."""
+
+    source: Path
+    output: Path | None
+
+
+def _expand(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Files, globs (for shells that do not expand them) and directories → paths, plus errors
+    for patterns and directories that give nothing."""
+    from cnncli.images import IMAGE_EXTENSIONS
+
+    paths: list[Path] = []
+    problems: list[str] = []
+    for arg in inputs:
+        p = Path(os.path.expanduser(arg))
+        if not p.exists() and glob.has_magic(arg):
+            matches = sorted(glob.glob(os.path.expanduser(arg), recursive=True))
+            files = [Path(m) for m in matches if Path(m).is_file()]
+            if not files:
+                problems.append(f"{arg}: no files match")
+            paths += files
+        elif p.is_dir():
+            found = sorted(
+                c
+                for c in p.iterdir()
+                if c.is_file()
+                and not c.name.startswith(".")
+                and c.suffix.lower() in IMAGE_EXTENSIONS
+            )
+            if not found:
+                problems.append(f"{arg}: directory holds no image files")
+            paths += found
+        else:
+            paths.append(p)
+    seen: set[Path] = set()
+    unique: list[Path] = []
+    for p in paths:
+        key = p.resolve() if p.exists() else p
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique, problems
+
+
+def _default_ext(source: Path, kernel: Kernel, raw: bool) -> str:
+    from cnncli.images import SAVE_FORMATS
+
+    ext = source.suffix.lower()
+    maps = int(kernel.matrix.shape[0]) if kernel.ndim == 4 else 1
+    if raw or ext == ".npy" or maps not in (1, 3):
+        return ".npy"
+    return ext if ext in SAVE_FORMATS else ".png"
+
+
+def _plan(
+    paths: list[Path],
+    output: Path | None,
+    out_dir: Path | None,
+    kernel: Kernel,
+    slug: str,
+    raw: bool,
+    preview: bool,
+) -> list[Job]:
+    if output is not None and out_dir is not None:
+        raise UsageError("-o and --out-dir both given; use -o for one input or --out-dir for many")
+    if output is not None and len(paths) > 1:
+        raise UsageError(
+            f"-o names one output file but {len(paths)} inputs were given; use --out-dir DIR"
+        )
+    jobs: list[Job] = []
+    targets: dict[Path, Path] = {}
+    for src in paths:
+        if output is not None:
+            dest: Path | None = output
+        elif out_dir is None and preview:
+            dest = None
+        else:
+            folder = out_dir if out_dir is not None else src.parent
+            dest = folder / f"{src.stem}_{slug}{_default_ext(src, kernel, raw)}"
+        if dest is not None:
+            key = dest.resolve()
+            if key in targets:
+                raise UsageError(
+                    f"{targets[key]} and {src} would both be written to {dest}; "
+                    "give them different names or separate --out-dir runs"
+                )
+            targets[key] = src
+        jobs.append(Job(src, dest))
+    return jobs
+
+
+@dataclass
+class Settings:
+    kernel: Kernel
+    stages: list[Stage]
+    padding: Any
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    border: str
+    border_value: float
+    anchor: tuple[int, int] | None
+    flip: bool
+    gray: bool
+    mapping: str | None
+    raw: bool
+    force: bool
+    max_pixels: int | None
+    preview: bool
+
+
+def _alpha_through(
+    alpha: Any, geom: Any, anchor: tuple[int, int], dilation: tuple[int, ...]
+) -> Any:
+    """The alpha of the input pixel each output pixel is anchored on (untouched when the size
+    is kept): the plane follows the same padding and stride as the image."""
+    import numpy as np
+
+    if alpha is None:
+        return None
+    ay, ax = geom.axes
+    if (
+        ay.output == alpha.shape[0]
+        and ax.output == alpha.shape[1]
+        and ay.stride == ax.stride == 1
+        and ay.pad_before == dilation[0] * anchor[0]
+        and ax.pad_before == dilation[1] * anchor[1]
+    ):
+        return alpha
+    rows = np.clip(
+        np.arange(ay.output) * ay.stride - ay.pad_before + dilation[0] * anchor[0],
+        0,
+        alpha.shape[0] - 1,
+    )
+    cols = np.clip(
+        np.arange(ax.output) * ax.stride - ax.pad_before + dilation[1] * anchor[1],
+        0,
+        alpha.shape[1] - 1,
+    )
+    return alpha[np.ix_(rows, cols)]
+
+
+def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
+    """Filter one file; returns the line reported on stdout."""
+    import numpy as np
+
+    from cnncli import images
+    from cnncli.convolve import plan_geometry
+    from cnncli.kernels import Mapping, apply_kernel, run_stage
+
+    if job.output is not None:
+        images.check_output(job.output, inputs, s.force)
+    pic: Picture = images.load_image(job.source, max_pixels=s.max_pixels)
+    if s.gray:
+        pic = images.to_gray(pic)
+    kh, kw = s.kernel.spatial
+    # The output size, from the arithmetic core (the same numbers `cnncli shape` prints).
+    geom = plan_geometry(
+        pic.data.shape[:2],
+        (kh, kw),
+        padding=s.padding,
+        stride=s.stride,
+        dilation=s.dilation,
+        anchor=s.anchor,
+        flip=s.flip,
+    )
+    result = apply_kernel(
+        s.kernel,
+        pic.data,
+        padding=s.padding,
+        stride=s.stride,
+        dilation=s.dilation,
+        border=s.border,
+        border_value=s.border_value,
+        anchor=s.anchor,
+        flip=s.flip,
+    )
+    if result.shape[:2] != geom.output_size:  # a contract check between two modules, not input
+        raise CnnCliError(
+            f"internal error: result {result.shape[:2]} but the arithmetic core says {geom.output_size}"
+        )
+    anchor = s.anchor if s.anchor is not None else ((kh - 1) // 2, (kw - 1) // 2)
+    if s.flip:  # the flipped kernel's tap on the output pixel is the mirrored anchor
+        anchor = (kh - 1 - anchor[0], kw - 1 - anchor[1])
+    alpha = _alpha_through(pic.alpha, geom, anchor, s.dilation)
+    for stage in s.stages:
+        result = run_stage(stage, result)
+        if alpha is not None and stage.op != "relu":
+            alpha = np.rint(run_stage(stage, alpha.astype(np.float32))).astype(alpha.dtype)
+    if result.ndim == 3 and result.shape[2] == 1:
+        result = result[:, :, 0]
+    how = Mapping(s.mapping) if s.mapping else s.kernel.mapping
+    value_range = s.kernel.value_range if how is Mapping.NORMALIZE else None
+    described = f"{'×'.join(map(str, result.shape))} (not written)"
+    if job.output is not None:
+        described = images.save_result(
+            job.output,
+            result,
+            like=pic,
+            how=how,
+            value_range=value_range,
+            raw=s.raw,
+            alpha=alpha,
+            warn=_warn,
+        )
+    if s.preview:
+        from cnncli.render.preview import show_side_by_side
+
+        maxval = pic.maxval
+        shown = result if result.ndim == 2 or result.shape[2] in (1, 3) else result[:, :, 0]
+        right = images.map_values(shown, how, maxval, value_range)
+        show_side_by_side(
+            images.to_rgb8(pic.data, maxval if pic.bits != 32 else 255),
+            images.to_rgb8(right.astype(np.float32), maxval),
+            left_title=f"{job.source.name} ({pic.describe()})",
+            right_title=f"{s.kernel.name} ({how.value})",
+        )
+    mapping = (
+        "raw"
+        if job.output is not None and (job.output.suffix.lower() == ".npy" or s.raw)
+        else how.value
+    )
+    target = job.output if job.output is not None else "preview"
+    return f"{job.source} → {target}: {described}, {s.kernel.name}, map {mapping}"
+
+
+@app.command("filter", help=FILTER_HELP)
+def filter_command(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="IMAGE...",
+            help="Image files, globs, directories or .npy arrays.",
+            show_default=False,
+        ),
+    ],
+    kernel: Annotated[
+        str,
+        typer.Option(
+            "--kernel",
+            "-k",
+            help="Kernel: a name (see 'cnncli kernels'), an inline matrix \"1,0,-1;1,0,-1\", or a .txt/.csv/.json/.npy file.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Output file for one input; format from the extension."
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir", help="Directory for the outputs of many inputs (created if missing)."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite existing output files (never an input).")
+    ] = False,
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            help="Float result → pixels: clip | abs | normalize | offset [default: per kernel].",
+            show_default=False,
+        ),
+    ] = None,
+    gray: Annotated[
+        bool,
+        typer.Option(
+            "--gray", help="Convert to gray first (ITU-R 601 luma, exactly Pillow's 'L')."
+        ),
+    ] = False,
+    border: Annotated[
+        str,
+        typer.Option(
+            "--border",
+            "-b",
+            help="reflect101 | reflect | replicate | wrap | constant[=v] (OpenCV/scipy names above).",
+        ),
+    ] = "reflect101",
+    padding: Annotated[
+        str, typer.Option("--padding", "-p", help="same | valid | full | N | NY,NX.")
+    ] = "same",
+    stride: Annotated[
+        str,
+        typer.Option(
+            "--stride",
+            "-s",
+            help="Stride, one or Y,X. With same padding the output is ⌈n/s⌉ (TensorFlow SAME).",
+        ),
+    ] = "1",
+    dilation: Annotated[str, typer.Option("--dilation", "-d", help="Dilation, one or Y,X.")] = "1",
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor",
+            help="Kernel origin Y,X (0-based) [default: the 'same' split, centre for odd sizes].",
+            show_default=False,
+        ),
+    ] = None,
+    normalize: Annotated[
+        bool,
+        typer.Option(
+            "--normalize",
+            help="Divide the kernel by its sum (zero-sum kernels are left alone, with a warning).",
+        ),
+    ] = False,
+    convolve: Annotated[
+        bool,
+        typer.Option(
+            "--convolve", help="Flip the kernel: true convolution instead of correlation."
+        ),
+    ] = False,
+    direction: Annotated[
+        bool,
+        typer.Option(
+            "--direction",
+            help="Gradient kernels: the direction atan2(gy, gx) in degrees instead of the magnitude.",
+        ),
+    ] = False,
+    then: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--then",
+            help="A CNN stage after the kernel, repeatable in order: relu, maxpool:K[:S], avgpool:K[:S].",
+            show_default=False,
+        ),
+    ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Write unmapped float32 values (.npy, or one-channel .tif)."),
+    ] = False,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(
+            "--max-pixels",
+            help="Refuse images with more pixels than this [default: Pillow's 89,478,485].",
+            show_default=False,
+        ),
+    ] = None,
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Draw input and result side by side in the terminal.")
+    ] = False,
+) -> None:
+    # Parse everything that can be a usage error before touching any file.
+    if mapping is not None and mapping.lower() not in MAPS:
+        raise UsageError(f"unknown --map {mapping!r}; use one of {', '.join(MAPS)}")
+    border_name, border_value = _parse_border(border)
+    pad = _parse_padding(padding)
+    strides = _ints(stride, "stride")
+    dilations = _ints(dilation, "dilation")
+    anchor_yx = _ints(anchor, "--anchor", minimum=0) if anchor is not None else None
+    if max_pixels is not None and max_pixels < 1:
+        raise UsageError(f"--max-pixels {max_pixels} is not allowed; use a positive number")
+    if output is not None and out_dir is not None:
+        raise UsageError("-o and --out-dir both given; use -o for one input or --out-dir for many")
+
+    from cnncli import kernels as kmod
+
+    stages = [kmod.parse_stage(t) for t in (then or [])]
+    k = kmod.resolve_kernel(kernel)
+    if direction:
+        k = kmod.direction_of(k)
+    if normalize:
+        k, warning = kmod.normalized(k)
+        if warning:
+            _warn(warning)
+    kh, kw = k.spatial
+    if anchor_yx is not None and not (anchor_yx[0] < kh and anchor_yx[1] < kw):
+        raise UsageError(
+            f"--anchor {anchor} is outside the {kh}×{kw} kernel; use 0..{kh - 1},0..{kw - 1}"
+        )
+    slug = "_".join([k.slug + ("-conv" if convolve else "")] + [st.label for st in stages])
+    settings = Settings(
+        k,
+        stages,
+        pad,
+        strides,
+        dilations,
+        border_name,
+        border_value,
+        (anchor_yx[0], anchor_yx[1]) if anchor_yx else None,
+        convolve,
+        gray,
+        mapping.lower() if mapping else None,
+        raw,
+        force,
+        max_pixels,
+        preview,
+    )
+    paths, problems = _expand(inputs)
+    if not paths and problems:
+        raise CnnCliError(
+            problems[0] if len(problems) == 1 else f"{problems[0]} (and {len(problems) - 1} more)"
+        )
+    jobs = _plan(paths, output, out_dir, k, slug, raw, preview)
+    if (
+        output is not None
+        and output.suffix
+        and output.suffix.lower() not in (".npy",)
+        and raw
+        and output.suffix.lower() not in (".tif", ".tiff")
+    ):
+        raise UsageError(
+            f"--raw writes float values, which only .npy and .tif hold; not {output.suffix}"
+        )
+    if out_dir is not None and not out_dir.exists():
+        try:
+            out_dir.mkdir(parents=True)
+        except OSError as err:
+            raise CnnCliError(
+                f"{out_dir}: cannot create the output directory ({err.strerror or err})"
+            ) from None
+
+    inputs_all = [j.source for j in jobs]
+    if len(jobs) == 1 and not problems:
+        print(_process(jobs[0], settings, inputs_all))
+        return
+    _batch(jobs, settings, inputs_all, problems)
+
+
+def _batch(
+    jobs: list[Job], settings: Settings, inputs_all: list[Path], problems: list[str]
+) -> None:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+    failed = len(problems)
+    total = len(jobs) + len(problems)
+    for p in problems:
+        err_console.print(f"cnncli: error: {p}", markup=False)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+    with progress:
+        task = progress.add_task("filtering", total=len(jobs))
+        for job in jobs:
+            progress.update(task, description=job.source.name)
+            try:
+                line = _process(job, settings, inputs_all)
+                print(line, flush=True)
+            except UsageError:
+                raise  # a usage error applies to every file: stop at once
+            except CnnCliError as err:
+                failed += 1
+                msg = " ".join(str(err).split())
+                if not msg.startswith(str(job.source)):
+                    msg = f"{job.source}: {msg}"
+                progress.console.print(f"cnncli: error: {msg}", markup=False)
+            progress.advance(task)
+    if failed:
+        raise CnnCliError(f"{failed} of {total} files failed")
+
+
+# --------------------------------------------------------------------------------------------
+# cnncli kernels
+# --------------------------------------------------------------------------------------------
+
+
+@app.command("kernels", help=KERNELS_HELP)
+def kernels_command(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="A kernel name with optional parameters, e.g. gaussian:sigma=2.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    from rich.console import Console
+
+    from cnncli import kernels as kmod
+    from cnncli.render.preview import kernel_detail, kernel_table
+
+    console = Console(highlight=False)
+    if name is None:
+        console.print(kernel_table(kmod.catalogue()))
+        return
+    console.print(kernel_detail(kmod.resolve_kernel(name)))

@@ -1,0 +1,428 @@
+"""Load and save images for ``cnncli filter``.
+
+Loading gives a float32 array (H×W or H×W×C) in the file's own value scale (0..255 for 8-bit,
+0..65535 for 16-bit, as stored for float files and ``.npy``), the alpha plane kept aside untouched,
+and what is needed to write the result back in the same kind of file.
+
+Saving maps the float result to the output's pixel type (``clip``, ``abs``, ``normalize``,
+``offset``) or, for ``.npy`` and raw float TIFF, stores it unmapped. Every write is atomic: a temp
+file in the target directory, then ``os.replace``; a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cnncli.errors import ImageError, UsageError
+from cnncli.kernels import Mapping
+
+F32 = npt.NDArray[np.float32]
+
+#: Extensions Pillow reads that ``cnncli filter`` looks for in directories.
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".webp",
+    ".gif",
+    ".npy",
+    ".pgm",
+    ".ppm",
+)
+
+#: Output formats by extension (Pillow format name).
+SAVE_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".npy": "NPY",
+}
+_ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
+_16BIT_FORMATS = {"PNG", "TIFF"}
+
+
+@dataclass
+class Picture:
+    """A loaded image: float32 values, plus what saving it back needs."""
+
+    path: Path
+    data: F32
+    #: The alpha plane as stored (uint8/uint16), or None.
+    alpha: npt.NDArray[Any] | None
+    #: Pillow mode as read ("RGB", "I;16", ...), or "npy".
+    mode: str
+    #: 8 or 16 for integer pixels, 32 for float files and arrays.
+    bits: int
+    #: Pillow format name ("PNG", "JPEG", ...) or "NPY".
+    format: str
+
+    @property
+    def maxval(self) -> int:
+        """Largest pixel value of the type results are mapped to (float inputs map to 8 bits)."""
+        return 65535 if self.bits == 16 else 255
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.data.ndim == 2 else int(self.data.shape[2])
+
+    def describe(self) -> str:
+        h, w = self.data.shape[:2]
+        kind = {1: "gray", 3: "RGB"}.get(self.channels, f"{self.channels}-channel")
+        extra = "+alpha" if self.alpha is not None else ""
+        depth = "float" if self.bits == 32 else f"{self.bits}-bit"
+        return f"{w}×{h} {kind}{extra} {depth}"
+
+
+def _open_pil(path: Path, max_pixels: int | None) -> Any:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between the limit and twice the limit; refuse there too, so
+            # the limit means what --max-pixels says.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                im = Image.open(path)
+                im.load()
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                size = _size_of(path)
+                raise ImageError(
+                    f"{path}: {size}more than {limit:,} pixels, refused as a possible "
+                    "decompression bomb; raise the limit with --max-pixels N if you trust the file"
+                ) from None
+            except UnidentifiedImageError:
+                what = "empty" if path.stat().st_size == 0 else "not an image Pillow can read"
+                raise ImageError(
+                    f"{path}: {what}; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array"
+                ) from None
+            except OSError as err:
+                raise ImageError(f"{path}: truncated or damaged image ({err})") from None
+            except (ValueError, SyntaxError, EOFError) as err:
+                raise ImageError(f"{path}: damaged image ({err})") from None
+        # Apply the camera's orientation tag so the picture is upright, as viewers show it.
+        upright: Any = ImageOps.exif_transpose(im)
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    return upright
+
+
+def _size_of(path: Path) -> str:
+    from PIL import Image
+
+    try:
+        Image.MAX_IMAGE_PIXELS = None
+        with Image.open(path) as im:
+            w, h = im.size
+        return f"{w}×{h} = {w * h:,} pixels is "
+    except Exception:  # the size is a courtesy; the refusal stands without it
+        return ""
+
+
+def load_npy(path: Path) -> Picture:
+    """An H×W or H×W×C array of any real numeric dtype; NaN/inf refused."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise ImageError(f"{path}: not a NumPy .npy array ({err})") from None
+    except OSError as err:
+        raise ImageError(f"{path}: cannot read ({err.strerror or err})") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        raise ImageError(f"{path}: array of dtype {getattr(arr, 'dtype', '?')}; give real numbers")
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise ImageError(
+            f"{path}: array of shape {tuple(arr.shape)}; give H×W or H×W×C (channels last)"
+        )
+    data = arr.astype(np.float32)
+    if not np.all(np.isfinite(data)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(data))[0])
+        raise ImageError(f"{path}: value at {list(bad)} is {data[bad]}; images need finite numbers")
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[:, :, 0]
+    return Picture(path, np.ascontiguousarray(data), None, "npy", 32, "NPY")
+
+
+def load_image(path: str | Path, *, max_pixels: int | None = None) -> Picture:
+    """Read an image (anything Pillow reads, EXIF orientation applied) or a ``.npy`` array."""
+    p = Path(path)
+    if not p.exists():
+        raise ImageError(f"{p}: no such file")
+    if p.is_dir():
+        raise ImageError(f"{p}: is a directory")
+    if not os.access(p, os.R_OK):
+        raise ImageError(f"{p}: permission denied")
+    if p.suffix.lower() == ".npy":
+        return load_npy(p)
+    im = _open_pil(p, max_pixels)
+    fmt = str(im.format or "")
+    mode = str(im.mode)
+    alpha: npt.NDArray[Any] | None = None
+    if mode == "P" or mode == "PA":
+        im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+        im = im.convert("RGB")
+    elif mode == "La":
+        im = im.convert("LA")
+    elif mode == "RGBa":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA"):
+        alpha = np.array(im.getchannel("A"))
+        im = im.convert("RGB" if im.mode == "RGBA" else "L")
+    if im.mode in ("L", "RGB"):
+        data = np.asarray(im, dtype=np.float32)
+        bits = 8
+    elif im.mode.startswith("I;16"):
+        data = np.asarray(im).astype(np.float32)
+        bits = 16
+    elif im.mode == "I":
+        arr = np.asarray(im)
+        # 32-bit integer files holding 16-bit data (old Pillow read 16-bit PNGs as "I").
+        bits = 16 if arr.min() >= 0 and arr.max() <= 65535 else 32
+        data = arr.astype(np.float32)
+    elif im.mode == "F":
+        data = np.asarray(im, dtype=np.float32)
+        bits = 32
+    else:
+        raise ImageError(f"{p}: Pillow mode {im.mode!r} is not supported; convert it to RGB or L")
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[:, :, 0]
+    if not np.all(np.isfinite(data)):
+        raise ImageError(f"{p}: holds NaN or infinite values; images need finite numbers")
+    return Picture(p, np.ascontiguousarray(data), alpha, mode, bits, fmt)
+
+
+# --------------------------------------------------------------------------------------------
+# Colour
+# --------------------------------------------------------------------------------------------
+
+
+def to_gray(pic: Picture) -> Picture:
+    """ITU-R 601 luma. 8-bit RGB goes through Pillow's own ``convert("L")`` arithmetic
+    (``(R·19595 + G·38470 + B·7471 + 0x8000) >> 16``) so the result is bit-identical to it."""
+    if pic.channels == 1:
+        return pic
+    if pic.channels != 3:
+        raise UsageError(f"--gray needs an RGB image; {pic.path} has {pic.channels} channels")
+    d = pic.data
+    if pic.bits == 8:
+        rgb = d.astype(np.uint32)
+        luma = (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16
+        gray = luma.astype(np.float32)
+    else:
+        gray = (d[..., 0] * 0.299 + d[..., 1] * 0.587 + d[..., 2] * 0.114).astype(np.float32)
+    return Picture(pic.path, gray, pic.alpha, pic.mode, pic.bits, pic.format)
+
+
+# --------------------------------------------------------------------------------------------
+# Mapping a float result to pixels
+# --------------------------------------------------------------------------------------------
+
+
+def map_values(
+    result: F32,
+    how: Mapping | str,
+    maxval: int,
+    value_range: tuple[float, float] | None = None,
+) -> npt.NDArray[Any]:
+    """Float result → uint8 (maxval 255) or uint16 (65535) pixels.
+
+    ``clip`` rounds half to even and saturates, as OpenCV's ``saturate_cast``; ``abs`` does the
+    same to the absolute value (``cv2.convertScaleAbs``); ``normalize`` stretches min..max (or the
+    fixed ``value_range``) of the whole result over 0..maxval; ``offset`` adds mid-grey.
+    """
+    how = Mapping(how)
+    x = result.astype(np.float64)
+    if how is Mapping.ABS:
+        x = np.abs(x)
+    elif how is Mapping.OFFSET:
+        x = x + (maxval + 1) / 2
+    elif how is Mapping.NORMALIZE:
+        lo, hi = value_range if value_range else (float(x.min()), float(x.max()))
+        x = (x - lo) * (maxval / (hi - lo)) if hi > lo else np.zeros_like(x)
+    out = np.clip(np.rint(x), 0, maxval)
+    return out.astype(np.uint16 if maxval > 255 else np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------------------------
+
+
+def output_format(path: Path) -> str:
+    """The format an output extension asks for, or a usage error listing the choices."""
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(
+            f"cannot tell the output format of {str(path)!r} from {path.suffix or 'no extension'!r}; "
+            "use .png, .jpg, .tif, .webp, .bmp or .npy"
+        )
+    return fmt
+
+
+def check_output(path: Path, inputs: Iterable[Path], force: bool) -> None:
+    """Refuse to write over an input (ever) or an existing file (without ``force``)."""
+    output_format(path)
+    target = path.resolve()
+    for src in inputs:
+        try:
+            same = src.exists() and (
+                src.resolve() == target or (path.exists() and os.path.samefile(src, path))
+            )
+        except OSError:
+            same = False
+        if same:
+            raise ImageError(
+                f"{path}: is the input file; refusing to overwrite it (choose another -o name)"
+            )
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory; give a file name")
+    if path.exists() and not force:
+        raise ImageError(f"{path}: already exists; use --force to overwrite it")
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` on a temp file next to ``path``, then rename it into place.
+
+    Nothing is left behind if ``write`` fails; the file gets the usual umask permissions
+    (tempfile creates 0600).
+    """
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: directory {str(parent)!r} does not exist") from None
+    except OSError as err:
+        raise ImageError(f"{path}: cannot write ({err.strerror or err})") from None
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(err, OSError):
+            raise ImageError(f"{path}: cannot write ({err.strerror or err})") from None
+        raise
+
+
+def save_result(
+    path: Path,
+    result: F32,
+    *,
+    like: Picture,
+    how: Mapping | str,
+    value_range: tuple[float, float] | None = None,
+    raw: bool = False,
+    alpha: npt.NDArray[Any] | None = None,
+    warn: Any = None,
+) -> str:
+    """Write ``result`` to ``path`` in the format its extension names; returns a description.
+
+    ``.npy`` (and ``.tif`` with ``raw``) hold the float32 values unmapped. Other formats get pixels
+    mapped with ``how`` to 8 bits, or 16 when the input was 16-bit and the format holds it.
+    ``alpha`` (same height and width as ``result``) is attached where the format allows it.
+    """
+    fmt = output_format(path)
+    result = np.ascontiguousarray(result, dtype=np.float32)
+    channels = 1 if result.ndim == 2 else int(result.shape[2])
+    if fmt == "NPY" or (raw and fmt == "TIFF"):
+        if fmt == "TIFF" and channels != 1:
+            raise UsageError(
+                f"{path}: a float TIFF holds one channel but the result has {channels}; "
+                "save it as .npy"
+            )
+        if fmt == "NPY":
+            atomic_write(path, lambda tmp: _save_npy(tmp, result))
+        else:
+            from PIL import Image
+
+            atomic_write(
+                path, lambda tmp: Image.fromarray(result, mode="F").save(tmp, format="TIFF")
+            )
+        return f"float32 {'×'.join(map(str, result.shape))}, unmapped"
+    if raw:
+        raise UsageError(
+            f"--raw writes float values, which only .npy and .tif hold; not {path.suffix}"
+        )
+    if channels not in (1, 3):
+        raise UsageError(
+            f"{path}: the result has {channels} channels; an image holds 1 (gray) or 3 (RGB), "
+            "so save it as .npy"
+        )
+    bits = 16 if like.bits == 16 and fmt in _16BIT_FORMATS and channels == 1 else 8
+    if like.bits == 16 and bits == 8 and warn:
+        why = "colour" if channels == 3 else fmt
+        warn(f"{path}: {why} output holds 8 bits here; the 16-bit result was scaled to 8 bits")
+    pixels = map_values(result, how, 65535 if like.bits == 16 else 255, value_range)
+    if like.bits == 16 and bits == 8:
+        pixels = np.rint(pixels.astype(np.float64) / 257).astype(np.uint8)
+    if alpha is not None and fmt not in _ALPHA_FORMATS:
+        if warn:
+            warn(f"{path}: {fmt} has no alpha channel; alpha dropped")
+        alpha = None
+    if alpha is not None and (bits == 16 or alpha.shape != pixels.shape[:2]):
+        if warn:
+            warn(f"{path}: alpha dropped (it does not fit this output)")
+        alpha = None
+
+    from PIL import Image
+
+    if bits == 16:
+        im = Image.fromarray(pixels.astype(np.uint16))  # mode I;16
+    else:
+        im = Image.fromarray(pixels.astype(np.uint8), mode="L" if channels == 1 else "RGB")
+        if alpha is not None:
+            a = alpha if alpha.dtype == np.uint8 else np.rint(alpha / 257).astype(np.uint8)
+            im.putalpha(Image.fromarray(a, mode="L"))
+    options: dict[str, Any] = {}
+    if fmt == "JPEG":
+        options = {"quality": 95}
+    elif fmt == "WEBP":
+        options = {"lossless": True}
+    elif fmt == "TIFF":
+        options = {"compression": "tiff_deflate"}
+    atomic_write(path, lambda tmp: im.save(tmp, format=fmt, **options))
+    h, w = pixels.shape[:2]
+    kind = "gray" if channels == 1 else "RGB"
+    return f"{w}×{h} {kind}{'+alpha' if alpha is not None else ''} {bits}-bit"
+
+
+def _save_npy(tmp: Path, result: F32) -> None:
+    with open(tmp, "wb") as fh:
+        np.save(fh, result, allow_pickle=False)
+
+
+def to_rgb8(pic_data: F32, maxval: int) -> npt.NDArray[np.uint8]:
+    """Any loaded picture as 8-bit for display (preview)."""
+    x = pic_data.astype(np.float64)
+    if maxval == 65535:
+        x = x / 257
+    elif pic_data.size and (x.min() < 0 or x.max() > 255):
+        lo, hi = float(x.min()), float(x.max())
+        x = (x - lo) * (255 / (hi - lo)) if hi > lo else np.zeros_like(x)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)

@@ -1,0 +1,820 @@
+"""The named-kernel library and the custom-kernel parser.
+
+A kernel spec is one of
+
+* a name with optional parameters: ``sobel``, ``gaussian:sigma=2``, ``motion:length=9,angle=45``;
+* an inline matrix: ``"1,0,-1;1,0,-1;1,0,-1"`` (rows split by ``;`` or newlines, values by commas
+  or spaces);
+* a file: ``.txt``/``.csv`` rows, ``.json`` nested list (2-D, 3-D or 4-D), ``.npy`` array.
+
+Every kernel is stored as correlation weights (what CNN layers compute), the way OpenCV's
+``filter2D`` and PyTorch's ``conv2d`` take them. Gradient operators come as an x/y pair and compass
+sets as eight rotations; :class:`Kernel` says how to combine their responses and which output mapping
+suits the result.
+
+Pure NumPy: no Numba here, so ``cnncli kernels`` starts fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum, unique
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cnncli.errors import KernelError
+
+Array = npt.NDArray[np.float64]
+
+
+@unique
+class Mapping(StrEnum):
+    """How a float result becomes pixel values of the output file's type."""
+
+    CLIP = "clip"  # round, then clip to 0..max (blur, sharpen: values already in range)
+    ABS = "abs"  # absolute value, then clip (edges of either sign, OpenCV's convertScaleAbs)
+    NORMALIZE = "normalize"  # min..max of the result stretched to 0..max
+    OFFSET = "offset"  # add mid-grey, then clip (emboss: zero stays grey)
+
+
+@unique
+class Combine(StrEnum):
+    """How the responses of a kernel set become one result."""
+
+    SINGLE = "single"  # one kernel (2-D, 3-D or 4-D)
+    MAGNITUDE = "magnitude"  # sqrt(gx² + gy²) of an x/y pair
+    DIRECTION = "direction"  # atan2(gy, gx) of an x/y pair, in degrees 0..360
+    MAXIMUM = "maximum"  # largest response of a compass set
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A resolved kernel: weights plus how to use them.
+
+    ``weights`` holds one array for :attr:`Combine.SINGLE`, the x and y kernels for magnitude and
+    direction, and every rotation for a compass set.
+    """
+
+    name: str
+    slug: str
+    weights: tuple[Array, ...]
+    combine: Combine = Combine.SINGLE
+    mapping: Mapping = Mapping.CLIP
+    description: str = ""
+    params: dict[str, float] = field(default_factory=dict)
+    #: The fixed range of the result (direction: 0..360), used by ``normalize`` instead of min..max.
+    value_range: tuple[float, float] | None = None
+
+    @property
+    def matrix(self) -> Array:
+        """The (first) weight array, for display and single kernels."""
+        return self.weights[0]
+
+    @property
+    def ndim(self) -> int:
+        return int(self.matrix.ndim)
+
+    @property
+    def spatial(self) -> tuple[int, int]:
+        """(kh, kw) of the kernel."""
+        h, w = self.matrix.shape[-2:]
+        return int(h), int(w)
+
+
+# --------------------------------------------------------------------------------------------
+# Builders of the named kernels
+# --------------------------------------------------------------------------------------------
+
+
+def _odd_size(value: float, what: str) -> int:
+    size = _whole(value, what)
+    if size < 1:
+        raise KernelError(f"{what} must be at least 1, got {size}")
+    return size
+
+
+def _whole(value: float, what: str) -> int:
+    if value != int(value):
+        raise KernelError(f"{what} must be a whole number, got {value:g}")
+    return int(value)
+
+
+def _positive(value: float, what: str) -> float:
+    if not value > 0:
+        raise KernelError(f"{what} must be positive, got {value:g}")
+    return value
+
+
+def gaussian_1d(size: int, sigma: float) -> Array:
+    """Normalised 1-D Gaussian, as ``cv2.getGaussianKernel(size, sigma)``."""
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-(x * x) / (2 * sigma * sigma))
+    out: Array = g / g.sum()
+    return out
+
+
+def _gaussian_size_sigma(size: float | None, sigma: float | None) -> tuple[int, float]:
+    # OpenCV's rules (GaussianBlur on 8-bit images): size from sigma as round(6σ+1) made odd,
+    # sigma from size as 0.3·((size−1)/2 − 1) + 0.8, so both tools blur alike.
+    if size is None and sigma is None:
+        sigma = 1.0
+    if size is None:
+        assert sigma is not None
+        s = _positive(sigma, "sigma")
+        return int(round(s * 6 + 1)) | 1, s
+    n = _odd_size(size, "size")
+    if sigma is None:
+        return n, max(0.3 * ((n - 1) * 0.5 - 1) + 0.8, 1e-6)
+    return n, _positive(sigma, "sigma")
+
+
+def _gaussian(p: dict[str, float]) -> Array:
+    n, s = _gaussian_size_sigma(p.get("size"), p.get("sigma"))
+    g = gaussian_1d(n, s)
+    return np.outer(g, g)
+
+
+def _box(p: dict[str, float]) -> Array:
+    n = _odd_size(p["size"], "size")
+    return np.full((n, n), 1.0 / (n * n))
+
+
+def _identity(p: dict[str, float]) -> Array:
+    n = _odd_size(p["size"], "size")
+    k = np.zeros((n, n))
+    k[(n - 1) // 2, (n - 1) // 2] = 1.0
+    return k
+
+
+def _sharpen(p: dict[str, float]) -> Array:
+    a = p["amount"]
+    return np.array([[0, -a, 0], [-a, 1 + 4 * a, -a], [0, -a, 0]], dtype=np.float64)
+
+
+def _unsharp(p: dict[str, float]) -> Array:
+    n, s = _gaussian_size_sigma(p.get("size"), p.get("sigma", 1.0))
+    g = gaussian_1d(n, s)
+    blur = np.outer(g, g)
+    ident = np.zeros_like(blur)
+    ident[(n - 1) // 2, (n - 1) // 2] = 1.0
+    amount = p["amount"]
+    out: Array = ident + amount * (ident - blur)
+    return out
+
+
+def _emboss(p: dict[str, float]) -> Array:
+    s = p["strength"]
+    return s * np.array([[-2, -1, 0], [-1, 0, 1], [0, 1, 2]], dtype=np.float64)
+
+
+def _laplacian(_: dict[str, float]) -> Array:
+    return np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64)
+
+
+def _laplacian8(_: dict[str, float]) -> Array:
+    return np.array([[1, 1, 1], [1, -8, 1], [1, 1, 1]], dtype=np.float64)
+
+
+def _log(p: dict[str, float]) -> Array:
+    sigma = _positive(p["sigma"], "sigma")
+    n = _odd_size(p["size"], "size") if "size" in p else 2 * math.ceil(3 * sigma) + 1
+    x = np.arange(n, dtype=np.float64) - (n - 1) / 2
+    r2 = x[:, None] ** 2 + x[None, :] ** 2
+    k = -(1 - r2 / (2 * sigma**2)) * np.exp(-r2 / (2 * sigma**2)) / (math.pi * sigma**4)
+    # Zero sum, so flat regions give exactly zero (a truncated LoG otherwise drifts).
+    out: Array = k - k.mean()
+    return out
+
+
+def _vertical_edge(_: dict[str, float]) -> Array:
+    return np.array([[1, 0, -1]] * 3, dtype=np.float64)
+
+
+def _horizontal_edge(_: dict[str, float]) -> Array:
+    return np.array([[1, 1, 1], [0, 0, 0], [-1, -1, -1]], dtype=np.float64)
+
+
+def _motion(p: dict[str, float]) -> Array:
+    length = _odd_size(p["length"], "length")
+    angle = math.radians(p["angle"])
+    # A line through the centre, anti-aliased by sampling it densely and splatting bilinearly.
+    c = (length - 1) / 2
+    k = np.zeros((length, length))
+    steps = max(4 * length, 8)
+    for t in np.linspace(-c, c, steps):
+        x = c + t * math.cos(angle)
+        y = c - t * math.sin(angle)  # image rows grow downwards; angles count anticlockwise
+        x0, y0 = math.floor(x), math.floor(y)
+        fx, fy = x - x0, y - y0
+        for yy, xx, w in (
+            (y0, x0, (1 - fy) * (1 - fx)),
+            (y0, x0 + 1, (1 - fy) * fx),
+            (y0 + 1, x0, fy * (1 - fx)),
+            (y0 + 1, x0 + 1, fy * fx),
+        ):
+            if 0 <= yy < length and 0 <= xx < length:
+                k[yy, xx] += w
+    out: Array = k / k.sum()
+    return out
+
+
+def _binomial(n: int) -> Array:
+    row = np.array([1.0])
+    for _ in range(n - 1):
+        row = np.convolve(row, [1.0, 1.0])
+    return row
+
+
+def _sobel_pair(p: dict[str, float]) -> tuple[Array, Array]:
+    n = _whole(p["size"], "size")
+    if n not in (3, 5, 7):
+        raise KernelError(f"sobel size must be 3, 5 or 7 (as cv2.Sobel), got {n}")
+    smooth = _binomial(n)
+    deriv = np.convolve(_binomial(n - 2), [-1.0, 0.0, 1.0])  # cv2.getDerivKernels
+    kx = np.outer(smooth, deriv)
+    return kx, kx.T.copy()
+
+
+def _pair(kx: Sequence[Sequence[float]]) -> Callable[[dict[str, float]], tuple[Array, Array]]:
+    def build(_: dict[str, float]) -> tuple[Array, Array]:
+        x = np.array(kx, dtype=np.float64)
+        return x, x.T.copy()
+
+    return build
+
+
+def _roberts(_: dict[str, float]) -> tuple[Array, Array]:
+    return (
+        np.array([[1, 0], [0, -1]], dtype=np.float64),
+        np.array([[0, 1], [-1, 0]], dtype=np.float64),
+    )
+
+
+def _rotations(seed: Sequence[Sequence[float]]) -> tuple[Array, ...]:
+    # Rotate the outer ring of a 3×3 kernel one step (45°) at a time: the compass directions.
+    ring = [(0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0)]
+    base = np.array(seed, dtype=np.float64)
+    values = [base[i] for i in ring]
+    out = []
+    for r in range(8):
+        k = base.copy()
+        for j, pos in enumerate(ring):
+            k[pos] = values[(j - r) % 8]
+        out.append(k)
+    return tuple(out)
+
+
+GRADIENTS: dict[
+    str, tuple[Callable[[dict[str, float]], tuple[Array, Array]], dict[str, float], str]
+] = {
+    "sobel": (_sobel_pair, {"size": 3}, "Sobel derivative (cv2.Sobel); size 3, 5 or 7"),
+    "scharr": (
+        _pair([[-3, 0, 3], [-10, 0, 10], [-3, 0, 3]]),
+        {},
+        "Scharr derivative (cv2.Scharr), better rotation symmetry",
+    ),
+    "prewitt": (_pair([[-1, 0, 1]] * 3), {}, "Prewitt derivative (box-smoothed)"),
+    "roberts": (_roberts, {}, "Roberts cross, 2×2 diagonal differences"),
+}
+
+COMPASS: dict[str, tuple[Sequence[Sequence[float]], str]] = {
+    "kirsch": ([[5, 5, 5], [-3, 0, -3], [-3, -3, -3]], "Kirsch compass: max over 8 directions"),
+    "robinson": (
+        [[1, 2, 1], [0, 0, 0], [-1, -2, -1]],
+        "Robinson compass (Sobel-like): max over 8 directions",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class _Named:
+    build: Callable[[dict[str, float]], Array]
+    defaults: dict[str, float | None]
+    mapping: Mapping
+    description: str
+
+
+SINGLES: dict[str, _Named] = {
+    "identity": _Named(_identity, {"size": 3}, Mapping.CLIP, "leaves the image unchanged"),
+    "box": _Named(_box, {"size": 3}, Mapping.CLIP, "mean of a size×size window (cv2.blur)"),
+    "gaussian": _Named(
+        _gaussian,
+        {"sigma": None, "size": None},
+        Mapping.CLIP,
+        "Gaussian blur (cv2.GaussianBlur); sigma 1 by default, size round(6σ+1) made odd, "
+        "or sigma from size as OpenCV does",
+    ),
+    "sharpen": _Named(_sharpen, {"amount": 1}, Mapping.CLIP, "centre minus 4-neighbours"),
+    "unsharp": _Named(
+        _unsharp,
+        {"sigma": 1, "amount": 1, "size": None},
+        Mapping.CLIP,
+        "unsharp mask: image + amount·(image − gaussian)",
+    ),
+    "emboss": _Named(_emboss, {"strength": 1}, Mapping.OFFSET, "relief lit from the top left"),
+    "laplacian": _Named(
+        _laplacian, {}, Mapping.ABS, "4-neighbour Laplacian (cv2.Laplacian ksize=1)"
+    ),
+    "laplacian8": _Named(_laplacian8, {}, Mapping.ABS, "8-neighbour Laplacian"),
+    "log": _Named(
+        _log,
+        {"sigma": 1.4, "size": None},
+        Mapping.NORMALIZE,
+        "Laplacian of Gaussian (zero sum); size 2·⌈3σ⌉+1 by default",
+    ),
+    "vertical-edge": _Named(
+        _vertical_edge, {}, Mapping.ABS, "the course notes' [[1,0,−1]]×3: vertical edges"
+    ),
+    "horizontal-edge": _Named(
+        _horizontal_edge, {}, Mapping.ABS, "[[1,1,1],[0,0,0],[−1,−1,−1]]: horizontal edges"
+    ),
+    "motion": _Named(
+        _motion,
+        {"length": 9, "angle": 0},
+        Mapping.CLIP,
+        "motion blur along a line of `length` pixels at `angle` degrees (anticlockwise)",
+    ),
+}
+
+
+def _names() -> list[str]:
+    names = list(SINGLES)
+    for g in GRADIENTS:
+        names += [g, f"{g}-x", f"{g}-y", f"{g}-dir"]
+    names += list(COMPASS)
+    return names
+
+
+NAMES: tuple[str, ...] = tuple(_names())
+
+
+def catalogue() -> list[Kernel]:
+    """Every named kernel with default parameters, in display order (x/y/dir variants left out)."""
+    out = [named(n) for n in SINGLES]
+    out += [named(g) for g in GRADIENTS]
+    out += [named(c) for c in COMPASS]
+    return out
+
+
+def default_params(base: str) -> dict[str, float | None]:
+    """The parameters a named kernel takes, with defaults (None: derived from the others)."""
+    if base in SINGLES:
+        return dict(SINGLES[base].defaults)
+    if base in GRADIENTS:
+        return dict(GRADIENTS[base][1])
+    if base in COMPASS:
+        return {}
+    raise KernelError(_unknown_message(base))
+
+
+# --------------------------------------------------------------------------------------------
+# Names with parameters
+# --------------------------------------------------------------------------------------------
+
+
+def _unknown_message(name: str) -> str:
+    close = difflib.get_close_matches(name.lower(), NAMES, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return (
+        f"unknown kernel {name!r}; {hint}run 'cnncli kernels' for the list, or give a matrix "
+        'like "1,0,-1;1,0,-1;1,0,-1" or a .txt/.csv/.json/.npy file'
+    )
+
+
+def _parse_params(base: str, text: str, allowed: dict[str, Any]) -> dict[str, float]:
+    params: dict[str, float] = {}
+    if not text.strip():
+        return params
+    for item in text.split(","):
+        key, eq, value = item.partition("=")
+        key = key.strip().lower()
+        if not eq or not key:
+            raise KernelError(
+                f"kernel parameter {item.strip()!r} of {base!r} is not name=value; "
+                f"write e.g. {base}:{next(iter(allowed), 'size')}=3"
+            )
+        if key not in allowed:
+            valid = ", ".join(allowed) if allowed else "none"
+            raise KernelError(
+                f"kernel {base!r} has no parameter {key!r}; valid parameters: {valid}"
+            )
+        try:
+            number = float(value)
+        except ValueError:
+            raise KernelError(
+                f"kernel parameter {key}={value.strip()!r} of {base!r} is not a number"
+            ) from None
+        if not math.isfinite(number):
+            raise KernelError(f"kernel parameter {key}={value.strip()} of {base!r} must be finite")
+        params[key] = number
+    return params
+
+
+def _fmt_param(v: float) -> str:
+    return str(int(v)) if v == int(v) else f"{v:g}"
+
+
+def _slug(base: str, params: dict[str, float]) -> str:
+    parts = [base] + [f"{k}{_fmt_param(v)}".replace(".", "p") for k, v in params.items()]
+    return "-".join(parts)
+
+
+def named(spec: str) -> Kernel:
+    """Build a named kernel from ``name`` or ``name:param=value,...``."""
+    base, _, rest = spec.strip().partition(":")
+    base = base.strip().lower()
+    variant = ""
+    root = base
+    for suffix in ("-x", "-y", "-dir"):
+        if base.endswith(suffix) and base[: -len(suffix)] in GRADIENTS:
+            root, variant = base[: -len(suffix)], suffix
+    if root in SINGLES:
+        entry = SINGLES[root]
+        params = _parse_params(base, rest, entry.defaults)
+        full = {k: v for k, v in entry.defaults.items() if v is not None} | params
+        weights = entry.build(full)
+        shown = dict(full)
+        if root in ("gaussian", "unsharp"):
+            n, s = _gaussian_size_sigma(full.get("size"), full.get("sigma"))
+            shown |= {"size": n, "sigma": round(s, 6)}
+        if root == "log":
+            shown |= {"size": weights.shape[0]}
+        return Kernel(
+            base,
+            _slug(base, params),
+            (weights,),
+            Combine.SINGLE,
+            entry.mapping,
+            entry.description,
+            shown,
+        )
+    if root in GRADIENTS:
+        build, defaults, desc = GRADIENTS[root]
+        params = _parse_params(base, rest, defaults)
+        full = defaults | params
+        kx, ky = build(full)
+        slug = _slug(base, params)
+        if variant == "-x":
+            return Kernel(base, slug, (kx,), Combine.SINGLE, Mapping.ABS, f"{desc}: x only", full)
+        if variant == "-y":
+            return Kernel(base, slug, (ky,), Combine.SINGLE, Mapping.ABS, f"{desc}: y only", full)
+        if variant == "-dir":
+            return Kernel(
+                base,
+                slug,
+                (kx, ky),
+                Combine.DIRECTION,
+                Mapping.NORMALIZE,
+                f"{desc}: gradient direction atan2(gy, gx) in degrees 0..360",
+                full,
+                (0.0, 360.0),
+            )
+        return Kernel(
+            base,
+            slug,
+            (kx, ky),
+            Combine.MAGNITUDE,
+            Mapping.ABS,
+            f"{desc}: magnitude √(gx²+gy²)",
+            full,
+        )
+    if root in COMPASS:
+        seed, desc = COMPASS[root]
+        _parse_params(base, rest, {})
+        return Kernel(base, base, _rotations(seed), Combine.MAXIMUM, Mapping.CLIP, desc, {})
+    raise KernelError(_unknown_message(base))
+
+
+def direction_of(kernel: Kernel) -> Kernel:
+    """The direction variant of a gradient kernel (``--direction``)."""
+    if kernel.combine not in (Combine.MAGNITUDE, Combine.DIRECTION):
+        raise KernelError(
+            f"--direction needs a gradient kernel (sobel, scharr, prewitt, roberts), not {kernel.name!r}"
+        )
+    return Kernel(
+        kernel.name + ("" if kernel.combine is Combine.DIRECTION else "-dir"),
+        kernel.slug if kernel.combine is Combine.DIRECTION else kernel.slug + "-dir",
+        kernel.weights,
+        Combine.DIRECTION,
+        Mapping.NORMALIZE,
+        kernel.description.split(":")[0] + ": gradient direction atan2(gy, gx) in degrees 0..360",
+        kernel.params,
+        (0.0, 360.0),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Custom matrices
+# --------------------------------------------------------------------------------------------
+
+_INLINE = re.compile(r"^[\s0-9eE+\-.,;nNaAiIfF\[\]]+$")
+
+
+def _number(token: str, where: str) -> float:
+    try:
+        value = float(token)
+    except ValueError:
+        raise KernelError(f"kernel {where}: {token!r} is not a number") from None
+    if not math.isfinite(value):
+        raise KernelError(f"kernel {where} is {token}; kernels need finite numbers")
+    return value
+
+
+def parse_rows(lines: Sequence[str], source: str) -> Array:
+    """Rows of numbers (commas, spaces or tabs between values) → a 2-D matrix.
+
+    Blank lines and ``#`` comments are skipped; ragged rows, non-numbers, NaN/inf and empty
+    input raise :class:`KernelError` naming the row.
+    """
+    rows: list[list[float]] = []
+    for line in lines:
+        text = line.split("#", 1)[0].strip().strip("[]").strip()
+        if not text:
+            continue
+        tokens = [t for t in re.split(r"[,\s]+", text.strip(",")) if t]
+        r = len(rows) + 1
+        rows.append([_number(t, f"{source} row {r} value {c}") for c, t in enumerate(tokens, 1)])
+        if len(rows[-1]) != len(rows[0]):
+            raise KernelError(
+                f"kernel {source} row {r} has {len(rows[-1])} value{'s' if len(rows[-1]) != 1 else ''} "
+                f"but row 1 has {len(rows[0])}; "
+                "every row needs the same number of values"
+            )
+    if not rows:
+        raise KernelError(f"kernel {source} is empty; give at least one number")
+    return np.array(rows, dtype=np.float64)
+
+
+def _from_nested(data: object, source: str) -> Array:
+    def check(node: object, path: str, depth: int) -> list[int]:
+        if isinstance(node, bool) or node is None or isinstance(node, str | dict):
+            raise KernelError(
+                f"kernel {source} at {path or 'top'}: {node!r} is not a number or a list"
+            )
+        if isinstance(node, int | float):
+            if not math.isfinite(node):
+                raise KernelError(
+                    f"kernel {source} at {path} is {node}; kernels need finite numbers"
+                )
+            return []
+        if not isinstance(node, list) or not node:
+            raise KernelError(f"kernel {source} at {path or 'top'} is an empty list; give numbers")
+        shapes = [check(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(node)]
+        for i, s in enumerate(shapes):
+            if s != shapes[0]:
+                raise KernelError(
+                    f"kernel {source} is ragged: {path}[{i}] has shape {s or 'scalar'} but "
+                    f"{path}[0] has {shapes[0] or 'scalar'}"
+                )
+        return [len(node), *shapes[0]]
+
+    shape = check(data, "", 0)
+    if len(shape) not in (2, 3, 4):
+        raise KernelError(
+            f"kernel {source} has {len(shape)} dimensions; give 2-D (kh×kw), "
+            "3-D (C_in×kh×kw) or 4-D (C_out×C_in×kh×kw)"
+        )
+    return np.array(data, dtype=np.float64)
+
+
+def _check_array(arr: npt.NDArray[Any], source: str) -> Array:
+    if arr.dtype.kind not in "biuf":
+        raise KernelError(f"kernel {source} has dtype {arr.dtype}; give numbers")
+    if arr.ndim not in (2, 3, 4):
+        raise KernelError(
+            f"kernel {source} has shape {tuple(arr.shape)}; give 2-D (kh×kw), 3-D (C_in×kh×kw) "
+            "or 4-D (C_out×C_in×kh×kw)"
+        )
+    if arr.size == 0:
+        raise KernelError(f"kernel {source} is empty (shape {tuple(arr.shape)})")
+    out = arr.astype(np.float64)
+    bad = np.argwhere(~np.isfinite(out))
+    if len(bad):
+        idx = tuple(int(i) for i in bad[0])
+        raise KernelError(
+            f"kernel {source} at index {list(idx)} is {out[idx]}; kernels need finite numbers"
+        )
+    return out
+
+
+def load_file(path: Path) -> Array:
+    """A kernel from ``.txt``/``.csv`` rows, a ``.json`` nested list, or a ``.npy`` array."""
+    ext = path.suffix.lower()
+    source = f"file {str(path)!r}"
+    try:
+        if ext == ".npy":
+            try:
+                arr = np.load(path, allow_pickle=False)
+            except ValueError as err:
+                raise KernelError(f"kernel {source} is not a .npy array: {err}") from None
+            return _check_array(arr, source)
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise KernelError(f"cannot read kernel {source}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise KernelError(f"kernel {source} is not text; give rows of numbers") from None
+    if ext == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise KernelError(
+                f"kernel {source} is not valid JSON (line {err.lineno}: {err.msg}); "
+                "give a nested list like [[1,0,-1],[1,0,-1],[1,0,-1]]"
+            ) from None
+        return _from_nested(data, source)
+    return parse_rows(text.replace(";", "\n").splitlines(), source)
+
+
+def _looks_like_path(spec: str) -> bool:
+    return bool(
+        os.sep in spec or "/" in spec or re.search(r"\.(txt|csv|json|npy|tsv)$", spec, re.I)
+    )
+
+
+def _custom_mapping(arr: Array) -> Mapping:
+    # Zero-sum kernels detect change (edges), so their sign matters less than their size.
+    return (
+        Mapping.ABS
+        if abs(float(arr.sum())) < 1e-9 * max(1.0, float(np.abs(arr).sum()))
+        else Mapping.CLIP
+    )
+
+
+def resolve_kernel(spec: str) -> Kernel:
+    """Turn a ``-k`` value into a :class:`Kernel`: an existing file, an inline matrix, or a name."""
+    text = spec.strip()
+    if not text:
+        raise KernelError(
+            "kernel '' is empty; give a name (e.g. sobel) or a matrix like \"1,0,-1\""
+        )
+    path = Path(os.path.expanduser(text))
+    if path.is_file():
+        arr = load_file(path)
+        return Kernel(
+            str(path),
+            _safe(path.stem),
+            (arr,),
+            Combine.SINGLE,
+            _custom_mapping(arr),
+            f"from {path.name}",
+        )
+    if _looks_like_path(text) and not _INLINE.match(text):
+        raise KernelError(f"kernel file {text!r} not found; check the path, or give a kernel name")
+    if _INLINE.match(text) and re.search(r"[0-9]", text):
+        arr = parse_rows(re.split(r"[;\n]", text), repr(text))
+        return Kernel(
+            "custom", "custom", (arr,), Combine.SINGLE, _custom_mapping(arr), "inline matrix"
+        )
+    return named(text)
+
+
+def _safe(stem: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "kernel"
+
+
+def normalized(kernel: Kernel) -> tuple[Kernel, str | None]:
+    """Divide each weight array by its sum; returns the kernel and a warning for zero sums."""
+    out: list[Array] = []
+    zero = False
+    for w in kernel.weights:
+        # Sum over the spatial (and input-channel) axes of each output map.
+        axes = tuple(range(1, w.ndim)) if w.ndim == 4 else None
+        total = w.sum(axis=axes, keepdims=True) if axes else np.array(w.sum())
+        scale = np.abs(w).sum(axis=axes, keepdims=True) if axes else np.array(np.abs(w).sum())
+        is_zero = np.abs(total) <= 1e-12 * np.maximum(scale, 1.0)
+        zero = zero or bool(np.any(is_zero))
+        out.append(np.where(is_zero, w, w / np.where(is_zero, 1.0, total)))
+    warning = (
+        f"kernel {kernel.name!r} sums to 0, so --normalize left it unchanged "
+        "(zero-sum kernels detect edges; their result is centred on 0)"
+        if zero
+        else None
+    )
+    return (
+        Kernel(
+            kernel.name,
+            kernel.slug,
+            tuple(out),
+            kernel.combine,
+            kernel.mapping,
+            kernel.description,
+            kernel.params,
+            kernel.value_range,
+        ),
+        warning,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Applying a kernel, and the --then stages (ReLU, pooling)
+# --------------------------------------------------------------------------------------------
+
+
+def apply_kernel(
+    kernel: Kernel,
+    image: npt.NDArray[np.float32],
+    *,
+    padding: Any = "same",
+    stride: Any = 1,
+    dilation: Any = 1,
+    border: str = "reflect101",
+    border_value: float = 0.0,
+    anchor: tuple[int, int] | None = None,
+    flip: bool = False,
+) -> npt.NDArray[np.float32]:
+    """Correlate (or with ``flip`` convolve) ``image`` with ``kernel`` and combine the responses
+    of gradient pairs (magnitude or direction in degrees 0..360) and compass sets (maximum)."""
+    from cnncli.convolve import correlate
+
+    def run(w: Array) -> npt.NDArray[np.float32]:
+        return correlate(
+            image,
+            w,
+            padding=padding,
+            stride=stride,
+            dilation=dilation,
+            border=border,
+            border_value=border_value,
+            anchor=anchor,
+            flip=flip,
+        )
+
+    if kernel.combine is Combine.SINGLE:
+        return run(kernel.matrix)
+    if kernel.combine is Combine.MAXIMUM:
+        out = run(kernel.weights[0])
+        for w in kernel.weights[1:]:
+            np.maximum(out, run(w), out=out)
+        return out
+    gx, gy = run(kernel.weights[0]), run(kernel.weights[1])
+    if kernel.combine is Combine.MAGNITUDE:
+        return np.hypot(gx, gy).astype(np.float32)
+    angle = np.degrees(np.arctan2(gy.astype(np.float64), gx.astype(np.float64))) % 360.0
+    return angle.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One ``--then`` stage: ``relu``, or pooling with a square window and stride."""
+
+    op: str
+    size: int = 0
+    stride: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.op == "relu":
+            return "relu"
+        return f"{self.op}{self.size}" + (f"s{self.stride}" if self.stride != self.size else "")
+
+
+def parse_stage(text: str) -> Stage:
+    """``relu``, ``maxpool:2``, ``avgpool:3:2`` (window 3, stride 2)."""
+    from cnncli.errors import UsageError
+
+    op, _, rest = text.strip().lower().partition(":")
+    if op == "relu" and not rest:
+        return Stage("relu")
+    if op in ("maxpool", "avgpool"):
+        parts = rest.split(":") if rest else ["2"]
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            values = []
+        if len(values) not in (1, 2) or min(values) < 1:
+            raise UsageError(
+                f"--then {text!r}: write {op}:K or {op}:K:S with a positive window K and stride S"
+            )
+        return Stage(op, values[0], values[-1])
+    raise UsageError(f"--then {text!r} is not a stage; use relu, maxpool:K[:S] or avgpool:K[:S]")
+
+
+def run_stage(stage: Stage, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Apply one stage. Pooling follows PyTorch's MaxPool2d/AvgPool2d (no padding, floor mode);
+    its output size comes from the arithmetic core, like ``cnncli shape --op maxpool``."""
+    if stage.op == "relu":
+        return np.maximum(x, 0, dtype=np.float32)
+    from cnncli import arithmetic as ar
+
+    geom = ar.resolve(ar.make_spec(x.shape[:2], stage.size, stride=stage.stride, op=stage.op))
+    oh, ow = geom.output_size
+    k, s = stage.size, stage.stride
+    windows = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(0, 1))
+    windows = windows[: (oh - 1) * s + 1 : s, : (ow - 1) * s + 1 : s]
+    reduced = (
+        windows.max(axis=(-2, -1))
+        if stage.op == "maxpool"
+        else windows.mean(axis=(-2, -1), dtype=np.float64)
+    )
+    out = np.ascontiguousarray(reduced, dtype=np.float32)
+    assert out.shape[:2] == (oh, ow)  # the arithmetic core and the windows agree by construction
+    return out

@@ -1,0 +1,237 @@
+"""Pictures in the terminal for ``cnncli filter --preview`` and the ``cnncli kernels`` table.
+
+A half-block cell (``▀``) shows two pixels: the upper one as the foreground colour, the lower one
+as the background, so a W-column preview shows a W×2R picture in R text rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.segment import Segment
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from cnncli.kernels import Kernel
+
+#: Matrices up to this many rows and columns are printed number by number.
+MAX_NUMERIC = 7
+
+
+class HalfBlocks:
+    """A uint8 H×W or H×W×3 picture drawn with ``▀`` cells (two pixel rows per text row)."""
+
+    def __init__(self, pixels: npt.NDArray[np.uint8]) -> None:
+        self.pixels = pixels
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        px = self.pixels
+        h = px.shape[0]
+        for y in range(0, h, 2):
+            for x in range(px.shape[1]):
+                top = _rgb(px[y, x])
+                bottom = _rgb(px[y + 1, x]) if y + 1 < h else None
+                yield Segment("▀", Style(color=top, bgcolor=bottom))
+            yield Segment.line()
+
+
+def _rgb(value: Any) -> str:
+    if getattr(value, "shape", ()) == ():
+        v = int(value)
+        return f"rgb({v},{v},{v})"
+    r, g, b = (int(c) for c in value[:3])
+    return f"rgb({r},{g},{b})"
+
+
+def fit(pixels: npt.NDArray[np.uint8], columns: int, max_rows: int) -> npt.NDArray[np.uint8]:
+    """Downsample (area average) to at most ``columns`` wide and ``2·max_rows`` pixel rows tall."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    scale = min(columns / w, (2 * max_rows) / h, 1.0)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    if (nw, nh) == (w, h):
+        return pixels
+    im = Image.fromarray(pixels)
+    return np.asarray(im.resize((nw, nh), Image.Resampling.BOX))
+
+
+def side_by_side(
+    left: npt.NDArray[np.uint8],
+    right: npt.NDArray[np.uint8],
+    *,
+    width: int,
+    height: int,
+    left_title: str = "",
+    right_title: str = "",
+) -> Table:
+    """Two pictures next to each other, each scaled to half the width."""
+    half = max(4, (width - 3) // 2)
+    rows = max(2, height - 4)
+    table = Table.grid(padding=(0, 1))
+    table.add_column()
+    table.add_column()
+    table.add_row(Text(left_title[:half], style="bold"), Text(right_title[:half], style="bold"))
+    table.add_row(HalfBlocks(fit(left, half, rows)), HalfBlocks(fit(right, half, rows)))
+    return table
+
+
+def show_side_by_side(
+    left: npt.NDArray[np.uint8],
+    right: npt.NDArray[np.uint8],
+    *,
+    left_title: str = "",
+    right_title: str = "",
+    console: Console | None = None,
+) -> None:
+    """Print :func:`side_by_side` on stdout, sized to the terminal."""
+    console = console or Console(highlight=False)
+    height = console.size.height if console.is_terminal else 40
+    console.print(
+        side_by_side(
+            left,
+            right,
+            width=console.width,
+            height=height,
+            left_title=left_title,
+            right_title=right_title,
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Kernel matrices
+# --------------------------------------------------------------------------------------------
+
+
+def _num(v: float) -> str:
+    if v == int(v) and abs(v) < 1e6:
+        return str(int(v))
+    return f"{v:.3f}".rstrip("0")
+
+
+def matrix_text(m: npt.NDArray[np.float64], max_numeric: int = MAX_NUMERIC) -> Text:
+    """Small matrices number by number (aligned); large ones as a shaded block plus a summary."""
+    if m.ndim > 2:
+        lead = "×".join(map(str, m.shape))
+        return Text(f"{lead} array, sum {m.sum():.4g}")
+    h, w = m.shape
+    if h <= max_numeric and w <= max_numeric:
+        cells = [[_num(float(v)) for v in row] for row in m]
+        width = max(len(c) for row in cells for c in row)
+        lines = [" ".join(c.rjust(width) for c in row) for row in cells]
+        return Text("\n".join(lines))
+    return _shaded(m)
+
+
+def _shaded(m: npt.NDArray[np.float64]) -> Text:
+    # A heat map (blue negative, red positive, brighter = larger) at most 16 cells across.
+    import numpy as np
+
+    h, w = m.shape
+    step = max(1, -(-max(h, w) // 16))
+    small = m[::step, ::step]
+    peak = float(np.abs(m).max()) or 1.0
+    text = Text()
+    for row in small:
+        for v in row:
+            level = int(round(255 * min(1.0, abs(float(v)) / peak)))
+            colour = (
+                f"rgb({level},{level // 4},{level // 4})"
+                if v >= 0
+                else f"rgb({level // 4},{level // 4},{level})"
+            )
+            text.append("██", style=colour)
+        text.append("\n")
+    text.append(f"{h}×{w}, sum {m.sum():.4g}, min {m.min():.3g}, max {m.max():.3g}")
+    return text
+
+
+def _params(kernel: Kernel) -> str:
+    from cnncli.kernels import default_params
+
+    base = kernel.name.split(":")[0]
+    for suffix in ("-x", "-y", "-dir"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    try:
+        names = default_params(base)
+    except Exception:  # custom kernels have no parameters
+        return ""
+    shown = []
+    for key in names:
+        value = kernel.params.get(key)
+        shown.append(f"{key}={_num(float(value))}" if value is not None else f"{key}=auto")
+    return ", ".join(shown)
+
+
+def _combine_note(kernel: Kernel) -> str:
+    from cnncli.kernels import Combine
+
+    return {
+        Combine.SINGLE: "",
+        Combine.MAGNITUDE: "x shown; y is its transpose; result √(gx²+gy²)",
+        Combine.DIRECTION: "x shown; y is its transpose; result atan2(gy, gx) in degrees",
+        Combine.MAXIMUM: f"north shown; max over {len(kernel.weights)} rotations",
+    }[kernel.combine]
+
+
+def kernel_table(kernels: list[Kernel]) -> Table:
+    """The library: name, matrix, default mapping, parameters, what it does."""
+    table = Table(
+        title="cnncli kernels (use NAME:param=value; see 'cnncli kernels NAME')", show_lines=True
+    )
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("matrix (correlation weights)", no_wrap=True)
+    table.add_column("map")
+    table.add_column("parameters")
+    table.add_column("what it does")
+    for k in kernels:
+        note = _combine_note(k)
+        desc = k.description + (f" ({note})" if note else "")
+        if k.combine.value in ("magnitude",):
+            desc += f"; also {k.name}-x, {k.name}-y, {k.name}-dir"
+        table.add_row(k.name, matrix_text(k.matrix, 5), k.mapping.value, _params(k), desc)
+    return table
+
+
+def kernel_detail(kernel: Kernel) -> Group:
+    """One kernel in full: every weight array numerically up to 15×15."""
+    parts: list[Any] = [Text(f"{kernel.name}: {kernel.description}", style="bold")]
+    params = _params(kernel)
+    info = f"default map: {kernel.mapping.value}"
+    if params:
+        info += f"; parameters: {params}"
+    parts.append(Text(info))
+    labels: list[str]
+    if kernel.combine.value in ("magnitude", "direction"):
+        labels = ["x", "y"]
+    elif kernel.combine.value == "maximum":
+        labels = ["N", "NE", "E", "SE", "S", "SW", "W", "NW"]
+    else:
+        labels = [""]
+    for label, w in zip(labels, kernel.weights, strict=False):
+        kh, kw = w.shape[-2:]
+        head = f"{label + ': ' if label else ''}{'×'.join(map(str, w.shape))}, sum {w.sum():.6g}"
+        parts.append(Text(head, style="dim"))
+        if w.ndim == 2:
+            parts.append(matrix_text(w, 15))
+        else:
+            flat = w.reshape(-1, kh, kw)
+            for i, plane in enumerate(flat[:8]):
+                idx = divmod(i, w.shape[1]) if w.ndim == 4 else (i,)
+                parts.append(Text(f"[{','.join(map(str, idx))}]", style="dim"))
+                parts.append(matrix_text(plane, 15))
+            if len(flat) > 8:
+                parts.append(Text(f"... {len(flat) - 8} more planes"))
+    note = _combine_note(kernel)
+    if note:
+        parts.append(Text(note, style="dim"))
+    return Group(*parts)
