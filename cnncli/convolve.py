@@ -1,0 +1,629 @@
+"""2-D correlation of images with CNN semantics: the validating NumPy wrapper around :mod:`cnncli._jit`.
+
+Imported only by ``cnncli filter`` (it loads numpy and Numba at import time).
+
+What :func:`correlate` computes, per output pixel ``(y, x)`` and kernel tap ``(i, j)``::
+
+    out[y, x] = Σ_ij k[i, j] · P[y·sy + i·dy, x·sx + j·dx]
+
+where ``P`` is the image padded by :func:`plan_geometry`'s ``(before, after)`` on each axis with the
+chosen :class:`Border` mode. That is correlation, what CNN layers compute and call convolution;
+``flip=True`` gives true convolution (kernel flipped on both axes, anchor mirrored).
+
+Padding split and anchor
+    The output size always comes from :mod:`cnncli.arithmetic` (the numbers ``cnncli shape``
+    prints). ``same`` pads ``before = (k'-1)//2`` and puts the odd pixel after, like PyTorch and
+    TensorFlow (``k' = d·(k-1)+1``); with a stride it is TensorFlow's SAME (output ``⌈n/s⌉``).
+    OpenCV's ``filter2D`` puts the anchor of an even kernel at ``k//2`` instead, one pixel later:
+    to reproduce OpenCV pass ``anchor=(kh//2, kw//2)``. With an anchor ``(ay, ax)``, ``same``
+    padding is ``before = a·d`` and ``after = k'-1-before``.
+
+Borders larger than the image
+    Paddings wider than the image (``full`` on a small image, a kernel as large as the image) repeat
+    the reflection, as ``numpy.pad`` and OpenCV's ``borderInterpolate`` both do, so ``reflect101``
+    is periodic with period ``2(n-1)``, ``reflect`` with ``2n``. An image of one pixel on an axis
+    extends as that pixel in every mode (OpenCV does the same for ``reflect101``).
+
+Strategies (chosen by a cost model, see :func:`choose_method`)
+    ``direct``: tap by tap over rows, threads over row bands. ``separable``: a rank-1 kernel as a
+    vertical then a horizontal 1-D pass. ``lowrank``: a sum of a few separable passes (SVD).
+    ``fft``: ``numpy.fft.rfft2`` of the padded plane (float64), for large dense kernels.
+
+Accuracy
+    Float32 output within ``1e-5 · Σ|k| · max|image|`` of a float64 reference (that product is the
+    largest value the correlation could produce, so this is an error relative to the output's
+    scale; for a zero-sum edge kernel on a flat image ``max|ref|`` would be 0 and useless).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from enum import StrEnum, unique
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cnncli import _jit, arithmetic
+from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+@unique
+class Border(StrEnum):
+    """How the image is extended past its edges (``abcd`` is the image row)."""
+
+    REFLECT101 = "reflect101"  # dcb|abcd|cba
+    REFLECT = "reflect"  # cba|abcd|dcb
+    REPLICATE = "replicate"  # aaa|abcd|ddd
+    WRAP = "wrap"  # bcd|abcd|abc
+    CONSTANT = "constant"  # vvv|abcd|vvv
+
+
+#: (OpenCV name, scipy.ndimage mode) of each border, for help text.
+BORDER_ALIASES: dict[Border, tuple[str, str]] = {
+    Border.REFLECT101: ("BORDER_REFLECT_101", "mirror"),
+    Border.REFLECT: ("BORDER_REFLECT", "reflect"),
+    Border.REPLICATE: ("BORDER_REPLICATE", "nearest"),
+    Border.WRAP: ("BORDER_WRAP", "grid-wrap"),
+    Border.CONSTANT: ("BORDER_CONSTANT", "constant"),
+}
+
+#: The numpy.pad mode of each border (used by the FFT path and by callers who want a padded copy).
+NUMPY_PAD_MODE: dict[Border, str] = {
+    Border.REFLECT101: "reflect",
+    Border.REFLECT: "symmetric",
+    Border.REPLICATE: "edge",
+    Border.WRAP: "wrap",
+    Border.CONSTANT: "constant",
+}
+
+Method = str  # "direct" | "separable" | "lowrank" | "fft"
+METHODS = ("direct", "separable", "lowrank", "fft")
+
+#: Fraction of Σ|k| a low-rank approximation may leave out (well under the 1e-5 error budget).
+_RANK_TOLERANCE = 1e-7
+
+
+def parse_border(border: Border | str) -> Border:
+    """The :class:`Border` named by ``border`` (aliases: OpenCV and scipy names), or a UsageError."""
+    if isinstance(border, Border):
+        return border
+    key = str(border).strip().lower().replace("_", "").replace("-", "")
+    for b, (cv_name, sp_name) in BORDER_ALIASES.items():
+        names = {b.value, cv_name.lower().replace("_", ""), sp_name.replace("-", "")}
+        if key in names or key == "border" + b.value:
+            return b
+    if key == "reflect101" or key == "mirror":
+        return Border.REFLECT101
+    raise UsageError(f"unknown border {border!r}; use one of {', '.join(b.value for b in Border)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------------
+
+
+def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
+    values = arithmetic.per_axis(value, 2, what)
+    return values[0], values[1]
+
+
+def plan_geometry(
+    image_hw: tuple[int, int],
+    kernel_hw: tuple[int, int],
+    *,
+    padding: arithmetic.PaddingArg = "same",
+    stride: int | Sequence[int] = 1,
+    dilation: int | Sequence[int] = 1,
+    anchor: tuple[int, int] | None = None,
+    flip: bool = False,
+) -> arithmetic.Geometry:
+    """The output size and padding of a filter: the one place ``filter`` computes them.
+
+    Parameters
+    ----------
+    image_hw, kernel_hw
+        Spatial sizes ``(H, W)`` and ``(kh, kw)``.
+    padding
+        ``"same"`` (TensorFlow's SAME: output ``⌈n/s⌉``, before ``= (k'-1)//2`` at stride 1),
+        ``"valid"``, ``"full"``, an int, per-axis ints or per-axis ``(before, after)`` pairs.
+    stride, dilation
+        One value or ``(y, x)``.
+    anchor
+        ``(ay, ax)``, the kernel tap placed on the output pixel; only with ``same`` padding, where it
+        sets ``before = a·d`` and ``after = k'-1-before``. Default: the ``same`` split. OpenCV's
+        default for even kernels is ``(kh//2, kw//2)``.
+    flip
+        True convolution: the anchor is mirrored (``k-1-a``), i.e. ``same`` padding's before and
+        after are swapped. Output size is unchanged.
+
+    Raises
+    ------
+    UsageError
+        Malformed values (zero stride, an anchor outside the kernel, an anchor without ``same``).
+    ShapeError
+        Impossible geometry, e.g. a kernel larger than the image with ``valid`` padding.
+    """
+    same = isinstance(padding, str) and padding.strip().lower() == "same"
+    if anchor is not None and not same:
+        raise UsageError(
+            f"--anchor applies only to --padding same, not {padding!r}; drop --anchor or use same"
+        )
+    if anchor is None and not (same and flip):
+        # "same" always goes through the TensorFlow rule: PyTorch refuses same with a stride.
+        spec = arithmetic.make_spec(
+            image_hw,
+            kernel_hw,
+            stride=stride,
+            dilation=dilation,
+            padding=padding,
+            framework="tf" if same else "torch",
+        )
+        if same and any(d > 1 for d in spec.dilation) and any(s > 1 for s in spec.stride):
+            # TensorFlow refuses stride with dilation; keep its SAME rule (output ⌈n/s⌉)
+            # and hand the arithmetic core the resulting (before, after) explicitly.
+            same_pairs = tuple(
+                _same_pair(n, k, s, d)
+                for n, k, s, d in zip(
+                    spec.input_size, spec.kernel, spec.stride, spec.dilation, strict=True
+                )
+            )
+            spec = arithmetic.make_spec(
+                image_hw, kernel_hw, stride=stride, dilation=dilation, padding=same_pairs
+            )
+        return arithmetic.resolve(spec)
+    ks = _pair(kernel_hw, "kernel")
+    ds = _pair(dilation, "dilation")
+    if anchor is None:
+        # flip with the default anchor: mirror the default split (before ↔ after).
+        pairs: list[tuple[int, int]] = []
+        base = plan_geometry(image_hw, kernel_hw, padding=padding, stride=stride, dilation=dilation)
+        for ax in base.axes:
+            pairs.append((ax.pad_after, ax.pad_before))
+        return arithmetic.resolve(
+            arithmetic.make_spec(
+                image_hw, kernel_hw, stride=stride, dilation=dilation, padding=pairs
+            )
+        )
+    anchors = tuple(anchor)
+    if len(anchors) != 2:
+        raise UsageError(f"anchor {anchor!r} must be two numbers y,x (row, column of the kernel)")
+    pairs2: list[tuple[int, int]] = []
+    for name, a, k, d in zip(("y", "x"), anchors, ks, ds, strict=True):
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise UsageError(f"anchor {name} must be a whole number, got {a!r}")
+        if not 0 <= a < k:
+            raise UsageError(
+                f"anchor {name}={a} lies outside the kernel (size {k}); use 0..{k - 1}"
+            )
+        a = k - 1 - int(a) if flip else int(a)
+        keff = arithmetic.effective_kernel(k, d)
+        pairs2.append((a * d, keff - 1 - a * d))
+    return arithmetic.resolve(
+        arithmetic.make_spec(image_hw, kernel_hw, stride=stride, dilation=dilation, padding=pairs2)
+    )
+
+
+def _same_pair(n: int, k: int, s: int, d: int) -> tuple[int, int]:
+    keff = arithmetic.effective_kernel(k, d)
+    out = -(-n // s)
+    total = max((out - 1) * s + keff - n, 0)
+    return total // 2, total - total // 2
+
+
+# --------------------------------------------------------------------------------------------
+# Borders: padded position -> image index
+# --------------------------------------------------------------------------------------------
+
+
+def border_index(n: int, before: int, after: int, border: Border) -> I64:
+    """Image index of each padded position ``-before .. n+after-1`` (``-1``: the constant value)."""
+    i = np.arange(-before, n + after, dtype=np.int64)
+    if border is Border.CONSTANT:
+        return np.where((i >= 0) & (i < n), i, -1)
+    if n == 1:
+        return np.zeros_like(i)
+    if border is Border.REPLICATE:
+        return np.clip(i, 0, n - 1)
+    if border is Border.WRAP:
+        return np.mod(i, n)
+    if border is Border.REFLECT101:
+        t = np.mod(i, 2 * n - 2)
+        return np.where(t < n, t, 2 * n - 2 - t)
+    t = np.mod(i, 2 * n)  # REFLECT
+    return np.where(t < n, t, 2 * n - 1 - t)
+
+
+def pad(
+    plane: npt.NDArray[Any], geom: arithmetic.Geometry, border: Border, value: float = 0.0
+) -> F32:
+    """The padded float32 copy of a 2-D plane (what the direct and FFT paths read, made explicit)."""
+    (top, bottom), (left, right) = geom.padding
+    h, w = plane.shape
+    rmap = border_index(h, top, bottom, border)
+    cmap = border_index(w, left, right, border)
+    ext = np.full((h + 1, w + 1), value, dtype=np.float32)
+    ext[:h, :w] = plane
+    return np.ascontiguousarray(ext[rmap[:, None], cmap[None, :]])
+
+
+# --------------------------------------------------------------------------------------------
+# Kernel analysis
+# --------------------------------------------------------------------------------------------
+
+
+def rank1(kernel2d: npt.ArrayLike) -> tuple[F64, F64] | None:
+    """``(col, row)`` with ``outer(col, row) == kernel`` if the kernel is separable, else None.
+
+    Uses the largest entry as the pivot (a cross approximation), not an SVD, so integer kernels
+    such as Sobel or the seed's ``[[1,0,-1]]×3`` factor exactly (``col = [1,1,1]``, ``row =
+    [1,0,-1]``) and float32 results stay exact. Accepted when the residual's ``Σ|·|`` is at most
+    ``1e-7 · Σ|k|``. An all-zero kernel gives None.
+    """
+    k = np.asarray(kernel2d, dtype=np.float64)
+    if k.ndim != 2 or k.size == 0:
+        return None
+    i0, j0 = np.unravel_index(int(np.argmax(np.abs(k))), k.shape)
+    pivot = k[i0, j0]
+    if pivot == 0.0:
+        return None
+    col = k[:, j0] / pivot
+    row = k[i0, :].copy()
+    if np.abs(k - np.outer(col, row)).sum() <= _RANK_TOLERANCE * np.abs(k).sum():
+        return col, row
+    return None
+
+
+def lowrank(kernel2d: npt.ArrayLike, max_rank: int | None = None) -> list[tuple[F64, F64]] | None:
+    """Separable terms whose sum is the kernel within the accuracy budget (SVD), or None.
+
+    The first term is exact when the kernel is rank 1 (see :func:`rank1`). Terms are dropped while
+    ``√(kh·kw) · Σ dropped σ ≤ 1e-7 · Σ|k|``, a bound on ``Σ|dropped part|``. None when more than
+    ``max_rank`` terms would be needed.
+    """
+    k = np.asarray(kernel2d, dtype=np.float64)
+    one = rank1(k)
+    if one is not None:
+        return [one]
+    u, s, vt = np.linalg.svd(k)
+    budget = _RANK_TOLERANCE * np.abs(k).sum() / np.sqrt(k.size)
+    tail = np.concatenate([np.cumsum(s[::-1])[::-1], [0.0]])  # tail[r] = Σ s[r:]
+    r = int(np.argmax(tail <= budget))
+    if r == 0:
+        return []
+    if max_rank is not None and r > max_rank:
+        return None
+    return [(u[:, i] * s[i], vt[i, :].copy()) for i in range(r)]
+
+
+# --------------------------------------------------------------------------------------------
+# Strategy
+# --------------------------------------------------------------------------------------------
+
+# Cost model, in nanoseconds, calibrated by benchmarks/bench_filter.py --calibrate on the
+# development machine (Xeon with AVX-512, 2 threads). Only the ratios matter.
+_NS_PER_TAP = 0.12  # direct: one multiply-add per output pixel per nonzero tap
+_NS_PER_SEP_TAP = 0.12  # separable: per (vertical + horizontal) tap per pixel
+_NS_PER_FFT = 1.3  # fft: per element·log2(elements) of the transform, forward+inverse
+
+
+def _fast_len(n: int) -> int:
+    """Smallest 2^a·3^b·5^c ≥ n (sizes pocketfft transforms fastest)."""
+    best = 1 << max(n - 1, 0).bit_length()
+    f5 = 1
+    while f5 < best:
+        f35 = f5
+        while f35 < best:
+            f = f35
+            while f < n:
+                f *= 2
+            best = min(best, f)
+            f35 *= 3
+        f5 *= 5
+    return best
+
+
+def choose_method(
+    kernel2d: F64, geom: arithmetic.Geometry, *, allow_fft: bool = True
+) -> tuple[Method, float]:
+    """The cheapest strategy for one plane and its estimated time in ns (the cost model)."""
+    (ay, ax) = geom.axes
+    ho, wo = ay.output, ax.output
+    kh, kw = kernel2d.shape
+    hp, wp = ay.input + ay.pad_before + ay.pad_after, ax.input + ax.pad_before + ax.pad_after
+    nnz = int(np.count_nonzero(kernel2d))
+    costs: dict[Method, float] = {"direct": _NS_PER_TAP * ho * wo * max(nnz, 1)}
+    terms = lowrank(kernel2d, max_rank=min(kh, kw))
+    if terms is not None:
+        per = ho * ax.input * kh + ho * wo * kw
+        name = "separable" if len(terms) <= 1 else "lowrank"
+        costs[name] = _NS_PER_SEP_TAP * per * max(len(terms), 1)
+    if allow_fft:
+        fh, fw = _fast_len(hp), _fast_len(wp)
+        costs["fft"] = _NS_PER_FFT * fh * fw * np.log2(max(fh * fw, 2))
+    best = min(costs, key=lambda m: costs[m])
+    return best, costs[best]
+
+
+# --------------------------------------------------------------------------------------------
+# Execution
+# --------------------------------------------------------------------------------------------
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _threads() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    env = os.environ.get("CNNCLI_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        n = int(env)
+    return max(1, n)
+
+
+def _bands(run: Callable[[int, int], None], rows: int, work: float) -> None:
+    """Run ``run(r0, r1)`` over row bands on a few threads (the jitted code releases the GIL)."""
+    global _POOL
+    n = min(_threads(), rows, max(1, int(work // 2e6)))  # tiny jobs: one thread, no overhead
+    if n <= 1:
+        run(0, rows)
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="cnncli-filter")
+    edges = [rows * i // n for i in range(n + 1)]
+    futures = [_POOL.submit(run, edges[i], edges[i + 1]) for i in range(n)]
+    for f in futures:
+        f.result()
+
+
+def _plane_direct(
+    plane: F32, k: F64, geom: arithmetic.Geometry, border: Border, cval: float, out: F32
+) -> None:
+    (ay, ax) = geom.axes
+    rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
+    cmap = border_index(ax.input, ax.pad_before, ax.pad_after, border)
+    kern = np.ascontiguousarray(k, dtype=np.float32)
+
+    def run(r0: int, r1: int) -> None:
+        _jit.direct_rows(
+            plane, kern, rmap, cmap, ay.stride, ax.stride, ay.dilation, ax.dilation,
+            ax.pad_before, float(cval), out, r0, r1,
+        )  # fmt: skip
+
+    _bands(run, out.shape[0], float(out.size * np.count_nonzero(k)))
+
+
+def _plane_separable(
+    plane: F32,
+    terms: list[tuple[F64, F64]],
+    geom: arithmetic.Geometry,
+    border: Border,
+    cval: float,
+    out: F32,
+) -> None:
+    (ay, ax) = geom.axes
+    rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
+    cmap = border_index(ax.input, ax.pad_before, ax.pad_after, border)
+    for col, row in terms:
+        kv = np.ascontiguousarray(col, dtype=np.float32)
+        kh = np.ascontiguousarray(row, dtype=np.float32)
+
+        def run(r0: int, r1: int, kv: F32 = kv, kh: F32 = kh) -> None:
+            _jit.separable_rows(
+                plane, kv, kh, rmap, cmap, ay.stride, ax.stride, ay.dilation, ax.dilation,
+                ax.pad_before, float(cval), out, r0, r1,
+            )  # fmt: skip
+
+        _bands(
+            run, out.shape[0], out.shape[0] * (plane.shape[1] * len(kv) + out.shape[1] * len(kh))
+        )
+
+
+def _plane_fft(
+    plane: F32, k: F64, geom: arithmetic.Geometry, border: Border, cval: float, out: F32
+) -> None:
+    (ay, ax) = geom.axes
+    padded = pad(plane, geom, border, cval).astype(np.float64)
+    kd = np.zeros((ay.effective_kernel, ax.effective_kernel))
+    kd[:: ay.dilation, :: ax.dilation] = k
+    hp, wp = padded.shape
+    fh, fw = _fast_len(hp), _fast_len(wp)
+    spec = np.fft.rfft2(padded, s=(fh, fw))
+    del padded
+    spec *= np.fft.rfft2(kd[::-1, ::-1], s=(fh, fw))
+    full = np.fft.irfft2(spec, s=(fh, fw))
+    del spec
+    kh_, kw_ = kd.shape
+    valid = full[kh_ - 1 : hp, kw_ - 1 : wp]
+    out += valid[:: ay.stride, :: ax.stride][: ay.output, : ax.output]
+
+
+def _correlate_plane(
+    plane: F32,
+    k: F64,
+    geom: arithmetic.Geometry,
+    border: Border,
+    cval: float,
+    out: F32,
+    method: Method | None,
+) -> None:
+    """Accumulate the correlation of one float32 plane with one 2-D kernel into ``out``."""
+    if method is None:
+        method, _ = choose_method(k, geom)
+    if method == "direct":
+        _plane_direct(plane, k, geom, border, cval, out)
+    elif method == "fft":
+        _plane_fft(plane, k, geom, border, cval, out)
+    elif method in ("separable", "lowrank"):
+        terms = lowrank(k)
+        assert terms is not None
+        if method == "separable" and len(terms) > 1:
+            raise UsageError(f"kernel has rank {len(terms)}, not 1; use method lowrank")
+        if terms:  # an all-zero kernel has no terms: the output stays 0
+            _plane_separable(plane, terms, geom, border, cval, out)
+    else:
+        raise UsageError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation and the public entry point
+# --------------------------------------------------------------------------------------------
+
+
+def _shape_str(shape: Sequence[int]) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+def check_kernel(kernel: npt.ArrayLike) -> F64:
+    """The kernel as float64, or a KernelError naming the problem and the fix."""
+    try:
+        k = np.asarray(kernel)
+    except (ValueError, TypeError) as exc:
+        raise KernelError(
+            f"kernel is not a matrix of numbers ({exc}); give rows of equal length"
+        ) from None
+    if k.dtype == object or not (np.issubdtype(k.dtype, np.number) or k.dtype == np.bool_):
+        raise KernelError(
+            f"kernel must hold numbers, got {k.dtype} values; give rows of equal length of numbers"
+        )
+    if np.iscomplexobj(k):
+        raise KernelError("kernel has complex values; give real numbers")
+    if k.size == 0:
+        raise KernelError(
+            f"kernel is empty (shape {_shape_str(k.shape)}); give at least one value, e.g. 1"
+        )
+    if k.ndim not in (2, 3, 4):
+        raise KernelError(
+            f"kernel has {k.ndim} dimension{'s' if k.ndim != 1 else ''} (shape {_shape_str(k.shape)}); "
+            "give kh×kw, Cin×kh×kw or Cout×Cin×kh×kw"
+        )
+    k = k.astype(np.float64)
+    bad = ~np.isfinite(k)
+    if bad.any():
+        where = tuple(int(v) for v in np.argwhere(bad)[0])
+        raise KernelError(
+            f"kernel has {k[where]} at index {','.join(map(str, where))}; give finite numbers"
+        )
+    return k
+
+
+def _check_image(image: npt.ArrayLike) -> tuple[npt.NDArray[Any], int]:
+    img = np.asarray(image)
+    if img.dtype == object or not (np.issubdtype(img.dtype, np.number) or img.dtype == np.bool_):
+        raise ImageError(f"image must hold numbers, got {img.dtype} values")
+    if np.iscomplexobj(img):
+        raise ImageError("image has complex values; give real numbers")
+    if img.ndim not in (2, 3):
+        raise ShapeError(
+            f"image has shape {_shape_str(img.shape)}; give H×W or H×W×C (channels last)"
+        )
+    if img.size == 0:
+        raise ShapeError(
+            f"image is empty (shape {_shape_str(img.shape)}); give at least 1×1 pixels"
+        )
+    return img, (1 if img.ndim == 2 else img.shape[2])
+
+
+def correlate(
+    image: npt.ArrayLike,
+    kernel: npt.ArrayLike,
+    *,
+    padding: arithmetic.PaddingArg = "same",
+    stride: int | Sequence[int] = 1,
+    dilation: int | Sequence[int] = 1,
+    border: Border | str = Border.REFLECT101,
+    border_value: float = 0.0,
+    anchor: tuple[int, int] | None = None,
+    flip: bool = False,
+    _method: Method | None = None,
+) -> F32:
+    """Correlate an image with a kernel, as a CNN layer does (``flip=True``: true convolution).
+
+    Parameters
+    ----------
+    image
+        H×W or H×W×C, any real dtype (converted to float32).
+    kernel
+        * kh×kw: applied to each channel independently → H'×W' (or H'×W'×C);
+        * Cin×kh×kw: Cin must equal C (a 2-D image has C = 1); every channel is correlated and the
+          results summed into one map H'×W';
+        * Cout×Cin×kh×kw (PyTorch's weight layout): Cout such maps, H'×W'×Cout.
+    padding, stride, dilation, anchor
+        See :func:`plan_geometry`. Note OpenCV's default anchor for even kernels is ``k//2``;
+        ours is the ``same`` split ``(k'-1)//2`` (PyTorch/TensorFlow).
+    border, border_value
+        Values outside the image (:class:`Border`, default reflect101 like OpenCV); the constant
+        for ``constant``.
+    flip
+        Flip the kernel on both spatial axes (true convolution), mirroring the anchor.
+    _method
+        Force a strategy (``direct``, ``separable``, ``lowrank``, ``fft``); tests and benchmarks only.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, within ``1e-5 · Σ|k| · max|image|`` of the float64 result.
+
+    Raises
+    ------
+    KernelError, ImageError, UsageError, ShapeError
+        One-line messages naming the value and the fix.
+    """
+    b = parse_border(border)
+    k = check_kernel(kernel)
+    img, channels = _check_image(image)
+    try:
+        cval = float(border_value)
+    except (TypeError, ValueError):
+        raise UsageError(
+            f"border value {border_value!r} is not a number; write e.g. constant=0"
+        ) from None
+    if not np.isfinite(cval):
+        raise UsageError(f"border value {cval} is not finite; give a number, e.g. constant=0")
+
+    kh, kw = k.shape[-2:]
+    if k.ndim == 3 and k.shape[0] != channels:
+        raise KernelError(
+            f"kernel has {k.shape[0]} input channels (shape {_shape_str(k.shape)}) but the image "
+            f"has {channels}; give a {channels}×{kh}×{kw} kernel, or a 2-D one for every channel"
+        )
+    if k.ndim == 4 and k.shape[1] != channels:
+        raise KernelError(
+            f"kernel has {k.shape[1]} input channels (shape {_shape_str(k.shape)}) but the image "
+            f"has {channels}; give a {k.shape[0]}×{channels}×{kh}×{kw} kernel"
+        )
+    geom = plan_geometry(
+        (img.shape[0], img.shape[1]), (kh, kw), padding=padding, stride=stride,
+        dilation=dilation, anchor=anchor, flip=flip,
+    )  # fmt: skip
+    if flip:
+        k = np.ascontiguousarray(k[..., ::-1, ::-1])
+    ho, wo = geom.output_size
+
+    planes = img[:, :, None] if img.ndim == 2 else img
+
+    def plane(c: int) -> F32:
+        return np.ascontiguousarray(planes[:, :, c], dtype=np.float32)
+
+    if k.ndim == 2:
+        outs = []
+        for c in range(channels):
+            o = np.zeros((ho, wo), dtype=np.float32)
+            _correlate_plane(plane(c), k, geom, b, cval, o, _method)
+            outs.append(o)
+        return outs[0] if img.ndim == 2 else np.stack(outs, axis=-1)
+    k4 = k[None] if k.ndim == 3 else k
+    result = np.zeros((k4.shape[0], ho, wo), dtype=np.float32)
+    for c in range(channels):
+        p = plane(c)
+        for oc in range(k4.shape[0]):
+            _correlate_plane(p, k4[oc, c], geom, b, cval, result[oc], _method)
+    return result[0] if k.ndim == 3 else np.ascontiguousarray(np.moveaxis(result, 0, -1))

@@ -1,0 +1,565 @@
+"""Values of cnncli.convolve against a naive float64 reference, OpenCV, scipy and PyTorch."""
+
+from __future__ import annotations
+
+import itertools
+
+import naive  # tests/naive.py: pytest puts tests/ on sys.path (rootdir-relative imports)
+import numpy as np
+import pytest
+
+from cnncli import arithmetic
+from cnncli import convolve as cv
+from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
+
+BORDERS = [b.value for b in cv.Border]
+FORCED = ["direct", "lowrank", "fft"]  # every 2-D kernel can take these; "separable" needs rank 1
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def assert_close(got: np.ndarray, ref: np.ndarray, kernel: np.ndarray, image: np.ndarray) -> None:
+    """The accuracy contract: |err| ≤ 1e-5 · Σ|k| · max|image| (the output's scale)."""
+    assert got.dtype == np.float32
+    assert got.shape == ref.shape
+    scale = np.abs(kernel).sum() * max(np.abs(image).max(), 1e-30)
+    err = np.abs(got.astype(np.float64) - ref).max()
+    assert err <= 1e-5 * scale, f"max error {err} > 1e-5 · {scale}"
+
+
+def reference(
+    img,
+    k,
+    *,
+    padding="same",
+    stride=1,
+    dilation=1,
+    border="reflect101",
+    value=0.0,
+    anchor=None,
+    flip=False,
+):
+    kh, kw = np.shape(k)[-2:]
+    geom = cv.plan_geometry(
+        img.shape[:2],
+        (kh, kw),
+        padding=padding,
+        stride=stride,
+        dilation=dilation,
+        anchor=anchor,
+        flip=flip,
+    )
+    kk = np.asarray(k, dtype=np.float64)
+    if flip:
+        kk = kk[..., ::-1, ::-1]
+    s = tuple(a.stride for a in geom.axes)
+    d = tuple(a.dilation for a in geom.axes)
+    ref = naive.correlate(img, kk, geom.padding, s, d, border, value)
+    assert ref.shape[:2] == geom.output_size
+    return ref
+
+
+# ------------------------------------------------------------------------------------------
+# The course examples, exactly
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", [None, "direct", "separable", "lowrank"])
+def test_seed_vertical_edge_exact(method):
+    img = np.array([[10, 10, 10, -3, -3, -3]] * 6, dtype=np.float32)
+    k = [[1, 0, -1]] * 3
+    out = cv.correlate(img, k, padding="valid", _method=method)
+    assert out.dtype == np.float32
+    assert out.tolist() == [[0, 39, 39, 0]] * 4
+
+
+def test_seed_fft_close():
+    img = np.array([[10, 10, 10, -3, -3, -3]] * 6, dtype=np.float32)
+    out = cv.correlate(img, [[1, 0, -1]] * 3, padding="valid", _method="fft")
+    np.testing.assert_allclose(out, [[0, 39, 39, 0]] * 4, atol=1e-4)
+
+
+def test_seed_horizontal_edge_on_transposed_image():
+    img = np.array([[10, 10, 10, -3, -3, -3]] * 6, dtype=np.float32).T
+    out = cv.correlate(img, [[1, 1, 1], [0, 0, 0], [-1, -1, -1]], padding="valid")
+    assert out.tolist() == [[0] * 4, [39] * 4, [39] * 4, [0] * 4]
+
+
+D2L_X = np.stack([np.arange(9).reshape(3, 3), np.arange(1, 10).reshape(3, 3)], axis=-1)
+D2L_K = np.stack([np.arange(4).reshape(2, 2), np.arange(1, 5).reshape(2, 2)])
+
+
+@pytest.mark.parametrize("method", [None, "direct"])
+def test_d2l_multi_input_channels(method):
+    out = cv.correlate(D2L_X, D2L_K, padding="valid", _method=method)
+    assert out.tolist() == [[56, 72], [104, 120]]
+
+
+@pytest.mark.parametrize("method", ["lowrank", "fft"])
+def test_d2l_multi_input_channels_approximate_paths(method):
+    # An SVD or FFT is not exact in float32; the contract is 1e-5 of the output's scale.
+    out = cv.correlate(D2L_X, D2L_K, padding="valid", _method=method)
+    np.testing.assert_allclose(out, [[56, 72], [104, 120]], atol=1e-5 * 10 * 9)
+
+
+def test_d2l_multi_output_channels():
+    k4 = np.stack([D2L_K, D2L_K + 1, D2L_K + 2])
+    out = cv.correlate(D2L_X, k4, padding="valid")
+    assert out.shape == (2, 2, 3)
+    assert np.moveaxis(out, -1, 0).tolist() == [
+        [[56, 72], [104, 120]],
+        [[76, 100], [148, 172]],
+        [[96, 128], [192, 224]],
+    ]
+
+
+# ------------------------------------------------------------------------------------------
+# Against the naive reference: borders × padding × stride × dilation × kernel shapes × paths
+# ------------------------------------------------------------------------------------------
+
+KERNELS = [(1, 1), (3, 3), (2, 2), (4, 3), (2, 5)]
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("padding", ["same", "valid", "full", 1, ((2, 0), (1, 3))])
+@pytest.mark.parametrize("kshape", KERNELS)
+@pytest.mark.parametrize("method", FORCED)
+def test_matches_naive(border, padding, kshape, method):
+    r = rng(hash((border, str(padding), kshape)) % 2**32)
+    img = r.uniform(-5, 5, (6, 7)).astype(np.float32)
+    k = r.standard_normal(kshape)
+    ref = reference(img, k, padding=padding, border=border, value=2.5)
+    got = cv.correlate(img, k, padding=padding, border=border, border_value=2.5, _method=method)
+    assert_close(got, ref, k, img)
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("padding", ["same", "valid", "full"])
+@pytest.mark.parametrize(
+    ("stride", "dilation"), [((2, 1), 1), (3, 1), (1, (2, 3)), (2, 2), ((1, 3), (2, 1))]
+)
+@pytest.mark.parametrize("method", FORCED)
+def test_stride_dilation(border, padding, stride, dilation, method):
+    r = rng(7)
+    img = r.uniform(0, 255, (9, 11)).astype(np.float32)
+    k = r.standard_normal((3, 2))
+    ref = reference(
+        img, k, padding=padding, stride=stride, dilation=dilation, border=border, value=-1.0
+    )
+    got = cv.correlate(
+        img,
+        k,
+        padding=padding,
+        stride=stride,
+        dilation=dilation,
+        border=border,
+        border_value=-1.0,
+        _method=method,
+    )
+    assert_close(got, ref, k, img)
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("method", [*FORCED, "separable"])
+@pytest.mark.parametrize(
+    ("ishape", "padding"),
+    [((5, 4), "same"), ((5, 4), "valid"), ((5, 4), "full"), ((1, 3), "full"), ((2, 1), "same")],
+)
+def test_kernel_as_large_as_image_and_pads_wider_than_image(border, method, ishape, padding):
+    # full on a 5×4 image with a 5×4 kernel pads 4 and 3: wider than... and 1-pixel axes.
+    r = rng(3)
+    img = r.uniform(-1, 1, ishape)
+    col, row = r.standard_normal(5), r.standard_normal(4)
+    k = np.outer(col, row)  # rank 1, so "separable" applies too
+    if ishape == (1, 3):
+        k = np.outer(r.standard_normal(4), r.standard_normal(6))
+    ref = reference(img, k, padding=padding, border=border, value=3.0)
+    got = cv.correlate(img, k, padding=padding, border=border, border_value=3.0, _method=method)
+    assert_close(got, ref, k, img)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("kdim", [2, 3, 4])
+def test_channels(channels, kdim):
+    r = rng(channels * 10 + kdim)
+    img = r.uniform(0, 1, (6, 5, channels)) if channels > 1 else r.uniform(0, 1, (6, 5))
+    kshape = {2: (3, 2), 3: (channels, 3, 2), 4: (2, channels, 3, 2)}[kdim]
+    k = r.standard_normal(kshape)
+    ref = reference(img, k, padding="same", border="reflect")
+    got = cv.correlate(img, k, padding="same", border="reflect")
+    expected_shape = {2: (6, 5, channels) if channels > 1 else (6, 5), 3: (6, 5), 4: (6, 5, 2)}[
+        kdim
+    ]
+    assert got.shape == expected_shape
+    assert_close(got, ref, k, img)
+
+
+def test_uint16_and_uint8_images_are_converted():
+    r = rng(1)
+    img16 = r.integers(0, 65536, (8, 9), dtype=np.uint16)
+    k = r.standard_normal((3, 3))
+    assert_close(
+        cv.correlate(img16, k), reference(img16.astype(np.float64), k), k, img16.astype(np.float64)
+    )
+    img8 = r.integers(0, 256, (8, 9, 3), dtype=np.uint8)
+    assert_close(
+        cv.correlate(img8, k), reference(img8.astype(np.float64), k), k, img8.astype(np.float64)
+    )
+
+
+@pytest.mark.parametrize("anchor", [(0, 0), (1, 2), (3, 3)])
+@pytest.mark.parametrize("flip", [False, True])
+def test_anchor_and_flip(anchor, flip):
+    r = rng(5)
+    img = r.uniform(-1, 1, (7, 8))
+    k = r.standard_normal((4, 4))
+    ref = reference(img, k, anchor=anchor, flip=flip, border="replicate")
+    got = cv.correlate(img, k, anchor=anchor, flip=flip, border="replicate")
+    assert_close(got, ref, k, img)
+
+
+def test_flip_is_correlation_with_flipped_kernel_and_mirrored_split():
+    r = rng(6)
+    img = r.uniform(-1, 1, (6, 6))
+    k = r.standard_normal((2, 4))
+    got = cv.correlate(img, k, flip=True, border="wrap")
+    # same split for (2,4): before (0,1); mirrored: (1,2)
+    expected = naive.correlate(img, k[::-1, ::-1], ((1, 0), (2, 1)), border="wrap")
+    assert_close(got, expected, k, img)
+
+
+# ------------------------------------------------------------------------------------------
+# Strategies: separable, low-rank and FFT paths taken and correct
+# ------------------------------------------------------------------------------------------
+
+
+def test_rank1_exact_integer_factors():
+    col, row = cv.rank1([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    assert np.outer(col, row).tolist() == [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+    assert cv.rank1([[1, 0], [0, 1]]) is None
+    assert cv.rank1(np.zeros((3, 3))) is None
+
+
+def test_lowrank_terms_sum_to_kernel():
+    r = rng(2)
+    k = sum(np.outer(r.standard_normal(9), r.standard_normal(7)) for _ in range(3))
+    terms = cv.lowrank(k)
+    assert terms is not None and len(terms) == 3
+    np.testing.assert_allclose(sum(np.outer(c, w) for c, w in terms), k, atol=1e-12)
+    assert cv.lowrank(r.standard_normal((5, 5)), max_rank=2) is None
+
+
+def test_separable_rejects_full_rank_kernel():
+    with pytest.raises(UsageError, match="rank 2"):
+        cv.correlate(np.ones((4, 4)), [[1, 0], [0, 1]], _method="separable")
+
+
+def test_choose_method_picks_each_path():
+    geom = cv.plan_geometry((3000, 4000), (3, 3))
+    assert cv.choose_method(np.random.default_rng(0).standard_normal((3, 3)), geom)[0] == "direct"
+    g = np.exp(-(np.linspace(-2, 2, 15) ** 2))
+    geom15 = cv.plan_geometry((3000, 4000), (15, 15))
+    assert cv.choose_method(np.outer(g, g), geom15)[0] == "separable"
+    geom31 = cv.plan_geometry((3000, 4000), (31, 31))
+    assert cv.choose_method(np.random.default_rng(0).standard_normal((31, 31)), geom31)[0] == "fft"
+
+
+@pytest.mark.parametrize("method", [None, "direct", "separable", "lowrank", "fft"])
+def test_gaussian_larger_image_all_paths(method):
+    r = rng(11)
+    img = r.uniform(0, 255, (40, 33, 3)).astype(np.float32)
+    g = np.exp(-0.5 * (np.arange(-4, 5) / 2.0) ** 2)
+    k = np.outer(g, g) / np.outer(g, g).sum()
+    got = cv.correlate(img, k, _method=method, border="reflect")
+    assert_close(got, reference(img, k, border="reflect"), k, img)
+
+
+def test_lowrank_path_on_rank3_kernel():
+    r = rng(12)
+    img = r.uniform(0, 255, (30, 31)).astype(np.float32)
+    k = sum(np.outer(r.standard_normal(7), r.standard_normal(7)) for _ in range(3))
+    got = cv.correlate(img, k, _method="lowrank", stride=2, dilation=(1, 2))
+    assert_close(got, reference(img, k, stride=2, dilation=(1, 2)), k, img)
+
+
+def test_zero_kernel_gives_zeros():
+    out = cv.correlate(np.ones((4, 5)), np.zeros((3, 3)), border="constant", border_value=7)
+    assert out.tolist() == np.zeros((4, 5)).tolist()
+
+
+# ------------------------------------------------------------------------------------------
+# Oracles: OpenCV, scipy, PyTorch
+# ------------------------------------------------------------------------------------------
+
+CV_BORDER = {
+    "reflect101": "BORDER_REFLECT_101",
+    "reflect": "BORDER_REFLECT",
+    "replicate": "BORDER_REPLICATE",
+    "wrap": "BORDER_WRAP",
+    "constant": "BORDER_CONSTANT",
+}
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("border", ["reflect101", "reflect", "replicate", "constant"])
+@pytest.mark.parametrize("kshape", [(1, 1), (3, 3), (5, 5), (2, 2), (4, 3), (2, 7), (7, 6)])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_filter2d_same(border, kshape, channels):
+    cv2 = pytest.importorskip("cv2")
+    r = rng(hash((border, kshape, channels)) % 2**32)
+    shape = (7, 6) if channels == 1 else (7, 6, channels)  # (7, 6) kernel is as large as the image
+    img = r.uniform(0, 255, shape).astype(np.float32)
+    k = r.standard_normal(kshape).astype(np.float32)
+    # OpenCV's anchor for even kernels is k//2 (ours (k-1)//2): pass it explicitly.
+    anchor = (kshape[0] // 2, kshape[1] // 2)
+    expected = cv2.filter2D(
+        img,
+        cv2.CV_32F,
+        k,
+        anchor=(anchor[1], anchor[0]),
+        borderType=getattr(cv2, CV_BORDER[border]),
+    )
+    got = cv.correlate(img, k, anchor=anchor, border=border)  # OpenCV's BORDER_CONSTANT is 0
+    assert_close(got, expected.astype(np.float64), k, img)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("padding", ["valid", "full", ((3, 0), (0, 2))])
+@pytest.mark.parametrize(("stride", "dilation"), [(1, 1), (2, 1), (1, 2), ((2, 3), (2, 1))])
+def test_copymakeborder_then_filter2d(border, padding, stride, dilation):
+    # OpenCV pads (any border, even wider than the image) and filter2D correlates the padded
+    # image; its valid part, subsampled by the stride, is ours. Dilation: a kernel with zeros.
+    cv2 = pytest.importorskip("cv2")
+    r = rng(21)
+    img = r.uniform(0, 255, (5, 8)).astype(np.float32)
+    k = r.standard_normal((3, 4)).astype(np.float32)
+    geom = cv.plan_geometry(img.shape, k.shape, padding=padding, stride=stride, dilation=dilation)
+    (t, b), (left, right) = geom.padding
+    padded = cv2.copyMakeBorder(img, t, b, left, right, getattr(cv2, CV_BORDER[border]), value=9.0)
+    ay, ax = geom.axes
+    kd = np.zeros((ay.effective_kernel, ax.effective_kernel), np.float32)
+    kd[:: ay.dilation, :: ax.dilation] = k
+    full = cv2.filter2D(padded, cv2.CV_32F, kd, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+    expected = full[:: ay.stride, :: ax.stride][: ay.output, : ax.output]
+    got = cv.correlate(
+        img, k, padding=padding, stride=stride, dilation=dilation, border=border, border_value=9.0
+    )
+    assert_close(got, expected.astype(np.float64), k, img)
+
+
+SCIPY_MODE = {b.value: cv.BORDER_ALIASES[b][1] for b in cv.Border}
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("kshape", [(3, 3), (2, 2), (4, 5), (9, 8)])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_scipy_ndimage_correlate(border, kshape, dilation):
+    ndimage = pytest.importorskip("scipy.ndimage")
+    r = rng(31)
+    img = r.uniform(-3, 3, (8, 9))
+    k = r.standard_normal(kshape)
+    kd = np.zeros(((kshape[0] - 1) * dilation + 1, (kshape[1] - 1) * dilation + 1))
+    kd[::dilation, ::dilation] = k
+    geom = cv.plan_geometry(img.shape, kshape, dilation=dilation)
+    # scipy centres at k//2 + origin; ours pads (k'-1)//2 before.
+    origin = [p[0] - s // 2 for p, s in zip(geom.padding, kd.shape, strict=True)]
+    expected = ndimage.correlate(img, kd, mode=SCIPY_MODE[border], cval=1.25, origin=origin)
+    got = cv.correlate(img, k, dilation=dilation, border=border, border_value=1.25)
+    assert_close(got, expected, k, img)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("border", BORDERS)
+def test_scipy_ndimage_convolve_is_flip(border):
+    ndimage = pytest.importorskip("scipy.ndimage")
+    r = rng(32)
+    img = r.uniform(-3, 3, (8, 9))
+    k = r.standard_normal((3, 5))
+    expected = ndimage.convolve(img, k, mode=SCIPY_MODE[border], cval=-2.0)
+    got = cv.correlate(img, k, flip=True, border=border, border_value=-2.0)
+    assert_close(got, expected, k, img)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(
+    ("padding", "stride", "dilation"),
+    [(0, 1, 1), (2, 2, 1), (((1, 2), (0, 3)), 1, 2), ("same", 1, 2)],
+)
+def test_torch_conv2d_multichannel(padding, stride, dilation):
+    torch = pytest.importorskip("torch")
+    r = rng(41)
+    img = r.uniform(-1, 1, (9, 10, 3))
+    w = r.standard_normal((4, 3, 3, 2))
+    x = torch.tensor(np.moveaxis(img, -1, 0)[None])
+    if isinstance(padding, tuple):
+        (t, b), (left, right) = padding
+        x = torch.nn.functional.pad(x, (left, right, t, b))
+        tpad = 0
+    else:
+        tpad = padding
+    y = torch.nn.functional.conv2d(
+        x, torch.tensor(w), stride=stride, padding=tpad, dilation=dilation
+    )
+    expected = np.moveaxis(y[0].numpy(), 0, -1)
+    got = cv.correlate(img, w, padding=padding, stride=stride, dilation=dilation, border="constant")
+    assert_close(got, expected, w, img)
+
+
+# ------------------------------------------------------------------------------------------
+# Geometry: the arithmetic core decides every size
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "s", "d", "pad"),
+    list(itertools.product([5, 8], [1, 2, 3], [1, 2, 3], [1, 2], ["same", "valid", "full", 1])),
+)
+def test_output_size_is_arithmetic_core(n, k, s, d, pad):
+    fw = "tf" if pad == "same" else "torch"
+    if fw == "tf" and s > 1 and d > 1:
+        fw = "torch"  # TensorFlow refuses this pair; filter plans it as explicit padding
+        spec_pad = cv._same_pair(n, k, s, d)
+        spec = arithmetic.make_spec(
+            (n, n + 1), k, stride=s, dilation=d, padding=[spec_pad, cv._same_pair(n + 1, k, s, d)]
+        )
+    else:
+        spec = arithmetic.make_spec((n, n + 1), k, stride=s, dilation=d, padding=pad, framework=fw)
+    try:
+        expected = arithmetic.resolve(spec).output_size
+    except ShapeError:
+        with pytest.raises(ShapeError):
+            cv.plan_geometry((n, n + 1), (k, k), padding=pad, stride=s, dilation=d)
+        return
+    assert (
+        cv.plan_geometry((n, n + 1), (k, k), padding=pad, stride=s, dilation=d).output_size
+        == expected
+    )
+    out = cv.correlate(
+        np.ones((n, n + 1), np.float32), np.ones((k, k)), padding=pad, stride=s, dilation=d
+    )
+    assert out.shape == expected
+
+
+def test_same_with_stride_is_tensorflow_ceil():
+    g = cv.plan_geometry((7, 10), (3, 3), padding="same", stride=2)
+    assert g.output_size == (4, 5)
+    assert g.padding == ((1, 1), (0, 1))
+
+
+def test_same_split_and_anchor():
+    assert cv.plan_geometry((8, 8), (4, 2)).padding == ((1, 2), (0, 1))
+    assert cv.plan_geometry((8, 8), (4, 2), anchor=(2, 1)).padding == ((2, 1), (1, 0))
+    assert cv.plan_geometry((8, 8), (3, 3), anchor=(0, 2), dilation=2).padding == ((0, 4), (4, 0))
+    assert cv.plan_geometry((8, 8), (4, 2), flip=True).padding == ((2, 1), (1, 0))
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input: one line, naming the value and the fix
+# ------------------------------------------------------------------------------------------
+
+
+def err(exc_type, *args, **kwargs) -> str:
+    with pytest.raises(exc_type) as info:
+        cv.correlate(*args, **kwargs)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+IMG = np.ones((5, 5), np.float32)
+
+
+def test_nan_kernel():
+    assert (
+        err(KernelError, IMG, [[1, float("nan")], [0, 1]])
+        == "kernel has nan at index 0,1; give finite numbers"
+    )
+    assert (
+        err(KernelError, IMG, [[1, 0], [float("inf"), 1]])
+        == "kernel has inf at index 1,0; give finite numbers"
+    )
+
+
+def test_empty_and_bad_kernels():
+    assert (
+        err(KernelError, IMG, np.zeros((0, 3)))
+        == "kernel is empty (shape 0×3); give at least one value, e.g. 1"
+    )
+    assert (
+        err(KernelError, IMG, [1, 2, 3])
+        == "kernel has 1 dimension (shape 3); give kh×kw, Cin×kh×kw or Cout×Cin×kh×kw"
+    )
+    assert (
+        err(KernelError, IMG, [["a"]])
+        == "kernel must hold numbers, got <U1 values; give rows of equal length of numbers"
+    )
+
+
+def test_channel_mismatch():
+    img = np.ones((5, 5, 3))
+    assert err(KernelError, img, np.ones((2, 3, 3))) == (
+        "kernel has 2 input channels (shape 2×3×3) but the image has 3; give a 3×3×3 kernel, or a 2-D one for every channel"
+    )
+    assert err(KernelError, IMG, np.ones((4, 3, 3, 3))) == (
+        "kernel has 3 input channels (shape 4×3×3×3) but the image has 1; give a 4×1×3×3 kernel"
+    )
+
+
+def test_zero_stride_and_bad_dilation():
+    assert (
+        err(UsageError, IMG, np.ones((3, 3)), stride=0)
+        == "stride 0 is not allowed; use a positive whole number"
+    )
+    assert (
+        err(UsageError, IMG, np.ones((3, 3)), dilation=(1, 0))
+        == "dilation 0 on axis W is not allowed; use a positive whole number"
+    )
+
+
+def test_kernel_larger_than_image_valid():
+    assert err(ShapeError, np.ones((3, 8)), np.ones((5, 5)), padding="valid") == (
+        "kernel 5 is larger than the padded input 3 on axis H (input 3 + padding 0+0); "
+        "use padding of at least 2 in total, or a smaller kernel"
+    )
+
+
+def test_unknown_border_and_bad_anchor_and_image():
+    assert err(UsageError, IMG, np.ones((3, 3)), border="mirrorr") == (
+        "unknown border 'mirrorr'; use one of reflect101, reflect, replicate, wrap, constant"
+    )
+    assert (
+        err(UsageError, IMG, np.ones((3, 3)), anchor=(3, 0))
+        == "anchor y=3 lies outside the kernel (size 3); use 0..2"
+    )
+    assert err(UsageError, IMG, np.ones((3, 3)), anchor=(1, 1), padding="valid") == (
+        "--anchor applies only to --padding same, not 'valid'; drop --anchor or use same"
+    )
+    assert (
+        err(ShapeError, np.ones((2, 2, 2, 2)), np.ones((1, 1)))
+        == "image has shape 2×2×2×2; give H×W or H×W×C (channels last)"
+    )
+    assert (
+        err(ImageError, np.array([["x"]]), np.ones((1, 1)))
+        == "image must hold numbers, got <U1 values"
+    )
+    assert err(UsageError, IMG, np.ones((3, 3)), border="constant", border_value=float("nan")) == (
+        "border value nan is not finite; give a number, e.g. constant=0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "border"),
+    [
+        ("BORDER_REFLECT_101", "reflect101"),
+        ("mirror", "reflect101"),
+        ("nearest", "replicate"),
+        ("grid-wrap", "wrap"),
+        ("border_constant", "constant"),
+        ("REFLECT", "reflect"),
+    ],
+)
+def test_border_aliases(name, border):
+    assert cv.parse_border(name) == cv.Border(border)
