@@ -31,7 +31,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cnncli.errors import KernelError
+from cnncli.errors import KernelError, UsageError
+
+
+class KernelSpecError(KernelError, UsageError):
+    """A kernel typed on the command line (name, parameter, inline matrix) that is malformed:
+    a usage error (exit 2). Problems inside kernel files stay :class:`KernelError` (exit 1)."""
+
 
 Array = npt.NDArray[np.float64]
 
@@ -98,19 +104,19 @@ class Kernel:
 def _odd_size(value: float, what: str) -> int:
     size = _whole(value, what)
     if size < 1:
-        raise KernelError(f"{what} must be at least 1, got {size}")
+        raise KernelSpecError(f"{what} must be at least 1, got {size}")
     return size
 
 
 def _whole(value: float, what: str) -> int:
     if value != int(value):
-        raise KernelError(f"{what} must be a whole number, got {value:g}")
+        raise KernelSpecError(f"{what} must be a whole number, got {value:g}")
     return int(value)
 
 
 def _positive(value: float, what: str) -> float:
     if not value > 0:
-        raise KernelError(f"{what} must be positive, got {value:g}")
+        raise KernelSpecError(f"{what} must be positive, got {value:g}")
     return value
 
 
@@ -237,7 +243,7 @@ def _binomial(n: int) -> Array:
 def _sobel_pair(p: dict[str, float]) -> tuple[Array, Array]:
     n = _whole(p["size"], "size")
     if n not in (3, 5, 7):
-        raise KernelError(f"sobel size must be 3, 5 or 7 (as cv2.Sobel), got {n}")
+        raise KernelSpecError(f"sobel size must be 3, 5 or 7 (as cv2.Sobel), got {n}")
     smooth = _binomial(n)
     deriv = np.convolve(_binomial(n - 2), [-1.0, 0.0, 1.0])  # cv2.getDerivKernels
     kx = np.outer(smooth, deriv)
@@ -373,7 +379,7 @@ def default_params(base: str) -> dict[str, float | None]:
         return dict(GRADIENTS[base][1])
     if base in COMPASS:
         return {}
-    raise KernelError(_unknown_message(base))
+    raise KernelSpecError(_unknown_message(base))
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,23 +404,25 @@ def _parse_params(base: str, text: str, allowed: dict[str, Any]) -> dict[str, fl
         key, eq, value = item.partition("=")
         key = key.strip().lower()
         if not eq or not key:
-            raise KernelError(
+            raise KernelSpecError(
                 f"kernel parameter {item.strip()!r} of {base!r} is not name=value; "
                 f"write e.g. {base}:{next(iter(allowed), 'size')}=3"
             )
         if key not in allowed:
             valid = ", ".join(allowed) if allowed else "none"
-            raise KernelError(
+            raise KernelSpecError(
                 f"kernel {base!r} has no parameter {key!r}; valid parameters: {valid}"
             )
         try:
             number = float(value)
         except ValueError:
-            raise KernelError(
+            raise KernelSpecError(
                 f"kernel parameter {key}={value.strip()!r} of {base!r} is not a number"
             ) from None
         if not math.isfinite(number):
-            raise KernelError(f"kernel parameter {key}={value.strip()} of {base!r} must be finite")
+            raise KernelSpecError(
+                f"kernel parameter {key}={value.strip()} of {base!r} must be finite"
+            )
         params[key] = number
     return params
 
@@ -491,13 +499,13 @@ def named(spec: str) -> Kernel:
         seed, desc = COMPASS[root]
         _parse_params(base, rest, {})
         return Kernel(base, base, _rotations(seed), Combine.MAXIMUM, Mapping.CLIP, desc, {})
-    raise KernelError(_unknown_message(base))
+    raise KernelSpecError(_unknown_message(base))
 
 
 def direction_of(kernel: Kernel) -> Kernel:
     """The direction variant of a gradient kernel (``--direction``)."""
     if kernel.combine not in (Combine.MAGNITUDE, Combine.DIRECTION):
-        raise KernelError(
+        raise KernelSpecError(
             f"--direction needs a gradient kernel (sobel, scharr, prewitt, roberts), not {kernel.name!r}"
         )
     return Kernel(
@@ -519,17 +527,17 @@ def direction_of(kernel: Kernel) -> Kernel:
 _INLINE = re.compile(r"^[\s0-9eE+\-.,;nNaAiIfF\[\]]+$")
 
 
-def _number(token: str, where: str) -> float:
+def _number(token: str, where: str, error: type[KernelError] = KernelError) -> float:
     try:
         value = float(token)
     except ValueError:
-        raise KernelError(f"kernel {where}: {token!r} is not a number") from None
+        raise error(f"kernel {where}: {token!r} is not a number") from None
     if not math.isfinite(value):
-        raise KernelError(f"kernel {where} is {token}; kernels need finite numbers")
+        raise error(f"kernel {where} is {token}; kernels need finite numbers")
     return value
 
 
-def parse_rows(lines: Sequence[str], source: str) -> Array:
+def parse_rows(lines: Sequence[str], source: str, error: type[KernelError] = KernelError) -> Array:
     """Rows of numbers (commas, spaces or tabs between values) → a 2-D matrix.
 
     Blank lines and ``#`` comments are skipped; ragged rows, non-numbers, NaN/inf and empty
@@ -542,15 +550,17 @@ def parse_rows(lines: Sequence[str], source: str) -> Array:
             continue
         tokens = [t for t in re.split(r"[,\s]+", text.strip(",")) if t]
         r = len(rows) + 1
-        rows.append([_number(t, f"{source} row {r} value {c}") for c, t in enumerate(tokens, 1)])
+        rows.append(
+            [_number(t, f"{source} row {r} value {c}", error) for c, t in enumerate(tokens, 1)]
+        )
         if len(rows[-1]) != len(rows[0]):
-            raise KernelError(
+            raise error(
                 f"kernel {source} row {r} has {len(rows[-1])} value{'s' if len(rows[-1]) != 1 else ''} "
                 f"but row 1 has {len(rows[0])}; "
                 "every row needs the same number of values"
             )
     if not rows:
-        raise KernelError(f"kernel {source} is empty; give at least one number")
+        raise error(f"kernel {source} is empty; give at least one number")
     return np.array(rows, dtype=np.float64)
 
 
@@ -653,7 +663,7 @@ def resolve_kernel(spec: str) -> Kernel:
     """Turn a ``-k`` value into a :class:`Kernel`: an existing file, an inline matrix, or a name."""
     text = spec.strip()
     if not text:
-        raise KernelError(
+        raise KernelSpecError(
             "kernel '' is empty; give a name (e.g. sobel) or a matrix like \"1,0,-1\""
         )
     path = Path(os.path.expanduser(text))
@@ -670,7 +680,7 @@ def resolve_kernel(spec: str) -> Kernel:
     if _looks_like_path(text) and not _INLINE.match(text):
         raise KernelError(f"kernel file {text!r} not found; check the path, or give a kernel name")
     if _INLINE.match(text) and re.search(r"[0-9]", text):
-        arr = parse_rows(re.split(r"[;\n]", text), repr(text))
+        arr = parse_rows(re.split(r"[;\n]", text), repr(text), KernelSpecError)
         return Kernel(
             "custom", "custom", (arr,), Combine.SINGLE, _custom_mapping(arr), "inline matrix"
         )
@@ -779,8 +789,6 @@ class Stage:
 
 def parse_stage(text: str) -> Stage:
     """``relu``, ``maxpool:2``, ``avgpool:3:2`` (window 3, stride 2)."""
-    from cnncli.errors import UsageError
-
     op, _, rest = text.strip().lower().partition(":")
     if op == "relu" and not rest:
         return Stage("relu")

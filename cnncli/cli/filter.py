@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cnncli.cli import app
-from cnncli.errors import CnnCliError, UsageError
+from cnncli.errors import CnnCliError, ShapeError, UsageError
 
 if TYPE_CHECKING:
     from cnncli.images import Picture
@@ -238,6 +238,7 @@ def _plan(
 
 @dataclass
 class Settings:
+    label: str
     kernel: Kernel
     stages: list[Stage]
     padding: Any
@@ -301,15 +302,19 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
         pic = images.to_gray(pic)
     kh, kw = s.kernel.spatial
     # The output size, from the arithmetic core (the same numbers `cnncli shape` prints).
-    geom = plan_geometry(
-        pic.data.shape[:2],
-        (kh, kw),
-        padding=s.padding,
-        stride=s.stride,
-        dilation=s.dilation,
-        anchor=s.anchor,
-        flip=s.flip,
-    )
+    try:
+        geom = plan_geometry(
+            pic.data.shape[:2],
+            (kh, kw),
+            padding=s.padding,
+            stride=s.stride,
+            dilation=s.dilation,
+            anchor=s.anchor,
+            flip=s.flip,
+        )
+    except ShapeError as err:
+        # Which file: in a batch, one image can be too small for the kernel while others fit.
+        raise ShapeError(f"{job.source} ({pic.describe()}): {err}") from None
     result = apply_kernel(
         s.kernel,
         pic.data,
@@ -367,7 +372,7 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
         else how.value
     )
     target = job.output if job.output is not None else "preview"
-    return f"{job.source} → {target}: {described}, {s.kernel.name}, map {mapping}"
+    return f"{job.source} → {target}: {described}, {s.label}, map {mapping}"
 
 
 @app.command("filter", help=FILTER_HELP)
@@ -519,7 +524,11 @@ def filter_command(
             f"--anchor {anchor} is outside the {kh}×{kw} kernel; use 0..{kh - 1},0..{kw - 1}"
         )
     slug = "_".join([k.slug + ("-conv" if convolve else "")] + [st.label for st in stages])
+    label = " → ".join(
+        [kernel.strip() + (" (convolve)" if convolve else "")] + [st.label for st in stages]
+    )
     settings = Settings(
+        label,
         k,
         stages,
         pad,

@@ -114,7 +114,8 @@ def show_side_by_side(
 def _num(v: float) -> str:
     if v == int(v) and abs(v) < 1e6:
         return str(int(v))
-    return f"{v:.3f}".rstrip("0")
+    text = f"{v:.3f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 def matrix_text(m: npt.NDArray[np.float64], max_numeric: int = MAX_NUMERIC) -> Text:
@@ -128,15 +129,15 @@ def matrix_text(m: npt.NDArray[np.float64], max_numeric: int = MAX_NUMERIC) -> T
         width = max(len(c) for row in cells for c in row)
         lines = [" ".join(c.rjust(width) for c in row) for row in cells]
         return Text("\n".join(lines))
-    return _shaded(m)
+    return _shaded(m, 8 if max_numeric < 10 else 16)
 
 
-def _shaded(m: npt.NDArray[np.float64]) -> Text:
-    # A heat map (blue negative, red positive, brighter = larger) at most 16 cells across.
+def _shaded(m: npt.NDArray[np.float64], cells: int = 8) -> Text:
+    # A heat map (blue negative, red positive, brighter = larger) at most `cells` across.
     import numpy as np
 
     h, w = m.shape
-    step = max(1, -(-max(h, w) // 16))
+    step = max(1, -(-max(h, w) // cells))
     small = m[::step, ::step]
     peak = float(np.abs(m).max()) or 1.0
     text = Text()
