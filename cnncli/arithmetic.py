@@ -340,6 +340,14 @@ def _refuse_framework_combinations(spec: LayerSpec) -> None:
                 f"PyTorch {op.value} pads both sides equally, but padding {_fmt_pairs(pad)} is "
                 "asymmetric; pad first with nn.ZeroPad (F.pad) and use padding 0"
             )
+    if fw is Framework.TORCH and op is Op.AVGPOOL and spec.ndim == 3:
+        # avg_pool3d alone checks the unpadded input against the kernel (PyTorch 2.13).
+        for name, n, k in zip(axis_names(3), spec.input_size, spec.kernel, strict=True):
+            if n < k:
+                raise ShapeError(
+                    f"PyTorch AvgPool3d refuses an input smaller than the kernel: {n} < {k} on axis "
+                    f"{name} (padding does not count); use a smaller kernel or a larger input"
+                )
     if (
         fw is Framework.TF
         and op is Op.AVGPOOL
@@ -468,11 +476,11 @@ def forward_size(
     at or past the end of the input plus the left padding.
     """
     span = n + before + after - keff
-    if span < 0:
-        return 0
     if not ceil_mode:
-        return span // s + 1
-    out = -(-span // s) + 1
+        return span // s + 1 if span >= 0 else 0
+    # PyTorch's pooling_output_shape: floor division (toward −∞) of span + s − 1, so a window
+    # may hang past a too-small input as long as it starts inside it.
+    out = (span + s - 1) // s + 1
     if (out - 1) * s >= n + before:
         out -= 1
     return out
@@ -513,7 +521,8 @@ def resolve(spec: LayerSpec, *, coverage: bool = True) -> Geometry:
         before, after = _axis_padding(spec, i)
         _pool_limit(spec, i, before, after)
         padded = n + before + after
-        if padded < keff:
+        out = forward_size(n, keff, s, before, after, spec.ceil_mode)
+        if padded < keff and out < 1:
             kdesc = f"kernel {k}" if d == 1 else f"dilated kernel {keff} (kernel {k}, dilation {d})"
             need = keff - n
             fix = (
@@ -525,7 +534,6 @@ def resolve(spec: LayerSpec, *, coverage: bool = True) -> Geometry:
                 f"{kdesc} is larger than the padded input {padded} on axis {name} "
                 f"(input {n} + padding {before}+{after}); {fix}, or a smaller kernel"
             )
-        out = forward_size(n, keff, s, before, after, spec.ceil_mode)
         if out < 1:
             raise ShapeError(
                 f"output on axis {name} would be {out} (input {n}, kernel {keff}, stride {s}); "
