@@ -401,7 +401,7 @@ def save_result(
             im.putalpha(Image.fromarray(a, mode="L"))
     options: dict[str, Any] = {}
     if fmt == "JPEG":
-        options = {"quality": 95}
+        options = {"quality": 95, "subsampling": 0}  # 4:4:4: edge maps keep their colour
     elif fmt == "WEBP":
         options = {"lossless": True}
     elif fmt == "TIFF":

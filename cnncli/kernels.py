@@ -679,7 +679,7 @@ def resolve_kernel(spec: str) -> Kernel:
         )
     if _looks_like_path(text) and not _INLINE.match(text):
         raise KernelError(f"kernel file {text!r} not found; check the path, or give a kernel name")
-    if _INLINE.match(text) and re.search(r"[0-9]", text):
+    if _INLINE.match(text) and (re.search(r"[0-9]", text) or not re.search(r"[A-Za-z]", text)):
         arr = parse_rows(re.split(r"[;\n]", text), repr(text), KernelSpecError)
         return Kernel(
             "custom", "custom", (arr,), Combine.SINGLE, _custom_mapping(arr), "inline matrix"

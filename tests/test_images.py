@@ -1,0 +1,346 @@
+"""Image loading (modes, EXIF, .npy, bad files), gray conversion, mapping, and atomic saving."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnncli import images
+from cnncli.errors import ImageError, UsageError
+from cnncli.images import check_output, load_image, map_values, save_result, to_gray
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+RNG = np.random.default_rng(7)
+
+
+def rgb8(h: int = 6, w: int = 5) -> np.ndarray:
+    return RNG.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+# ------------------------------------------------------------------ loading modes
+
+
+def test_gray_and_rgb(tmp_path: Path) -> None:
+    pic = load_image(SAMPLES / "camera.png")
+    assert pic.data.shape == (512, 512) and pic.bits == 8 and pic.alpha is None
+    assert pic.data.dtype == np.float32
+    rgb = load_image(SAMPLES / "coffee.png")
+    assert rgb.data.shape == (400, 600, 3) and rgb.describe() == "600×400 RGB 8-bit"
+
+
+def test_rgba_keeps_alpha_aside(tmp_path: Path) -> None:
+    a = RNG.integers(0, 256, size=(6, 5, 4), dtype=np.uint8)
+    Image.fromarray(a, "RGBA").save(tmp_path / "a.png")
+    pic = load_image(tmp_path / "a.png")
+    assert pic.data.shape == (6, 5, 3)
+    np.testing.assert_array_equal(pic.data, a[..., :3])
+    np.testing.assert_array_equal(pic.alpha, a[..., 3])
+
+
+def test_la_palette_cmyk_bilevel(tmp_path: Path) -> None:
+    la = RNG.integers(0, 256, size=(4, 4, 2), dtype=np.uint8)
+    Image.fromarray(la, "LA").save(tmp_path / "la.png")
+    pic = load_image(tmp_path / "la.png")
+    assert pic.data.shape == (4, 4) and pic.alpha is not None
+    np.testing.assert_array_equal(pic.alpha, la[..., 1])
+
+    p = Image.fromarray(rgb8()).convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    p.save(tmp_path / "p.png")
+    pic = load_image(tmp_path / "p.png")
+    np.testing.assert_array_equal(pic.data, np.asarray(p.convert("RGB")))
+    assert pic.mode == "P" and pic.alpha is None
+
+    p.info["transparency"] = 0
+    p.save(tmp_path / "pt.png", transparency=0)
+    assert load_image(tmp_path / "pt.png").alpha is not None
+
+    cmyk = Image.fromarray(rgb8()).convert("CMYK")
+    cmyk.save(tmp_path / "c.tif")
+    pic = load_image(tmp_path / "c.tif")
+    np.testing.assert_array_equal(pic.data, np.asarray(cmyk.convert("RGB")))
+
+    Image.fromarray(rgb8()[..., 0] > 128).convert("1").save(tmp_path / "b.png")
+    assert set(np.unique(load_image(tmp_path / "b.png").data)) <= {0.0, 255.0}
+
+
+def test_sixteen_bit_and_float(tmp_path: Path) -> None:
+    a = RNG.integers(0, 65536, size=(5, 7), dtype=np.uint16)
+    for ext in ("png", "tif"):
+        Image.fromarray(a).save(tmp_path / f"a.{ext}")
+        pic = load_image(tmp_path / f"a.{ext}")
+        assert pic.bits == 16 and pic.maxval == 65535
+        np.testing.assert_array_equal(pic.data, a)
+    f = RNG.normal(size=(3, 4)).astype(np.float32)
+    Image.fromarray(f, "F").save(tmp_path / "f.tif")
+    pic = load_image(tmp_path / "f.tif")
+    assert pic.bits == 32
+    np.testing.assert_array_equal(pic.data, f)
+    i32 = Image.fromarray(np.array([[0, 70000]], dtype=np.int32), "I")
+    i32.save(tmp_path / "i.tif")
+    assert load_image(tmp_path / "i.tif").bits == 32
+
+
+def test_gif_first_frame(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (4, 3), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    pic = load_image(tmp_path / "a.gif")
+    assert pic.data.shape == (3, 4, 3)
+    assert pic.data[0, 0].tolist() == [255, 0, 0]
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    im = Image.new("RGB", (40, 20), (0, 0, 0))
+    im.paste((255, 255, 255), (0, 0, 10, 10))  # white block top-left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    im.save(tmp_path / "r.jpg", exif=exif, quality=100)
+    pic = load_image(tmp_path / "r.jpg")
+    assert pic.data.shape[:2] == (40, 20)  # upright: taller than wide
+    assert pic.data[2, 17].mean() > 200  # the block is now top-right
+    assert pic.data[2, 2].mean() < 50
+
+
+def test_webp_bmp_jpeg_read(tmp_path: Path) -> None:
+    a = rgb8()
+    for ext in ("webp", "bmp", "jpg"):
+        Image.fromarray(a).save(
+            tmp_path / f"a.{ext}", **({"lossless": True} if ext == "webp" else {})
+        )
+        pic = load_image(tmp_path / f"a.{ext}")
+        assert pic.data.shape == a.shape
+        if ext != "jpg":
+            np.testing.assert_array_equal(pic.data, a)
+
+
+# ------------------------------------------------------------------ .npy
+
+
+def test_npy_any_numeric_dtype(tmp_path: Path) -> None:
+    for dtype in (np.int8, np.uint16, np.int64, np.float64, np.bool_):
+        np.save(tmp_path / "x.npy", np.ones((3, 4), dtype=dtype))
+        pic = load_image(tmp_path / "x.npy")
+        assert pic.data.dtype == np.float32 and pic.format == "NPY" and pic.bits == 32
+    np.save(tmp_path / "c.npy", np.zeros((3, 4, 2)))
+    assert load_image(tmp_path / "c.npy").channels == 2
+
+
+@pytest.mark.parametrize(
+    "array,message",
+    [
+        (np.array([[1.0, np.nan]]), "value at [0, 1] is nan; images need finite numbers"),
+        (np.array([[np.inf]]), "value at [0, 0] is inf"),
+        (np.zeros((2, 2, 2, 2)), "array of shape (2, 2, 2, 2); give H×W or H×W×C"),
+        (np.zeros(5), "array of shape (5,)"),
+        (np.array([["a"]]), "array of dtype <U1; give real numbers"),
+        (np.zeros((2, 2), dtype=complex), "array of dtype complex128"),
+    ],
+)
+def test_npy_refused(tmp_path: Path, array: np.ndarray, message: str) -> None:
+    np.save(tmp_path / "x.npy", array)
+    with pytest.raises(ImageError) as err:
+        load_image(tmp_path / "x.npy")
+    assert message in str(err.value)
+
+
+def test_npy_pickled_object_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ImageError, match="not a NumPy .npy array"):
+        load_image(tmp_path / "o.npy")
+
+
+# ------------------------------------------------------------------ bad files
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match=r"missing\.png: no such file"):
+        load_image(tmp_path / "missing.png")
+    (tmp_path / "text.jpg").write_text("hello")
+    with pytest.raises(ImageError, match="text.jpg: not an image Pillow can read"):
+        load_image(tmp_path / "text.jpg")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageError, match="empty.png: empty; give a PNG"):
+        load_image(tmp_path / "empty.png")
+    data = (SAMPLES / "coffee.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 3])
+    with pytest.raises(ImageError, match="cut.png: truncated or damaged image"):
+        load_image(tmp_path / "cut.png")
+    with pytest.raises(ImageError, match="is a directory"):
+        load_image(tmp_path)
+
+
+def test_decompression_bomb_guard(tmp_path: Path) -> None:
+    Image.new("L", (100, 100)).save(tmp_path / "big.png")
+    with pytest.raises(ImageError) as err:
+        load_image(tmp_path / "big.png", max_pixels=5000)
+    assert "100×100 = 10,000 pixels is more than 5,000 pixels" in str(err.value)
+    assert "--max-pixels" in str(err.value)
+    # Between the limit and twice the limit Pillow only warns: refused all the same.
+    with pytest.raises(ImageError):
+        load_image(tmp_path / "big.png", max_pixels=9000)
+    assert load_image(tmp_path / "big.png", max_pixels=10000).data.shape == (100, 100)
+    assert Image.MAX_IMAGE_PIXELS == 89478485  # the global guard is restored
+
+
+# ------------------------------------------------------------------ gray
+
+
+def test_gray_is_exactly_pillow_L() -> None:
+    a = RNG.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    # Every corner case of the rounding: all 0/255 combinations too.
+    a[0, :8] = [[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)]
+    pic = images.Picture(Path("x"), a.astype(np.float32), None, "RGB", 8, "PNG")
+    ours = to_gray(pic).data
+    np.testing.assert_array_equal(ours, np.asarray(Image.fromarray(a).convert("L")))
+    coffee = load_image(SAMPLES / "coffee.png")
+    np.testing.assert_array_equal(
+        to_gray(coffee).data, np.asarray(Image.open(SAMPLES / "coffee.png").convert("L"))
+    )
+
+
+def test_gray_rejects_two_channels() -> None:
+    pic = images.Picture(Path("x.npy"), np.zeros((2, 2, 2), np.float32), None, "npy", 32, "NPY")
+    with pytest.raises(UsageError, match="--gray needs an RGB image; x.npy has 2 channels"):
+        to_gray(pic)
+
+
+# ------------------------------------------------------------------ mapping
+
+
+def test_map_values() -> None:
+    x = np.array([[-300.4, -1.5, 0.5, 1.5, 2.5, 254.6, 300.0]], dtype=np.float32)
+    assert map_values(x, "clip", 255).tolist() == [[0, 0, 0, 2, 2, 255, 255]]  # half to even
+    assert map_values(x, "abs", 255).tolist() == [[255, 2, 0, 2, 2, 255, 255]]
+    assert map_values(x, "offset", 255).tolist() == [[0, 126, 128, 130, 130, 255, 255]]
+    n = map_values(np.array([[2.0, 4.0, 6.0]], np.float32), "normalize", 255)
+    assert n.tolist() == [[0, 128, 255]]
+    assert map_values(np.full((2, 2), 3.0, np.float32), "normalize", 255).tolist() == [
+        [0, 0],
+        [0, 0],
+    ]
+    assert map_values(np.array([[90.0]], np.float32), "normalize", 255, (0, 360)).tolist() == [[64]]
+    sixteen = map_values(np.array([[70000.0, 1000.0]], np.float32), "clip", 65535)
+    assert sixteen.dtype == np.uint16 and sixteen.tolist() == [[65535, 1000]]
+
+
+def test_map_clip_matches_opencv_saturate() -> None:
+    cv2 = pytest.importorskip("cv2")
+    x = RNG.normal(scale=200, size=(50, 50)).astype(np.float32)
+    np.testing.assert_array_equal(map_values(x, "abs", 255), cv2.convertScaleAbs(x))
+
+
+# ------------------------------------------------------------------ saving
+
+
+def like(bits: int = 8, channels: int = 3) -> images.Picture:
+    shape = (4, 5) if channels == 1 else (4, 5, channels)
+    return images.Picture(Path("in.png"), np.zeros(shape, np.float32), None, "RGB", bits, "PNG")
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif", ".webp", ".bmp", ".jpg"])
+def test_formats_round_trip(tmp_path: Path, ext: str) -> None:
+    y, x = np.mgrid[0:16, 0:24]
+    a = np.stack([y * 15, x * 10, 255 - y * 15], axis=-1).astype(
+        np.float32
+    )  # smooth: JPEG-friendly
+    save_result(tmp_path / f"o{ext}", a, like=like(), how="clip")
+    back = np.asarray(Image.open(tmp_path / f"o{ext}"))
+    assert back.shape == a.shape
+    if ext == ".jpg":
+        assert np.abs(back.astype(float) - a).max() <= 8
+    else:
+        np.testing.assert_array_equal(back, a)
+
+
+def test_gray_stays_gray_and_16_bit_stays_16_bit(tmp_path: Path) -> None:
+    g = np.array([[0.0, 1000.5, 70000.0]], np.float32)
+    save_result(tmp_path / "g.png", g, like=like(16, 1), how="clip")
+    im = Image.open(tmp_path / "g.png")
+    assert im.mode == "I;16" and np.asarray(im).tolist() == [[0, 1000, 65535]]
+    save_result(tmp_path / "g.tif", g, like=like(16, 1), how="clip")
+    assert Image.open(tmp_path / "g.tif").mode == "I;16"
+    save_result(tmp_path / "g8.png", g, like=like(8, 1), how="clip")
+    assert Image.open(tmp_path / "g8.png").mode == "L"
+    warnings: list[str] = []
+    save_result(tmp_path / "g.jpg", g, like=like(16, 1), how="clip", warn=warnings.append)
+    assert Image.open(tmp_path / "g.jpg").mode == "L" and "scaled to 8 bits" in warnings[0]
+
+
+def test_alpha_passed_through(tmp_path: Path) -> None:
+    a = RNG.integers(0, 256, size=(4, 5), dtype=np.uint8)
+    save_result(tmp_path / "o.png", rgb8(4, 5).astype(np.float32), like=like(), how="clip", alpha=a)
+    im = Image.open(tmp_path / "o.png")
+    assert im.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(im)[..., 3], a)
+    warnings: list[str] = []
+    save_result(
+        tmp_path / "o.jpg",
+        rgb8(4, 5).astype(np.float32),
+        like=like(),
+        how="clip",
+        alpha=a,
+        warn=warnings.append,
+    )
+    assert warnings == [f"{tmp_path / 'o.jpg'}: JPEG has no alpha channel; alpha dropped"]
+
+
+def test_raw_npy_and_float_tiff(tmp_path: Path) -> None:
+    r = np.array([[-3.25, 1e6]], np.float32)
+    assert save_result(tmp_path / "o.npy", r, like=like(), how="clip") == "float32 1×2, unmapped"
+    np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), r)
+    save_result(tmp_path / "o.tif", r, like=like(), how="clip", raw=True)
+    im = Image.open(tmp_path / "o.tif")
+    assert im.mode == "F"
+    np.testing.assert_array_equal(np.asarray(im), r)
+    with pytest.raises(
+        UsageError, match="a float TIFF holds one channel but the result has 3; save it as .npy"
+    ):
+        save_result(
+            tmp_path / "c.tif", np.zeros((2, 2, 3), np.float32), like=like(), how="clip", raw=True
+        )
+    with pytest.raises(UsageError, match="the result has 2 channels"):
+        save_result(tmp_path / "c.png", np.zeros((2, 2, 2), np.float32), like=like(), how="clip")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.npy", "o.tif"]
+
+
+def test_atomic_write_leaves_nothing_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        Path(str(fp)).write_bytes(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    with pytest.raises(ImageError, match=r"o.png: cannot write \(No space left on device\)"):
+        save_result(tmp_path / "o.png", rgb8().astype(np.float32), like=like(), how="clip")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_replaces_whole_file_and_sets_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "o.png"
+    target.write_bytes(b"old")
+    save_result(target, rgb8().astype(np.float32), like=like(), how="clip")
+    assert Image.open(target).size == (5, 6)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["o.png"]
+
+
+def test_check_output(tmp_path: Path) -> None:
+    src = tmp_path / "in.png"
+    src.write_bytes(b"x")
+    with pytest.raises(ImageError, match="is the input file; refusing to overwrite it"):
+        check_output(src, [src], force=True)
+    with pytest.raises(ImageError, match="is the input file"):
+        check_output(tmp_path / "sub" / ".." / "in.png", [src], force=True)
+    existing = tmp_path / "out.png"
+    existing.write_bytes(b"x")
+    with pytest.raises(ImageError, match="out.png: already exists; use --force to overwrite it"):
+        check_output(existing, [src], force=False)
+    check_output(existing, [src], force=True)
+    with pytest.raises(UsageError, match="cannot tell the output format of 'o.gif'"):
+        check_output(Path("o.gif"), [src], force=False)
