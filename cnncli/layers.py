@@ -258,7 +258,9 @@ def _pool(ndim: int, op: ar.Op) -> Callable[..., LayerOut]:
     return compute
 
 
-def _global_pool(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+def _global_pool(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
     x = _one(inputs)
     if not x.spatial:
         raise ModelError(f"{opts['_type']} needs spatial axes, got the flat shape {ctx.show(x)}")
@@ -267,7 +269,9 @@ def _global_pool(opts: dict[str, Any], inputs: list[TShape], names: list[str], c
     return LayerOut(TShape(x.channels, spatial), kernel=x.spatial, rf="global")
 
 
-def _adaptive_pool(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+def _adaptive_pool(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
     x = _one(inputs)
     if not x.spatial:
         raise ModelError(f"{opts['_type']} needs spatial axes, got the flat shape {ctx.show(x)}")
@@ -367,7 +371,9 @@ def _upsample(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx:
         raise ModelError(str(err)) from None
     mode = opts["mode"]
     if mode not in ("nearest", "bilinear", "bicubic", "trilinear", "linear"):
-        raise ModelError(f"unknown upsample mode {mode!r}; use nearest, linear, bilinear, bicubic or trilinear")
+        raise ModelError(
+            f"unknown upsample mode {mode!r}; use nearest, linear, bilinear, bicubic or trilinear"
+        )
     return LayerOut(TShape(x.channels, size), rf="lost")
 
 
@@ -393,7 +399,9 @@ def _broadcast(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx
 def _concat(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
     axis = opts["axis"]
     if axis not in ("channels", -1 if ctx.channels_last else 1):
-        raise ModelError(f"concat joins along the channels only; drop axis {axis!r} or use axis: channels")
+        raise ModelError(
+            f"concat joins along the channels only; drop axis {axis!r} or use axis: channels"
+        )
     first = inputs[0]
     for name, shape in zip(names[1:], inputs[1:], strict=True):
         if shape.spatial != first.spatial:
@@ -448,7 +456,9 @@ def _build_registry() -> dict[str, LayerType]:
                 summary="transposed convolution",
             )
         )
-        reg.append(LayerType(f"maxpool{nd}d", _pool(nd, ar.Op.MAXPOOL), dict(_POOL_OPTS), ("kernel",)))
+        reg.append(
+            LayerType(f"maxpool{nd}d", _pool(nd, ar.Op.MAXPOOL), dict(_POOL_OPTS), ("kernel",))
+        )
         reg.append(
             LayerType(
                 f"avgpool{nd}d",
@@ -553,7 +563,11 @@ def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
         if name not in kind.options:
             known = sorted(kind.options)
             hint = closest(key, known + list(OPTION_ALIASES))
-            listing = f" ({kind.name} takes {', '.join(known)})" if known else f" ({kind.name} takes no options)"
+            listing = (
+                f" ({kind.name} takes {', '.join(known)})"
+                if known
+                else f" ({kind.name} takes no options)"
+            )
             raise ModelError(f"unknown option {key!r} for {kind.name}{hint}{listing}")
         if name in opts:
             raise ModelError(f"option {name!r} given twice (as {key!r}); keep one")
@@ -570,7 +584,9 @@ def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def compute(kind: LayerType, opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+def compute(
+    kind: LayerType, opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
     """Apply the layer's rule after checking how many inputs it has."""
     if kind.arity == 1 and len(inputs) != 1:
         raise ModelError(f"{kind.name} takes one input, got {len(inputs)} ({', '.join(names)})")

@@ -55,6 +55,13 @@ class Mapping(dict[str, Any]):
     col: int = 0
 
 
+class Seq(list[Any]):
+    """A YAML sequence that remembers where it starts (1-based line and column)."""
+
+    line: int = 0
+    col: int = 0
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader (no object tags) whose mappings carry their position; duplicate keys refused."""
 
@@ -72,13 +79,20 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
         key = str(key)
         if key in out:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
+                None, None, f"duplicate key {key!r}; keep one", key_node.start_mark
             )
         out[key] = loader.construct_object(value_node, deep=True)
     return out
 
 
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Seq:
+    out = Seq(loader.construct_object(child, deep=True) for child in node.value)
+    out.line, out.col = node.start_mark.line + 1, node.start_mark.column + 1
+    return out
+
+
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def zoo_names() -> list[str]:
@@ -96,7 +110,9 @@ def locate(source: str) -> Path:
     if path.exists():
         raise ModelError(f"{source} is not a file; give a model YAML file or a zoo name")
     if "/" in source or "\\" in source or path.suffix in (".yaml", ".yml"):
-        raise ModelError(f"no such file: {source}; check the path, or use a zoo name: {', '.join(zoo_names())}")
+        raise ModelError(
+            f"no such file: {source}; check the path, or use a zoo name: {', '.join(zoo_names())}"
+        )
     raise ModelError(
         f"unknown model {source!r}: no such file and not in the zoo{closest(source, zoo_names())} "
         f"(zoo: {', '.join(zoo_names())})"
@@ -112,7 +128,13 @@ def load_yaml(text: str, label: str) -> Any:
         where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label
         problem = err.problem or err.context or "invalid YAML"
         if "could not determine a constructor" in str(err.problem):
-            problem = f"{problem.split(' for the tag ')[-1].strip()} tags are not allowed (only plain YAML data)"
+            tag = problem.split(" for the tag ")[-1].strip()
+            raise ModelError(
+                f"{where}: the YAML tag {tag} is refused; model files hold plain data only "
+                "(no object tags)"
+            ) from None
+        if isinstance(err, yaml.constructor.ConstructorError):
+            raise ModelError(f"{where}: {problem}") from None
         raise ModelError(f"{where}: YAML syntax error: {problem}") from None
     except yaml.YAMLError as err:
         raise ModelError(f"{label}: YAML error: {err}") from None
@@ -208,7 +230,11 @@ def _param(name: str, params: dict[str, Any]) -> Any:
     if name not in params:
         raise ModelError(
             f"unknown parameter ${name}{closest(name, list(params))}"
-            + (f" (parameters: {', '.join('$' + p for p in params)})" if params else " (no parameters here)")
+            + (
+                f" (parameters: {', '.join('$' + p for p in params)})"
+                if params
+                else " (no parameters here)"
+            )
         )
     return params[name]
 
@@ -263,6 +289,7 @@ class Group:
     parent: str | None
     depth: int
     output: str = ""
+    repeat: int = 1
 
 
 @dataclass(frozen=True)
@@ -291,6 +318,8 @@ class Row:
     activation: str | None
     line: int
     group: str | None
+    #: Blocks: how many times the block repeats in this row (1 unless `repeat:`).
+    repeat: int = 1
 
 
 @dataclass(frozen=True)
@@ -373,7 +402,14 @@ class _Builder:
                 prev = self.layer(item, params, prefix, scope, prev, group, depth, counters)
         return prev
 
-    def _name(self, item: Mapping, base: str, scope: dict[str, str], counters: dict[str, int], params: dict[str, Any]) -> str:
+    def _name(
+        self,
+        item: Mapping,
+        base: str,
+        scope: dict[str, str],
+        counters: dict[str, int],
+        params: dict[str, Any],
+    ) -> str:
         name = substitute(item.get("name"), params)
         if name is None:
             # Keras: conv2d, conv2d_1, conv2d_2 … skipping names already taken.
@@ -402,7 +438,9 @@ class _Builder:
     ) -> str:
         self.count += 1
         if self.count > MAX_LAYERS:
-            raise self.at(item, f"the model expands to more than {MAX_LAYERS:,} layers; lower repeat")
+            raise self.at(
+                item, f"the model expands to more than {MAX_LAYERS:,} layers; lower repeat"
+            )
         try:
             raw_type = substitute(item.get("type"), params)
             if raw_type is None:
@@ -413,7 +451,9 @@ class _Builder:
                 raise ModelError(f"layer type must be a name, got {raw_type!r}")
             kind = layer_type(raw_type)
             name = self._name(item, kind.name, scope, counters, params)
-            raw_opts = {k: substitute(v, params) for k, v in item.items() if k not in _LAYER_RESERVED}
+            raw_opts = {
+                k: substitute(v, params) for k, v in item.items() if k not in _LAYER_RESERVED
+            }
             opts = canonical_options(kind, raw_opts)
             cond = substitute(item.get("if", True), params)
             trainable = substitute(item.get("trainable", True), params)
@@ -422,8 +462,14 @@ class _Builder:
             refs = substitute(item.get("input"), params)
             if refs is not None:
                 refs = [refs] if isinstance(refs, str) else refs
-                if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
-                    raise ModelError("input must be a layer name or a list of names, e.g. input: [a, b]")
+                if (
+                    not isinstance(refs, list)
+                    or not refs
+                    or not all(isinstance(r, str) for r in refs)
+                ):
+                    raise ModelError(
+                        "input must be a layer name or a list of names, e.g. input: [a, b]"
+                    )
         except ModelError as err:
             if str(err).startswith(self.label):
                 raise
@@ -467,26 +513,42 @@ class _Builder:
             if block_name not in self.blocks:
                 raise ModelError(
                     f"unknown block {block_name!r}{closest(str(block_name), list(self.blocks))}"
-                    + (f" (blocks: {', '.join(self.blocks)})" if self.blocks else " (the file defines no blocks:)")
+                    + (
+                        f" (blocks: {', '.join(self.blocks)})"
+                        if self.blocks
+                        else " (the file defines no blocks:)"
+                    )
                 )
             if block_name in self.stack:
-                raise ModelError(f"block {block_name!r} uses itself ({' -> '.join([*self.stack, block_name])})")
+                raise ModelError(
+                    f"block {block_name!r} uses itself ({' -> '.join([*self.stack, block_name])})"
+                )
             block = self.blocks[block_name]
             defaults = dict(block.get("params") or {})
-            call_params = {k: substitute(v, params) for k, v in item.items() if k not in _CALL_RESERVED}
+            call_params = {
+                k: substitute(v, params) for k, v in item.items() if k not in _CALL_RESERVED
+            }
             for key in call_params:
                 if key not in defaults:
                     raise ModelError(
                         f"block {block_name!r} has no parameter {key!r}{closest(key, list(defaults))}"
-                        + (f" (parameters: {', '.join(defaults)})" if defaults else " (it takes none)")
+                        + (
+                            f" (parameters: {', '.join(defaults)})"
+                            if defaults
+                            else " (it takes none)"
+                        )
                     )
             first = item.get("first") or {}
             if not isinstance(first, dict):
-                raise ModelError("first: must map parameter names to values for the first repetition")
+                raise ModelError(
+                    "first: must map parameter names to values for the first repetition"
+                )
             first = {k: substitute(v, params) for k, v in first.items()}
             for key in first:
                 if key not in defaults:
-                    raise ModelError(f"block {block_name!r} has no parameter {key!r}{closest(key, list(defaults))}")
+                    raise ModelError(
+                        f"block {block_name!r} has no parameter {key!r}{closest(key, list(defaults))}"
+                    )
             repeat_raw = substitute(item.get("repeat"), params)
             repeat = 1 if repeat_raw is None else whole(repeat_raw, "repeat")
             if repeat > MAX_REPEAT:
@@ -520,7 +582,7 @@ class _Builder:
             scope[name] = inp
             return inp
         full = f"{prefix}{name}"
-        outer = Group(full, name, str(block_name), item.line, item.col, group, depth)
+        outer = Group(full, name, str(block_name), item.line, item.col, group, depth, repeat=repeat)
         self.groups[full] = outer
         self.group_order.append((len(self.order), full))
         self.stack.append(str(block_name))
@@ -531,18 +593,30 @@ class _Builder:
                 inst, inst_group, inst_depth = outer, full, depth + 1
             else:
                 inst_name = f"{full}.{i}"
-                inst = Group(inst_name, str(i), str(block_name), item.line, item.col, full, depth + 1)
+                inst = Group(
+                    inst_name, f"{name}.{i}", str(block_name), item.line, item.col, full, depth + 1
+                )
                 self.groups[inst_name] = inst
                 self.group_order.append((len(self.order), inst_name))
                 inst_group, inst_depth = inst_name, depth + 2
             local: dict[str, str] = {"input": out}
             last = self.expand(
-                block.get("layers"), block, values, f"{inst.name}.", local, out, inst_group, inst_depth
+                block.get("layers"),
+                block,
+                values,
+                f"{inst.name}.",
+                local,
+                out,
+                inst_group,
+                inst_depth,
             )
             want = block.get("output")
             if want is not None:
                 if want not in local:
-                    raise self.at(block, f"block {block_name!r} output {want!r} is not one of its layers{closest(str(want), list(local))}")
+                    raise self.at(
+                        block,
+                        f"block {block_name!r} output {want!r} is not one of its layers{closest(str(want), list(local))}",
+                    )
                 last = local[want]
             out = last or out
             inst.output = out
@@ -590,7 +664,9 @@ class _Builder:
                     if state.get(dep.name) == 1:
                         cycle = path[path.index(dep.name) :] + [dep.name]
                         shown = " -> ".join(self.nodes[n].name for n in reversed(cycle))
-                        raise self.at(dep, f"cyclic reference: {shown}; a layer cannot depend on itself")
+                        raise self.at(
+                            dep, f"cyclic reference: {shown}; a layer cannot depend on itself"
+                        )
                     if not state.get(dep.name):
                         stack.append((dep, 0))
                     continue
@@ -619,18 +695,28 @@ def _shape_arg(value: Any, where: str) -> list[int]:
 def build(data: Any, label: str, count_bias: bool = False) -> Summary:
     """Turn parsed YAML into a :class:`Summary` (every error names ``label:line:col``)."""
     if not isinstance(data, Mapping):
-        raise ModelError(f"{label}: a model file is a mapping with input: and layers: (see docs/model-format.md)")
+        raise ModelError(
+            f"{label}: a model file is a mapping with input: and layers: (see docs/model-format.md)"
+        )
 
     def at(item: Any, msg: str) -> ModelError:
         line = getattr(item, "line", 0)
-        return ModelError(f"{label}:{line}:{getattr(item, 'col', 0)}: {msg}" if line else f"{label}: {msg}")
+        return ModelError(
+            f"{label}:{line}:{getattr(item, 'col', 0)}: {msg}" if line else f"{label}: {msg}"
+        )
 
     for key in data:
         if key not in _TOP_KEYS:
-            raise at(data, f"unknown top-level key {key!r}{closest(key, _TOP_KEYS)} (keys: {', '.join(_TOP_KEYS)})")
+            raise at(
+                data,
+                f"unknown top-level key {key!r}{closest(key, _TOP_KEYS)} (keys: {', '.join(_TOP_KEYS)})",
+            )
     layout = data.get("layout", "channels_first")
     if layout not in ("channels_first", "channels_last"):
-        raise at(data, f"layout {layout!r} is not known; use channels_first (PyTorch) or channels_last (Keras)")
+        raise at(
+            data,
+            f"layout {layout!r} is not known; use channels_first (PyTorch) or channels_last (Keras)",
+        )
     last = layout == "channels_last"
     fw_raw = data.get("framework", "keras" if last else "torch")
     try:
@@ -651,10 +737,15 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
         raise at(data, "blocks: must map block names to {params:, layers:}")
     for bname, block in blocks.items():
         if not isinstance(block, Mapping) or "layers" not in block:
-            raise at(block if isinstance(block, Mapping) else data, f"block {bname!r} needs layers:")
+            raise at(
+                block if isinstance(block, Mapping) else data, f"block {bname!r} needs layers:"
+            )
         for key in block:
             if key not in _BLOCK_KEYS:
-                raise at(block, f"unknown key {key!r} in block {bname!r}{closest(key, _BLOCK_KEYS)} (keys: {', '.join(_BLOCK_KEYS)})")
+                raise at(
+                    block,
+                    f"unknown key {key!r} in block {bname!r}{closest(key, _BLOCK_KEYS)} (keys: {', '.join(_BLOCK_KEYS)})",
+                )
         if block.get("params") is not None and not isinstance(block["params"], dict):
             raise at(block, f"params of block {bname!r} must map names to default values")
     b.blocks = dict(blocks)
@@ -665,20 +756,37 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
         try:
             dims = _shape_arg(shape, f"input {iname!r}" if "inputs" in data else "input")
         except ModelError as err:
-            raise at(data, str(err)) from None
+            raise at(shape if isinstance(shape, Seq) else data, str(err)) from None
         channels = dims[-1] if last else dims[0]
         spatial = tuple(dims[:-1] if last else dims[1:])
         ts = TShape(channels, spatial)
         if ts.elements > 2**40:
-            raise at(data, f"input {iname!r} has {ts.elements:,} elements; that is absurd for one sample")
-        node = Node(str(iname), str(iname), LAYER_TYPES["identity"], {"_type": "input"}, [], scope, None, data.line, data.col, None, 0, is_input=True)
+            raise at(
+                data, f"input {iname!r} has {ts.elements:,} elements; that is absurd for one sample"
+            )
+        node = Node(
+            str(iname),
+            str(iname),
+            LAYER_TYPES["identity"],
+            {"_type": "input"},
+            [],
+            scope,
+            None,
+            data.line,
+            data.col,
+            None,
+            0,
+            is_input=True,
+        )
         node.out = LayerOut(ts)
         node.rf = tuple(ar.Receptive() for _ in spatial) or None
         scope[str(iname)] = str(iname)
         b.nodes[str(iname)] = node
         first = first or str(iname)
-    if "layers" not in data:
-        raise at(data, "the model has no layers:")
+    if not data.get("layers"):
+        raise at(
+            data, "the model has no layers; list them under layers: (see docs/model-format.md)"
+        )
     b.expand(data["layers"], data, {}, "", scope, first, None, 0)
     b.resolve_refs()
     ordered = b.topo()
@@ -693,9 +801,17 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
                 # Switched off: passes its first input on unchanged.
                 node.out = LayerOut(shapes[0])
             else:
-                node.out = compute(node.kind, node.opts, shapes, [n.local if n.group == node.group else n.name for n in ins], ctx)
+                node.out = compute(
+                    node.kind,
+                    node.opts,
+                    shapes,
+                    [n.local if n.group == node.group else n.name for n in ins],
+                    ctx,
+                )
             if node.out.shape.elements > 2**40:
-                raise ModelError(f"output of {node.out.shape.elements:,} elements is absurd for one sample")
+                raise ModelError(
+                    f"output of {node.out.shape.elements:,} elements is absurd for one sample"
+                )
         except ModelError as err:
             raise b.at(node, f"layer {node.name!r} ({node.kind.name}): {err}") from None
         except UsageError as err:
@@ -703,7 +819,11 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
         node.rf = _receptive(node, [n.rf for n in ins])
         if not node.trainable:
             node.out = LayerOut(
-                **{**node.out.__dict__, "trainable": 0, "non_trainable": node.out.trainable + node.out.non_trainable}
+                **{
+                    **node.out.__dict__,
+                    "trainable": 0,
+                    "non_trainable": node.out.trainable + node.out.non_trainable,
+                }
             )
 
     rows = _rows(b, ctx, count_bias)
@@ -738,12 +858,14 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
         rows=rows,
         totals=totals,
         count_bias=count_bias,
-        nodes=[n for n in ordered],
+        nodes=list(ordered),
         ctx=ctx,
     )
 
 
-def _receptive(node: Node, ins: list[tuple[ar.Receptive, ...] | None]) -> tuple[ar.Receptive, ...] | None:
+def _receptive(
+    node: Node, ins: list[tuple[ar.Receptive, ...] | None]
+) -> tuple[ar.Receptive, ...] | None:
     out = node.out
     assert out is not None
     if not out.shape.spatial or any(r is None for r in ins) or not ins:
@@ -755,7 +877,8 @@ def _receptive(node: Node, ins: list[tuple[ar.Receptive, ...] | None]) -> tuple[
         return None
     if out.rf == "window" and out.kernel and out.stride and out.dilation:
         return tuple(
-            r.then(k, s, d) for r, k, s, d in zip(base, out.kernel, out.stride, out.dilation, strict=True)
+            r.then(k, s, d)
+            for r, k, s, d in zip(base, out.kernel, out.stride, out.dilation, strict=True)
         )
     if out.rf == "keep":
         return tuple(base)
@@ -812,20 +935,20 @@ def _rows(b: _Builder, ctx: Ctx, count_bias: bool) -> list[Row]:
             g = b.groups[g].parent
     rows: list[Row] = []
     starts: dict[int, list[str]] = {}
-    for pos, g in b.group_order:
-        starts.setdefault(pos, []).append(g)
+    for pos, gname in b.group_order:
+        starts.setdefault(pos, []).append(gname)
     for i, n in enumerate(b.order):
         for gname in starts.get(i, []):
-            g = b.groups[gname]
-            out = b.nodes[g.output]
+            grp = b.groups[gname]
+            out = b.nodes[grp.output]
             s = sums[gname]
             rows.append(
                 Row(
-                    name=g.name,
-                    local=g.local,
-                    depth=g.depth,
+                    name=grp.name,
+                    local=grp.local,
+                    depth=grp.depth,
                     kind="block",
-                    type=g.block,
+                    type=grp.block,
                     output_shape=out.out.shape.dims(last) if out.out else (),
                     input_shapes=(),
                     inputs=(),
@@ -841,8 +964,9 @@ def _rows(b: _Builder, ctx: Ctx, count_bias: bool) -> list[Row]:
                     receptive_field=tuple(r.size for r in out.rf) if out.rf else None,
                     jump=tuple(r.jump for r in out.rf) if out.rf else None,
                     activation=None,
-                    line=g.line,
-                    group=g.parent,
+                    line=grp.line,
+                    group=grp.parent,
+                    repeat=grp.repeat,
                 )
             )
         if n.name in layer_rows:
@@ -864,7 +988,9 @@ def summarize(source: str, count_bias: bool = False) -> Summary:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ModelError(f"{path}: the file is {size:,} bytes; model files are small text files")
+            raise ModelError(
+                f"{path}: the file is {size:,} bytes; model files are small text files"
+            )
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ModelError(f"{path}: not a text (UTF-8) file; give a model YAML file") from None

@@ -1,0 +1,159 @@
+"""``cnncli summary``: a model's layer table and totals from a small YAML file (or a zoo name)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cnncli.cli import app
+from cnncli.errors import UsageError
+
+EXAMPLES = """Print a model's layers, output shapes, parameters and MACs, from a YAML model file or a
+model of the zoo, with numbers that match torchvision's and Keras's own.
+
+Zoo: alexnet, googlenet, lenet5, mnist-convnet, mobilenet_v2, resnet18, resnet50, vgg16.
+The model format: docs/model-format.md (and samples/models/example.yaml).
+
+Examples:
+
+  cnncli summary resnet50                         25,557,032 params, 4.089 GMACs
+
+  cnncli summary resnet50 --depth 1               fold the blocks into one row each
+
+  cnncli summary samples/models/example.yaml --columns kernel,stride,rf,connected
+
+  cnncli summary mnist-convnet --chart            a bar of each layer's share of MACs
+
+  cnncli summary vgg16 --count-bias               count bias additions as torchinfo does
+
+  cnncli summary model.yaml --verify              build it with torch and compare every layer
+
+  cnncli summary resnet18 --json | jq .totals
+
+  cnncli summary lenet5 --markdown > lenet5.md
+
+  cnncli summary googlenet --svg googlenet.svg
+"""
+
+_COLUMNS = ("kernel", "stride", "input", "rf", "memory", "connected")
+
+
+def _columns(text: str | None) -> list[str]:
+    if not text:
+        return []
+    out: list[str] = []
+    for part in text.replace(" ", "").split(","):
+        if part == "all":
+            return list(_COLUMNS)
+        if part not in _COLUMNS:
+            import difflib
+
+            near = difflib.get_close_matches(part, _COLUMNS, n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise UsageError(
+                f"unknown column {part!r} in --columns{hint} (columns: {', '.join(_COLUMNS)}, all)"
+            )
+        out.append(part)
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@app.command(help=EXAMPLES)
+def summary(
+    model: Annotated[
+        str, typer.Argument(help="A model YAML file, or a zoo name such as resnet50.")
+    ],
+    depth: Annotated[
+        int | None,
+        typer.Option(
+            "--depth", "-d", min=1, help="Show N levels of blocks; deeper blocks fold into one row."
+        ),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            "--columns",
+            "-c",
+            help="Extra columns, comma-separated: kernel, stride, input, rf (receptive field and jump), memory, connected; or all.",
+        ),
+    ] = None,
+    chart: Annotated[
+        bool, typer.Option("--chart", help="Add a bar chart of each layer's MACs.")
+    ] = False,
+    svg: Annotated[
+        Path | None, typer.Option("--svg", help="Also save the table as an SVG picture.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the --svg file if it exists.")
+    ] = False,
+    count_bias: Annotated[
+        bool,
+        typer.Option("--count-bias", help="Count bias additions in MACs (torchinfo's convention)."),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON: layers, blocks and totals.")
+    ] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV, one row per layer.")] = False,
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print a Markdown table.")
+    ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Build the model with PyTorch and compare every layer's shape and params.",
+        ),
+    ] = False,
+) -> None:
+    """Summarise a model."""
+    from cnncli.model import summarize
+    from cnncli.render import summary as render
+
+    formats = [
+        n for n, on in (("--json", as_json), ("--csv", as_csv), ("--markdown", as_markdown)) if on
+    ]
+    if len(formats) > 1:
+        raise UsageError(f"{' and '.join(formats)} cannot be combined; pick one output format")
+    cols = _columns(columns)
+    if svg is not None:
+        if formats:
+            raise UsageError(
+                f"--svg saves the table, which {formats[0]} replaces; drop one of them"
+            )
+        if svg.exists() and not force:
+            raise UsageError(f"{svg} exists; use --force to overwrite it, or another --svg file")
+        if not svg.parent.is_dir():
+            raise UsageError(f"cannot save {svg}: the folder {svg.parent} does not exist")
+    result = summarize(model, count_bias=count_bias)
+    report = None
+    if verify:
+        from cnncli.verify import verify_summary
+
+        report = verify_summary(result)  # raises ModelError on the first disagreement
+    if as_json:
+        sys.stdout.write(render.to_json(result))
+    elif as_csv:
+        sys.stdout.write(render.to_csv(result))
+    elif as_markdown:
+        sys.stdout.write(render.to_markdown(result, depth, cols))
+    else:
+        if svg is not None:
+            _write_atomic(svg, render.svg(result, depth, cols, chart))
+        render.show(result, depth, cols, chart)
+    if report is not None:
+        sys.stderr.write(report + "\n")

@@ -1,0 +1,381 @@
+"""Renderers of a model summary: the Rich table, JSON, CSV and Markdown of one :class:`Summary`.
+
+No counting happens here: every number comes from :mod:`cnncli.model`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from cnncli.model import BYTES_PER_ELEMENT, Row, Summary
+from cnncli.render import si, thousands
+
+#: Optional columns of the table, in display order.
+OPTIONAL_COLUMNS = ("kernel", "stride", "input", "rf", "memory", "connected")
+
+CONVENTIONS = (
+    "MACs: multiply-accumulates of convolution and dense layers, bias excluded "
+    "(torchvision's and fvcore's convention; torchvision's \"GFLOPS\" is this number). "
+    "Pooling, normalisation, activations, merges and upsampling count 0. FLOPs = 2 × MACs."
+)
+CONVENTIONS_BIAS = (
+    "MACs: multiply-accumulates of convolution and dense layers plus one per bias addition "
+    "(--count-bias, torchinfo's convention). Pooling, normalisation, activations, merges and "
+    "upsampling count 0. FLOPs = 2 × MACs."
+)
+NOTES = (
+    "Non-trainable: batchnorm running mean and variance (and layers marked trainable: false); "
+    "PyTorch's num_batches_tracked is not counted. Memory in float32 (4 bytes): "
+    "MB = 10^6 bytes, MiB = 2^20 bytes; activations = every layer's output for one sample."
+)
+
+
+def dims(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _x(values: Sequence[int] | None) -> str:
+    if not values:
+        return ""
+    return "×".join(str(v) for v in values)
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 1e6:,.2f} MB = {n / 2**20:,.2f} MiB"
+
+
+def _block_type(row: Row) -> str:
+    return f"{row.type} ×{row.repeat}" if row.repeat > 1 else row.type
+
+
+def visible_rows(summary: Summary, depth: int | None) -> list[tuple[Row, bool]]:
+    """Rows shown at ``depth`` (None: all), each with ``folded`` (a block showing its sums).
+
+    A block at the deepest shown level stands for everything inside it, so the numbers of the
+    shown rows always add up to the totals.
+    """
+    out: list[tuple[Row, bool]] = []
+    for row in summary.rows:
+        if depth is not None and row.depth >= depth:
+            continue
+        folded = row.kind == "block" and depth is not None and row.depth == depth - 1
+        out.append((row, folded))
+    return out
+
+
+def _rf(row: Row) -> str:
+    if row.receptive_field is None or row.jump is None:
+        return ""
+    return f"{_x(row.receptive_field)} /{_x(row.jump)}"
+
+
+def _connected(row: Row) -> str:
+    prefix = (row.group + ".") if row.group else ""
+    return ", ".join(i[len(prefix) :] if prefix and i.startswith(prefix) else i for i in row.inputs)
+
+
+def totals_lines(summary: Summary) -> list[tuple[str, str]]:
+    t = summary.totals
+    est = t.input_bytes + t.activation_bytes + t.param_bytes
+    return [
+        ("Total params", thousands(t.params)),
+        ("Trainable params", thousands(t.trainable_params)),
+        ("Non-trainable params", thousands(t.non_trainable_params)),
+        ("MACs", f"{thousands(t.macs)} = {t.macs / 1e9:.3f} GMACs"),
+        ("FLOPs", f"{thousands(t.flops)} = {t.flops / 1e9:.3f} GFLOPs"),
+        ("Input size", _bytes(t.input_bytes)),
+        ("Activation memory", _bytes(t.activation_bytes)),
+        ("Parameter memory", _bytes(t.param_bytes)),
+        ("Estimated total", _bytes(est)),
+    ]
+
+
+def table(
+    summary: Summary,
+    depth: int | None = None,
+    columns: Sequence[str] = (),
+    chart: bool = False,
+) -> Group:
+    """The Rich table with totals and the counting conventions under it."""
+    layout = "channels last" if summary.ctx.channels_last else "channels first"
+    tbl = Table(
+        title=f"{summary.name}  ({layout}, {summary.framework} conventions, input "
+        + ", ".join(dims(s) for s in summary.inputs.values())
+        + ")",
+        title_justify="left",
+        show_lines=False,
+    )
+    tbl.add_column("Layer", no_wrap=True)
+    tbl.add_column("Type", no_wrap=True)
+    if "input" in columns:
+        tbl.add_column("Input shape", no_wrap=True)
+    tbl.add_column("Output shape", no_wrap=True)
+    for col in ("kernel", "stride"):
+        if col in columns:
+            tbl.add_column(col.capitalize(), no_wrap=True)
+    if "rf" in columns:
+        tbl.add_column("RF /jump", no_wrap=True)
+    tbl.add_column("Params", justify="right", no_wrap=True)
+    tbl.add_column("MACs", justify="right", no_wrap=True)
+    if "memory" in columns:
+        tbl.add_column("Output memory", justify="right", no_wrap=True)
+    if "connected" in columns:
+        tbl.add_column("Connected to", no_wrap=True)
+    shown = visible_rows(summary, depth)
+    peak = max((r.macs for r, f in shown if r.kind == "layer" or f), default=0)
+    if chart:
+        tbl.add_column("MACs share", no_wrap=True)
+    for row, folded in shown:
+        header = row.kind == "block" and not folded
+        name = "  " * row.depth + (row.local if row.kind == "layer" or row.depth else row.name)
+        typ = row.type + (
+            f" ({row.activation})" if row.activation and row.type != "activation" else ""
+        )
+        if row.kind == "block":
+            typ = f"[{_block_type(row)}]"
+        cells: list[str | Text] = [
+            Text(name, style="bold" if row.kind == "block" else ""),
+            Text(typ),
+        ]
+        if "input" in columns:
+            cells.append(", ".join(dims(s) for s in row.input_shapes))
+        cells.append(dims(row.output_shape))
+        if "kernel" in columns:
+            cells.append(_x(row.kernel))
+        if "stride" in columns:
+            cells.append(_x(row.stride))
+        if "rf" in columns:
+            cells.append(_rf(row))
+        cells.append("" if header else thousands(row.params))
+        cells.append("" if header else thousands(row.macs))
+        if "memory" in columns:
+            cells.append("" if header else si(row.output_elements * BYTES_PER_ELEMENT, "B"))
+        if "connected" in columns:
+            cells.append(_connected(row) if len(row.inputs) > 1 or row.kind == "layer" else "")
+        if chart:
+            share = row.macs / summary.totals.macs if summary.totals.macs else 0.0
+            width = round(24 * row.macs / peak) if peak and not header else 0
+            cells.append(
+                Text(
+                    "█" * width + (f" {share:.1%}" if row.macs and not header else ""), style="cyan"
+                )
+            )
+        tbl.add_row(*cells, style="dim" if header else None)
+    tot = Table.grid(padding=(0, 2))
+    tot.add_column()
+    tot.add_column(justify="left")
+    for label, value in totals_lines(summary):
+        tot.add_row(label + ":", value)
+    conv = CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS
+    return Group(tbl, tot, Text(conv, style="dim"), Text(NOTES, style="dim"))
+
+
+def show(
+    summary: Summary,
+    depth: int | None = None,
+    columns: Sequence[str] = (),
+    chart: bool = False,
+    console: Console | None = None,
+) -> None:
+    console = console or Console(highlight=False)
+    console.print(table(summary, depth, columns, chart))
+
+
+def svg(
+    summary: Summary, depth: int | None, columns: Sequence[str], chart: bool, width: int = 140
+) -> str:
+    """The table as an SVG document (Rich's terminal rendering)."""
+    console = Console(record=True, file=io.StringIO(), width=width, color_system="truecolor")
+    console.print(table(summary, depth, columns, chart))
+    return console.export_svg(title=f"cnncli summary {summary.name}")
+
+
+def _layer_dict(row: Row) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "type": row.type,
+        "block": row.group,
+        "output_shape": list(row.output_shape),
+        "input_shapes": [list(s) for s in row.input_shapes],
+        "inputs": list(row.inputs),
+        "params": row.params,
+        "trainable_params": row.trainable_params,
+        "non_trainable_params": row.non_trainable_params,
+        "macs": row.macs,
+        "flops": 2 * row.macs,
+        "kernel": list(row.kernel) if row.kernel else None,
+        "stride": list(row.stride) if row.stride else None,
+        "dilation": list(row.dilation) if row.dilation else None,
+        "receptive_field": list(row.receptive_field) if row.receptive_field else None,
+        "jump": list(row.jump) if row.jump else None,
+        "activation": row.activation,
+        "output_bytes": row.output_elements * BYTES_PER_ELEMENT,
+        "line": row.line,
+    }
+
+
+def to_dict(summary: Summary) -> dict[str, Any]:
+    """The JSON object: ``layers`` (every layer, in file order), ``blocks`` and ``totals``."""
+    t = summary.totals
+    return {
+        "model": summary.name,
+        "source": summary.source,
+        "layout": summary.layout,
+        "framework": summary.framework,
+        "inputs": {k: list(v) for k, v in summary.inputs.items()},
+        "outputs": {k: list(v) for k, v in summary.outputs.items()},
+        "layers": [_layer_dict(r) for r in summary.rows if r.kind == "layer"],
+        "blocks": [
+            {
+                "name": r.name,
+                "block": r.type,
+                "repeat": r.repeat,
+                "parent": r.group,
+                "output_shape": list(r.output_shape),
+                "params": r.params,
+                "trainable_params": r.trainable_params,
+                "non_trainable_params": r.non_trainable_params,
+                "macs": r.macs,
+                "line": r.line,
+            }
+            for r in summary.rows
+            if r.kind == "block"
+        ],
+        "totals": {
+            "params": t.params,
+            "trainable_params": t.trainable_params,
+            "non_trainable_params": t.non_trainable_params,
+            "macs": t.macs,
+            "flops": t.flops,
+            "gmacs": round(t.macs / 1e9, 3),
+            "bias_macs": t.bias_macs,
+            "layers": t.layers,
+            "param_bytes": t.param_bytes,
+            "activation_bytes": t.activation_bytes,
+            "input_bytes": t.input_bytes,
+        },
+        "conventions": {
+            "macs": CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS,
+            "count_bias": summary.count_bias,
+            "bytes_per_element": BYTES_PER_ELEMENT,
+            "notes": NOTES,
+        },
+    }
+
+
+def to_json(summary: Summary) -> str:
+    return json.dumps(to_dict(summary), indent=2) + "\n"
+
+
+CSV_FIELDS = (
+    "name",
+    "type",
+    "block",
+    "output_shape",
+    "params",
+    "trainable_params",
+    "non_trainable_params",
+    "macs",
+    "kernel",
+    "stride",
+    "receptive_field",
+    "jump",
+    "inputs",
+    "line",
+)
+
+
+def to_csv(summary: Summary) -> str:
+    """One row per layer (no block or total rows, so columns sum to the totals)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_FIELDS)
+    for row in summary.rows:
+        if row.kind != "layer":
+            continue
+        w.writerow(
+            [
+                row.name,
+                row.type,
+                row.group or "",
+                "x".join(map(str, row.output_shape)),
+                row.params,
+                row.trainable_params,
+                row.non_trainable_params,
+                row.macs,
+                "x".join(map(str, row.kernel or ())),
+                "x".join(map(str, row.stride or ())),
+                "x".join(map(str, row.receptive_field or ())),
+                "x".join(map(str, row.jump or ())),
+                " ".join(row.inputs),
+                row.line,
+            ]
+        )
+    return buf.getvalue()
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[str] = ()) -> str:
+    """A GitHub Markdown table of the shown rows, then the totals."""
+    head = ["Layer", "Type"]
+    if "input" in columns:
+        head.append("Input shape")
+    head.append("Output shape")
+    head += [c.capitalize() for c in ("kernel", "stride") if c in columns]
+    if "rf" in columns:
+        head.append("RF /jump")
+    head += ["Params", "MACs"]
+    if "memory" in columns:
+        head.append("Output memory")
+    if "connected" in columns:
+        head.append("Connected to")
+    right = {"Params", "MACs", "Output memory"}
+    lines = [
+        f"**{_md(summary.name)}**: {summary.layout.replace('_', ' ')}, {summary.framework} conventions",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("---:" if h in right else "---" for h in head) + "|",
+    ]
+    for row, folded in visible_rows(summary, depth):
+        header = row.kind == "block" and not folded
+        name = "&nbsp;&nbsp;" * row.depth + (
+            row.local if row.kind == "layer" or row.depth else row.name
+        )
+        cells = [
+            f"**{name}**" if row.kind == "block" else name,
+            _block_type(row) if row.kind == "block" else row.type,
+        ]
+        if "input" in columns:
+            cells.append(", ".join(dims(s) for s in row.input_shapes))
+        cells.append(dims(row.output_shape))
+        if "kernel" in columns:
+            cells.append(_x(row.kernel))
+        if "stride" in columns:
+            cells.append(_x(row.stride))
+        if "rf" in columns:
+            cells.append(_rf(row))
+        cells += ["" if header else thousands(row.params), "" if header else thousands(row.macs)]
+        if "memory" in columns:
+            cells.append("" if header else si(row.output_elements * BYTES_PER_ELEMENT, "B"))
+        if "connected" in columns:
+            cells.append(_connected(row) if row.kind == "layer" else "")
+        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+    lines.append("")
+    for label, value in totals_lines(summary):
+        lines.append(f"- {label}: {value}")
+    lines.append("")
+    lines.append(CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS)
+    lines.append("")
+    lines.append(NOTES)
+    return "\n".join(lines) + "\n"
