@@ -42,11 +42,18 @@ def _root() -> None:
     pass
 
 
-def _register() -> None:
-    # Each module adds its command to `app`; none imports numpy/numba/PIL at module level.
+COMMANDS = {"shape": "shape", "filter": "filter", "kernels": "filter", "summary": "summary"}
+
+
+def _register(argv: Sequence[str]) -> None:
+    """Import the module of the command being run, or every command module for help.
+
+    Building Click commands costs milliseconds each, and shape's start-up budget is tight.
+    """
     import importlib
 
-    for name in ("shape", "filter", "summary"):
+    wanted = COMMANDS.get(argv[0]) if argv and argv[0] in COMMANDS else None
+    for name in sorted(set(COMMANDS.values())) if wanted is None else [wanted]:
         try:
             importlib.import_module(f"cnncli.cli.{name}")
         except ModuleNotFoundError as err:  # a command still being built is simply absent
@@ -80,10 +87,10 @@ def fail(message: str, code: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the app, map errors to one stderr line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _register(args)
     try:
-        rv = app(
-            args=list(argv) if argv is not None else None, prog_name="cnncli", standalone_mode=False
-        )
+        rv = app(args=args, prog_name="cnncli", standalone_mode=False)
     except click_exc.NoArgsIsHelpError as err:
         if err.ctx is not None:
             sys.stdout.write(err.ctx.get_help() + "\n")
@@ -113,7 +120,3 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"internal error: {type(err).__name__}: {err} (set CNNCLI_DEBUG=1 for the traceback)", 1
         )
     raise SystemExit(rv if isinstance(rv, int) else 0)
-
-
-# Last, so that the command modules can import `app` and the helpers above.
-_register()

@@ -1,16 +1,16 @@
-"""Rich rendering of ``cnncli shape`` results: the panel, the explanation, the drawing, solutions."""
+"""Rendering of ``cnncli shape`` results: the panel, the explanation, the drawing, solutions.
+
+Drawn with :mod:`cnncli.render.term` (Rich's look without Rich's import cost: shape is the fast path).
+"""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
-
-from rich.console import Console, Group
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from cnncli import arithmetic as ar
 from cnncli.render import si, thousands
+from cnncli.render.term import Line, color_enabled, columns, panel, render_line, write
 
 #: Largest padded grid --draw will draw, per axis.
 DRAW_LIMIT = 32
@@ -56,53 +56,50 @@ def warnings(geom: ar.Geometry) -> list[str]:
     return out
 
 
-def panel(geom: ar.Geometry, cost: ar.Cost | None, bias: bool = True) -> Panel:
+def panel_lines(geom: ar.Geometry, cost: ar.Cost | None) -> list[Line]:
     spec = geom.spec
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
+    rows: list[tuple[str, str, str]] = []
     ch_in = f"{cost.in_channels} × " if cost else ""
     ch_out = f"{cost.out_channels} × " if cost else ""
-    grid.add_row(
-        "input",
-        ch_in
-        + _x(spec.input_size)
-        + ("  (C × " + " × ".join(ar.axis_names(spec.ndim)) + ")" if cost else ""),
-    )
-    grid.add_row("output", Text(ch_out + _x(geom.output_size), style="bold green"))
+    layout = "  (C × " + " × ".join(ar.axis_names(spec.ndim)) + ")" if cost else ""
+    rows.append(("input", ch_in + _x(spec.input_size) + layout, ""))
+    rows.append(("output", ch_out + _x(geom.output_size), "bold green"))
     keffs = [a.effective_kernel for a in geom.axes]
-    kernel = _x(spec.kernel) + (
+    dilated = (
         f"  (effective {_x(keffs)}, dilation {_x(spec.dilation)})"
         if keffs != list(spec.kernel)
         else ""
     )
-    grid.add_row("kernel", kernel)
-    grid.add_row("stride", _x(spec.stride))
+    rows.append(("kernel", _x(spec.kernel) + dilated, ""))
+    rows.append(("stride", _x(spec.stride), ""))
     mode = f"{spec.padding.value}: " if isinstance(spec.padding, ar.PadMode) else ""
     what = "cropped" if spec.op is ar.Op.CONVTRANSPOSE else "padding"
-    grid.add_row(
-        what,
-        mode
-        + ", ".join(f"{a.name} {a.pad_before} before + {a.pad_after} after" for a in geom.axes),
-    )
+    sides = ", ".join(f"{a.name} {a.pad_before} before + {a.pad_after} after" for a in geom.axes)
+    rows.append((what, mode + sides, ""))
     if spec.op is ar.Op.CONVTRANSPOSE:
-        grid.add_row("output padding", _x([a.output_padding for a in geom.axes]))
+        rows.append(("output padding", _x([a.output_padding for a in geom.axes]), ""))
     if spec.ceil_mode:
-        grid.add_row("ceil_mode", "on")
+        rows.append(("ceil_mode", "on", ""))
     if cost is not None and not spec.op.is_pool:
-        grid.add_row(
-            "params",
-            f"{thousands(cost.params)} = {thousands(cost.weights)} weights + {thousands(cost.biases)} biases",
+        rows.append(
+            (
+                "params",
+                f"{thousands(cost.params)} = {thousands(cost.weights)} weights + {thousands(cost.biases)} biases",
+                "",
+            )
         )
-        grid.add_row("MACs", f"{thousands(cost.macs)} ({si(cost.macs)})")
-        grid.add_row("FLOPs", f"{thousands(cost.flops)} ({si(cost.flops)})")
+        rows.append(("MACs", f"{thousands(cost.macs)} ({si(cost.macs)})", ""))
+        rows.append(("FLOPs", f"{thousands(cost.flops)} ({si(cost.flops)})", ""))
     if cost is not None:
-        grid.add_row("activations", f"{thousands(cost.output_elements)} values out")
-    parts: list[Any] = [grid]
+        rows.append(("activations", f"{thousands(cost.output_elements)} values out", ""))
+    label = max(len(r[0]) for r in rows) + 2
+    lines: list[Line] = [
+        [(name.ljust(label), "bold"), (value, style)] for name, value, style in rows
+    ]
     warn = warnings(geom)
     if warn:
-        parts.append(Text(""))
-        parts.extend(Text(f"⚠ {w}", style="yellow") for w in warn)
+        lines.append([])
+        lines.extend([[(f"⚠ {w}", "yellow")] for w in warn])
     notes = list(geom.notes)
     if cost is not None and not spec.op.is_pool:
         notes.append(
@@ -114,47 +111,42 @@ def panel(geom: ar.Geometry, cost: ar.Cost | None, bias: bool = True) -> Panel:
             )
         )
     if notes:
-        parts.append(Text(""))
-        parts.extend(Text(f"· {n}", style="dim") for n in notes)
-    return Panel(Group(*parts), title=_title(spec), title_align="left", expand=False)
+        lines.append([])
+        lines.extend([[(f"· {n}", "dim")] for n in notes])
+    return lines
 
 
 def show(
     geom: ar.Geometry, cost: ar.Cost | None, *, explain: bool, draw: bool, bias: bool = True
 ) -> None:
-    console = Console(highlight=False)
-    console.print(panel(geom, cost, bias))
+    color = color_enabled(sys.stdout)
+    write(panel(_title(geom.spec), panel_lines(geom, cost), color=color))
     if explain:
-        console.print(
-            Panel("\n".join(ar.explain(geom)), title="explain", title_align="left", expand=False)
-        )
+        write(panel("explain", [[(line, "")] for line in ar.explain(geom)], color=color))
     if draw:
-        console.print(drawing(geom))
+        write(drawing(geom, color))
 
 
 # ------------------------------------------------------------------------------------------------
 # --draw
 # ------------------------------------------------------------------------------------------------
 
-_FIRST = "black on cyan"
-_SECOND = "black on magenta"
-_BOTH = "black on blue"
+_FIRST = "on_cyan"
+_SECOND = "on_magenta"
+_BOTH = "on_blue"
 
 
-def drawing(geom: ar.Geometry) -> Any:
+def drawing(geom: ar.Geometry, color: bool = False) -> str:
     """The padded input with the first two windows, and the output, as the conv-arithmetic figures."""
     spec = geom.spec
     if spec.ndim != 2:
-        return Text("--draw draws 2-D layers; this one is " + f"{spec.ndim}-D", style="yellow")
+        return "--draw draws 2-D layers; this one is " + f"{spec.ndim}-D"
     if spec.op is ar.Op.CONVTRANSPOSE:
-        return _draw_transposed(geom)
+        return _draw_transposed(geom, color)
     h, w = geom.axes
     rows, cols = h.input + h.pad_before + h.pad_after, w.input + w.pad_before + w.pad_after
     if max(rows, cols) > DRAW_LIMIT:
-        return Text(
-            f"--draw draws padded inputs up to {DRAW_LIMIT} × {DRAW_LIMIT}; this one is {rows} × {cols}",
-            style="yellow",
-        )
+        return f"--draw draws padded inputs up to {DRAW_LIMIT} × {DRAW_LIMIT}; this one is {rows} × {cols}"
 
     def cell_kind(r: int, c: int) -> str:
         inside = (
@@ -174,26 +166,21 @@ def drawing(geom: ar.Geometry) -> Any:
         (h.kernel, w.kernel),
         geom,
         "padded input (○ input, · padding)",
+        color,
     )
 
 
-def _draw_transposed(geom: ar.Geometry) -> Any:
+def _draw_transposed(geom: ar.Geometry, color: bool) -> str:
     h, w = geom.axes
     # The equivalent stride-1 convolution: s−1 zeros between input pixels, k'−1−p padding around.
     lead = [a.effective_kernel - 1 - a.pad_before for a in geom.axes]
     trail = [a.effective_kernel - 1 - a.pad_after + a.output_padding for a in geom.axes]
     if min(lead + trail) < 0:
-        return Text(
-            "--draw: the crop is larger than the kernel overlap; nothing simple to draw",
-            style="yellow",
-        )
+        return "--draw: the crop is larger than the kernel overlap; nothing simple to draw"
     rows = lead[0] + (h.input - 1) * h.stride + 1 + trail[0]
     cols = lead[1] + (w.input - 1) * w.stride + 1 + trail[1]
     if max(rows, cols) > DRAW_LIMIT:
-        return Text(
-            f"--draw draws grids up to {DRAW_LIMIT} × {DRAW_LIMIT}; this one is {rows} × {cols}",
-            style="yellow",
-        )
+        return f"--draw draws grids up to {DRAW_LIMIT} × {DRAW_LIMIT}; this one is {rows} × {cols}"
 
     def cell_kind(r: int, c: int) -> str:
         rr, cc = r - lead[0], c - lead[1]
@@ -212,6 +199,7 @@ def _draw_transposed(geom: ar.Geometry) -> Any:
         (h.kernel, w.kernel),
         geom,
         "as a stride-1 convolution (○ input, ∘ inserted zero, · padding)",
+        color,
     )
 
 
@@ -225,7 +213,8 @@ def _draw(
     kernel: tuple[int, int],
     geom: ar.Geometry,
     caption: str,
-) -> Any:
+    color: bool,
+) -> str:
     taps: list[set[tuple[int, int]]] = []
     for wr, wc in windows:
         taps.append(
@@ -235,8 +224,9 @@ def _draw(
                 for j in range(kernel[1])
             }
         )
-    grid = Text()
+    grid: list[Line] = [[(caption, "bold")]]
     for r in range(rows):
+        line: Line = []
         for c in range(cols):
             in_first = bool(taps) and (r, c) in taps[0]
             in_second = len(taps) > 1 and (r, c) in taps[1]
@@ -254,27 +244,27 @@ def _draw(
             glyph = (
                 "X" if in_first and in_second else "1" if in_first else "2" if in_second else kind
             )
-            grid.append(f"{glyph} ", style=style or ("dim" if kind != "○" else ""))
-        grid.append("\n")
-    out = Text()
+            line.append((glyph, style or ("dim" if kind != "○" else "")))
+            line.append((" ", ""))
+        grid.append(line)
     oh, ow = geom.output_size
+    out: list[Line] = [[(f"output {oh} × {ow}", "bold")]]
     for r in range(oh):
+        line = []
         for c in range(ow):
             first, second = (r, c) == windows[0], len(windows) > 1 and (r, c) == windows[1]
-            out.append(
-                "1 " if first else "2 " if second else "■ ",
-                style=_FIRST if first else _SECOND if second else "",
+            line.append(
+                (
+                    "1" if first else "2" if second else "■",
+                    _FIRST if first else _SECOND if second else "",
+                )
             )
-        out.append("\n")
-    table = Table.grid(padding=(0, 4))
-    table.add_row(Text(caption, style="bold"), Text(f"output {oh} × {ow}", style="bold"))
-    table.add_row(grid, out)
-    legend = Text("1 first window", style=_FIRST)
+            line.append((" ", ""))
+        out.append(line)
+    legend: Line = [("1 first window", _FIRST)]
     if len(windows) > 1:
-        legend.append("  ").append("2 second window", style=_SECOND).append("  ").append(
-            "X both", style=_BOTH
-        )
-    return Group(table, legend)
+        legend += [("  ", ""), ("2 second window", _SECOND), ("  ", ""), ("X both", _BOTH)]
+    return columns(grid, out, color=color) + "\n" + render_line(legend, color)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -283,7 +273,6 @@ def _draw(
 
 
 def show_solution(spec: ar.LayerSpec, data: dict[str, Any]) -> None:
-    console = Console(highlight=False)
     names = ar.axis_names(spec.ndim)
     lines: list[str] = []
     if data["solve"] == "padding":
@@ -321,6 +310,10 @@ def show_solution(spec: ar.LayerSpec, data: dict[str, Any]) -> None:
                 else ", ".join(map(str, range(lo, hi + 1)))
             )
             lines.append(f"axis {n}: input {sizes} gives {t}")
-    console.print(
-        Panel("\n".join(lines), title=f"solve {data['solve']}", title_align="left", expand=False)
+    write(
+        panel(
+            f"solve {data['solve']}",
+            [[(line, "")] for line in lines],
+            color=color_enabled(sys.stdout),
+        )
     )
