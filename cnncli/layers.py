@@ -547,6 +547,29 @@ for _nd in (1, 2, 3):
 _LOOKUP = {name.replace("_", ""): name for name in LAYER_TYPES} | _TYPE_ALIASES
 
 
+#: Keras's default layer names (Keras names layers after the class in snake case); used for
+#: channels-last (Keras) models so that `mnist-convnet` reads as Keras prints it.
+KERAS_NAMES = {
+    "batchnorm": "batch_normalization",
+    "layernorm": "layer_normalization",
+    "concat": "concatenate",
+    "upsample": "up_sampling2d",
+    "global_avgpool": "global_average_pooling2d",
+    "global_maxpool": "global_max_pooling2d",
+    "relu": "re_lu",
+    "leaky_relu": "leaky_re_lu",
+} | {
+    name: base
+    for nd in (1, 2, 3)
+    for name, base in (
+        (f"maxpool{nd}d", f"max_pooling{nd}d"),
+        (f"avgpool{nd}d", f"average_pooling{nd}d"),
+        (f"convtranspose{nd}d", f"conv{nd}d_transpose"),
+        (f"zeropad{nd}d", f"zero_padding{nd}d"),
+    )
+}
+
+
 def layer_type(name: str) -> LayerType:
     """The layer type for a name as written (``Conv2D``, ``conv2d``, ``BatchNorm2d`` …)."""
     key = name.lower().replace("_", "").replace("-", "")

@@ -17,6 +17,7 @@ import yaml
 from cnncli import arithmetic as ar
 from cnncli.errors import CnnCliError, ModelError, UsageError
 from cnncli.layers import (
+    KERAS_NAMES,
     LAYER_TYPES,
     Ctx,
     LayerOut,
@@ -450,7 +451,8 @@ class _Builder:
             if not isinstance(raw_type, str):
                 raise ModelError(f"layer type must be a name, got {raw_type!r}")
             kind = layer_type(raw_type)
-            name = self._name(item, kind.name, scope, counters, params)
+            base = KERAS_NAMES.get(kind.name, kind.name) if self.ctx.channels_last else kind.name
+            name = self._name(item, base, scope, counters, params)
             raw_opts = {
                 k: substitute(v, params) for k, v in item.items() if k not in _LAYER_RESERVED
             }
@@ -816,7 +818,7 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
             raise b.at(node, f"layer {node.name!r} ({node.kind.name}): {err}") from None
         except UsageError as err:
             raise b.at(node, f"layer {node.name!r} ({node.kind.name}): {err}") from None
-        node.rf = _receptive(node, [n.rf for n in ins])
+        node.rf = _receptive(node, [n.rf for n in ins], shapes)
         if not node.trainable:
             node.out = LayerOut(
                 **{
@@ -864,10 +866,16 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
 
 
 def _receptive(
-    node: Node, ins: list[tuple[ar.Receptive, ...] | None]
+    node: Node, ins: list[tuple[ar.Receptive, ...] | None], shapes: list[TShape]
 ) -> tuple[ar.Receptive, ...] | None:
     out = node.out
     assert out is not None
+    if len(ins) > 1:
+        # A (C, 1, 1) gate broadcast over the other input (squeeze-and-excite) sees everything;
+        # it does not limit what the merge's output sees.
+        ins = [
+            r for r, s in zip(ins, shapes, strict=True) if r is not None or set(s.spatial) != {1}
+        ]
     if not out.shape.spatial or any(r is None for r in ins) or not ins:
         return None
     base: list[ar.Receptive] = []

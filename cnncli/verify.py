@@ -137,8 +137,14 @@ def module_for(node: Node, inputs: list[TShape], summary: Summary, torch: Any, d
         pre = None
         extra: dict[str, Any]
         if transposed:
-            padding: Any = tuple(a.pad_before for a in geom.axes)
-            extra = {"output_padding": tuple(a.output_padding for a in geom.axes)}
+            # PyTorch crops p on both sides; an uneven crop (Keras SAME) is the larger crop
+            # on both sides plus output padding for the difference.
+            padding: Any = tuple(max(a.pad_before, a.pad_after) for a in geom.axes)
+            extra = {
+                "output_padding": tuple(
+                    a.output_padding + abs(a.pad_before - a.pad_after) for a in geom.axes
+                )
+            }
         elif fw_torch and isinstance(o["padding"], str) and o["padding"] in ("same", "valid"):
             padding, extra = o["padding"], {}  # PyTorch's own rule for its named modes
         elif _symmetric(geom):

@@ -156,4 +156,5 @@ def summary(
             _write_atomic(svg, render.svg(result, depth, cols, chart))
         render.show(result, depth, cols, chart)
     if report is not None:
-        sys.stderr.write(report + "\n")
+        # Machine-readable output stays clean: the verdict goes to stderr there.
+        (sys.stderr if formats else sys.stdout).write(report + "\n")

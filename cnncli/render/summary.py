@@ -78,8 +78,8 @@ def _rf(row: Row) -> str:
 
 
 def _connected(row: Row) -> str:
-    prefix = (row.group + ".") if row.group else ""
-    return ", ".join(i[len(prefix) :] if prefix and i.startswith(prefix) else i for i in row.inputs)
+    # Full names, as Keras shows them: a block's layers and the top level may share local names.
+    return ", ".join(row.inputs)
 
 
 def totals_lines(summary: Summary) -> list[tuple[str, str]]:
