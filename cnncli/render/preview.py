@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.measure import Measurement
 from rich.segment import Segment
 from rich.style import Style
 from rich.table import Table
@@ -29,6 +30,10 @@ class HalfBlocks:
 
     def __init__(self, pixels: npt.NDArray[np.uint8]) -> None:
         self.pixels = pixels
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        w = int(self.pixels.shape[1])
+        return Measurement(w, w)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         px = self.pixels

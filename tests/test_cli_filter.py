@@ -1,0 +1,905 @@
+"""``cnncli filter`` and ``cnncli kernels`` end to end, through ``main()``.
+
+Golden images live in tests/golden/filter/. To regenerate them after an intended change, run
+
+    CNNCLI_REGEN_GOLDEN=1 .venv/bin/pytest tests/test_cli_filter.py -k golden
+
+and look at the new pictures before committing them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnncli.cli import main
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "filter"
+RNG = np.random.default_rng(3)
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    code = exc.value.code
+    return (0 if code is None else int(code)), out, err
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+# ------------------------------------------------------------------ the course notes and d2l
+
+
+def test_seed_example_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "edges.npy"
+    code, stdout, err = run(
+        ["filter", SAMPLES / "seed.npy", "-k", "vertical-edge", "--padding", "valid", "-o", out],
+        capsys,
+    )
+    assert code == 0, err
+    result = np.load(out)
+    assert result.dtype == np.float32 and result.tolist() == [[0, 39, 39, 0]] * 4
+    assert "float32 4×4, unmapped" in stdout
+    # The same from a text kernel file and an inline matrix, and into an 8-bit PNG.
+    png = tmp_path / "edges.png"
+    code, _, err = run(
+        [
+            "filter",
+            SAMPLES / "seed.npy",
+            "-k",
+            SAMPLES / "kernels" / "vertical-edge.txt",
+            "-p",
+            "valid",
+            "-o",
+            png,
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert np.asarray(Image.open(png)).tolist() == [[0, 39, 39, 0]] * 4
+    code, _, _ = run(
+        [
+            "filter",
+            SAMPLES / "seed.npy",
+            "-k",
+            "1,0,-1;1,0,-1;1,0,-1",
+            "-p",
+            "valid",
+            "-o",
+            tmp_path / "i.npy",
+        ],
+        capsys,
+    )
+    assert code == 0 and np.load(tmp_path / "i.npy").tolist() == [[0, 39, 39, 0]] * 4
+
+
+def test_d2l_three_and_four_d_kernels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    x = SAMPLES / "d2l-x.npy"
+    code, _, err = run(
+        [
+            "filter",
+            x,
+            "-k",
+            SAMPLES / "kernels" / "d2l-3d.json",
+            "-p",
+            "valid",
+            "-o",
+            tmp_path / "y.npy",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert np.load(tmp_path / "y.npy").tolist() == [[56, 72], [104, 120]]
+    # The same kernel as a .npy file, and the 4-D stack K, K+1, K+2.
+    k = np.array(json.loads((SAMPLES / "kernels" / "d2l-3d.json").read_text()), dtype=np.float32)
+    np.save(tmp_path / "k.npy", k)
+    code, _, _ = run(
+        ["filter", x, "-k", tmp_path / "k.npy", "-p", "valid", "-o", tmp_path / "y2.npy"], capsys
+    )
+    assert code == 0 and np.load(tmp_path / "y2.npy").tolist() == [[56, 72], [104, 120]]
+    np.save(tmp_path / "k4.npy", np.stack([k, k + 1, k + 2]))
+    code, _, err = run(
+        ["filter", x, "-k", tmp_path / "k4.npy", "-p", "valid", "-o", tmp_path / "y4.npy"], capsys
+    )
+    assert code == 0, err
+    y4 = np.load(tmp_path / "y4.npy")
+    assert y4.shape == (2, 2, 3)
+    assert np.moveaxis(y4, -1, 0).tolist() == [
+        [[56, 72], [104, 120]],
+        [[76, 100], [148, 172]],
+        [[96, 128], [192, 224]],
+    ]
+
+
+def test_d2l_torch_agrees(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    x = np.load(SAMPLES / "d2l-x.npy")
+    k4 = np.array(json.loads((SAMPLES / "kernels" / "d2l-4d.json").read_text()), dtype=np.float32)
+    code, _, _ = run(
+        [
+            "filter",
+            SAMPLES / "d2l-x.npy",
+            "-k",
+            SAMPLES / "kernels" / "d2l-4d.json",
+            "-p",
+            "valid",
+            "-o",
+            tmp_path / "y.npy",
+        ],
+        capsys,
+    )
+    assert code == 0
+    ref = torch.nn.functional.conv2d(
+        torch.from_numpy(np.moveaxis(x, -1, 0))[None], torch.from_numpy(k4)
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), np.moveaxis(ref[0].numpy(), 0, -1))
+
+
+def test_3d_kernel_channel_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        [
+            "filter",
+            SAMPLES / "coffee.png",
+            "-k",
+            SAMPLES / "kernels" / "d2l-3d.json",
+            "-o",
+            tmp_path / "o.png",
+        ],
+        capsys,
+    )
+    assert code == 1
+    assert err == (
+        "cnncli: error: kernel has 2 input channels (shape 2×2×2) but the image has 3; "
+        "give a 3×2×2 kernel, or a 2-D one for every channel\n"
+    )
+    assert listing(tmp_path) == []
+
+
+# ------------------------------------------------------------------ colour, alpha, depth, formats
+
+
+def test_gray_is_pillow_L(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        ["filter", SAMPLES / "chelsea.png", "-k", "identity", "--gray", "-o", tmp_path / "g.png"],
+        capsys,
+    )
+    assert code == 0, err
+    ours = Image.open(tmp_path / "g.png")
+    assert ours.mode == "L"
+    np.testing.assert_array_equal(
+        np.asarray(ours), np.asarray(Image.open(SAMPLES / "chelsea.png").convert("L"))
+    )
+
+
+def test_colour_filtered_per_channel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cv2 = pytest.importorskip("cv2")
+    code, _, _ = run(
+        ["filter", SAMPLES / "coffee.png", "-k", "box:size=5", "-o", tmp_path / "b.png"], capsys
+    )
+    assert code == 0
+    rgb = np.asarray(Image.open(SAMPLES / "coffee.png")).astype(np.float32)
+    ref = cv2.blur(rgb, (5, 5), borderType=cv2.BORDER_REFLECT_101)
+    ours = np.asarray(Image.open(tmp_path / "b.png")).astype(int)
+    assert np.abs(ours - np.clip(np.rint(ref), 0, 255)).max() <= 1
+
+
+def test_rgba_alpha_untouched(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rgba = RNG.integers(0, 256, size=(20, 30, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    code, _, err = run(
+        ["filter", tmp_path / "a.png", "-k", "sobel", "-o", tmp_path / "o.png"], capsys
+    )
+    assert code == 0, err
+    out = np.asarray(Image.open(tmp_path / "o.png"))
+    assert out.shape == (20, 30, 4)
+    np.testing.assert_array_equal(out[..., 3], rgba[..., 3])
+    # valid padding: alpha follows the geometry (the pixel under each window's centre).
+    code, _, _ = run(
+        ["filter", tmp_path / "a.png", "-k", "sobel", "-p", "valid", "-o", tmp_path / "v.png"],
+        capsys,
+    )
+    out = np.asarray(Image.open(tmp_path / "v.png"))
+    np.testing.assert_array_equal(out[..., 3], rgba[1:-1, 1:-1, 3])
+
+
+def test_sixteen_bit_stays_sixteen_bit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = RNG.integers(0, 65536, size=(16, 12), dtype=np.uint16)
+    Image.fromarray(a).save(tmp_path / "a.png")
+    code, _, err = run(
+        ["filter", tmp_path / "a.png", "-k", "box", "-o", tmp_path / "o.png"], capsys
+    )
+    assert code == 0, err
+    im = Image.open(tmp_path / "o.png")
+    assert im.mode == "I;16"
+    padded = np.pad(a.astype(np.float64), 1, mode="reflect")
+    ref = sum(padded[i : i + 16, j : j + 12] for i in range(3) for j in range(3)) / 9
+    assert np.abs(np.asarray(im).astype(np.float64) - ref).max() <= 0.5 + 1e-3
+    code, _, _ = run(["filter", tmp_path / "a.png", "-k", "box", "-o", tmp_path / "o.tif"], capsys)
+    assert Image.open(tmp_path / "o.tif").mode == "I;16"
+
+
+def test_palette_and_cmyk_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = Image.open(SAMPLES / "chelsea.png")
+    src.convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "p.png")
+    src.convert("CMYK").save(tmp_path / "c.jpg")
+    for name in ("p.png", "c.jpg"):
+        code, _, err = run(
+            ["filter", tmp_path / name, "-k", "identity", "-o", tmp_path / f"o_{name}.png"], capsys
+        )
+        assert code == 0, err
+        out = Image.open(tmp_path / f"o_{name}.png")
+        assert out.mode == "RGB" and out.size == (451, 300)
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "o_p.png.png")),
+        np.asarray(Image.open(tmp_path / "p.png").convert("RGB")),
+    )
+
+
+def test_exif_orientation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90° anticlockwise to display
+    Image.open(SAMPLES / "coffee.png").save(tmp_path / "r.jpg", exif=exif)
+    code, _, _ = run(
+        ["filter", tmp_path / "r.jpg", "-k", "identity", "-o", tmp_path / "o.png"], capsys
+    )
+    assert code == 0
+    assert Image.open(tmp_path / "o.png").size == (400, 600)
+
+
+@pytest.mark.parametrize(
+    "ext,mode",
+    [(".tif", "RGB"), (".webp", "RGB"), (".bmp", "RGB"), (".jpg", "RGB"), (".png", "RGB")],
+)
+def test_output_formats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ext: str, mode: str
+) -> None:
+    code, _, err = run(
+        ["filter", SAMPLES / "chelsea.png", "-k", "gaussian", "-o", tmp_path / f"o{ext}"], capsys
+    )
+    assert code == 0, err
+    im = Image.open(tmp_path / f"o{ext}")
+    assert im.mode == mode and im.size == (451, 300)
+    assert (
+        im.format
+        == {".tif": "TIFF", ".webp": "WEBP", ".bmp": "BMP", ".jpg": "JPEG", ".png": "PNG"}[ext]
+    )
+
+
+def test_raw_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = run(
+        ["filter", SAMPLES / "camera.png", "-k", "sobel-x", "-o", tmp_path / "r.npy"], capsys
+    )
+    assert code == 0
+    raw = np.load(tmp_path / "r.npy")
+    assert raw.dtype == np.float32 and raw.min() < 0 < raw.max()  # signed, unmapped
+    code, _, _ = run(
+        ["filter", SAMPLES / "camera.png", "-k", "sobel-x", "--raw", "-o", tmp_path / "r.tif"],
+        capsys,
+    )
+    assert code == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "r.tif")), raw)
+    code, _, err = run(
+        ["filter", SAMPLES / "camera.png", "-k", "sobel-x", "--raw", "-o", tmp_path / "r.png"],
+        capsys,
+    )
+    assert code == 2
+    assert (
+        err == "cnncli: error: --raw writes float values, which only .npy and .tif hold; not .png\n"
+    )
+
+
+# ------------------------------------------------------------------ output size = cnncli shape
+
+
+@pytest.mark.parametrize(
+    "kernel,opts,shape_opts",
+    [
+        ("3,1,2;0,1,1;2,2,2", ["-p", "same", "-s", "2"], ["-p", "same", "-s", "2", "-f", "tf"]),
+        ("1,2,3,4,5", ["-p", "valid", "-d", "2"], ["-p", "valid", "-d", "2"]),
+        ("1,2;3,4", ["-p", "full", "-s", "3"], ["-p", "full", "-s", "3"]),
+        ("box:size=5", ["-p", "2", "-s", "3,2"], ["-p", "2", "-s", "3,2"]),
+        (
+            "gaussian:sigma=2",
+            ["-p", "same", "-s", "3", "-d", "1"],
+            ["-p", "same", "-s", "3", "-f", "tf"],
+        ),
+    ],
+)
+def test_output_size_is_what_shape_prints(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    kernel: str,
+    opts: list[str],
+    shape_opts: list[str],
+) -> None:
+    from cnncli.kernels import resolve_kernel
+
+    code, _, err = run(
+        ["filter", SAMPLES / "chelsea.png", "-k", kernel, *opts, "-o", tmp_path / "o.npy"], capsys
+    )
+    assert code == 0, err
+    kh, kw = resolve_kernel(kernel).spatial
+    code, out, err = run(["shape", "300", "451", "-k", f"{kh},{kw}", *shape_opts, "--json"], capsys)
+    assert code == 0, err
+    assert list(np.load(tmp_path / "o.npy").shape[:2]) == json.loads(out)["output_shape"]
+
+
+def test_then_chain_size_is_what_shape_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        [
+            "filter",
+            SAMPLES / "camera.png",
+            "-k",
+            "vertical-edge",
+            "-p",
+            "valid",
+            "--then",
+            "relu",
+            "--then",
+            "maxpool:3:2",
+            "-o",
+            tmp_path / "o.npy",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    out = np.load(tmp_path / "o.npy")
+    assert out.min() >= 0  # relu
+    code, text, _ = run(
+        ["shape", "510", "510", "-k", "3", "-s", "2", "--op", "maxpool", "--json"], capsys
+    )
+    assert list(out.shape) == json.loads(text)["output_shape"]
+
+
+def test_then_pooling_values(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "x.npy", np.arange(16, dtype=np.float32).reshape(4, 4) - 8)
+    code, _, _ = run(
+        [
+            "filter",
+            tmp_path / "x.npy",
+            "-k",
+            "identity",
+            "--then",
+            "relu",
+            "--then",
+            "avgpool:2",
+            "-o",
+            tmp_path / "o.npy",
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert np.load(tmp_path / "o.npy").tolist() == [[0.0, 0.0], [2.5, 4.5]]
+
+
+# ------------------------------------------------------------------ options
+
+
+def test_convolve_flips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = SAMPLES / "seed.npy"
+    run(
+        ["filter", img, "-k", "1,2,3;4,5,6", "--convolve", "-p", "valid", "-o", tmp_path / "a.npy"],
+        capsys,
+    )
+    run(["filter", img, "-k", "6,5,4;3,2,1", "-p", "valid", "-o", tmp_path / "b.npy"], capsys)
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_normalize_and_zero_sum_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "x.npy", np.full((5, 5), 10, dtype=np.float32))
+    code, _, err = run(
+        ["filter", tmp_path / "x.npy", "-k", "1,1;1,1", "--normalize", "-o", tmp_path / "n.npy"],
+        capsys,
+    )
+    assert code == 0 and err == ""
+    np.testing.assert_allclose(np.load(tmp_path / "n.npy"), 10)
+    code, _, err = run(
+        ["filter", tmp_path / "x.npy", "-k", "1,0,-1", "--normalize", "-o", tmp_path / "z.npy"],
+        capsys,
+    )
+    assert code == 0
+    assert err == (
+        "cnncli: warning: kernel 'custom' sums to 0, so --normalize left it unchanged "
+        "(zero-sum kernels detect edges; their result is centred on 0)\n"
+    )
+    assert np.all(np.isfinite(np.load(tmp_path / "z.npy")))
+
+
+def test_anchor_moves_the_origin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "x.npy", np.arange(25, dtype=np.float32).reshape(5, 5))
+    # A 1×3 picker of the first tap: anchored on tap 0 it returns the pixel itself.
+    code, _, err = run(
+        ["filter", tmp_path / "x.npy", "-k", "1,0,0", "--anchor", "0,0", "-o", tmp_path / "a.npy"],
+        capsys,
+    )
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "x.npy"))
+    code, _, err = run(
+        ["filter", tmp_path / "x.npy", "-k", "1,0,0", "--anchor", "0,3", "-o", tmp_path / "b.npy"],
+        capsys,
+    )
+    assert code == 2
+    assert err == "cnncli: error: --anchor 0,3 is outside the 1×3 kernel; use 0..0,0..2\n"
+
+
+def test_border_constant_value_matches_opencv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cv2 = pytest.importorskip("cv2")
+    code, _, _ = run(
+        [
+            "filter",
+            SAMPLES / "camera.png",
+            "-k",
+            "box:size=7",
+            "--border",
+            "constant=200",
+            "-o",
+            tmp_path / "o.npy",
+        ],
+        capsys,
+    )
+    assert code == 0
+    img = np.asarray(Image.open(SAMPLES / "camera.png"), dtype=np.float32)
+    padded = cv2.copyMakeBorder(img, 3, 3, 3, 3, cv2.BORDER_CONSTANT, value=200)
+    ref = cv2.blur(padded, (7, 7))[3:-3, 3:-3]
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), ref, atol=1e-3)
+
+
+def test_direction_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(
+        ["filter", SAMPLES / "camera.png", "-k", "sobel", "--direction", "-o", tmp_path / "a.npy"],
+        capsys,
+    )
+    run(["filter", SAMPLES / "camera.png", "-k", "sobel-dir", "-o", tmp_path / "b.npy"], capsys)
+    a = np.load(tmp_path / "a.npy")
+    np.testing.assert_array_equal(a, np.load(tmp_path / "b.npy"))
+    assert 0 <= a.min() and a.max() < 360
+
+
+# ------------------------------------------------------------------ oracles on photos
+
+
+def test_sobel_png_matches_opencv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cv2 = pytest.importorskip("cv2")
+    code, _, _ = run(
+        ["filter", SAMPLES / "camera.png", "-k", "sobel-x", "-o", tmp_path / "x.png"], capsys
+    )
+    assert code == 0
+    img = cv2.imread(str(SAMPLES / "camera.png"), cv2.IMREAD_GRAYSCALE)
+    ref = cv2.convertScaleAbs(cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3))
+    ours = np.asarray(Image.open(tmp_path / "x.png")).astype(int)
+    assert np.abs(ours - ref).max() <= 1
+    code, _, _ = run(
+        ["filter", SAMPLES / "camera.png", "-k", "sobel", "-o", tmp_path / "m.png"], capsys
+    )
+    gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3)
+    ref = cv2.convertScaleAbs(cv2.magnitude(gx, gy))
+    assert np.abs(np.asarray(Image.open(tmp_path / "m.png")).astype(int) - ref).max() <= 1
+
+
+def test_gaussian_png_matches_opencv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cv2 = pytest.importorskip("cv2")
+    code, _, _ = run(
+        ["filter", SAMPLES / "coffee.png", "-k", "gaussian:sigma=2", "-o", tmp_path / "g.png"],
+        capsys,
+    )
+    assert code == 0
+    rgb = np.asarray(Image.open(SAMPLES / "coffee.png"))
+    ref = cv2.GaussianBlur(rgb, (0, 0), 2)  # OpenCV picks 13×13 for sigma 2 on 8-bit images too
+    assert np.abs(np.asarray(Image.open(tmp_path / "g.png")).astype(int) - ref).max() <= 1
+
+
+# ------------------------------------------------------------------ golden images
+
+
+def _crop(tmp_path: Path) -> Path:
+    # A 160×120 piece of coffee.png keeps the golden files small.
+    path = tmp_path / "crop.png"
+    Image.open(SAMPLES / "coffee.png").crop((220, 100, 380, 220)).save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "kernel,extra,name",
+    [
+        ("sobel", [], "sobel.png"),
+        ("gaussian:sigma=2", [], "gaussian-sigma2.png"),
+        ("emboss", ["--gray"], "emboss-gray.png"),
+        ("kirsch", ["--gray"], "kirsch-gray.png"),
+        (
+            "vertical-edge",
+            ["--gray", "--then", "relu", "--then", "maxpool:2"],
+            "vertical-edge-relu-maxpool2.png",
+        ),
+    ],
+)
+def test_golden(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kernel: str, extra: list[str], name: str
+) -> None:
+    out = tmp_path / name
+    code, _, err = run(["filter", _crop(tmp_path), "-k", kernel, *extra, "-o", out], capsys)
+    assert code == 0, err
+    golden = GOLDEN / name
+    if os.environ.get("CNNCLI_REGEN_GOLDEN"):
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        golden.write_bytes(out.read_bytes())
+    assert golden.exists(), f"missing {golden}; run with CNNCLI_REGEN_GOLDEN=1"
+    ours, want = Image.open(out), Image.open(golden)
+    assert ours.mode == want.mode and ours.size == want.size
+    diff = np.abs(np.asarray(ours).astype(int) - np.asarray(want).astype(int))
+    assert diff.max() <= 1, f"{name}: {np.count_nonzero(diff > 1)} pixels differ by more than 1"
+
+
+# ------------------------------------------------------------------ batch
+
+
+def test_batch_with_one_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.open(SAMPLES / "camera.png").resize((64, 64)).save(src / "a.png")
+    Image.open(SAMPLES / "chelsea.png").resize((60, 40)).save(src / "c.png")
+    (src / "b.jpg").write_text("not a picture")
+    code, out, err = run(["filter", src, "-k", "sobel", "--out-dir", tmp_path / "out"], capsys)
+    assert code == 1
+    lines = err.splitlines()
+    assert lines == [
+        f"cnncli: error: {src / 'b.jpg'}: not an image Pillow can read; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array",
+        "cnncli: error: 1 of 3 files failed",
+    ]
+    assert listing(tmp_path / "out") == ["a_sobel.png", "c_sobel.png"]
+    assert out.count("→") == 2
+
+
+def test_batch_glob_expanded_by_us(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for n in ("x", "y"):
+        np.save(tmp_path / f"{n}.npy", np.ones((4, 4), np.float32))
+    code, _, err = run(
+        ["filter", str(tmp_path / "*.npy"), "-k", "box", "--out-dir", tmp_path / "o"], capsys
+    )
+    assert code == 0, err
+    assert listing(tmp_path / "o") == ["x_box.npy", "y_box.npy"]
+    code, _, err = run(
+        ["filter", str(tmp_path / "*.gif"), "-k", "box", "--out-dir", tmp_path / "o"], capsys
+    )
+    assert code == 1 and err == f"cnncli: error: {tmp_path / '*.gif'}: no files match\n"
+
+
+def test_batch_kernel_too_big_for_one_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "big.npy", np.ones((9, 9), np.float32))
+    np.save(tmp_path / "small.npy", np.ones((3, 3), np.float32))
+    code, _, err = run(
+        [
+            "filter",
+            tmp_path / "big.npy",
+            tmp_path / "small.npy",
+            "-k",
+            "box:size=5",
+            "-p",
+            "valid",
+            "--out-dir",
+            tmp_path,
+        ],
+        capsys,
+    )
+    assert code == 1
+    assert err.splitlines()[-1] == "cnncli: error: 1 of 2 files failed"
+    assert "small.npy (3×3 gray float): kernel 5 is larger than the padded input 3 on axis H" in err
+    assert (tmp_path / "big_box-size5.npy").exists() and not (
+        tmp_path / "small_box-size5.npy"
+    ).exists()
+
+
+def test_default_output_next_to_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = tmp_path / "cat.png"
+    Image.open(SAMPLES / "chelsea.png").save(img)
+    code, out, _ = run(["filter", img, "-k", "gaussian:sigma=1.5"], capsys)
+    assert code == 0
+    assert (tmp_path / "cat_gaussian-sigma1p5.png").exists()
+    assert (
+        f"{img} → {tmp_path / 'cat_gaussian-sigma1p5.png'}: 451×300 RGB 8-bit, gaussian:sigma=1.5, map clip"
+        in out
+    )
+    code, _, err = run(["filter", img, "-k", "gaussian:sigma=1.5"], capsys)
+    assert code == 1
+    assert (
+        err
+        == f"cnncli: error: {tmp_path / 'cat_gaussian-sigma1p5.png'}: already exists; use --force to overwrite it\n"
+    )
+    code, _, _ = run(["filter", img, "-k", "gaussian:sigma=1.5", "--force"], capsys)
+    assert code == 0
+
+
+def test_preview_only_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    img = tmp_path / "cat.png"
+    Image.open(SAMPLES / "chelsea.png").save(img)
+    code, out, _ = run(["filter", img, "-k", "sobel", "--preview"], capsys)
+    assert code == 0
+    assert "▀" in out and "sobel (abs)" in out
+    assert listing(tmp_path) == ["cat.png"]
+    assert max(len(line) for line in out.splitlines() if "▀" in line) <= 80
+
+
+# ------------------------------------------------------------------ bad input (issue section 8)
+
+
+def _bad_files(folder: Path) -> None:
+    (folder / "text.jpg").write_text("hello")
+    (folder / "empty.png").write_bytes(b"")
+    data = (SAMPLES / "coffee.png").read_bytes()
+    (folder / "cut.png").write_bytes(data[:5000])
+    Image.new("L", (200, 200)).save(folder / "bomb.png")
+
+
+CASES = [
+    (["missing.png", "-k", "sobel"], 1, "missing.png: no such file"),
+    (
+        ["text.jpg", "-k", "sobel"],
+        1,
+        "text.jpg: not an image Pillow can read; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array",
+    ),
+    (
+        ["empty.png", "-k", "sobel"],
+        1,
+        "empty.png: empty; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array",
+    ),
+    (
+        ["cut.png", "-k", "sobel"],
+        1,
+        "cut.png: truncated or damaged image (image file is truncated)",
+    ),
+    (
+        ["bomb.png", "-k", "sobel", "--max-pixels", "10000"],
+        1,
+        "bomb.png: 200×200 = 40,000 pixels is more than 10,000 pixels, refused as a possible decompression bomb; raise the limit with --max-pixels N if you trust the file",
+    ),
+    (
+        ["ok.png", "-k", "sobl"],
+        2,
+        "unknown kernel 'sobl'; did you mean sobel, sobel-y, sobel-x? run 'cnncli kernels' for the list, or give a matrix like \"1,0,-1;1,0,-1;1,0,-1\" or a .txt/.csv/.json/.npy file",
+    ),
+    (
+        ["ok.png", "-k", "1,0,-1;1,0"],
+        2,
+        "kernel '1,0,-1;1,0' row 2 has 2 values but row 1 has 3; every row needs the same number of values",
+    ),
+    (
+        ["ok.png", "-k", "1,nan,1"],
+        2,
+        "kernel '1,nan,1' row 1 value 2 is nan; kernels need finite numbers",
+    ),
+    (["ok.png", "-k", ";;"], 2, "kernel ';;' is empty; give at least one number"),
+    (
+        ["ok.png", "-k", "gaussian:sigm=2"],
+        2,
+        "kernel 'gaussian' has no parameter 'sigm'; valid parameters: sigma, size",
+    ),
+    (
+        ["ok.png", "-k", "box:size=11", "-p", "valid"],
+        1,
+        "ok.png (6×8 gray 8-bit): kernel 11 is larger than the padded input 8 on axis H (input 8 + padding 0+0); use padding of at least 3 in total, or a smaller kernel",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "--stride", "0"],
+        2,
+        "stride 0 is not allowed; use a positive whole number",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "--dilation", "0"],
+        2,
+        "dilation 0 is not allowed; use a positive whole number",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "--border", "mirrorr"],
+        2,
+        "unknown border 'mirrorr'; use one of reflect101, reflect, replicate, wrap, constant[=v]",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "--border", "constant=x"],
+        2,
+        "--border 'constant=x': 'x' is not a number; write e.g. constant=128",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "-o", "nodir/o.png"],
+        1,
+        "nodir/o.png: directory 'nodir' does not exist",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "-o", "ok.png", "--force"],
+        1,
+        "ok.png: is the input file; refusing to overwrite it (choose another -o name)",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "-o", "o.gif"],
+        2,
+        "cannot tell the output format of 'o.gif' from '.gif'; use .png, .jpg, .tif, .webp, .bmp or .npy",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "--map", "loud"],
+        2,
+        "unknown --map 'loud'; use one of clip, abs, normalize, offset",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "--then", "softmax"],
+        2,
+        "--then 'softmax' is not a stage; use relu, maxpool:K[:S] or avgpool:K[:S]",
+    ),
+    (
+        ["ok.png", "text.jpg", "-k", "sobel", "-o", "o.png"],
+        2,
+        "-o names one output file but 2 inputs were given; use --out-dir DIR",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "-o", "o.png", "--out-dir", "d"],
+        2,
+        "-o and --out-dir both given; use -o for one input or --out-dir for many",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "--anchor", "1,1", "-p", "valid"],
+        2,
+        "--anchor applies only to --padding same, not 'valid'; drop --anchor or use same",
+    ),
+    (
+        ["ok.png", "-k", "nope/k.json"],
+        1,
+        "kernel file 'nope/k.json' not found; check the path, or give a kernel name",
+    ),
+    (
+        ["ok.png", "-k", "sobel", "--then", "maxpool:9"],
+        1,
+        "kernel 9 is larger than the padded input 8 on axis H (input 8 + padding 0+0); use padding of at least 1 in total, or a smaller kernel",
+    ),
+]
+
+
+@pytest.mark.parametrize("args,code,message", CASES, ids=[c[2][:40] for c in CASES])
+def test_bad_input(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    code: int,
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _bad_files(tmp_path)
+    Image.new("L", (6, 8), 100).save(tmp_path / "ok.png")
+    (tmp_path / "o.png").unlink(missing_ok=True)
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    got, out, err = run(["filter", *args], capsys)
+    assert got == code, err
+    assert err == f"cnncli: error: {message}\n"
+    assert "Traceback" not in err and out == ""
+    # Nothing written, nothing changed.
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_existing_output_refused_then_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "o.png"
+    target.write_bytes(b"keep me")
+    code, _, err = run(["filter", SAMPLES / "camera.png", "-k", "box", "-o", target], capsys)
+    assert (
+        code == 1
+        and err == f"cnncli: error: {target}: already exists; use --force to overwrite it\n"
+    )
+    assert target.read_bytes() == b"keep me"
+    code, _, _ = run(
+        ["filter", SAMPLES / "camera.png", "-k", "box", "-o", target, "--force"], capsys
+    )
+    assert code == 0 and Image.open(target).size == (512, 512)
+
+
+def test_unwritable_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    code, _, err = run(
+        ["filter", SAMPLES / "camera.png", "-k", "box", "-o", tmp_path / "o.png"], capsys
+    )
+    assert code == 1
+    assert err == f"cnncli: error: {tmp_path / 'o.png'}: cannot write (Permission denied)\n"
+    assert listing(tmp_path) == []
+
+
+def test_failed_write_leaves_no_partial_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_save = Image.Image.save
+
+    def dies_halfway(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+        real_save(self, fp, *args, **kwargs)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(Image.Image, "save", dies_halfway)
+    code, _, err = run(
+        ["filter", SAMPLES / "camera.png", "-k", "box", "-o", tmp_path / "o.png"], capsys
+    )
+    assert code == 1 and "cannot write (Input/output error)" in err
+    assert listing(tmp_path) == []
+
+
+# ------------------------------------------------------------------ kernels command and help
+
+
+def test_kernels_table(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+    code, out, _ = run(["kernels"], capsys)
+    assert code == 0
+    for name in (
+        "identity",
+        "gaussian",
+        "sobel",
+        "kirsch",
+        "motion",
+        "vertical-edge",
+        "laplacian8",
+        "log",
+    ):
+        assert f"│ {name} " in out
+    assert " 1  0 -1 " in out  # vertical-edge drawn numerically
+    assert "sigma=1, size=7" in out
+
+
+def test_kernels_one(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["kernels", "gaussian:sigma=2"], capsys)
+    assert code == 0
+    assert "13×13, sum 1" in out and "sigma=2, size=13" in out
+    code, out, _ = run(["kernels", "sobel"], capsys)
+    assert "x: 3×3" in out and "y: 3×3" in out and "-2  0  2" in out
+    code, _, err = run(["kernels", "sobell"], capsys)
+    assert code == 2 and err.startswith(
+        "cnncli: error: unknown kernel 'sobell'; did you mean sobel"
+    )
+
+
+def test_help_has_examples_and_border_names(capsys: pytest.CaptureFixture[str]) -> None:
+    from cnncli.cli.filter import BORDERS
+    from cnncli.convolve import BORDER_ALIASES
+
+    assert {b.value: v for b, v in BORDER_ALIASES.items()} == {k: v[:2] for k, v in BORDERS.items()}
+    code, out, _ = run(["filter", "--help"], capsys)
+    assert code == 0
+    for needle in (
+        "seed.npy -k vertical-edge --padding valid",
+        "-k sobel",
+        "gaussian:sigma=2",
+        "--then relu",
+        "BORDER_REFLECT_101 / mirror",
+    ):
+        assert needle in " ".join(out.split()), needle
+
+
+def test_fast_start_does_not_import_numpy_or_pillow() -> None:
+    code = (
+        "import sys, cnncli.cli, cnncli.cli.filter; "
+        "bad = [m for m in ('numpy', 'PIL', 'numba', 'cnncli.convolve') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
