@@ -886,10 +886,10 @@ def test_help_has_examples_and_border_names(capsys: pytest.CaptureFixture[str]) 
     code, out, _ = run(["filter", "--help"], capsys)
     assert code == 0
     for needle in (
-        "seed.npy -k vertical-edge --padding valid",
+        "seed.npy -k vertical-edge -p valid",
         "-k sobel",
         "gaussian:sigma=2",
-        "--then relu",
+        "--then relu --then maxpool:2",
         "BORDER_REFLECT_101 / mirror",
     ):
         assert needle in " ".join(out.split()), needle
@@ -903,3 +903,30 @@ def test_fast_start_does_not_import_numpy_or_pillow() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_help_examples_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shlex
+    import shutil
+
+    from cnncli.cli.filter import FILTER_HELP
+
+    shutil.copytree(SAMPLES, tmp_path / "samples")
+    monkeypatch.chdir(tmp_path)
+    examples = [
+        shlex.split(line)
+        for line in FILTER_HELP.splitlines()
+        if line.strip().startswith("cnncli filter")
+    ]
+    assert len(examples) >= 6
+    for argv in examples:
+        code, _, err = run(argv[1:], capsys)
+        assert code == 0, f"{argv}: {err}"
+    assert np.load(tmp_path / "out.npy").tolist() == [[0, 39, 39, 0]] * 4
+    assert np.load(tmp_path / "samples" / "d2l-x_d2l-3d.npy").tolist() == [[56, 72], [104, 120]]
+    assert (tmp_path / "samples" / "camera_sobel-x_relu_maxpool2.png").exists()
+    assert {"camera_emboss.png", "chelsea_emboss.png", "coffee_emboss.png"} <= set(
+        listing(tmp_path / "embossed")
+    )

@@ -58,18 +58,25 @@ replicate = BORDER_REPLICATE / nearest (aaa|abcd|ddd); wrap = BORDER_WRAP / grid
 
 Examples:
 
-  cnncli filter samples/seed.npy -k vertical-edge --padding valid -o seed_edges.npy
-  (the course notes' 6×6 example: every row of the result is [0, 39, 39, 0])
+  cnncli filter samples/seed.npy -k vertical-edge -p valid -o out.npy
+
+  (the course notes' 6×6 example: every row of out.npy is [0, 39, 39, 0])
 
   cnncli filter samples/coffee.png -k sobel -o coffee_sobel.png
 
-  cnncli filter samples/chelsea.png -k gaussian:sigma=2 -o chelsea_blur.png --preview
+  cnncli filter samples/chelsea.png -k gaussian:sigma=2 -o blur.png
 
-  cnncli filter samples/camera.png -k vertical-edge --then relu --then maxpool:2 -o stage.png
+  cnncli filter samples/camera.png -k sobel --preview
+
+  cnncli filter samples/camera.png -k sobel-x --then relu --then maxpool:2
+
+  (one CNN stage, conv → ReLU → pool: writes samples/camera_sobel-x_relu_maxpool2.png)
 
   cnncli filter 'samples/*.png' -k emboss --gray --out-dir embossed/
 
-  cnncli filter x.npy -k samples/kernels/d2l-3d.json --padding valid -o y.npy
+  cnncli filter samples/d2l-x.npy -k samples/kernels/d2l-3d.json -p valid
+
+  (d2l's 2-channel example: samples/d2l-x_d2l-3d.npy holds [[56, 72], [104, 120]])
 """
 
 KERNELS_HELP = """List the named kernels, or show one (with parameters) in full.
@@ -380,7 +387,7 @@ def filter_command(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            metavar="IMAGE...",
+            metavar="IMAGE",
             help="Image files, globs, directories or .npy arrays.",
             show_default=False,
         ),
