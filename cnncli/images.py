@@ -222,7 +222,9 @@ def to_gray(pic: Picture) -> Picture:
     if pic.channels == 1:
         return pic
     if pic.channels != 3:
-        raise UsageError(f"--gray needs an RGB image; {pic.path} has {pic.channels} channels")
+        raise UsageError(
+            f"{pic.path}: --gray needs an RGB image but this one has {pic.channels} channels"
+        )
     d = pic.data
     if pic.bits == 8:
         rgb = d.astype(np.uint32)
@@ -300,13 +302,20 @@ def check_output(path: Path, inputs: Iterable[Path], force: bool) -> None:
         raise ImageError(f"{path}: already exists; use --force to overwrite it")
 
 
-def atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any, make_dir: bool = False) -> None:
     """Call ``write(tmp_path)`` on a temp file next to ``path``, then rename it into place.
 
     Nothing is left behind if ``write`` fails; the file gets the usual umask permissions
     (tempfile creates 0600).
     """
     parent = path.parent if str(path.parent) else Path(".")
+    if make_dir and not parent.is_dir():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ImageError(
+                f"{parent}: cannot create the output directory ({err.strerror or err})"
+            ) from None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
     except FileNotFoundError:
@@ -340,6 +349,7 @@ def save_result(
     raw: bool = False,
     alpha: npt.NDArray[Any] | None = None,
     warn: Any = None,
+    make_dir: bool = False,
 ) -> str:
     """Write ``result`` to ``path`` in the format its extension names; returns a description.
 
@@ -349,6 +359,7 @@ def save_result(
     """
     fmt = output_format(path)
     result = np.ascontiguousarray(result, dtype=np.float32)
+
     channels = 1 if result.ndim == 2 else int(result.shape[2])
     if fmt == "NPY" or (raw and fmt == "TIFF"):
         if fmt == "TIFF" and channels != 1:
@@ -357,12 +368,14 @@ def save_result(
                 "save it as .npy"
             )
         if fmt == "NPY":
-            atomic_write(path, lambda tmp: _save_npy(tmp, result))
+            atomic_write(path, lambda tmp: _save_npy(tmp, result), make_dir)
         else:
             from PIL import Image
 
             atomic_write(
-                path, lambda tmp: Image.fromarray(result, mode="F").save(tmp, format="TIFF")
+                path,
+                lambda tmp: Image.fromarray(result, mode="F").save(tmp, format="TIFF"),
+                make_dir,
             )
         return f"float32 {'×'.join(map(str, result.shape))}, unmapped"
     if raw:
@@ -406,7 +419,7 @@ def save_result(
         options = {"lossless": True}
     elif fmt == "TIFF":
         options = {"compression": "tiff_deflate"}
-    atomic_write(path, lambda tmp: im.save(tmp, format=fmt, **options))
+    atomic_write(path, lambda tmp: im.save(tmp, format=fmt, **options), make_dir)
     h, w = pixels.shape[:2]
     kind = "gray" if channels == 1 else "RGB"
     return f"{w}×{h} {kind}{'+alpha' if alpha is not None else ''} {bits}-bit"

@@ -930,3 +930,31 @@ def test_help_examples_run(
     assert {"camera_emboss.png", "chelsea_emboss.png", "coffee_emboss.png"} <= set(
         listing(tmp_path / "embossed")
     )
+
+
+def test_batch_failures_leave_no_empty_out_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a.jpg").write_text("text")
+    np.save(tmp_path / "two.npy", np.zeros((4, 4, 2), np.float32))
+    code, _, err = run(
+        [
+            "filter",
+            tmp_path / "a.jpg",
+            tmp_path / "two.npy",
+            "-k",
+            "box",
+            "--gray",
+            "--out-dir",
+            tmp_path / "out",
+        ],
+        capsys,
+    )
+    assert code == 1
+    # --gray on a 2-channel array fails for that file only; the batch goes on.
+    assert (
+        f"cnncli: error: {tmp_path / 'two.npy'}: --gray needs an RGB image but this one has 2 channels"
+        in err
+    )
+    assert err.splitlines()[-1] == "cnncli: error: 2 of 2 files failed"
+    assert not (tmp_path / "out").exists()

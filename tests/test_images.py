@@ -203,7 +203,9 @@ def test_gray_is_exactly_pillow_L() -> None:
 
 def test_gray_rejects_two_channels() -> None:
     pic = images.Picture(Path("x.npy"), np.zeros((2, 2, 2), np.float32), None, "npy", 32, "NPY")
-    with pytest.raises(UsageError, match="--gray needs an RGB image; x.npy has 2 channels"):
+    with pytest.raises(
+        UsageError, match="x.npy: --gray needs an RGB image but this one has 2 channels"
+    ):
         to_gray(pic)
 
 

@@ -156,6 +156,9 @@ class Job:
 
     source: Path
     output: Path | None
+    #: --out-dir: created (with parents) just before the first write, so a run that writes
+    #: nothing leaves no empty directory behind.
+    make_dir: bool = False
 
 
 def _expand(inputs: list[str]) -> tuple[list[Path], list[str]]:
@@ -239,7 +242,7 @@ def _plan(
                     "give them different names or separate --out-dir runs"
                 )
             targets[key] = src
-        jobs.append(Job(src, dest))
+        jobs.append(Job(src, dest, out_dir is not None))
     return jobs
 
 
@@ -360,6 +363,7 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
             raw=s.raw,
             alpha=alpha,
             warn=_warn,
+            make_dir=job.make_dir,
         )
     if s.preview:
         from cnncli.render.preview import show_side_by_side
@@ -568,14 +572,6 @@ def filter_command(
         raise UsageError(
             f"--raw writes float values, which only .npy and .tif hold; not {output.suffix}"
         )
-    if out_dir is not None and not out_dir.exists():
-        try:
-            out_dir.mkdir(parents=True)
-        except OSError as err:
-            raise CnnCliError(
-                f"{out_dir}: cannot create the output directory ({err.strerror or err})"
-            ) from None
-
     inputs_all = [j.source for j in jobs]
     if len(jobs) == 1 and not problems:
         print(_process(jobs[0], settings, inputs_all))
@@ -616,9 +612,7 @@ def _batch(
             try:
                 line = _process(job, settings, inputs_all)
                 print(line, flush=True)
-            except UsageError:
-                raise  # a usage error applies to every file: stop at once
-            except CnnCliError as err:
+            except CnnCliError as err:  # options were checked up front; what fails here is per file
                 failed += 1
                 msg = " ".join(str(err).split())
                 if not msg.startswith(str(job.source)):
