@@ -156,7 +156,10 @@ def _shaded(m: npt.NDArray[np.float64], cells: int = 8) -> Text:
             )
             text.append("██", style=colour)
         text.append("\n")
-    text.append(f"{h}×{w}, sum {m.sum():.4g}, min {m.min():.3g}, max {m.max():.3g}")
+    total = float(m.sum())
+    if abs(total) < 1e-9 * float(np.abs(m).sum()):
+        total = 0.0  # a zero-sum kernel, up to rounding
+    text.append(f"{h}×{w}, sum {total:.4g}\n{m.min():.3g} … {m.max():.3g}")
     return text
 
 
