@@ -585,7 +585,8 @@ def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
         name = OPTION_ALIASES.get(key, key)
         if name not in kind.options:
             known = sorted(kind.options)
-            hint = closest(key, known + list(OPTION_ALIASES))
+            spellings = [a for a, c in OPTION_ALIASES.items() if c in kind.options]
+            hint = closest(key, known + spellings)
             listing = (
                 f" ({kind.name} takes {', '.join(known)})"
                 if known

@@ -103,8 +103,8 @@ def table(
     depth: int | None = None,
     columns: Sequence[str] = (),
     chart: bool = False,
-) -> Group:
-    """The Rich table with totals and the counting conventions under it."""
+) -> tuple[Table, Group]:
+    """The Rich table, and the totals with the counting conventions that go under it."""
     layout = "channels last" if summary.ctx.channels_last else "channels first"
     tbl = Table(
         title=f"{summary.name}  ({layout}, {summary.framework} conventions, input "
@@ -116,7 +116,8 @@ def table(
     tbl.add_column("Layer", no_wrap=True)
     tbl.add_column("Type", no_wrap=True)
     if "input" in columns:
-        tbl.add_column("Input shape", no_wrap=True)
+        # The two long columns wrap, so a narrow terminal squeezes them, not the numbers.
+        tbl.add_column("Input shape", overflow="fold")
     tbl.add_column("Output shape", no_wrap=True)
     for col in ("kernel", "stride"):
         if col in columns:
@@ -128,7 +129,7 @@ def table(
     if "memory" in columns:
         tbl.add_column("Output memory", justify="right", no_wrap=True)
     if "connected" in columns:
-        tbl.add_column("Connected to", no_wrap=True)
+        tbl.add_column("Connected to", overflow="fold")
     shown = visible_rows(summary, depth)
     peak = max((r.macs for r, f in shown if r.kind == "layer" or f), default=0)
     if chart:
@@ -175,7 +176,24 @@ def table(
     for label, value in totals_lines(summary):
         tot.add_row(label + ":", value)
     conv = CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS
-    return Group(tbl, tot, Text(conv, style="dim"), Text(NOTES, style="dim"))
+    return tbl, Group(tot, Text(conv, style="dim"), Text(NOTES, style="dim"))
+
+
+def _print(console: Console, tbl: Table, footer: Group) -> None:
+    # Never squeeze numbers into "1,2…": a table wider than the terminal is printed at its
+    # natural width (the terminal wraps long lines; a file or pipe gets every digit).
+    needed = console.measure(tbl, options=console.options.update_width(10_000)).maximum
+    if needed > console.width:
+        # Console.print clamps width= to the console's width, so widen the console itself.
+        saved = console.width
+        console.width = needed
+        try:
+            console.print(tbl, crop=False)
+        finally:
+            console.width = saved
+    else:
+        console.print(tbl)
+    console.print(footer)
 
 
 def show(
@@ -186,15 +204,19 @@ def show(
     console: Console | None = None,
 ) -> None:
     console = console or Console(highlight=False)
-    console.print(table(summary, depth, columns, chart))
+    _print(console, *table(summary, depth, columns, chart))
 
 
 def svg(
     summary: Summary, depth: int | None, columns: Sequence[str], chart: bool, width: int = 140
 ) -> str:
     """The table as an SVG document (Rich's terminal rendering)."""
+    tbl, footer = table(summary, depth, columns, chart)
+    probe = Console(file=io.StringIO(), width=10_000)
+    width = max(width, probe.measure(tbl, options=probe.options.update_width(10_000)).maximum)
     console = Console(record=True, file=io.StringIO(), width=width, color_system="truecolor")
-    console.print(table(summary, depth, columns, chart))
+    console.print(tbl)
+    console.print(footer)
     return console.export_svg(title=f"cnncli summary {summary.name}")
 
 

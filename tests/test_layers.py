@@ -1,0 +1,268 @@
+"""Layer types: shapes, params and MACs by hand, then every type built by PyTorch."""
+
+from __future__ import annotations
+
+from textwrap import dedent
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cnncli.errors import ModelError
+from cnncli.layers import LAYER_TYPES, Ctx, TShape, canonical_options, compute, layer_type
+from cnncli.model import Summary, summarize_text
+
+
+def run(kind: str, inputs: list[TShape], ctx: Ctx | None = None, **opts: object):  # type: ignore[no-untyped-def]
+    t = layer_type(kind)
+    return compute(
+        t,
+        canonical_options(t, dict(opts)),
+        inputs,
+        [f"x{i}" for i in range(len(inputs))],
+        ctx or Ctx(),
+    )
+
+
+def test_aliases_reach_the_same_type() -> None:
+    for name in ("Conv2D", "conv2d", "CONV2D"):
+        assert layer_type(name).name == "conv2d"
+    assert layer_type("BatchNorm2d").name == "batchnorm"
+    assert layer_type("Linear").name == "dense"
+    assert layer_type("MaxPooling2D").name == "maxpool2d"
+    assert layer_type("Conv2DTranspose").name == "convtranspose2d"
+    assert layer_type("GlobalAveragePooling2D").name == "global_avgpool"
+    assert layer_type("swish").name == "silu"
+    assert layer_type("Concatenate").name == "concat"
+
+
+def test_every_listed_type_exists() -> None:
+    wanted = {
+        "conv1d", "conv2d", "conv3d", "depthwise_conv2d", "convtranspose2d", "maxpool2d",
+        "avgpool2d", "global_avgpool", "global_maxpool", "adaptive_avgpool", "batchnorm",
+        "layernorm", "relu", "relu6", "leaky_relu", "sigmoid", "tanh", "softmax", "gelu", "silu",
+        "hardswish", "hardsigmoid", "dropout", "flatten", "dense", "zeropad2d", "upsample", "add",
+        "concat", "multiply", "identity",
+    }  # fmt: skip
+    assert wanted <= set(LAYER_TYPES)
+
+
+def test_conv_counts_from_arithmetic() -> None:
+    out = run(
+        "conv2d", [TShape(3, (224, 224))], filters=64, kernel=7, stride=2, padding=3, bias=False
+    )
+    assert out.shape == TShape(64, (112, 112))
+    assert (out.trainable, out.macs, out.bias_macs) == (9408, 118_013_952, 0)
+
+
+def test_grouped_depthwise_and_dilated() -> None:
+    g = run("conv2d", [TShape(32, (10, 10))], filters=64, kernel=3, groups=4, padding=1)
+    assert g.trainable == 3 * 3 * 8 * 64 + 64
+    d = run("depthwise_conv2d", [TShape(32, (10, 10))], kernel=3, depth_multiplier=2)
+    assert (d.shape, d.trainable) == (TShape(64, (8, 8)), 9 * 64 + 64)
+    dil = run("conv2d", [TShape(1, (10, 10))], filters=1, kernel=3, dilation=2)
+    assert dil.shape.spatial == (6, 6)
+
+
+def test_transposed_counted_on_its_input() -> None:
+    out = run(
+        "convtranspose2d",
+        [TShape(8, (4, 4))],
+        filters=4,
+        kernel=3,
+        stride=2,
+        padding=1,
+        output_padding=1,
+    )
+    assert out.shape == TShape(4, (8, 8))
+    assert out.macs == 4 * 4 * 8 * 9 * 4
+
+
+def test_batchnorm_two_and_two() -> None:
+    out = run("batchnorm", [TShape(64, (7, 7))])
+    assert (out.trainable, out.non_trainable, out.macs) == (128, 128, 0)
+    assert run("batchnorm", [TShape(64, ())], affine=False).trainable == 0
+
+
+def test_dense_flat_and_per_position_channels_last() -> None:
+    flat = run("dense", [TShape(1600)], units=10)
+    assert (flat.trainable, flat.macs, flat.bias_macs) == (16_010, 16_000, 10)
+    per_pos = run("dense", [TShape(6, (8, 8))], Ctx(channels_last=True), units=3)
+    assert (per_pos.shape, per_pos.trainable, per_pos.macs) == (TShape(3, (8, 8)), 21, 64 * 18)
+
+
+def test_pools_global_adaptive_flatten() -> None:
+    assert run(
+        "maxpool2d", [TShape(8, (112, 112))], kernel=3, stride=2, padding=1
+    ).shape.spatial == (56, 56)
+    assert run(
+        "maxpool2d", [TShape(8, (112, 112))], kernel=3, stride=2, ceil_mode=True
+    ).shape.spatial == (56, 56)
+    assert run("global_avgpool", [TShape(8, (7, 7))]).shape == TShape(8, ())
+    assert run("global_maxpool", [TShape(8, (7, 7))], keepdims=True).shape == TShape(8, (1, 1))
+    assert run("adaptive_avgpool", [TShape(8, (13, 13))], output_size=[6, 4]).shape == TShape(
+        8, (6, 4)
+    )
+    assert run("flatten", [TShape(8, (7, 7))]).shape == TShape(392, ())
+
+
+def test_zeropad_and_upsample() -> None:
+    assert run("zeropad2d", [TShape(3, (5, 5))], padding=[[1, 2], [0, 3]]).shape.spatial == (8, 8)
+    assert run("upsample", [TShape(3, (5, 6))], scale=2).shape.spatial == (10, 12)
+    assert run("upsample", [TShape(3, (5, 6))], size=[7, 9]).shape.spatial == (7, 9)
+
+
+def test_merges() -> None:
+    a, b = TShape(4, (8, 8)), TShape(4, (1, 1))
+    assert run("multiply", [a, b]).shape == a
+    assert run("concat", [a, TShape(6, (8, 8))]).shape == TShape(10, (8, 8))
+    with pytest.raises(
+        ModelError,
+        match=r"^add needs equal shapes, but 'x0' is \(4, 8, 8\) and 'x1' is \(4, 1, 1\)$",
+    ):
+        run("add", [a, b])
+    with pytest.raises(ModelError, match="^add needs two or more inputs, got 1"):
+        run("add", [a])
+
+
+def test_dropout_rate_checked() -> None:
+    with pytest.raises(
+        ModelError, match="^dropout rate must be a number from 0 to below 1, got 1.5$"
+    ):
+        run("dropout", [TShape(3)], rate=1.5)
+
+
+# ---- every type, built by PyTorch -------------------------------------------------------------
+
+MODELS = {
+    "every_type": """
+        input: [4, 33, 31]
+        layers:
+          - {type: zeropad2d, padding: [[1, 2], [0, 3]]}
+          - {type: conv2d, filters: 8, kernel: [3, 5], stride: 2, padding: [1, 2], dilation: [2, 1]}
+          - {type: depthwise_conv2d, kernel: 3, depth_multiplier: 2, padding: same}
+          - {type: conv2d, filters: 16, kernel: 3, groups: 4, padding: 1, bias: false}
+          - {type: batchnorm}
+          - {type: leaky_relu, negative_slope: 0.2}
+          - {type: convtranspose2d, filters: 8, kernel: 3, stride: 2, padding: 1, output_padding: 1}
+          - {type: avgpool2d, kernel: 3, stride: 2, padding: 1, ceil_mode: true}
+          - {type: maxpool2d, kernel: 3, stride: 2, dilation: 2, ceil_mode: true}
+          - {type: upsample, scale: 3, mode: bilinear}
+          - {type: layernorm}
+          - {type: gelu}
+          - {type: identity}
+          - {type: relu6}
+          - {type: adaptive_avgpool, output_size: [5, 3], name: ada}
+          - {type: conv2d, name: a, filters: 8, kernel: 1, activation: silu}
+          - {type: sigmoid, name: s, input: ada}
+          - {type: multiply, input: [a, s]}
+          - {type: adaptive_maxpool, output_size: 2}
+          - {type: global_maxpool, keepdims: true}
+          - {type: tanh}
+          - {type: flatten}
+          - {type: dense, units: 7, bias: false}
+          - {type: hardswish}
+          - {type: hardsigmoid}
+          - {type: dropout, rate: 0.1}
+          - {type: activation, function: swish}
+          - {type: dense, units: 5, activation: softmax}
+    """,
+    "keras_channels_last": """
+        input: [17, 19, 3]
+        layout: channels_last
+        layers:
+          - {type: Conv2D, filters: 8, kernel_size: 3, strides: 2, padding: same, activation: relu}
+          - {type: MaxPooling2D, pool_size: 3, strides: 2, padding: same}
+          - {type: BatchNormalization}
+          - {type: Conv2DTranspose, filters: 4, kernel_size: 3, strides: 2, padding: same}
+          - {type: DepthwiseConv2D, kernel_size: 3, padding: valid}
+          - {type: Dense, units: 6}
+          - {type: LayerNormalization}
+          - {type: GlobalAveragePooling2D}
+          - {type: Dense, units: 3}
+    """,
+    "one_d": """
+        input: [2, 50]
+        layers:
+          - {type: conv1d, filters: 4, kernel: 5, padding: causal, dilation: 2}
+          - {type: maxpool1d, kernel: 2}
+          - {type: avgpool1d, kernel: 3, stride: 2, padding: 1}
+          - {type: zeropad1d, padding: [[2, 1]]}
+          - {type: convtranspose1d, filters: 3, kernel: 4, stride: 3}
+          - {type: batchnorm}
+          - {type: global_avgpool}
+    """,
+    "three_d": """
+        input: [2, 9, 10, 11]
+        layers:
+          - {type: conv3d, filters: 4, kernel: 3, stride: [1, 2, 2], padding: 1}
+          - {type: batchnorm}
+          - {type: avgpool3d, kernel: 2}
+          - {type: maxpool3d, kernel: 2, ceil_mode: true}
+          - {type: convtranspose3d, filters: 2, kernel: 2, stride: 2}
+          - {type: upsample, size: [9, 10, 11], mode: trilinear}
+          - {type: global_avgpool}
+    """,
+}
+
+
+def _build(name: str) -> Summary:
+    return summarize_text(dedent(MODELS[name]), f"{name}.yaml")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_models_build(name: str) -> None:
+    s = _build(name)
+    assert s.totals.params == sum(r.params for r in s.layers())
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_every_type_against_torch(name: str, device: str) -> None:
+    pytest.importorskip("torch")
+    from cnncli.verify import check
+
+    s = _build(name)
+    checks = check(s, device)
+    assert len(checks) == len(s.layers())
+    assert [c for c in checks if not c.ok] == []
+
+
+@pytest.mark.oracle
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    size=st.integers(5, 40),
+    cin=st.sampled_from([1, 2, 4, 6]),
+    cout=st.sampled_from([2, 4, 6]),
+    kernel=st.integers(1, 5),
+    stride=st.integers(1, 3),
+    dilation=st.integers(1, 2),
+    pad=st.integers(0, 2),
+    groups=st.sampled_from([1, 2]),
+    pool=st.sampled_from(["maxpool2d", "avgpool2d"]),
+    ceil=st.booleans(),
+    transposed=st.booleans(),
+)
+def test_random_layers_against_torch(
+    size: int, cin: int, cout: int, kernel: int, stride: int, dilation: int, pad: int,
+    groups: int, pool: str, ceil: bool, transposed: bool,
+) -> None:  # fmt: skip
+    pytest.importorskip("torch")
+    from cnncli.verify import check
+
+    if (kernel - 1) * dilation + 1 > size + 2 * pad:
+        return  # cnncli refuses it, as PyTorch does (covered by test_model error tests)
+    kind = "convtranspose2d" if transposed else "conv2d"
+    op = f", output_padding: {stride - 1}" if transposed else ""
+    text = (
+        f"input: [{cin}, {size}, {size + 1}]\nlayers:\n"
+        f"  - {{type: {kind}, filters: {cout}, kernel: {kernel}, stride: {stride}, padding: {pad}, "
+        f"dilation: {dilation}, groups: {groups if cin % groups == 0 else 1}{op}}}\n"
+        f"  - {{type: {pool}, kernel: 2, stride: 2, ceil_mode: {str(ceil).lower()}}}\n"
+    )
+    try:
+        s = summarize_text(text, "r.yaml")
+    except ModelError:
+        return  # an impossible layer; the error paths are tested elsewhere
+    assert all(c.ok for c in check(s))
