@@ -306,11 +306,16 @@ def lowrank(kernel2d: npt.ArrayLike, max_rank: int | None = None) -> list[tuple[
 # Strategy
 # --------------------------------------------------------------------------------------------
 
-# Cost model, in nanoseconds, calibrated by benchmarks/bench_filter.py --calibrate on the
-# development machine (Xeon with AVX-512, 2 threads). Only the ratios matter.
-_NS_PER_TAP = 0.12  # direct: one multiply-add per output pixel per nonzero tap
-_NS_PER_SEP_TAP = 0.12  # separable: per (vertical + horizontal) tap per pixel
-_NS_PER_FFT = 1.3  # fft: per element·log2(elements) of the transform, forward+inverse
+# Cost model, in nanoseconds of one thread, calibrated with ``benchmarks/bench_filter.py
+# --calibrate`` on the development machine (Xeon, AVX-512). Only the ratios matter.
+_NS_PER_TAP = 0.065  # direct: per output pixel per nonzero tap (four taps per pass, in L1)
+_NS_PER_SEP_TAP = 0.085  # separable: per pixel per vertical or horizontal tap, per rank-1 term
+_NS_PER_FFT_PX = 7.5  # fft: per transformed pixel (float32 rfft2 + product + irfft2, tiles ≤ 1152)
+_NS_PER_PX = 0.7  # every path: writing the output once (page faults, stores)
+# Measured on 12 MP, one thread: direct 3×3 21 ms, 7×7 48 ms, 15×15 168 ms; separable 7×7 27 ms,
+# 31×31 65 ms; fft 103-108 ms for any kernel up to 31×31. Every path runs on all cores, so the
+# model compares single-thread estimates; a dense kernel goes to the FFT from about 11×11.
+_FFT_MAX_TILE = 1152  # pocketfft slows ~2× per pixel past this (cache), measured 128..2048
 
 
 def _fast_len(n: int) -> int:
@@ -329,24 +334,65 @@ def _fast_len(n: int) -> int:
     return best
 
 
+def _fft_tile(n_full: int, keff: int, stride: int) -> tuple[int, int, int]:
+    """(transform length, full-resolution outputs per tile, tiles) for one axis of the tiled FFT.
+
+    Overlap-save: a tile of ``T`` padded pixels gives ``T-k'+1`` outputs, so small tiles waste
+    work on the overlap and tiles past ~1152 fall out of cache. Pick the length minimising the
+    transformed length ``tiles · T`` (plus a per-tile overhead) among fast lengths up to
+    ``_FFT_MAX_TILE``, or one tile covering the whole axis if it is shorter.
+    """
+    whole = _fast_len(n_full + keff - 1)
+    best: tuple[float, int, int, int] = (float("inf"), whole, n_full, 1)
+    sizes = {_fast_len(c) for c in (16, 24, 32, 48, 64, 96, 128, 192, 256, 320, 384, 480, 512)}
+    sizes |= {_fast_len(c) for c in (576, 640, 768, 864, 960, 1024, 1152)}
+    for t in sorted(t for t in sizes if keff <= t <= min(whole - 1, _FFT_MAX_TILE)):
+        v = (t - keff + 1) // stride * stride
+        if v <= 0:
+            continue
+        tiles = -(-n_full // v)
+        cost = tiles * (t + 64.0)
+        if cost < best[0]:
+            best = (cost, t, min(v, n_full), tiles)
+    if whole <= _FFT_MAX_TILE or best[0] == float("inf"):
+        # One tile covering the axis, if it fits the cache or nothing else fits the kernel.
+        cost = whole + 64.0
+        if cost < best[0]:
+            best = (cost, whole, n_full, 1)
+    return best[1], best[2], best[3]
+
+
 def choose_method(
-    kernel2d: F64, geom: arithmetic.Geometry, *, allow_fft: bool = True
+    kernel2d: F64, geom: arithmetic.Geometry, *, allow_fft: bool = True, only: Method | None = None
 ) -> tuple[Method, float]:
-    """The cheapest strategy for one plane and its estimated time in ns (the cost model)."""
+    """The cheapest strategy for one plane and its estimated single-thread time in ns.
+
+    ``only``: the estimate of that strategy (for calibration), whatever is cheapest.
+    """
     (ay, ax) = geom.axes
     ho, wo = ay.output, ax.output
     kh, kw = kernel2d.shape
-    hp, wp = ay.input + ay.pad_before + ay.pad_after, ax.input + ax.pad_before + ax.pad_after
     nnz = int(np.count_nonzero(kernel2d))
-    costs: dict[Method, float] = {"direct": _NS_PER_TAP * ho * wo * max(nnz, 1)}
+    write = _NS_PER_PX * ho * wo
+    costs: dict[Method, float] = {"direct": write + _NS_PER_TAP * ho * wo * max(nnz, 1)}
     terms = lowrank(kernel2d, max_rank=min(kh, kw))
     if terms is not None:
-        per = ho * ax.input * kh + ho * wo * kw
+        # Vertical taps over whole image rows, horizontal taps over output rows.
+        per = sum(
+            ho * ax.input * np.count_nonzero(col) + ho * wo * np.count_nonzero(row)
+            for col, row in terms
+        )
         name = "separable" if len(terms) <= 1 else "lowrank"
-        costs[name] = _NS_PER_SEP_TAP * per * max(len(terms), 1)
-    if allow_fft:
-        fh, fw = _fast_len(hp), _fast_len(wp)
-        costs["fft"] = _NS_PER_FFT * fh * fw * np.log2(max(fh * fw, 2))
+        costs[name] = write + _NS_PER_SEP_TAP * float(per)
+    if allow_fft or only == "fft":
+        # Full-resolution outputs per axis (the FFT computes them all, then takes every s-th).
+        vh = ay.input + ay.pad_before + ay.pad_after - ay.effective_kernel + 1
+        vw = ax.input + ax.pad_before + ax.pad_after - ax.effective_kernel + 1
+        th, _, nh = _fft_tile(vh, ay.effective_kernel, ay.stride)
+        tw, _, nw = _fft_tile(vw, ax.effective_kernel, ax.stride)
+        costs["fft"] = write + _NS_PER_FFT_PX * th * nh * tw * nw
+    if only is not None:
+        return only, costs.get(only, float("inf"))
     best = min(costs, key=lambda m: costs[m])
     return best, costs[best]
 
@@ -369,23 +415,28 @@ def _threads() -> int:
     return max(1, n)
 
 
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="cnncli-filter")
+    return _POOL
+
+
 def _bands(run: Callable[[int, int], None], rows: int, work: float) -> None:
     """Run ``run(r0, r1)`` over row bands on a few threads (the jitted code releases the GIL)."""
-    global _POOL
     n = min(_threads(), rows, max(1, int(work // 2e6)))  # tiny jobs: one thread, no overhead
     if n <= 1:
         run(0, rows)
         return
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="cnncli-filter")
+    pool = _pool()
     edges = [rows * i // n for i in range(n + 1)]
-    futures = [_POOL.submit(run, edges[i], edges[i + 1]) for i in range(n)]
+    futures = [pool.submit(run, edges[i], edges[i + 1]) for i in range(n)]
     for f in futures:
         f.result()
 
 
 def _plane_direct(
-    plane: F32, k: F64, geom: arithmetic.Geometry, border: Border, cval: float, out: F32
+    plane: F32, k: F64, geom: arithmetic.Geometry, border: Border, cval: float, out: F32, init: bool
 ) -> None:
     (ay, ax) = geom.axes
     rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
@@ -395,7 +446,7 @@ def _plane_direct(
     def run(r0: int, r1: int) -> None:
         _jit.direct_rows(
             plane, kern, rmap, cmap, ay.stride, ax.stride, ay.dilation, ax.dilation,
-            ax.pad_before, float(cval), out, r0, r1,
+            ax.pad_before, float(cval), out, init, r0, r1,
         )  # fmt: skip
 
     _bands(run, out.shape[0], float(out.size * np.count_nonzero(k)))
@@ -408,18 +459,21 @@ def _plane_separable(
     border: Border,
     cval: float,
     out: F32,
+    init: bool,
 ) -> None:
     (ay, ax) = geom.axes
     rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
     cmap = border_index(ax.input, ax.pad_before, ax.pad_after, border)
-    for col, row in terms:
+    for n, (col, row) in enumerate(terms):
         kv = np.ascontiguousarray(col, dtype=np.float32)
         kh = np.ascontiguousarray(row, dtype=np.float32)
 
-        def run(r0: int, r1: int, kv: F32 = kv, kh: F32 = kh) -> None:
+        def run(
+            r0: int, r1: int, kv: F32 = kv, kh: F32 = kh, first: bool = init and n == 0
+        ) -> None:
             _jit.separable_rows(
                 plane, kv, kh, rmap, cmap, ay.stride, ax.stride, ay.dilation, ax.dilation,
-                ax.pad_before, float(cval), out, r0, r1,
+                ax.pad_before, float(cval), out, first, r0, r1,
             )  # fmt: skip
 
         _bands(
@@ -428,22 +482,51 @@ def _plane_separable(
 
 
 def _plane_fft(
-    plane: F32, k: F64, geom: arithmetic.Geometry, border: Border, cval: float, out: F32
+    plane: F32, k: F64, geom: arithmetic.Geometry, border: Border, cval: float, out: F32, init: bool
 ) -> None:
+    """Overlap-save FFT correlation in float32 tiles (numpy.fft, threads over tiles)."""
     (ay, ax) = geom.axes
-    padded = pad(plane, geom, border, cval).astype(np.float64)
     kd = np.zeros((ay.effective_kernel, ax.effective_kernel))
     kd[:: ay.dilation, :: ax.dilation] = k
-    hp, wp = padded.shape
-    fh, fw = _fast_len(hp), _fast_len(wp)
-    spec = np.fft.rfft2(padded, s=(fh, fw))
-    del padded
-    spec *= np.fft.rfft2(kd[::-1, ::-1], s=(fh, fw))
-    full = np.fft.irfft2(spec, s=(fh, fw))
-    del spec
-    kh_, kw_ = kd.shape
-    valid = full[kh_ - 1 : hp, kw_ - 1 : wp]
-    out += valid[:: ay.stride, :: ax.stride][: ay.output, : ax.output]
+    keh, kew = kd.shape
+    rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
+    cmap = border_index(ax.input, ax.pad_before, ax.pad_after, border)
+    # Full-resolution (stride 1) outputs; the strided output takes every s-th.
+    vh, vw = len(rmap) - keh + 1, len(cmap) - kew + 1
+    th, step_h, _ = _fft_tile(vh, keh, ay.stride)
+    tw, step_w, _ = _fft_tile(vw, kew, ax.stride)
+    # numpy 2.4's pocketfft runs a transform ~3× slower when it applies no scale factor (measured:
+    # fft 3.4 ms, fft norm="forward" 0.9 ms on 768×433 complex64), so both directions take a
+    # 1/n: the forward with norm="forward", the inverse with the default; the kernel spectrum
+    # carries the factor n back.
+    kf = np.fft.rfft2(kd[::-1, ::-1], s=(th, tw)) * float(th * tw)
+    kf = kf.astype(np.complex64)
+
+    def run(y0: int, x0: int) -> None:
+        ny, nx = min(step_h, vh - y0), min(step_w, vw - x0)
+        buf = np.zeros((th, tw), dtype=np.float32)  # zeros past the tile: the FFT's padding
+        rows, cols = rmap[y0 : y0 + ny + keh - 1], cmap[x0 : x0 + nx + kew - 1]
+        _jit.gather_tile(plane, rows, cols, float(cval), buf)
+        spec = np.fft.rfft2(buf, norm="forward")
+        spec *= kf
+        res = np.fft.irfft2(spec, s=(th, tw))
+        valid = res[keh - 1 : keh - 1 + ny : ay.stride, kew - 1 : kew - 1 + nx : ax.stride]
+        oy, ox = y0 // ay.stride, x0 // ax.stride
+        if init:
+            out[oy : oy + valid.shape[0], ox : ox + valid.shape[1]] = valid
+        else:
+            out[oy : oy + valid.shape[0], ox : ox + valid.shape[1]] += valid
+
+    tiles = [(y0, x0) for y0 in range(0, vh, step_h) for x0 in range(0, vw, step_w)]
+    if len(tiles) > 1 and _threads() > 1:
+        # Tiles write disjoint outputs; numpy.fft, the products and the Numba reads all run
+        # without the GIL (31×31 on 12 MP: 112 ms on one thread, 68 ms on two).
+        pool = _pool()
+        for f in [pool.submit(run, y0, x0) for y0, x0 in tiles]:
+            f.result()
+    else:
+        for y0, x0 in tiles:
+            run(y0, x0)
 
 
 def _correlate_plane(
@@ -454,21 +537,24 @@ def _correlate_plane(
     cval: float,
     out: F32,
     method: Method | None,
+    init: bool,
 ) -> None:
-    """Accumulate the correlation of one float32 plane with one 2-D kernel into ``out``."""
+    """Correlate one float32 plane with one 2-D kernel into ``out`` (``init``: overwrite, else add)."""
     if method is None:
         method, _ = choose_method(k, geom)
     if method == "direct":
-        _plane_direct(plane, k, geom, border, cval, out)
+        _plane_direct(plane, k, geom, border, cval, out, init)
     elif method == "fft":
-        _plane_fft(plane, k, geom, border, cval, out)
+        _plane_fft(plane, k, geom, border, cval, out, init)
     elif method in ("separable", "lowrank"):
         terms = lowrank(k)
         assert terms is not None
         if method == "separable" and len(terms) > 1:
             raise UsageError(f"kernel has rank {len(terms)}, not 1; use method lowrank")
-        if terms:  # an all-zero kernel has no terms: the output stays 0
-            _plane_separable(plane, terms, geom, border, cval, out)
+        if terms:
+            _plane_separable(plane, terms, geom, border, cval, out, init)
+        elif init:
+            out.fill(0.0)  # an all-zero kernel
     else:
         raise UsageError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
 
@@ -616,14 +702,14 @@ def correlate(
     if k.ndim == 2:
         outs = []
         for c in range(channels):
-            o = np.zeros((ho, wo), dtype=np.float32)
-            _correlate_plane(plane(c), k, geom, b, cval, o, _method)
+            o = np.empty((ho, wo), dtype=np.float32)
+            _correlate_plane(plane(c), k, geom, b, cval, o, _method, True)
             outs.append(o)
         return outs[0] if img.ndim == 2 else np.stack(outs, axis=-1)
     k4 = k[None] if k.ndim == 3 else k
-    result = np.zeros((k4.shape[0], ho, wo), dtype=np.float32)
+    result = np.empty((k4.shape[0], ho, wo), dtype=np.float32)
     for c in range(channels):
         p = plane(c)
         for oc in range(k4.shape[0]):
-            _correlate_plane(p, k4[oc, c], geom, b, cval, result[oc], _method)
+            _correlate_plane(p, k4[oc, c], geom, b, cval, result[oc], _method, c == 0)
     return result[0] if k.ndim == 3 else np.ascontiguousarray(np.moveaxis(result, 0, -1))

@@ -264,6 +264,7 @@ def test_choose_method_picks_each_path():
     assert cv.choose_method(np.outer(g, g), geom15)[0] == "separable"
     geom31 = cv.plan_geometry((3000, 4000), (31, 31))
     assert cv.choose_method(np.random.default_rng(0).standard_normal((31, 31)), geom31)[0] == "fft"
+    assert cv.choose_method(np.random.default_rng(0).standard_normal((5, 5)), geom)[0] == "direct"
 
 
 @pytest.mark.parametrize("method", [None, "direct", "separable", "lowrank", "fft"])
@@ -563,3 +564,40 @@ def test_unknown_border_and_bad_anchor_and_image():
 )
 def test_border_aliases(name, border):
     assert cv.parse_border(name) == cv.Border(border)
+
+
+@pytest.mark.parametrize("method", ["direct", "separable", "lowrank"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_rows_wider_than_one_column_block(method, stride):
+    # The Numba loops work in column blocks (_jit.BLOCK); rows span several blocks here.
+    r = rng(51)
+    img = r.uniform(0, 255, (5, 2 * 512 + 77)).astype(np.float32)
+    k = np.outer(r.standard_normal(3), r.standard_normal(5))
+    if method == "lowrank":
+        k = k + np.outer(r.standard_normal(3), r.standard_normal(5))
+    got = cv.correlate(img, k, stride=stride, _method=method, border="wrap")
+    assert_close(got, reference(img, k, stride=stride, border="wrap"), k, img)
+
+
+@pytest.mark.parametrize(
+    ("stride", "dilation", "padding"), [(1, 1, "same"), (2, 1, "valid"), ((3, 2), (1, 2), "full")]
+)
+def test_fft_in_many_tiles(monkeypatch, stride, dilation, padding):
+    # Small tiles force overlap-save across many tiles, including ragged last ones.
+    monkeypatch.setattr(cv, "_FFT_MAX_TILE", 40)
+    r = rng(52)
+    img = r.uniform(0, 255, (70, 83)).astype(np.float32)
+    k = r.standard_normal((7, 6))
+    geom = cv.plan_geometry(img.shape, k.shape, padding=padding, stride=stride, dilation=dilation)
+    ay, ax = geom.axes
+    vh = ay.input + ay.pad_before + ay.pad_after - ay.effective_kernel + 1
+    assert cv._fft_tile(vh, ay.effective_kernel, ay.stride)[2] > 2
+    got = cv.correlate(
+        img, k, padding=padding, stride=stride, dilation=dilation, border="reflect", _method="fft"
+    )
+    assert_close(
+        got,
+        reference(img, k, padding=padding, stride=stride, dilation=dilation, border="reflect"),
+        k,
+        img,
+    )
