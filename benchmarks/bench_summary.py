@@ -62,7 +62,9 @@ def main() -> None:
     for name, t, goal in rows:
         print(f"| `{name}` | {t * 1000:.0f} ms | {t / base:.2f}× | {goal} |")
     parse = in_process(str(RESNET152), runs)
-    print(f"| ResNet-152 in process (parse, expand, count; 515 layers) | {parse * 1000:.1f} ms | | |")
+    print(
+        f"| ResNet-152 in process (parse, expand, count; 515 layers) | {parse * 1000:.1f} ms | | |"
+    )
 
 
 if __name__ == "__main__":

@@ -141,7 +141,7 @@ def test_columns_and_chart(capsys: pytest.CaptureFixture[str]) -> None:
         "Kernel",
         "Stride",
         "RF /jump",
-        "Output memory",
+        "Activation memory",
         "Connected to",
         "MACs share",
     ):

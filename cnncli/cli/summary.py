@@ -13,25 +13,25 @@ import typer
 from cnncli.cli import app
 from cnncli.errors import UsageError
 
-EXAMPLES = """Print a model's layers, output shapes, parameters and MACs, from a YAML model file or a
-model of the zoo, with numbers that match torchvision's and Keras's own.
+EXAMPLES = """Print a model's layers, output shapes, parameters and MACs, from a YAML
+model file or a model of the zoo, with numbers that match torchvision's and Keras's own.
 
 Zoo: alexnet, googlenet, lenet5, mnist-convnet, mobilenet_v2, resnet18, resnet50, vgg16.
-The model format: docs/model-format.md (and samples/models/example.yaml).
+The format: docs/model-format.md; a commented example: samples/models/example.yaml.
 
 Examples:
 
-  cnncli summary resnet50                         25,557,032 params, 4.089 GMACs
+  cnncli summary resnet50              # 25,557,032 params, 4.089 GMACs
 
-  cnncli summary resnet50 --depth 1               fold the blocks into one row each
+  cnncli summary resnet50 --depth 1    # fold each stage into one row
 
-  cnncli summary samples/models/example.yaml --columns kernel,stride,rf,connected
+  cnncli summary samples/models/example.yaml -c kernel,stride,rf,connected
 
-  cnncli summary mnist-convnet --chart            a bar of each layer's share of MACs
+  cnncli summary mnist-convnet --chart # a bar per layer: share of MACs
 
-  cnncli summary vgg16 --count-bias               count bias additions as torchinfo does
+  cnncli summary vgg16 --count-bias    # count bias adds, as torchinfo
 
-  cnncli summary model.yaml --verify              build it with torch and compare every layer
+  cnncli summary model.yaml --verify   # build it with PyTorch, compare
 
   cnncli summary resnet18 --json | jq .totals
 
@@ -81,7 +81,10 @@ def summary(
     depth: Annotated[
         int | None,
         typer.Option(
-            "--depth", "-d", min=1, help="Show N levels of blocks; deeper blocks fold into one row."
+            "--depth",
+            "-d",
+            min=1,
+            help="Show N levels of blocks in the table and --markdown; deeper blocks fold into one row with their sums.",
         ),
     ] = None,
     columns: Annotated[

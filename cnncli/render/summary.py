@@ -120,7 +120,7 @@ def table(
         heads.append(("RF /jump", False))
     heads += [("Params", True), ("MACs", True)]
     if "memory" in columns:
-        heads.append(("Output memory", True))
+        heads.append(("Activation memory", True))
     if "connected" in columns:
         heads.append(("Connected to", False))
     if chart:
@@ -409,10 +409,10 @@ def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[st
         head.append("RF /jump")
     head += ["Params", "MACs"]
     if "memory" in columns:
-        head.append("Output memory")
+        head.append("Activation memory")
     if "connected" in columns:
         head.append("Connected to")
-    right = {"Params", "MACs", "Output memory"}
+    right = {"Params", "MACs", "Activation memory"}
     lines = [
         f"**{_md(summary.name)}**: {summary.layout.replace('_', ' ')}, {summary.framework} conventions",
         "",
