@@ -311,5 +311,6 @@ def verify_summary(summary: Summary, device: str = "meta") -> str:
     total = sum(c.torch_params for c in checks)
     return (
         f"verified with PyTorch {torch.__version__}: all {len(checks)} layers agree on output shape "
-        f"and parameters ({total:,} params, channels first as PyTorch computes)"
+        f"and parameters ({total:,} parameters and batchnorm running statistics; shapes "
+        "channels first, as PyTorch computes them)"
     )

@@ -292,3 +292,16 @@ def test_installed_entry_point_from_another_directory(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert sum(int(r["trainable_params"]) for r in rows) == 3_504_872
+
+
+def test_markdown_depth_folds_blocks_and_adds_up(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["summary", "resnet50", "--markdown", "--depth", "1"], capsys)
+    assert code == 0
+    rows = [
+        line.split(" | ")
+        for line in out.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ][1:]
+    assert "| **layer2** | bottleneck ×4 | (512, 28, 28) | 1,226,752 | 1,027,604,480 |" in out
+    assert sum(_num(r[3]) for r in rows) == 25_610_152
+    assert sum(_num(r[4].rstrip(" |")) for r in rows) == 4_089_184_256
