@@ -251,8 +251,6 @@ def test_random_layers_against_torch(
     pytest.importorskip("torch")
     from cnncli.verify import check
 
-    if (kernel - 1) * dilation + 1 > size + 2 * pad:
-        return  # cnncli refuses it, as PyTorch does (covered by test_model error tests)
     kind = "convtranspose2d" if transposed else "conv2d"
     op = f", output_padding: {stride - 1}" if transposed else ""
     text = (
@@ -264,5 +262,21 @@ def test_random_layers_against_torch(
     try:
         s = summarize_text(text, "r.yaml")
     except ModelError:
-        return  # an impossible layer; the error paths are tested elsewhere
+        # cnncli refuses: PyTorch must refuse the same layers.
+        import torch
+
+        g = groups if cin % groups == 0 else 1
+        conv = (
+            torch.nn.ConvTranspose2d(
+                cin, cout, kernel, stride, pad, stride - 1, g, dilation=dilation
+            )
+            if transposed
+            else torch.nn.Conv2d(cin, cout, kernel, stride, pad, dilation, g)
+        )
+        pool = getattr(torch.nn, "MaxPool2d" if pool == "maxpool2d" else "AvgPool2d")(
+            2, 2, ceil_mode=ceil
+        )
+        with pytest.raises(RuntimeError):
+            pool(conv(torch.zeros(1, cin, size, size + 1)))
+        return
     assert all(c.ok for c in check(s))
