@@ -34,7 +34,8 @@ CONVENTIONS_BIAS = (
 NOTES = (
     "Non-trainable: batchnorm running mean and variance (and layers marked trainable: false); "
     "PyTorch's num_batches_tracked is not counted. Memory in float32 (4 bytes): "
-    "MB = 10^6 bytes, MiB = 2^20 bytes; activations = every layer's output for one sample."
+    "kB, MB, GB = 10^3, 10^6, 10^9 bytes; KiB, MiB, GiB = 2^10, 2^20, 2^30 bytes; "
+    "activations = every layer's output for one sample."
 )
 
 
@@ -49,7 +50,16 @@ def _x(values: Sequence[int] | None) -> str:
 
 
 def _bytes(n: int) -> str:
-    return f"{n / 1e6:,.2f} MB = {n / 2**20:,.2f} MiB"
+    """Decimal and binary units side by side (torchinfo prints MB, Keras MiB)."""
+    for power, dec, binary in ((3, "GB", "GiB"), (2, "MB", "MiB"), (1, "kB", "KiB")):
+        if n >= 1000**power:
+            return f"{n / 1000**power:,.2f} {dec} = {n / 1024**power:,.2f} {binary}"
+    return f"{n:,} bytes"
+
+
+def _scaled(n: int, unit: str) -> str:
+    # Three decimals in G, as torchvision's table; M for small models (LeNet: 0.417 MMACs).
+    return f"{n / 1e9:.3f} G{unit}" if n >= 10**8 else f"{n / 1e6:.3f} M{unit}"
 
 
 def _block_type(row: Row) -> str:
@@ -89,8 +99,8 @@ def totals_lines(summary: Summary) -> list[tuple[str, str]]:
         ("Total params", thousands(t.params)),
         ("Trainable params", thousands(t.trainable_params)),
         ("Non-trainable params", thousands(t.non_trainable_params)),
-        ("MACs", f"{thousands(t.macs)} = {t.macs / 1e9:.3f} GMACs"),
-        ("FLOPs", f"{thousands(t.flops)} = {t.flops / 1e9:.3f} GFLOPs"),
+        ("MACs", f"{thousands(t.macs)} = {_scaled(t.macs, 'MACs')}"),
+        ("FLOPs", f"{thousands(t.flops)} = {_scaled(t.flops, 'FLOPs')}"),
         ("Input size", _bytes(t.input_bytes)),
         ("Activation memory", _bytes(t.activation_bytes)),
         ("Parameter memory", _bytes(t.param_bytes)),
