@@ -35,43 +35,27 @@ def taps_add(o, srcs, starts, ws, count, n, shift):  # type: ignore[no-untyped-d
     """``o[t] += Σ_q ws[q] · flat[starts[q] + shift + t]`` for ``t < n``, four taps per pass.
 
     ``flat`` is ``srcs.ravel()`` (a C-contiguous 2-D plane): each tap reads a run of one row.
+    Groups are balanced (9 taps: 3+3+3, not 4+4+1) and a short group reads a zero run with
+    weight 0 for its missing taps, so there is one vectorised loop to compile (first-run time)
+    and no ``0·inf`` from a real pixel.
     """
     flat = srcs.ravel()
+    zero = np.zeros(n, dtype=np.float32)
     passes = (count + 3) // 4
     q = 0
     for p in range(passes):
-        # Balanced groups (9 taps: 3+3+3, not 4+4+1): every pass costs one output load/store.
         m = (count - q + (passes - p) - 1) // (passes - p)
-        if m >= 4:
-            w0, w1, w2, w3 = ws[q], ws[q + 1], ws[q + 2], ws[q + 3]
-            s0 = flat[starts[q] + shift : starts[q] + shift + n]
-            s1 = flat[starts[q + 1] + shift : starts[q + 1] + shift + n]
-            s2 = flat[starts[q + 2] + shift : starts[q + 2] + shift + n]
-            s3 = flat[starts[q + 3] + shift : starts[q + 3] + shift + n]
-            for t in range(n):
-                o[t] += w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t]
-            q += 4
-        elif m == 3:
-            w0, w1, w2 = ws[q], ws[q + 1], ws[q + 2]
-            s0 = flat[starts[q] + shift : starts[q] + shift + n]
-            s1 = flat[starts[q + 1] + shift : starts[q + 1] + shift + n]
-            s2 = flat[starts[q + 2] + shift : starts[q + 2] + shift + n]
-            for t in range(n):
-                o[t] += w0 * s0[t] + w1 * s1[t] + w2 * s2[t]
-            q += 3
-        elif m == 2:
-            w0, w1 = ws[q], ws[q + 1]
-            s0 = flat[starts[q] + shift : starts[q] + shift + n]
-            s1 = flat[starts[q + 1] + shift : starts[q + 1] + shift + n]
-            for t in range(n):
-                o[t] += w0 * s0[t] + w1 * s1[t]
-            q += 2
-        else:
-            w0 = ws[q]
-            s0 = flat[starts[q] + shift : starts[q] + shift + n]
-            for t in range(n):
-                o[t] += w0 * s0[t]
-            q += 1
+        w0 = ws[q]
+        s0 = flat[starts[q] + shift : starts[q] + shift + n]
+        w1 = ws[q + 1] if m > 1 else np.float32(0.0)
+        s1 = flat[starts[q + 1] + shift : starts[q + 1] + shift + n] if m > 1 else zero
+        w2 = ws[q + 2] if m > 2 else np.float32(0.0)
+        s2 = flat[starts[q + 2] + shift : starts[q + 2] + shift + n] if m > 2 else zero
+        w3 = ws[q + 3] if m > 3 else np.float32(0.0)
+        s3 = flat[starts[q + 3] + shift : starts[q + 3] + shift + n] if m > 3 else zero
+        for t in range(n):
+            o[t] += w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t]
+        q += m
 
 
 @jit
