@@ -38,6 +38,7 @@ Accuracy
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum, unique
@@ -374,12 +375,13 @@ def choose_method(
     kh, kw = kernel2d.shape
     nnz = int(np.count_nonzero(kernel2d))
     write = _NS_PER_PX * ho * wo
-    costs: dict[Method, float] = {"direct": write + _NS_PER_TAP * ho * wo * max(nnz, 1)}
+    wf = _full_width(ax)  # the Numba paths compute every column, then take every s-th
+    costs: dict[Method, float] = {"direct": write + _NS_PER_TAP * ho * wf * max(nnz, 1)}
     terms = lowrank(kernel2d, max_rank=min(kh, kw))
     if terms is not None:
         # Vertical taps over whole image rows, horizontal taps over output rows.
         per = sum(
-            ho * ax.input * np.count_nonzero(col) + ho * wo * np.count_nonzero(row)
+            ho * ax.input * np.count_nonzero(col) + ho * wf * np.count_nonzero(row)
             for col, row in terms
         )
         name = "separable" if len(terms) <= 1 else "lowrank"
@@ -435,21 +437,60 @@ def _bands(run: Callable[[int, int], None], rows: int, work: float) -> None:
         f.result()
 
 
+def _strip(plane: F32, cols: I64, cval: float) -> F32:
+    """The columns ``cols`` of the padded plane (``-1``: ``cval``), as a contiguous copy."""
+    strip: F32 = np.ascontiguousarray(plane[:, np.maximum(cols, 0)])
+    strip[:, cols < 0] = cval
+    return strip
+
+
+def _full_width(ax: arithmetic.AxisGeometry) -> int:
+    """Output columns at stride 1 (the Numba paths compute these, then take every s-th)."""
+    return ax.input + ax.pad_before + ax.pad_after - ax.effective_kernel + 1
+
+
+def _finish_stride(full: F32, out: F32, stride: int, init: bool) -> None:
+    cols = full[:, ::stride][:, : out.shape[1]]
+    if init:
+        out[...] = cols
+    else:
+        out += cols
+
+
 def _plane_direct(
     plane: F32, k: F64, geom: arithmetic.Geometry, border: Border, cval: float, out: F32, init: bool
 ) -> None:
+    """Interior columns straight from the image; the edge columns from small column-padded
+    strips; a column stride by computing stride 1 and taking every s-th column."""
     (ay, ax) = geom.axes
     rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
     cmap = border_index(ax.input, ax.pad_before, ax.pad_after, border)
     kern = np.ascontiguousarray(k, dtype=np.float32)
+    keff, pl, w = ax.effective_kernel, ax.pad_before, ax.input
+    wf = _full_width(ax)
+    target = out if ax.stride == 1 else np.empty((out.shape[0], wf), dtype=np.float32)
+    first = init or ax.stride != 1
+    interior = max(0, min(w - keff + 1, wf - pl))
+    parts: list[tuple[F32, int]] = []
+    if interior > 0:
+        parts.append((plane, pl))
+        edges = [(0, pl), (pl + interior, wf)]
+    else:
+        edges = [(0, wf)]
+    for x0, x1 in edges:
+        if x1 > x0:
+            parts.append((_strip(plane, cmap[x0 : x1 + keff - 1], cval), x0))
 
     def run(r0: int, r1: int) -> None:
-        _jit.direct_rows(
-            plane, kern, rmap, cmap, ay.stride, ax.stride, ay.dilation, ax.dilation,
-            ax.pad_before, float(cval), out, init, r0, r1,
-        )  # fmt: skip
+        for src, c0 in parts:
+            _jit.direct_rows(
+                src, kern, rmap, ay.stride, ay.dilation, ax.dilation, float(cval), target, c0,
+                first, r0, r1,
+            )  # fmt: skip
 
-    _bands(run, out.shape[0], float(out.size * np.count_nonzero(k)))
+    _bands(run, out.shape[0], float(out.shape[0] * wf * np.count_nonzero(k)))
+    if ax.stride != 1:
+        _finish_stride(target, out, ax.stride, init)
 
 
 def _plane_separable(
@@ -464,21 +505,22 @@ def _plane_separable(
     (ay, ax) = geom.axes
     rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
     cmap = border_index(ax.input, ax.pad_before, ax.pad_after, border)
+    wf = _full_width(ax)
+    target = out if ax.stride == 1 else np.empty((out.shape[0], wf), dtype=np.float32)
     for n, (col, row) in enumerate(terms):
         kv = np.ascontiguousarray(col, dtype=np.float32)
         kh = np.ascontiguousarray(row, dtype=np.float32)
+        first = n == 0 and (init or ax.stride != 1)
 
-        def run(
-            r0: int, r1: int, kv: F32 = kv, kh: F32 = kh, first: bool = init and n == 0
-        ) -> None:
+        def run(r0: int, r1: int, kv: F32 = kv, kh: F32 = kh, first: bool = first) -> None:
             _jit.separable_rows(
-                plane, kv, kh, rmap, cmap, ay.stride, ax.stride, ay.dilation, ax.dilation,
-                ax.pad_before, float(cval), out, first, r0, r1,
+                plane, kv, kh, rmap, cmap, ay.stride, ay.dilation, ax.dilation,
+                ax.pad_before, float(cval), target, first, r0, r1,
             )  # fmt: skip
 
-        _bands(
-            run, out.shape[0], out.shape[0] * (plane.shape[1] * len(kv) + out.shape[1] * len(kh))
-        )
+        _bands(run, out.shape[0], out.shape[0] * (plane.shape[1] * len(kv) + wf * len(kh)))
+    if ax.stride != 1:
+        _finish_stride(target, out, ax.stride, init)
 
 
 def _plane_fft(
@@ -557,6 +599,61 @@ def _correlate_plane(
             out.fill(0.0)  # an all-zero kernel
     else:
         raise UsageError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+
+
+# --------------------------------------------------------------------------------------------
+# First-run compile in the background
+# --------------------------------------------------------------------------------------------
+
+_WARM: dict[str, threading.Thread] = {}
+
+
+def warm_up(
+    kernel: npt.ArrayLike | None = None, image_hw: tuple[int, int] = (3000, 4000)
+) -> list[threading.Thread]:
+    """Compile (or load from Numba's cache) the path ``kernel`` will take, in a background thread.
+
+    Call it before reading images: Numba's first compile (~1.3 s with an empty cache, ~0.3 s to
+    load a warm one) then overlaps image decoding, which releases the GIL. :func:`correlate`
+    needs no change: a call that arrives mid-compile waits for it (Numba's compiler lock) and
+    reuses the result. ``kernel``: any kernel :func:`correlate` accepts (default: the direct
+    path); ``image_hw``: the expected image size, which decides direct vs separable vs FFT.
+    Invalid kernels are ignored here (correlate reports them). Returns the started threads.
+    """
+    methods = ["direct"]
+    if kernel is not None:
+        try:
+            k = check_kernel(kernel)
+        except KernelError:
+            return []
+        planes = k.reshape(-1, *k.shape[-2:])
+        geom = plan_geometry(image_hw, (k.shape[-2], k.shape[-1]))
+        methods = sorted({choose_method(p, geom)[0] for p in planes[:4]})
+    started = []
+    for m in methods:
+        if m in _WARM:
+            continue
+        t = threading.Thread(target=_compile_path, args=(m,), name=f"cnncli-warm-{m}", daemon=True)
+        _WARM[m] = t
+        t.start()
+        started.append(t)
+    return started
+
+
+def _compile_path(method: Method) -> None:
+    # The same argument types as the real calls (float32 C planes, int64 maps, Python scalars),
+    # so the real call finds this specialisation.
+    img = np.zeros((4, 4), dtype=np.float32)
+    out = np.empty((4, 4), dtype=np.float32)
+    idx = np.array([0, 0, 1, 2, 3, 3], dtype=np.int64)
+    if method == "direct":
+        k = np.ones((3, 3), dtype=np.float32)
+        _jit.direct_rows(img, k, idx, 1, 1, 1, 0.0, out, 0, True, 0, 4)
+    elif method in ("separable", "lowrank"):
+        v = np.ones(3, dtype=np.float32)
+        _jit.separable_rows(img, v, v.copy(), idx, idx, 1, 1, 1, 1, 0.0, out, True, 0, 4)
+    elif method == "fft":
+        _jit.gather_tile(img, idx, idx, 0.0, np.zeros((6, 6), dtype=np.float32))
 
 
 # --------------------------------------------------------------------------------------------

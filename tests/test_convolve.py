@@ -8,7 +8,7 @@ import naive  # tests/naive.py: pytest puts tests/ on sys.path (rootdir-relative
 import numpy as np
 import pytest
 
-from cnncli import _jit, arithmetic
+from cnncli import arithmetic
 from cnncli import convolve as cv
 from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
 
@@ -568,10 +568,10 @@ def test_border_aliases(name, border):
 
 @pytest.mark.parametrize("method", ["direct", "separable", "lowrank"])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_rows_wider_than_one_column_block(method, stride):
-    # The Numba loops work in column blocks (_jit.BLOCK); rows span several blocks here.
+def test_wide_rows_with_edges_strips_and_stride(method, stride):
+    # Long rows: the interior run, the edge strips and the column stride all take part.
     r = rng(51)
-    img = r.uniform(0, 255, (3, 2 * _jit.BLOCK + 77)).astype(np.float32)
+    img = r.uniform(0, 255, (3, 1077)).astype(np.float32)
     k = np.outer(r.standard_normal(3), r.standard_normal(3))
     if method == "lowrank":
         k = k + np.outer(r.standard_normal(3), r.standard_normal(3))
@@ -601,3 +601,14 @@ def test_fft_in_many_tiles(monkeypatch, stride, dilation, padding):
         k,
         img,
     )
+
+
+def test_warm_up_compiles_the_chosen_paths_in_the_background():
+    threads = cv.warm_up(np.ones((3, 3)))  # a box: separable on a photo
+    for t in threads:
+        t.join(timeout=120)
+        assert not t.is_alive()
+    assert "separable" in cv._WARM
+    assert cv.warm_up([[float("nan")]]) == []  # correlate reports bad kernels, not warm_up
+    out = cv.correlate(np.arange(12.0).reshape(3, 4), np.ones((3, 3)) / 9, padding="valid")
+    np.testing.assert_allclose(out, [[5.0, 6.0]], rtol=1e-6)
