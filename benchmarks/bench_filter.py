@@ -142,6 +142,25 @@ out = cv2.filter2D(img.astype(np.float32), cv2.CV_32F, k)
 cv2.imwrite(dst, np.clip(np.abs(out), 0, 255).astype(np.uint8))
 """
 
+# The floor for the CLI: cnncli.convolve between Pillow's decode and encode, nothing else (gray
+# via Pillow's "L", abs mapping with rounding and saturation, PNG at zlib level 1 like OpenCV's
+# default). Not a goal row: it shows how much of the CLI's time is the core.
+MINIMAL_SCRIPT = """
+import sys
+import numpy as np
+from PIL import Image
+from cnncli import convolve
+k = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32)
+convolve.warm_up(k)
+with Image.open(sys.argv[1]) as im:
+    gray = np.asarray(im.convert("L"), dtype=np.float32)
+out = convolve.correlate(gray, k)
+np.abs(out, out=out)
+np.rint(out, out=out)
+np.clip(out, 0, 255, out=out)
+Image.fromarray(out.astype(np.uint8)).save(sys.argv[2], compress_level=1)
+"""
+
 # Runs a command and prints its peak RSS (KiB): a fresh wrapper per command, so the children's
 # maximum is that one command's.
 RSS_WRAPPER = """
@@ -152,7 +171,8 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
 
 
 def real_imagemagick() -> str | None:
-    for cand in (shutil.which("convert"), "/usr/bin/convert", shutil.which("magick")):
+    # /usr/bin first: a wrapper script earlier on PATH would add its own start-up time.
+    for cand in ("/usr/bin/convert", shutil.which("magick"), shutil.which("convert")):
         if not cand or not os.path.exists(cand):
             continue
         try:
@@ -233,8 +253,11 @@ def process_rows(image: Path, repeats: int) -> list[str]:
             rss = max(rss, mem)
         return statistics.median(times), rss
 
+    minimal = tmp / "minimal_cnncli.py"
+    minimal.write_text(MINIMAL_SCRIPT)
     t_ours, m_ours = measure(ours)
     t_cv, m_cv = measure(theirs_cv)
+    t_min, m_min = measure([PYTHON, str(minimal), str(image), str(tmp / "minimal.png")])
     lines.append(
         row(
             [
@@ -290,6 +313,19 @@ def process_rows(image: Path, repeats: int) -> list[str]:
                 ]
             )
         )
+    lines.append(
+        row(
+            [
+                "(reference) convolve.correlate in a minimal Pillow script ÷ OpenCV script",
+                f"{t_min:.2f}",
+                f"{t_cv:.2f}",
+                f"{t_min / t_cv:.2f}",
+                "-",
+                str(m_min),
+                str(m_cv),
+            ]
+        )
+    )
     firsts = []
     for _ in range(max(1, min(3, repeats))):
         cache = tempfile.mkdtemp(prefix="numba-cold-")
