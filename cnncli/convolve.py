@@ -584,6 +584,9 @@ def _correlate_plane(
     """Correlate one float32 plane with one 2-D kernel into ``out`` (``init``: overwrite, else add)."""
     if method is None:
         method, _ = choose_method(k, geom)
+        if method == "fft" and not np.isfinite(plane).all():
+            # An FFT spreads one NaN/inf over its whole tile; taps keep it where it belongs.
+            method, _ = choose_method(k, geom, allow_fft=False)
     if method == "direct":
         _plane_direct(plane, k, geom, border, cval, out, init)
     elif method == "fft":

@@ -612,3 +612,49 @@ def test_warm_up_compiles_the_chosen_paths_in_the_background():
     assert cv.warm_up([[float("nan")]]) == []  # correlate reports bad kernels, not warm_up
     out = cv.correlate(np.arange(12.0).reshape(3, 4), np.ones((3, 3)) / 9, padding="valid")
     np.testing.assert_allclose(out, [[5.0, 6.0]], rtol=1e-6)
+
+
+def test_non_finite_pixels_stay_local_even_for_large_kernels():
+    img = np.zeros((300, 300), np.float32)
+    k = np.random.default_rng(3).uniform(0.5, 1.0, (31, 31))
+    geom = cv.plan_geometry(img.shape, k.shape, padding="valid")
+    assert cv.choose_method(k, geom)[0] == "fft"  # what a finite image of this size would take
+    img[5, 5] = np.inf
+    out = cv.correlate(img, k, padding="valid")
+    assert np.isinf(out[0, 0])
+    assert np.isfinite(out[:, 6:]).all() and np.isfinite(out[6:, :]).all()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    h=st.integers(1, 7),
+    w=st.integers(1, 7),
+    kh=st.integers(1, 4),
+    kw=st.integers(1, 4),
+    sy=st.integers(1, 3),
+    sx=st.integers(1, 3),
+    dy=st.integers(1, 3),
+    dx=st.integers(1, 3),
+    padding=st.sampled_from(["same", "full", 0, 2, ((0, 3), (4, 1))]),
+    border=st.sampled_from(BORDERS),
+    method=st.sampled_from([None, *FORCED]),
+    flip=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_property_matches_naive(h, w, kh, kw, sy, sx, dy, dx, padding, border, method, flip, seed):
+    r = rng(seed)
+    img = r.uniform(-10, 10, (h, w)).astype(np.float32)
+    k = r.integers(-3, 4, (kh, kw)).astype(np.float64)
+    kwargs = dict(padding=padding, stride=(sy, sx), dilation=(dy, dx), flip=flip)
+    try:
+        ref = reference(img, k, border=border, value=0.5, **kwargs)
+    except ShapeError:
+        with pytest.raises(ShapeError):
+            cv.correlate(img, k, border=border, border_value=0.5, **kwargs)
+        return
+    got = cv.correlate(img, k, border=border, border_value=0.5, _method=method, **kwargs)
+    assert_close(got, ref, k, img)
