@@ -449,8 +449,18 @@ def _full_width(ax: arithmetic.AxisGeometry) -> int:
     return ax.input + ax.pad_before + ax.pad_after - ax.effective_kernel + 1
 
 
-def _finish_stride(full: F32, out: F32, stride: int, init: bool) -> None:
-    cols = full[:, ::stride][:, : out.shape[1]]
+def _interleave(cmap: I64, channels: int) -> I64:
+    """A column map in pixels → the same map over interleaved ``channels`` (``-1`` stays ``-1``)."""
+    if channels == 1:
+        return cmap
+    flat = cmap[:, None] * channels + np.arange(channels, dtype=np.int64)
+    return np.where(cmap[:, None] < 0, -1, flat).ravel()
+
+
+def _finish_stride(full: F32, out: F32, stride: int, channels: int, init: bool) -> None:
+    rows = full.shape[0]
+    cols = full.reshape(rows, -1, channels)[:, ::stride][:, : out.shape[1] // channels]
+    cols = cols.reshape(rows, -1)
     if init:
         out[...] = cols
     else:
@@ -458,39 +468,52 @@ def _finish_stride(full: F32, out: F32, stride: int, init: bool) -> None:
 
 
 def _plane_direct(
-    plane: F32, k: F64, geom: arithmetic.Geometry, border: Border, cval: float, out: F32, init: bool
+    plane: F32,
+    k: F64,
+    geom: arithmetic.Geometry,
+    border: Border,
+    cval: float,
+    out: F32,
+    init: bool,
+    channels: int = 1,
 ) -> None:
     """Interior columns straight from the image; the edge columns from small column-padded
-    strips; a column stride by computing stride 1 and taking every s-th column."""
+    strips; a column stride by computing stride 1 and taking every s-th column.
+
+    ``plane`` and ``out`` may hold ``channels`` interleaved channels per pixel (an H×W×C image
+    seen as H×(W·C)): a 2-D kernel then applies to each channel with its column taps ``C``
+    apart, so colour needs no channel copies and no restacking.
+    """
     (ay, ax) = geom.axes
+    c = channels
     rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
-    cmap = border_index(ax.input, ax.pad_before, ax.pad_after, border)
+    cmap = _interleave(border_index(ax.input, ax.pad_before, ax.pad_after, border), c)
     kern = np.ascontiguousarray(k, dtype=np.float32)
     keff, pl, w = ax.effective_kernel, ax.pad_before, ax.input
     wf = _full_width(ax)
-    target = out if ax.stride == 1 else np.empty((out.shape[0], wf), dtype=np.float32)
+    target = out if ax.stride == 1 else np.empty((out.shape[0], wf * c), dtype=np.float32)
     first = init or ax.stride != 1
     interior = max(0, min(w - keff + 1, wf - pl))
     parts: list[tuple[F32, int]] = []
     if interior > 0:
-        parts.append((plane, pl))
+        parts.append((plane, pl * c))
         edges = [(0, pl), (pl + interior, wf)]
     else:
         edges = [(0, wf)]
     for x0, x1 in edges:
         if x1 > x0:
-            parts.append((_strip(plane, cmap[x0 : x1 + keff - 1], cval), x0))
+            parts.append((_strip(plane, cmap[x0 * c : (x1 + keff - 1) * c], cval), x0 * c))
 
     def run(r0: int, r1: int) -> None:
         for src, c0 in parts:
             _jit.direct_rows(
-                src, kern, rmap, ay.stride, ay.dilation, ax.dilation, float(cval), target, c0,
-                first, r0, r1,
+                src, kern, rmap, ay.stride, ay.dilation, ax.dilation * c, float(cval), target,
+                c0, first, r0, r1,
             )  # fmt: skip
 
-    _bands(run, out.shape[0], float(out.shape[0] * wf * np.count_nonzero(k)))
+    _bands(run, out.shape[0], float(out.shape[0] * wf * c * np.count_nonzero(k)))
     if ax.stride != 1:
-        _finish_stride(target, out, ax.stride, init)
+        _finish_stride(target, out, ax.stride, c, init)
 
 
 def _plane_separable(
@@ -501,12 +524,15 @@ def _plane_separable(
     cval: float,
     out: F32,
     init: bool,
+    channels: int = 1,
 ) -> None:
+    """Sum of rank-1 passes; interleaved channels as in :func:`_plane_direct`."""
     (ay, ax) = geom.axes
+    c = channels
     rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
-    cmap = border_index(ax.input, ax.pad_before, ax.pad_after, border)
+    cmap = _interleave(border_index(ax.input, ax.pad_before, ax.pad_after, border), c)
     wf = _full_width(ax)
-    target = out if ax.stride == 1 else np.empty((out.shape[0], wf), dtype=np.float32)
+    target = out if ax.stride == 1 else np.empty((out.shape[0], wf * c), dtype=np.float32)
     for n, (col, row) in enumerate(terms):
         kv = np.ascontiguousarray(col, dtype=np.float32)
         kh = np.ascontiguousarray(row, dtype=np.float32)
@@ -514,13 +540,13 @@ def _plane_separable(
 
         def run(r0: int, r1: int, kv: F32 = kv, kh: F32 = kh, first: bool = first) -> None:
             _jit.separable_rows(
-                plane, kv, kh, rmap, cmap, ay.stride, ay.dilation, ax.dilation,
-                ax.pad_before, float(cval), target, first, r0, r1,
+                plane, kv, kh, rmap, cmap, ay.stride, ay.dilation, ax.dilation * c,
+                ax.pad_before * c, float(cval), target, first, r0, r1,
             )  # fmt: skip
 
-        _bands(run, out.shape[0], out.shape[0] * (plane.shape[1] * len(kv) + wf * len(kh)))
+        _bands(run, out.shape[0], out.shape[0] * (plane.shape[1] * len(kv) + wf * c * len(kh)))
     if ax.stride != 1:
-        _finish_stride(target, out, ax.stride, init)
+        _finish_stride(target, out, ax.stride, c, init)
 
 
 def _plane_fft(
@@ -580,24 +606,28 @@ def _correlate_plane(
     out: F32,
     method: Method | None,
     init: bool,
+    channels: int = 1,
 ) -> None:
-    """Correlate one float32 plane with one 2-D kernel into ``out`` (``init``: overwrite, else add)."""
+    """Correlate a float32 plane (``channels`` interleaved: H×(W·C)) with one 2-D kernel into
+    ``out`` (same layout; ``init``: overwrite, else add)."""
     if method is None:
         method, _ = choose_method(k, geom)
         if method == "fft" and not np.isfinite(plane).all():
             # An FFT spreads one NaN/inf over its whole tile; taps keep it where it belongs.
             method, _ = choose_method(k, geom, allow_fft=False)
     if method == "direct":
-        _plane_direct(plane, k, geom, border, cval, out, init)
+        _plane_direct(plane, k, geom, border, cval, out, init, channels)
     elif method == "fft":
-        _plane_fft(plane, k, geom, border, cval, out, init)
+        for c in range(channels):  # the FFT works on one channel at a time
+            single = plane if channels == 1 else np.ascontiguousarray(plane[:, c::channels])
+            _plane_fft(single, k, geom, border, cval, out[:, c::channels], init)
     elif method in ("separable", "lowrank"):
         terms = lowrank(k)
         assert terms is not None
         if method == "separable" and len(terms) > 1:
             raise UsageError(f"kernel has rank {len(terms)}, not 1; use method lowrank")
         if terms:
-            _plane_separable(plane, terms, geom, border, cval, out, init)
+            _plane_separable(plane, terms, geom, border, cval, out, init, channels)
         elif init:
             out.fill(0.0)  # an all-zero kernel
     else:
@@ -800,12 +830,11 @@ def correlate(
         return np.ascontiguousarray(planes[:, :, c], dtype=np.float32)
 
     if k.ndim == 2:
-        outs = []
-        for c in range(channels):
-            o = np.empty((ho, wo), dtype=np.float32)
-            _correlate_plane(plane(c), k, geom, b, cval, o, _method, True)
-            outs.append(o)
-        return outs[0] if img.ndim == 2 else np.stack(outs, axis=-1)
+        # Channels stay interleaved: the H×W×C image is an H×(W·C) plane (see _plane_direct).
+        flat = np.ascontiguousarray(img, dtype=np.float32).reshape(img.shape[0], -1)
+        result2 = np.empty((ho, wo * channels), dtype=np.float32)
+        _correlate_plane(flat, k, geom, b, cval, result2, _method, True, channels)
+        return result2 if img.ndim == 2 else result2.reshape(ho, wo, channels)
     k4 = k[None] if k.ndim == 3 else k
     result = np.empty((k4.shape[0], ho, wo), dtype=np.float32)
     for c in range(channels):
