@@ -309,13 +309,13 @@ def lowrank(kernel2d: npt.ArrayLike, max_rank: int | None = None) -> list[tuple[
 
 # Cost model, in nanoseconds of one thread, calibrated with ``benchmarks/bench_filter.py
 # --calibrate`` on the development machine (Xeon, AVX-512). Only the ratios matter.
-_NS_PER_TAP = 0.045  # direct: per output pixel per nonzero tap (four taps per pass)
+_NS_PER_TAP = 0.036  # direct: per output pixel per nonzero tap (nine taps per pass)
 _NS_PER_SEP_TAP = 0.05  # separable: per pixel per vertical or horizontal tap, per rank-1 term
 _NS_PER_FFT_PX = 7.5  # fft: per transformed pixel (float32 rfft2 + product + irfft2, tiles ≤ 1152)
-_NS_PER_PX = 1.0  # every path: writing the output once (page faults, stores, row overheads)
-# Measured on 12 MP, one thread: direct 3×3 17 ms, 7×7 37 ms, 15×15 115 ms; separable 7×7 22 ms,
-# 15×15 30 ms, 31×31 49 ms; fft 100-103 ms for any kernel up to 31×31. Every path runs on all
-# cores, so single-thread estimates compare fairly; a dense kernel goes to the FFT from about 13×13.
+_NS_PER_PX = 0.8  # every path: writing the output once (page faults, stores, row overheads)
+# Measured on 12 MP, one thread: direct 3×3 12 ms, 7×7 32 ms, 15×15 111 ms; separable 7×7 19 ms,
+# 15×15 28 ms, 31×31 47 ms; fft 100-103 ms for any kernel up to 31×31. Every path runs on all
+# cores, so single-thread estimates compare fairly; a dense kernel goes to the FFT from 15×15.
 _FFT_MAX_TILE = 1152  # pocketfft slows ~2× per pixel past this (cache), measured 128..2048
 
 
