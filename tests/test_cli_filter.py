@@ -17,21 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clirun import run  # tests/clirun.py
 from PIL import Image
-
-from cnncli.cli import main
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "filter"
 RNG = np.random.default_rng(3)
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (0 if code is None else int(code)), out, err
 
 
 def listing(folder: Path) -> list[str]:

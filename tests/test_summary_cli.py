@@ -11,8 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from cnncli.cli import main
+from clirun import run  # tests/clirun.py
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = str(ROOT / "samples" / "models" / "example.yaml")
@@ -24,14 +23,6 @@ def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("TERM", "dumb")
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 def _num(text: str) -> int:

@@ -8,6 +8,7 @@ imports numpy, numba or PIL at import time: ``cnncli shape`` and ``cnncli summar
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -61,19 +62,19 @@ def _register(argv: Sequence[str]) -> None:
                 raise
 
 
-def parse_ints(text: str, what: str, *, minimum: int = 1) -> list[int]:
-    """``"5,3"`` → ``[5, 3]``; a usage error naming the value otherwise."""
+def parse_ints(text: str, what: str) -> list[int]:
+    """``"5,3"`` (or ``"5x3"``) → ``[5, 3]``; a usage error naming the value otherwise.
+
+    Only parses: the arithmetic core checks ranges and counts, with one wording for every command.
+    """
     values: list[int] = []
-    for part in text.replace(" ", "").split(","):
+    for part in re.split(r"[,x×]", text.replace(" ", "")):
         try:
-            value = int(part)
+            values.append(int(part))
         except ValueError:
             raise UsageError(
                 f"{what} {text!r} is not a whole number or a comma-separated list (e.g. 3 or 5,3)"
             ) from None
-        if value < minimum:
-            raise UsageError(f"{what} {value} is not allowed; use a whole number ≥ {minimum}")
-        values.append(value)
     return values
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cnncli.cli import app
+from cnncli.cli import app, parse_ints
 from cnncli.errors import CnnCliError, ShapeError, UsageError
 
 if TYPE_CHECKING:
@@ -100,21 +100,11 @@ def _warn(message: str) -> None:
     sys.stderr.write(f"cnncli: warning: {' '.join(message.split())}\n")
 
 
-def _ints(text: str, what: str, count: int = 2, minimum: int = 1) -> tuple[int, ...]:
-    parts = [p for p in text.replace("x", ",").split(",") if p.strip()]
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        raise UsageError(
-            f"{what} {text!r} is not a whole number (or {count} separated by commas)"
-        ) from None
-    if len(values) not in (1, count):
-        raise UsageError(f"{what} {text!r}: give one value or {count} (Y,X)")
-    for v in values:
-        if v < minimum:
-            fix = "a positive whole number" if minimum == 1 else f"a whole number ≥ {minimum}"
-            raise UsageError(f"{what} {v} is not allowed; use {fix}")
-    return values if len(values) == count else values * count
+def _ints(text: str, what: str, minimum: int = 1) -> tuple[int, ...]:
+    """One value or one per axis (Y,X), checked by the arithmetic core like every command's."""
+    from cnncli import arithmetic as ar
+
+    return ar.per_axis(parse_ints(text, what), 2, what, minimum)
 
 
 def _parse_border(text: str) -> tuple[str, float]:

@@ -182,7 +182,7 @@ def shape(
         ceil_mode=ceil_mode,
         output_padding=None
         if output_padding is None
-        else parse_ints(output_padding, "output padding", minimum=0),
+        else parse_ints(output_padding, "output padding"),
     )
     if solve is not None:
         assert target is not None
