@@ -324,6 +324,17 @@ def test_filter2d_same(border, kshape, channels):
     )
     got = cv.correlate(img, k, anchor=anchor, border=border)  # OpenCV's BORDER_CONSTANT is 0
     assert_close(got, expected.astype(np.float64), k, img)
+    # True convolution, as OpenCV's documentation builds it: flip the kernel, mirror the anchor.
+    mirrored = (kshape[1] - 1 - anchor[1], kshape[0] - 1 - anchor[0])
+    expected = cv2.filter2D(
+        img,
+        cv2.CV_32F,
+        cv2.flip(k, -1),
+        anchor=mirrored,
+        borderType=getattr(cv2, CV_BORDER[border]),
+    )
+    got = cv.correlate(img, k, anchor=anchor, border=border, flip=True)
+    assert_close(got, expected.astype(np.float64), k, img)
 
 
 @pytest.mark.oracle
@@ -682,3 +693,24 @@ def test_interleaved_channels_every_path(channels, method, border, padding, stri
         )
         np.testing.assert_array_equal(got[:, :, c], alone)
     assert_close(got, reference(img, k, value=4.0, **kwargs), k, img)
+
+
+def test_numba_lives_only_in_the_jit_module_with_one_set_of_options():
+    from pathlib import Path
+
+    from numba.core.registry import CPUDispatcher
+
+    from cnncli import _jit
+
+    root = Path(cv.__file__).parent
+    for path in root.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if path.name != "_jit.py":
+            assert "from numba" not in text and "import numba" not in text, path
+        if path.name not in ("_jit.py", "convolve.py"):
+            assert "_jit" not in text, path  # only convolve imports the Numba core
+    dispatchers = [f for f in vars(_jit).values() if isinstance(f, CPUDispatcher)]
+    assert {f.__name__ for f in dispatchers} >= {"direct_rows", "separable_rows", "gather_tile"}
+    for f in dispatchers:
+        assert f.targetoptions["nogil"] is True
+        assert type(f._cache).__name__ == "FunctionCache"  # cache=True
