@@ -714,3 +714,36 @@ def test_numba_lives_only_in_the_jit_module_with_one_set_of_options():
     for f in dispatchers:
         assert f.targetoptions["nogil"] is True
         assert type(f._cache).__name__ == "FunctionCache"  # cache=True
+
+
+@pytest.mark.parametrize("border", BORDERS)
+@pytest.mark.parametrize("method", [*FORCED, "separable"])
+def test_padding_many_times_the_image(border, method):
+    # Borders repeat (reflect back and forth, wrap around) when the padding exceeds the image.
+    r = rng(61)
+    img = r.uniform(-1, 1, (3, 4))
+    k = np.outer(r.standard_normal(3), r.standard_normal(2))
+    padding = ((11, 7), (9, 13))
+    got = cv.correlate(img, k, padding=padding, border=border, border_value=-0.5, _method=method)
+    assert got.shape == (3 + 18 - 2, 4 + 22 - 1)
+    assert_close(got, reference(img, k, padding=padding, border=border, value=-0.5), k, img)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("border", BORDERS)
+def test_padding_many_times_the_image_vs_copymakeborder(border):
+    cv2 = pytest.importorskip("cv2")
+    img = rng(62).uniform(0, 9, (3, 4)).astype(np.float32)
+    padded = cv2.copyMakeBorder(img, 11, 7, 9, 13, getattr(cv2, CV_BORDER[border]), value=2.0)
+    got = cv.correlate(img, [[1.0]], padding=((11, 7), (9, 13)), border=border, border_value=2.0)
+    np.testing.assert_array_equal(got, padded)
+
+
+@pytest.mark.parametrize("border", BORDERS)
+def test_pad_matches_numpy_pad_even_past_the_image(border):
+    img = rng(63).uniform(0, 9, (3, 4)).astype(np.float32)
+    geom = cv.plan_geometry(img.shape, (1, 1), padding=((11, 7), (9, 13)))
+    b = cv.Border(border)
+    extra = {"constant_values": 2.0} if b is cv.Border.CONSTANT else {}
+    expected = np.pad(img, ((11, 7), (9, 13)), mode=cv.NUMPY_PAD_MODE[b], **extra)
+    np.testing.assert_array_equal(cv.pad(img, geom, b, 2.0), expected)
