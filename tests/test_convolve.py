@@ -731,9 +731,10 @@ def test_padding_many_times_the_image(border, method):
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("border", BORDERS)
-def test_padding_many_times_the_image_vs_copymakeborder(border):
+@pytest.mark.parametrize("shape", [(3, 4), (1, 2), (1, 1)])
+def test_padding_many_times_the_image_vs_copymakeborder(border, shape):
     cv2 = pytest.importorskip("cv2")
-    img = rng(62).uniform(0, 9, (3, 4)).astype(np.float32)
+    img = rng(62).uniform(0, 9, shape).astype(np.float32)
     padded = cv2.copyMakeBorder(img, 11, 7, 9, 13, getattr(cv2, CV_BORDER[border]), value=2.0)
     got = cv.correlate(img, [[1.0]], padding=((11, 7), (9, 13)), border=border, border_value=2.0)
     np.testing.assert_array_equal(got, padded)
