@@ -25,9 +25,11 @@ Borders larger than the image
     extends as that pixel in every mode (OpenCV does the same for ``reflect101``).
 
 Strategies (chosen by a cost model, see :func:`choose_method`)
-    ``direct``: tap by tap over rows, threads over row bands. ``separable``: a rank-1 kernel as a
-    vertical then a horizontal 1-D pass. ``lowrank``: a sum of a few separable passes (SVD).
-    ``fft``: ``numpy.fft.rfft2`` of the padded plane (float64), for large dense kernels.
+    ``direct``: up to nine taps per pass over whole output rows, threads over row bands.
+    ``separable``: a rank-1 kernel as a vertical then a horizontal 1-D pass. ``lowrank``: a sum of
+    a few separable passes (SVD). ``fft``: float32 overlap-save tiles with ``numpy.fft``, for large
+    dense kernels. A 2-D kernel on an H×W×C image runs on the interleaved H×(W·C) plane with column
+    taps C apart (no channel copies); an FFT falls back to taps if the image holds NaN/inf.
 
 Accuracy
     Float32 output within ``1e-5 · Σ|k| · max|image|`` of a float64 reference (that product is the
@@ -75,7 +77,7 @@ BORDER_ALIASES: dict[Border, tuple[str, str]] = {
     Border.CONSTANT: ("BORDER_CONSTANT", "constant"),
 }
 
-#: The numpy.pad mode of each border (used by the FFT path and by callers who want a padded copy).
+#: The numpy.pad mode of each border (:func:`pad` gives the same arrays, tested).
 NUMPY_PAD_MODE: dict[Border, str] = {
     Border.REFLECT101: "reflect",
     Border.REFLECT: "symmetric",
@@ -244,7 +246,8 @@ def border_index(n: int, before: int, after: int, border: Border) -> I64:
 def pad(
     plane: npt.NDArray[Any], geom: arithmetic.Geometry, border: Border, value: float = 0.0
 ) -> F32:
-    """The padded float32 copy of a 2-D plane (what the direct and FFT paths read, made explicit)."""
+    """The padded float32 copy of a 2-D plane: what every path reads, made explicit (for tests
+    and callers; the paths themselves never build it)."""
     (top, bottom), (left, right) = geom.padding
     h, w = plane.shape
     rmap = border_index(h, top, bottom, border)
