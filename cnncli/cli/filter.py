@@ -289,17 +289,22 @@ def _alpha_through(
 
 def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
     """Filter one file; returns the line reported on stdout."""
+    import dataclasses
+
     import numpy as np
 
     from cnncli import images
-    from cnncli.convolve import plan_geometry
     from cnncli.kernels import Mapping, apply_kernel, run_stage
 
     if job.output is not None:
         images.check_output(job.output, inputs, s.force)
-    pic: Picture = images.load_image(job.source, max_pixels=s.max_pixels)
-    if s.gray:
+    pic: Picture = images.load_image(job.source, max_pixels=s.max_pixels, gray=s.gray)
+    if s.gray:  # what load_image left (not 8-bit RGB): gray as it is, or refused
         pic = images.to_gray(pic)
+    # Only now: _warm_core's thread may still be importing Numba, and importing the core here
+    # would wait for it instead of decoding the image meanwhile.
+    from cnncli.convolve import plan_geometry
+
     kh, kw = s.kernel.spatial
     # The output size, from the arithmetic core (the same numbers `cnncli shape` prints).
     try:
@@ -315,9 +320,15 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
     except ShapeError as err:
         # Which file: in a batch, one image can be too small for the kernel while others fit.
         raise ShapeError(f"{job.source} ({pic.describe()}): {err}") from None
+    data = pic.data
+    if not s.preview:
+        # Only the preview shows the input again: drop it here so the input plane (46 MiB for a
+        # 12-MP gray photo) is freed as soon as the correlation is done, before mapping and
+        # encoding, which lowers the process's peak memory.
+        pic = dataclasses.replace(pic, data=np.empty((0, 0), dtype=np.float32))
     result = apply_kernel(
         s.kernel,
-        pic.data,
+        data,
         padding=s.padding,
         stride=s.stride,
         dilation=s.dilation,
@@ -326,6 +337,7 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
         anchor=s.anchor,
         flip=s.flip,
     )
+    del data
     if result.shape[:2] != geom.output_size:  # a contract check between two modules, not input
         raise CnnCliError(
             f"internal error: result {result.shape[:2]} but the arithmetic core says {geom.output_size}"
@@ -563,10 +575,32 @@ def filter_command(
             f"--raw writes float values, which only .npy and .tif hold; not {output.suffix}"
         )
     inputs_all = [j.source for j in jobs]
+    _warm_core(k)
     if len(jobs) == 1 and not problems:
         print(_process(jobs[0], settings, inputs_all))
         return
     _batch(jobs, settings, inputs_all, problems)
+
+
+def _warm_core(kernel: Kernel) -> None:
+    """Import the Numba core and load (or, with an empty cache, compile) the path ``kernel``
+    takes, in a background thread, while the main thread imports Pillow and decodes the image.
+
+    Importing Numba and loading its cache take ~0.5 s and a first compile ~1 s more; image
+    decoding and PNG encoding release the GIL, so much of that overlaps them. The first real
+    call waits for a compile still running (Numba's lock) and reuses it.
+    """
+    import threading
+
+    def run() -> None:
+        try:
+            from cnncli import convolve
+
+            convolve.warm_up(kernel.weights[0])
+        except Exception:  # only a head start: the real call reports any problem itself
+            pass
+
+    threading.Thread(target=run, name="cnncli-warm-core", daemon=True).start()
 
 
 def _batch(
