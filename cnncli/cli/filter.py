@@ -593,12 +593,23 @@ def _warm_core(kernel: Kernel) -> None:
     import threading
 
     def run() -> None:
+        # Numba's first compile or cache load imports numba.np.arraymath, which imports
+        # scipy.linalg when SciPy is installed (~0.1 s and ~10 MiB, on the critical path) only to
+        # see whether np.dot & co. can use BLAS; the core uses no BLAS function. Hide it during
+        # the warm-up (unless something already imported it), then put it back.
+        hide = "scipy.linalg" not in sys.modules
+        if hide:
+            sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
         try:
             from cnncli import convolve
 
-            convolve.warm_up(kernel.weights[0])
+            for t in convolve.warm_up(kernel.weights[0]):
+                t.join()
         except Exception:  # only a head start: the real call reports any problem itself
             pass
+        finally:
+            if hide and "scipy.linalg" in sys.modules and sys.modules["scipy.linalg"] is None:
+                del sys.modules["scipy.linalg"]
 
     threading.Thread(target=run, name="cnncli-warm-core", daemon=True).start()
 
