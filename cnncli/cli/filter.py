@@ -43,7 +43,8 @@ result is written next to its input as <stem>_<kernel>.<ext> (the input's format
 
 Output formats by extension: .png .jpg .tif .webp .bmp (pixels mapped with --map; 16-bit input
 stays 16-bit in PNG/TIFF, gray stays gray, alpha passes through) and .npy (raw float32, no mapping;
-also .tif with --raw, one channel).
+also .tif with --raw, one channel). 8-bit PNG is written at zlib level 1 with the RLE strategy,
+as OpenCV does: several times faster than Pillow's default, the same pixels.
 
 Kernel specs (see 'cnncli kernels'): a name with parameters (sobel, sobel-x, sobel-dir,
 gaussian:sigma=2, box:size=5, motion:length=9,angle=45, unsharp:amount=1.5, kirsch), an inline
