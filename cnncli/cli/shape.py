@@ -255,32 +255,20 @@ def _print_json(data: dict[str, Any]) -> None:
 def _solve(spec: ar.LayerSpec, what: Solve, target: list[int], as_json: bool) -> None:
     if what is Solve.PADDING:
         sols = ar.solve_padding(spec, target)
-        if spec.op is ar.Op.CONVTRANSPOSE:
-            pad = [[s.values[0], s.values[1]] for s in sols]
-            extra = [s.values[2] for s in sols]
-            final = ar.make_spec(
-                spec.input_size,
-                spec.kernel,
-                stride=spec.stride,
-                dilation=spec.dilation,
-                padding=[tuple(p) for p in pad],
-                op=spec.op,
-                framework=spec.framework,
-                output_padding=extra,
-            )
-        else:
-            pad = [[s.values[0], s.values[1]] for s in sols]
-            extra = []
-            final = ar.make_spec(
-                spec.input_size,
-                spec.kernel,
-                stride=spec.stride,
-                dilation=spec.dilation,
-                padding=[tuple(p) for p in pad],
-                op=spec.op,
-                framework=spec.framework,
-                ceil_mode=spec.ceil_mode,
-            )
+        pad = [[s.values[0], s.values[1]] for s in sols]
+        # A transposed convolution's odd crop comes with an output padding of 1.
+        extra = [s.values[2] for s in sols] if spec.op is ar.Op.CONVTRANSPOSE else []
+        final = ar.make_spec(
+            spec.input_size,
+            spec.kernel,
+            stride=spec.stride,
+            dilation=spec.dilation,
+            padding=[(b, a) for b, a in pad],
+            op=spec.op,
+            framework=spec.framework,
+            ceil_mode=spec.ceil_mode,
+            output_padding=extra or None,
+        )
         geom = ar.resolve(final)
         data: dict[str, Any] = {
             "solve": "padding",
