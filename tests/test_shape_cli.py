@@ -316,3 +316,24 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["--help"], capsys)
     assert code == 0
     assert "Examples:" in out
+
+
+def test_solve_padding_for_transposed_adds_output_padding(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = [
+        "shape",
+        "4",
+        "-k",
+        "4",
+        "-s",
+        "2",
+        "--op",
+        "convtranspose",
+        "--solve",
+        "padding",
+        "-t",
+        "9",
+    ]
+    data = as_json(args, capsys)
+    assert (data["padding"], data["output_padding"], data["output_shape"]) == ([[1, 1]], [1], [9])
