@@ -108,6 +108,43 @@ def totals_lines(summary: Summary) -> list[tuple[str, str]]:
     ]
 
 
+def _data_heads(columns: Sequence[str]) -> list[tuple[str, bool]]:
+    """Titles (and right alignment) of the columns after Layer and Type, in table order."""
+    heads: list[tuple[str, bool]] = []
+    if "input" in columns:
+        heads.append(("Input shape", False))
+    heads.append(("Output shape", False))
+    heads += [(c.capitalize(), False) for c in ("kernel", "stride") if c in columns]
+    if "rf" in columns:
+        heads.append(("RF /jump", False))
+    heads += [("Params", True), ("MACs", True)]
+    if "memory" in columns:
+        heads.append(("Activation memory", True))
+    if "connected" in columns:
+        heads.append(("Connected to", False))
+    return heads
+
+
+def _data_cells(row: Row, columns: Sequence[str], header: bool) -> list[str]:
+    """The cells of one row under :func:`_data_heads`; a block's header row shows no counts."""
+    cells: list[str] = []
+    if "input" in columns:
+        cells.append(", ".join(dims(s) for s in row.input_shapes))
+    cells.append(dims(row.output_shape))
+    if "kernel" in columns:
+        cells.append(_x(row.kernel))
+    if "stride" in columns:
+        cells.append(_x(row.stride))
+    if "rf" in columns:
+        cells.append(_rf(row))
+    cells += ["" if header else thousands(row.params), "" if header else thousands(row.macs)]
+    if "memory" in columns:
+        cells.append("" if header else si(row.output_elements * BYTES_PER_ELEMENT, "B"))
+    if "connected" in columns:
+        cells.append(_connected(row) if row.kind == "layer" else "")
+    return cells
+
+
 def table(
     summary: Summary,
     depth: int | None = None,
@@ -122,17 +159,7 @@ def table(
 
     layout = "channels last" if summary.ctx.channels_last else "channels first"
     heads: list[tuple[str, bool]] = [("Layer", False), ("Type", False)]  # (title, right-aligned)
-    if "input" in columns:
-        heads.append(("Input shape", False))
-    heads.append(("Output shape", False))
-    heads += [(c.capitalize(), False) for c in ("kernel", "stride") if c in columns]
-    if "rf" in columns:
-        heads.append(("RF /jump", False))
-    heads += [("Params", True), ("MACs", True)]
-    if "memory" in columns:
-        heads.append(("Activation memory", True))
-    if "connected" in columns:
-        heads.append(("Connected to", False))
+    heads += _data_heads(columns)
     if chart:
         heads.append(("MACs share", False))
 
@@ -147,22 +174,7 @@ def table(
         )
         if row.kind == "block":
             typ = f"[{_block_type(row)}]"
-        cells = [name, typ]
-        if "input" in columns:
-            cells.append(", ".join(dims(s) for s in row.input_shapes))
-        cells.append(dims(row.output_shape))
-        if "kernel" in columns:
-            cells.append(_x(row.kernel))
-        if "stride" in columns:
-            cells.append(_x(row.stride))
-        if "rf" in columns:
-            cells.append(_rf(row))
-        cells.append("" if header else thousands(row.params))
-        cells.append("" if header else thousands(row.macs))
-        if "memory" in columns:
-            cells.append("" if header else si(row.output_elements * BYTES_PER_ELEMENT, "B"))
-        if "connected" in columns:
-            cells.append(_connected(row) if row.kind == "layer" else "")
+        cells = [name, typ, *_data_cells(row, columns, header)]
         if chart:
             share = row.macs / summary.totals.macs if summary.totals.macs else 0.0
             bar = round(24 * row.macs / peak) if peak and not header else 0
@@ -410,19 +422,9 @@ def _md(text: str) -> str:
 
 def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[str] = ()) -> str:
     """A GitHub Markdown table of the shown rows, then the totals."""
-    head = ["Layer", "Type"]
-    if "input" in columns:
-        head.append("Input shape")
-    head.append("Output shape")
-    head += [c.capitalize() for c in ("kernel", "stride") if c in columns]
-    if "rf" in columns:
-        head.append("RF /jump")
-    head += ["Params", "MACs"]
-    if "memory" in columns:
-        head.append("Activation memory")
-    if "connected" in columns:
-        head.append("Connected to")
-    right = {"Params", "MACs", "Activation memory"}
+    heads = [("Layer", False), ("Type", False), *_data_heads(columns)]
+    head = [title for title, _ in heads]
+    right = {title for title, is_right in heads if is_right}
     lines = [
         f"**{_md(summary.name)}**: {summary.layout.replace('_', ' ')}, {summary.framework} conventions",
         "",
@@ -437,21 +439,8 @@ def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[st
         cells = [
             f"**{name}**" if row.kind == "block" else name,
             _block_type(row) if row.kind == "block" else row.type,
+            *_data_cells(row, columns, header),
         ]
-        if "input" in columns:
-            cells.append(", ".join(dims(s) for s in row.input_shapes))
-        cells.append(dims(row.output_shape))
-        if "kernel" in columns:
-            cells.append(_x(row.kernel))
-        if "stride" in columns:
-            cells.append(_x(row.stride))
-        if "rf" in columns:
-            cells.append(_rf(row))
-        cells += ["" if header else thousands(row.params), "" if header else thousands(row.macs)]
-        if "memory" in columns:
-            cells.append("" if header else si(row.output_elements * BYTES_PER_ELEMENT, "B"))
-        if "connected" in columns:
-            cells.append(_connected(row) if row.kind == "layer" else "")
         lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
     lines.append("")
     for label, value in totals_lines(summary):
