@@ -1,12 +1,14 @@
 """Every Numba-compiled function of cnncli, and nothing else.
 
 Imported only by :mod:`cnncli.convolve` (itself imported only by ``cnncli filter``), so ``cnncli
-shape`` and ``cnncli summary`` never load Numba. The functions work on one float32 plane at a time
+shape`` and ``cnncli summary`` never load Numba. The functions work on one plane at a time
 and on a band of output rows ``[r0, r1)``: the caller runs bands on a few threads (``nogil``),
 which adds nothing to the first-run compile (``parallel=True`` would add Numba's parfors passes
-and threading layer to it). Every argument always has the same type (C-contiguous float32
-planes, int64 index maps, Python ints, floats and bools), so each function compiles once and is
-then loaded from the cache.
+and threading layer to it). Every other argument always has the same type (C-contiguous float32
+outputs, int64 index maps, Python ints, floats and bools), so each function compiles once and is
+then loaded from the cache. The image planes are the one exception: float32, or 8-/16-bit
+pixels read as they are (``np.float32(pixel)`` as each tap loads it: exact, and no float32 copy
+of the image in memory), one specialisation per pixel type, compiled when first used.
 
 Borders never reach the inner loops: a padded row ``p`` maps to an image row ``rmap[p]`` (``-1``
 means the constant border value), precomputed by the caller for any border mode; padded columns
@@ -55,7 +57,12 @@ def taps_add(o, flat, zero, starts, ws, count, n):  # type: ignore[no-untyped-de
         w3 = ws[q + 3] if m > 3 else np.float32(0.0)
         s3 = flat[starts[q + 3] : starts[q + 3] + n] if m > 3 else zero
         for t in range(n):
-            o[t] += w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t]
+            o[t] += (
+                w0 * np.float32(s0[t])
+                + w1 * np.float32(s1[t])
+                + w2 * np.float32(s2[t])
+                + w3 * np.float32(s3[t])
+            )
         q += m
 
 
@@ -79,7 +86,7 @@ def direct_rows(img, kernel, rmap, sy, dy, dx, cval, out, c0, init, r0, r1):  # 
         return
     fill = np.float32(cval)
     flat = img.ravel()
-    zero = np.zeros(n, dtype=np.float32)
+    zero = np.zeros_like(flat[:n])  # flat's own type: one array type for the s_i below
     starts = np.empty(kw * kh, dtype=np.int64)
     ws = np.empty(kw * kh, dtype=np.float32)
     for oy in range(r0, r1):
@@ -128,28 +135,28 @@ def direct_rows(img, kernel, rmap, sy, dy, dx, cval, out, c0, init, r0, r1):  # 
             if p == 0 and init:
                 for t in range(n):
                     o[t] = (
-                        w0 * s0[t]
-                        + w1 * s1[t]
-                        + w2 * s2[t]
-                        + w3 * s3[t]
-                        + w4 * s4[t]
-                        + w5 * s5[t]
-                        + w6 * s6[t]
-                        + w7 * s7[t]
-                        + w8 * s8[t]
+                        w0 * np.float32(s0[t])
+                        + w1 * np.float32(s1[t])
+                        + w2 * np.float32(s2[t])
+                        + w3 * np.float32(s3[t])
+                        + w4 * np.float32(s4[t])
+                        + w5 * np.float32(s5[t])
+                        + w6 * np.float32(s6[t])
+                        + w7 * np.float32(s7[t])
+                        + w8 * np.float32(s8[t])
                     )
             else:
                 for t in range(n):
                     o[t] += (
-                        w0 * s0[t]
-                        + w1 * s1[t]
-                        + w2 * s2[t]
-                        + w3 * s3[t]
-                        + w4 * s4[t]
-                        + w5 * s5[t]
-                        + w6 * s6[t]
-                        + w7 * s7[t]
-                        + w8 * s8[t]
+                        w0 * np.float32(s0[t])
+                        + w1 * np.float32(s1[t])
+                        + w2 * np.float32(s2[t])
+                        + w3 * np.float32(s3[t])
+                        + w4 * np.float32(s4[t])
+                        + w5 * np.float32(s5[t])
+                        + w6 * np.float32(s6[t])
+                        + w7 * np.float32(s7[t])
+                        + w8 * np.float32(s8[t])
                     )
             q += m
         if const != 0.0:
@@ -175,7 +182,8 @@ def separable_rows(img, kv, kh, rmap, cmap, sy, dy, dx, pl, cval, out, init, r0,
     row = buf[0]
     flat = img.ravel()
     bflat = buf.ravel()
-    zero = np.zeros(max(w_img, wo), dtype=np.float32)
+    zimg = np.zeros_like(flat[:w_img])  # the image's own type, for the vertical taps
+    zero = np.zeros(wo, dtype=np.float32)
     inner = row[pl : pl + w_img]
     nv, nh = kv.shape[0], kh.shape[0]
     vstarts = np.empty(nv, dtype=np.int64)
@@ -207,7 +215,7 @@ def separable_rows(img, kv, kh, rmap, cmap, sy, dy, dx, pl, cval, out, init, r0,
             count += 1
         for x in range(w_img):
             inner[x] = const
-        taps_add(inner, flat, zero, vstarts, vws, count, w_img)
+        taps_add(inner, flat, zimg, vstarts, vws, count, w_img)
         for c in range(pl):
             m = cmap[c]
             row[c] = row[pl + m] if m >= 0 else vsum
@@ -250,7 +258,7 @@ def gather_tile(img, rows, cols, cval, buf):  # type: ignore[no-untyped-def]
             dst[t] = seg[t]
         for x in range(lo):
             c = cols[x]
-            brow[x] = src[c] if c >= 0 else fill
+            brow[x] = np.float32(src[c]) if c >= 0 else fill
         for x in range(hi, nx):
             c = cols[x]
-            brow[x] = src[c] if c >= 0 else fill
+            brow[x] = np.float32(src[c]) if c >= 0 else fill

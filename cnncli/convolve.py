@@ -55,6 +55,12 @@ from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+#: What the Numba paths read: float32, or 8/16-bit pixels as they are (see :func:`work_plane`).
+Plane = npt.NDArray[Any]
+
+#: Pixel types the core reads without converting them (each is one more compiled
+#: specialisation); anything else is converted to float32 first.
+NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16))
 
 
 @unique
@@ -440,9 +446,10 @@ def _bands(run: Callable[[int, int], None], rows: int, work: float) -> None:
         f.result()
 
 
-def _strip(plane: F32, cols: I64, cval: float) -> F32:
-    """The columns ``cols`` of the padded plane (``-1``: ``cval``), as a contiguous copy."""
-    strip: F32 = np.ascontiguousarray(plane[:, np.maximum(cols, 0)])
+def _strip(plane: Plane, cols: I64, cval: float) -> Plane:
+    """The columns ``cols`` of the padded plane (``-1``: ``cval``, which :func:`work_dtype`
+    made sure the plane's type holds), as a contiguous copy."""
+    strip: Plane = np.ascontiguousarray(plane[:, np.maximum(cols, 0)])
     strip[:, cols < 0] = cval
     return strip
 
@@ -471,13 +478,14 @@ def _finish_stride(full: F32, out: F32, stride: int, channels: int, init: bool) 
 
 
 def _plane_direct(
-    plane: F32,
+    plane: Plane,
     k: F64,
     geom: arithmetic.Geometry,
     border: Border,
     cval: float,
     out: F32,
     init: bool,
+    rmap: I64,
     channels: int = 1,
 ) -> None:
     """Interior columns straight from the image; the edge columns from small column-padded
@@ -489,7 +497,6 @@ def _plane_direct(
     """
     (ay, ax) = geom.axes
     c = channels
-    rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
     cmap = _interleave(border_index(ax.input, ax.pad_before, ax.pad_after, border), c)
     kern = np.ascontiguousarray(k, dtype=np.float32)
     keff, pl, w = ax.effective_kernel, ax.pad_before, ax.input
@@ -520,19 +527,19 @@ def _plane_direct(
 
 
 def _plane_separable(
-    plane: F32,
+    plane: Plane,
     terms: list[tuple[F64, F64]],
     geom: arithmetic.Geometry,
     border: Border,
     cval: float,
     out: F32,
     init: bool,
+    rmap: I64,
     channels: int = 1,
 ) -> None:
     """Sum of rank-1 passes; interleaved channels as in :func:`_plane_direct`."""
     (ay, ax) = geom.axes
     c = channels
-    rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
     cmap = _interleave(border_index(ax.input, ax.pad_before, ax.pad_after, border), c)
     wf = _full_width(ax)
     target = out if ax.stride == 1 else np.empty((out.shape[0], wf * c), dtype=np.float32)
@@ -553,14 +560,20 @@ def _plane_separable(
 
 
 def _plane_fft(
-    plane: F32, k: F64, geom: arithmetic.Geometry, border: Border, cval: float, out: F32, init: bool
+    plane: Plane,
+    k: F64,
+    geom: arithmetic.Geometry,
+    border: Border,
+    cval: float,
+    out: F32,
+    init: bool,
+    rmap: I64,
 ) -> None:
     """Overlap-save FFT correlation in float32 tiles (numpy.fft, threads over tiles)."""
     (ay, ax) = geom.axes
     kd = np.zeros((ay.effective_kernel, ax.effective_kernel))
     kd[:: ay.dilation, :: ax.dilation] = k
     keh, kew = kd.shape
-    rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)
     cmap = border_index(ax.input, ax.pad_before, ax.pad_after, border)
     # Full-resolution (stride 1) outputs; the strided output takes every s-th.
     vh, vw = len(rmap) - keh + 1, len(cmap) - kew + 1
@@ -601,7 +614,7 @@ def _plane_fft(
 
 
 def _correlate_plane(
-    plane: F32,
+    plane: Plane,
     k: F64,
     geom: arithmetic.Geometry,
     border: Border,
@@ -610,27 +623,35 @@ def _correlate_plane(
     method: Method | None,
     init: bool,
     channels: int = 1,
+    row0: int = 0,
 ) -> None:
-    """Correlate a float32 plane (``channels`` interleaved: H×(W·C)) with one 2-D kernel into
-    ``out`` (same layout; ``init``: overwrite, else add)."""
+    """Correlate a plane (``channels`` interleaved: H×(W·C)) with one 2-D kernel into ``out``
+    (same layout; ``init``: overwrite, else add): the output rows ``row0 .. row0 + len(out)``."""
     if method is None:
         method, _ = choose_method(k, geom)
-        if method == "fft" and not np.isfinite(plane).all():
+        if method == "fft" and plane.dtype.kind == "f" and not np.isfinite(plane).all():
             # An FFT spreads one NaN/inf over its whole tile; taps keep it where it belongs.
             method, _ = choose_method(k, geom, allow_fft=False)
+    ay = geom.axes[0]
+    # The padded rows these output rows read, through the border map: every path reads rows
+    # only through it, so a band of output rows needs nothing else.
+    first = row0 * ay.stride
+    rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)[
+        first : first + (out.shape[0] - 1) * ay.stride + ay.effective_kernel
+    ]
     if method == "direct":
-        _plane_direct(plane, k, geom, border, cval, out, init, channels)
+        _plane_direct(plane, k, geom, border, cval, out, init, rmap, channels)
     elif method == "fft":
         for c in range(channels):  # the FFT works on one channel at a time
             single = plane if channels == 1 else np.ascontiguousarray(plane[:, c::channels])
-            _plane_fft(single, k, geom, border, cval, out[:, c::channels], init)
+            _plane_fft(single, k, geom, border, cval, out[:, c::channels], init, rmap)
     elif method in ("separable", "lowrank"):
         terms = lowrank(k)
         assert terms is not None
         if method == "separable" and len(terms) > 1:
             raise UsageError(f"kernel has rank {len(terms)}, not 1; use method lowrank")
         if terms:
-            _plane_separable(plane, terms, geom, border, cval, out, init, channels)
+            _plane_separable(plane, terms, geom, border, cval, out, init, rmap, channels)
         elif init:
             out.fill(0.0)  # an all-zero kernel
     else:
@@ -645,7 +666,9 @@ _WARM: dict[str, threading.Thread] = {}
 
 
 def warm_up(
-    kernel: npt.ArrayLike | None = None, image_hw: tuple[int, int] = (3000, 4000)
+    kernel: npt.ArrayLike | None = None,
+    image_hw: tuple[int, int] = (3000, 4000),
+    dtype: npt.DTypeLike = np.float32,
 ) -> list[threading.Thread]:
     """Compile (or load from Numba's cache) the path ``kernel`` will take, in a background thread.
 
@@ -653,9 +676,12 @@ def warm_up(
     load a warm one) then overlaps image decoding, which releases the GIL. :func:`correlate`
     needs no change: a call that arrives mid-compile waits for it (Numba's compiler lock) and
     reuses the result. ``kernel``: any kernel :func:`correlate` accepts (default: the direct
-    path); ``image_hw``: the expected image size, which decides direct vs separable vs FFT.
-    Invalid kernels are ignored here (correlate reports them). Returns the started threads.
+    path); ``image_hw``: the expected image size, which decides direct vs separable vs FFT;
+    ``dtype``: the pixel type the core will read (see :func:`work_dtype`; each is its own
+    specialisation). Invalid kernels are ignored here (correlate reports them). Returns the
+    started threads.
     """
+    work = np.dtype(dtype) if np.dtype(dtype) in NATIVE_DTYPES else np.dtype(np.float32)
     methods = ["direct"]
     if kernel is not None:
         try:
@@ -667,19 +693,22 @@ def warm_up(
         methods = sorted({choose_method(p, geom)[0] for p in planes[:4]})
     started = []
     for m in methods:
-        if m in _WARM:
+        key = f"{m}:{work.name}"
+        if key in _WARM:
             continue
-        t = threading.Thread(target=_compile_path, args=(m,), name=f"cnncli-warm-{m}", daemon=True)
-        _WARM[m] = t
+        t = threading.Thread(
+            target=_compile_path, args=(m, work), name=f"cnncli-warm-{key}", daemon=True
+        )
+        _WARM[key] = t
         t.start()
         started.append(t)
     return started
 
 
-def _compile_path(method: Method) -> None:
-    # The same argument types as the real calls (float32 C planes, int64 maps, Python scalars),
-    # so the real call finds this specialisation.
-    img = np.zeros((4, 4), dtype=np.float32)
+def _compile_path(method: Method, dtype: np.dtype[Any] = np.dtype(np.float32)) -> None:
+    # The same argument types as the real calls (C planes of the image's type, float32
+    # outputs, int64 maps, Python scalars), so the real call finds this specialisation.
+    img = np.zeros((4, 4), dtype=dtype)
     out = np.empty((4, 4), dtype=np.float32)
     idx = np.array([0, 0, 1, 2, 3, 3], dtype=np.int64)
     if method == "direct":
@@ -762,6 +791,7 @@ def correlate(
     border_value: float = 0.0,
     anchor: tuple[int, int] | None = None,
     flip: bool = False,
+    rows: tuple[int, int] | None = None,
     _method: Method | None = None,
 ) -> F32:
     """Correlate an image with a kernel, as a CNN layer does (``flip=True``: true convolution).
@@ -769,7 +799,9 @@ def correlate(
     Parameters
     ----------
     image
-        H×W or H×W×C, any real dtype (converted to float32).
+        H×W or H×W×C, any real dtype. float32, uint8 and uint16 are read as they are (8- and
+        16-bit pixels are converted as they are loaded: no float32 copy of the image); other
+        types are converted to float32 first.
     kernel
         * kh×kw: applied to each channel independently → H'×W' (or H'×W'×C);
         * Cin×kh×kw: Cin must equal C (a 2-D image has C = 1); every channel is correlated and the
@@ -783,6 +815,9 @@ def correlate(
         for ``constant``.
     flip
         Flip the kernel on both spatial axes (true convolution), mirroring the anchor.
+    rows
+        ``(r0, r1)``: compute only output rows ``r0 .. r1-1`` (the same values as those rows of
+        the whole result), so a caller can stream a large result band by band.
     _method
         Force a strategy (``direct``, ``separable``, ``lowrank``, ``fft``); tests and benchmarks only.
 
@@ -826,22 +861,45 @@ def correlate(
     if flip:
         k = np.ascontiguousarray(k[..., ::-1, ::-1])
     ho, wo = geom.output_size
-
+    r0, r1 = 0, ho
+    if rows is not None:
+        whole = all(isinstance(v, int | np.integer) for v in rows) and len(rows) == 2
+        if not whole or not 0 <= rows[0] < rows[1] <= ho:
+            raise UsageError(
+                f"rows {tuple(rows)} are not a band of the {ho} output rows; "
+                f"give whole numbers 0 <= r0 < r1 <= {ho}"
+            )
+        r0, r1 = int(rows[0]), int(rows[1])
+    band = r1 - r0
+    work = work_dtype(img.dtype, b, cval)
     planes = img[:, :, None] if img.ndim == 2 else img
 
-    def plane(c: int) -> F32:
-        return np.ascontiguousarray(planes[:, :, c], dtype=np.float32)
+    def plane(c: int) -> Plane:
+        return np.ascontiguousarray(planes[:, :, c], dtype=work)
 
     if k.ndim == 2:
         # Channels stay interleaved: the H×W×C image is an H×(W·C) plane (see _plane_direct).
-        flat = np.ascontiguousarray(img, dtype=np.float32).reshape(img.shape[0], -1)
-        result2 = np.empty((ho, wo * channels), dtype=np.float32)
-        _correlate_plane(flat, k, geom, b, cval, result2, _method, True, channels)
-        return result2 if img.ndim == 2 else result2.reshape(ho, wo, channels)
+        flat = np.ascontiguousarray(img, dtype=work).reshape(img.shape[0], -1)
+        result2 = np.empty((band, wo * channels), dtype=np.float32)
+        _correlate_plane(flat, k, geom, b, cval, result2, _method, True, channels, r0)
+        return result2 if img.ndim == 2 else result2.reshape(band, wo, channels)
     k4 = k[None] if k.ndim == 3 else k
-    result = np.empty((k4.shape[0], ho, wo), dtype=np.float32)
+    result = np.empty((k4.shape[0], band, wo), dtype=np.float32)
     for c in range(channels):
         p = plane(c)
         for oc in range(k4.shape[0]):
-            _correlate_plane(p, k4[oc, c], geom, b, cval, result[oc], _method, c == 0)
+            _correlate_plane(p, k4[oc, c], geom, b, cval, result[oc], _method, c == 0, 1, r0)
     return result[0] if k.ndim == 3 else np.ascontiguousarray(np.moveaxis(result, 0, -1))
+
+
+def work_dtype(dtype: npt.DTypeLike, border: Border | str, border_value: float) -> np.dtype[Any]:
+    """The pixel type the core reads an image of ``dtype`` as: uint8 and uint16 as they are
+    (unless a constant border value does not fit them, e.g. ``constant=-1`` or ``0.5``),
+    float32 for everything else."""
+    dt = np.dtype(dtype)
+    if dt.kind == "u" and dt in NATIVE_DTYPES:
+        info = np.iinfo(dt)
+        fits = border_value == int(border_value) and info.min <= border_value <= info.max
+        if parse_border(border) is not Border.CONSTANT or fits:
+            return dt
+    return np.dtype(np.float32)

@@ -209,6 +209,82 @@ def test_uint16_and_uint8_images_are_converted():
     )
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("method", [*FORCED, "separable"])
+@pytest.mark.parametrize(
+    "border", ["reflect101", "wrap", "constant=7", "constant=0.5", "constant=-1"]
+)
+def test_integer_pixels_read_as_they_are_give_the_float32_result(dtype, method, border):
+    """8/16-bit pixels go to the core without a float32 copy: the same values as converting first
+    (bit for bit: uint8/uint16 → float32 is exact), and against the float64 reference."""
+    r = rng(7)
+    top = np.iinfo(dtype).max
+    img = r.integers(0, top, (23, 19, 3), dtype=dtype, endpoint=True)
+    k = (
+        np.outer([1.0, 2.0, 1.0], [1.0, 0.0, -1.0])
+        if method == "separable"
+        else r.normal(size=(3, 4))
+    )
+    name, _, value = border.partition("=")
+    kw = dict(border=name, border_value=float(value or 0), stride=(2, 1), dilation=(1, 2))
+    got = cv.correlate(img, k, _method=method, **kw)
+    assert np.array_equal(got, cv.correlate(img.astype(np.float32), k, _method=method, **kw))
+    ref = np.stack(
+        [
+            reference(
+                img[..., c].astype(np.float64), k, border=name, value=float(value or 0),
+                stride=(2, 1), dilation=(1, 2),
+            )
+            for c in range(3)
+        ],
+        axis=-1,
+    )  # fmt: skip
+    assert_close(got, ref, k, img.astype(np.float64))
+
+
+def test_work_dtype_keeps_pixels_unless_the_border_constant_does_not_fit():
+    assert cv.work_dtype(np.uint8, "reflect101", 0.0) == np.uint8
+    assert cv.work_dtype(np.uint16, "constant", 65535.0) == np.uint16
+    assert cv.work_dtype(np.uint8, "constant", 256.0) == np.float32
+    assert cv.work_dtype(np.uint8, "constant", -1.0) == np.float32
+    assert cv.work_dtype(np.uint8, "constant", 0.5) == np.float32
+    for other in (np.int16, np.int32, np.float64, np.bool_, np.uint32):
+        assert cv.work_dtype(other, "reflect101", 0.0) == np.float32
+
+
+@pytest.mark.parametrize("method", [*FORCED, "separable"])
+@pytest.mark.parametrize("kdim", [2, 3, 4])
+@pytest.mark.parametrize(
+    ("padding", "stride", "dilation"),
+    [("same", 1, 1), ("valid", (2, 1), 1), ("full", 1, (2, 1)), (((3, 0), (1, 2)), (3, 2), (1, 2))],
+)
+def test_rows_give_those_rows_of_the_whole_result(method, kdim, padding, stride, dilation):
+    """A band of output rows (how the CLI streams a large result) is that band of the whole:
+    bit for bit on the tap paths; the FFT's tiles follow the band, so within its accuracy."""
+    r = rng(11)
+    img = r.integers(0, 256, (41, 29, 2), dtype=np.uint8)
+    k2 = np.outer([1.0, 2.0, 1.0], [1.0, 0.0, -1.0])
+    k = {2: k2, 3: np.stack([k2, -k2]), 4: np.stack([np.stack([k2, 2 * k2])] * 3)}[kdim]
+    kw = dict(padding=padding, stride=stride, dilation=dilation, border="reflect", _method=method)
+    whole = cv.correlate(img, k, **kw)
+    ho = whole.shape[0]
+    for r0, r1 in [(0, 1), (0, ho), (2, 9), (ho - 3, ho), (ho // 2, ho // 2 + 1)]:
+        band = cv.correlate(img, k, rows=(r0, r1), **kw)
+        assert band.shape == whole[r0:r1].shape
+        if method == "fft":
+            scale = np.abs(k).sum() * 255
+            assert np.abs(band.astype(np.float64) - whole[r0:r1]).max() <= 1e-5 * scale
+        else:
+            assert np.array_equal(band, whole[r0:r1])
+
+
+@pytest.mark.parametrize("rows", [(0, 0), (-1, 3), (5, 3), (0, 13), (2.5, 4)])
+def test_rows_outside_the_output_are_refused(rows):
+    img = np.zeros((12, 10), dtype=np.float32)
+    with pytest.raises(UsageError, match="output rows"):
+        cv.correlate(img, np.ones((3, 3)), rows=rows)
+
+
 @pytest.mark.parametrize("anchor", [(0, 0), (1, 2), (3, 3)])
 @pytest.mark.parametrize("flip", [False, True])
 def test_anchor_and_flip(anchor, flip):
@@ -619,7 +695,14 @@ def test_warm_up_compiles_the_chosen_paths_in_the_background():
     for t in threads:
         t.join(timeout=120)
         assert not t.is_alive()
-    assert "separable" in cv._WARM
+    assert "separable:float32" in cv._WARM
+    # The pixel type the image will have is its own specialisation (8-bit: no float32 copy).
+    for t in cv.warm_up(np.array([[1.0, 0.0, -1.0]] * 3), dtype=np.uint8):
+        t.join(timeout=120)
+    assert "direct:uint8" in cv._WARM
+    assert any(
+        str(sig[0]).startswith("array(uint8, 2d, C") for sig in cv._jit.direct_rows.signatures
+    )
     assert cv.warm_up([[float("nan")]]) == []  # correlate reports bad kernels, not warm_up
     out = cv.correlate(np.arange(12.0).reshape(3, 4), np.ones((3, 3)) / 9, padding="valid")
     np.testing.assert_allclose(out, [[5.0, 6.0]], rtol=1e-6)
