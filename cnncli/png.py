@@ -1,0 +1,445 @@
+"""A fast, streaming PNG encoder: row filters in NumPy, deflate on several threads.
+
+Rows arrive in bands (:class:`PngWriter`), so a caller can stream a result without holding the
+whole picture. Each band of about 1 MB is filtered and deflated on a worker thread (NumPy and
+zlib release the GIL) and written as one IDAT chunk, in order, with at most 2 × threads bands
+in flight.
+
+One zlib stream, many independent pieces (as pigz does): every band gets its own raw-deflate
+compressor ended by a sync flush (byte-aligned, not final); the first IDAT carries the zlib
+header, the last one an empty final block and the Adler-32 of all filtered bytes, combined
+from the per-band values. zlib level 1 with Z_RLE, OpenCV's default: RLE only matches at
+distance 1, so the pieces lose nothing to one stream (12-MP edge map: 4,816,283 bytes in 12
+pieces vs 4,816,077 in one stream, +0.004 %). memLevel 9 vs 8: same speed, 0.15 % smaller.
+
+Row filter, measured on the 12-MP photo (benchmarks/bench_png.py, cv2 5.0, Pillow 13, 2 cores):
+
+==============================  =========  =========  =========  =========
+filters                          edge 1 th  edge 2 th  edge MB    RGB 2 th
+==============================  =========  =========  =========  =========
+Up on every row (default)         110 ms      66 ms     4.82      131 ms, 9.80 MB
+per row min of None/Sub/Up        123 ms      73 ms     4.82      158 ms, 9.89 MB
+per row min of all five           158 ms      92 ms     4.56      227 ms, 9.13 MB
+Pillow (level 1, Z_RLE)           254 ms        -       4.56      577 ms, 9.13 MB
+cv2.imencode('.png')               99 ms        -       5.76      285 ms, 11.50 MB
+==============================  =========  =========  =========  =========
+
+Up is the default: the fastest (deflate dominates; Up costs ~1 ms per 12 MB), files 6-9 %
+larger than Pillow's and 15-16 % smaller than OpenCV's. None/Sub/Up adaptive costs more and
+gains nothing here; all five (Paeth in uint8, branch-free) give Pillow's exact size at
+~1.4× the time, available as ``filters="all"``.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import IO, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["PngWriter", "write_png"]
+
+_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+_COLOR_TYPE: Final = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (gray, GA, RGB, RGBA)
+_ADLER_MOD: Final = 65521
+# Raw bytes per band handed to one worker: big enough that the per-band Python overhead, the
+# sync-flush marker and the fresh Huffman tables of each piece are negligible, small enough that
+# a 12-MP gray image still makes a dozen pieces to share between the cores.
+_BAND_BYTES: Final = 1 << 20
+_MEM_LEVEL: Final = 9
+
+FilterMode = Literal["up", "none-sub-up", "all"]
+_FILTER_MODES: Final = ("up", "none-sub-up", "all")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on, or ``CNNCLI_THREADS`` when set to a positive integer."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    env = os.environ.get("CNNCLI_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        n = int(env)
+    return max(1, n)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+    )
+
+
+def _adler_combine(a1: int, b1: int, a2: int, b2: int, len2: int) -> tuple[int, int]:
+    """Adler-32 halves of ``x + y`` from those of ``x`` (a1, b1) and of ``y`` (a2, b2, len2 bytes).
+
+    With A_i = 1 + d_1 + ... + d_i and B = A_1 + ... + A_n: every running sum inside ``y`` is
+    larger by (a1 - 1) once ``x`` precedes it, so B = b1 + b2 + len2 * (a1 - 1) and
+    A = a1 + a2 - 1 (both mod 65521).
+    """
+    a = (a1 + a2 - 1) % _ADLER_MOD
+    b = (b1 + b2 + len2 * (a1 - 1)) % _ADLER_MOD
+    return a, b
+
+
+def _cost(f: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
+    """libpng's heuristic per row: sum of |byte as a signed int8| (0..128 each)."""
+    neg = np.negative(f)  # wraps: 256 - b, so min(b, 256 - b) = |b as int8|
+    cost: npt.NDArray[np.uint32] = np.minimum(f, neg).sum(axis=1, dtype=np.uint32)
+    return cost  # ≤ 128 per byte: no overflow below 2**25 bytes a row
+
+
+def _left(x: npt.NDArray[np.uint8], bpp: int) -> npt.NDArray[np.uint8]:
+    """The byte ``bpp`` to the left in the same row (0 before the row starts)."""
+    out = np.zeros_like(x)
+    out[:, bpp:] = x[:, :-bpp]
+    return out
+
+
+def _mask(b: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:
+    """True → 0xFF, False → 0x00, to select bytes with and/xor instead of np.where."""
+    return np.negative(b.view(np.uint8))
+
+
+def _average(
+    raw: npt.NDArray[np.uint8], up: npt.NDArray[np.uint8], bpp: int
+) -> npt.NDArray[np.uint8]:
+    """Average predictor floor((left + up) / 2), kept in uint8: (a & b) + ((a ^ b) >> 1)."""
+    a = _left(raw, bpp)
+    return (a & up) + ((a ^ up) >> 1)
+
+
+def _paeth(
+    raw: npt.NDArray[np.uint8], up: npt.NDArray[np.uint8], bpp: int
+) -> npt.NDArray[np.uint8]:
+    """Paeth predictor in uint8 with branch-free selection (3× faster than int16 + np.where).
+
+    With p = a + b - c: |p - a| = |b - c|, |p - b| = |a - c|, and |p - c| = |(b - c) + (a - c)|
+    which is |pa - pb| when b - c and a - c differ in sign, else pa + pb; in that case it is
+    ≥ pa and ≥ pb, so saturating it to 255 leaves every comparison unchanged.
+    """
+    a, b, c = _left(raw, bpp), up, _left(up, bpp)
+    pa = np.maximum(b, c)
+    pa -= np.minimum(b, c)
+    pb = np.maximum(a, c)
+    pb -= np.minimum(a, c)
+    pc = np.maximum(pa, pb)
+    pc -= np.minimum(pa, pb)
+    pc |= _mask(np.greater_equal(b, c) == np.greater_equal(a, c))
+    pred = c ^ ((b ^ c) & _mask(np.less_equal(pb, pc)))
+    use_a = np.less_equal(pa, pb)
+    use_a &= np.less_equal(pa, pc)
+    pred ^= (a ^ pred) & _mask(use_a)
+    return pred
+
+
+def _filter(
+    raw: npt.NDArray[np.uint8], prev: npt.NDArray[np.uint8], bpp: int, mode: FilterMode
+) -> npt.NDArray[np.uint8]:
+    """Filter ``raw`` (n rows of bytes) into n × (1 + rowbytes): filter-type byte, then the row.
+
+    ``prev`` is the raw row above the first one (zeros for the top of the image).
+    """
+    n, rb = raw.shape
+    out = np.empty((n, rb + 1), np.uint8)
+    up = np.empty_like(raw)
+    up[0] = prev
+    up[1:] = raw[:-1]
+    if mode == "up":
+        out[:, 0] = 2
+        np.subtract(raw, up, out=out[:, 1:])
+        return out
+    cands: list[npt.NDArray[np.uint8]] = []
+    cands.append(raw)  # 0 None
+    sub = raw.copy()
+    np.subtract(raw[:, bpp:], raw[:, :-bpp], out=sub[:, bpp:])
+    cands.append(sub)  # 1 Sub
+    cands.append(raw - up)  # 2 Up
+    if mode == "all":
+        cands.append(raw - _average(raw, up, bpp))  # 3 Average
+        cands.append(raw - _paeth(raw, up, bpp))  # 4 Paeth
+    costs = np.stack([_cost(c) for c in cands])
+    best = costs.argmin(axis=0)
+    out[:, 0] = best
+    for t, c in enumerate(cands):
+        rows = best == t
+        if rows.all():
+            out[:, 1:] = c
+        elif rows.any():
+            out[rows, 1:] = c[rows]
+    return out
+
+
+def _encode(
+    raw: npt.NDArray[np.uint8], prev: npt.NDArray[np.uint8], bpp: int, level: int, mode: FilterMode
+) -> tuple[bytes, int, int, int]:
+    """Filter and deflate one band into a byte-aligned, non-final raw-deflate piece.
+
+    Returns the piece, the Adler-32 halves of the filtered bytes and their length.
+    """
+    filtered = _filter(raw, prev, bpp, mode)
+    comp = zlib.compressobj(level, zlib.DEFLATED, -15, _MEM_LEVEL, zlib.Z_RLE)
+    data = filtered.data  # a memoryview: zlib reads it without a copy
+    piece = comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH)
+    adler = zlib.adler32(data)
+    return piece, adler & 0xFFFF, adler >> 16, filtered.size
+
+
+class PngWriter:
+    """Write a PNG band by band; see the module docstring for the format choices.
+
+    Parameters
+    ----------
+    fh : binary file object
+        Receives the PNG; only ``write`` is called on it.
+    width, height : int
+        Image size in pixels (both ≥ 1).
+    channels : int
+        1 gray, 2 gray + alpha, 3 RGB, 4 RGBA.
+    bits : int
+        8 (rows are uint8) or 16 (rows are uint16).
+    level : int
+        zlib level 0..9; 1 (the default, as OpenCV) with the run-length strategy.
+    threads : int or None
+        Worker threads; None uses every usable core (``CNNCLI_THREADS`` overrides).
+    filters : {"up", "none-sub-up", "all"}
+        Row filters: Up on every row (default, fastest), or per row the one of None/Sub/Up or of
+        all five with the least sum of |byte as int8| (libpng's heuristic; "all" makes files
+        as small as Pillow's, at ~1.5× the encode time).
+    """
+
+    def __init__(
+        self,
+        fh: IO[bytes],
+        width: int,
+        height: int,
+        channels: int,
+        bits: int = 8,
+        *,
+        level: int = 1,
+        threads: int | None = None,
+        filters: FilterMode = "up",
+    ) -> None:
+        for name, v in (("width", width), ("height", height)):
+            if not isinstance(v, int) or not 1 <= v <= 2**31 - 1:
+                raise ValueError(f"PNG {name} must be an integer from 1 to 2**31-1, not {v!r}")
+        if channels not in _COLOR_TYPE:
+            raise ValueError(
+                f"PNG holds 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels, not {channels!r}"
+            )
+        if bits not in (8, 16):
+            raise ValueError(f"PNG bits per sample must be 8 or 16 here, not {bits!r}")
+        if not 0 <= level <= 9:
+            raise ValueError(f"zlib level must be 0..9, not {level!r}")
+        if filters not in _FILTER_MODES:
+            raise ValueError(
+                f"PNG filters must be one of {', '.join(_FILTER_MODES)}, not {filters!r}"
+            )
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be ≥ 1, not {threads!r}")
+        self._fh = fh
+        self.width, self.height, self.channels, self.bits = width, height, channels, bits
+        self._level = level
+        self._mode: FilterMode = filters
+        self._dtype = np.dtype(np.uint8 if bits == 8 else np.uint16)
+        self._bpp = channels * (bits // 8)
+        self._rowbytes = width * self._bpp
+        self._band_rows = max(1, _BAND_BYTES // self._rowbytes)
+        self._threads = threads if threads is not None else usable_cores()
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: deque[Future[tuple[bytes, int, int, int]]] = deque()
+        self._pending: list[npt.NDArray[np.uint8]] = []  # small bands waiting to make a full one
+        self._pending_rows = 0
+        self._prev = np.zeros(self._rowbytes, np.uint8)  # raw row above the next band
+        self._rows = 0
+        self._adler = (1, 0)
+        self._first = True
+        self._closed = False
+        ihdr = struct.pack(">IIBBBBB", width, height, bits, _COLOR_TYPE[channels], 0, 0, 0)
+        fh.write(_SIGNATURE + _chunk(b"IHDR", ihdr))
+
+    def __enter__(self) -> PngWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, rows: npt.NDArray[np.generic], *, copy: bool = True) -> None:
+        """Append the next ``n`` rows: (n, width) or (n, width, channels), uint8 or uint16.
+
+        With ``copy=False`` the caller promises not to change ``rows`` before :meth:`close`
+        returns (the workers read it later); the default takes a private copy.
+        """
+        if self._closed:
+            raise ValueError("PngWriter is closed; make a new one for another image")
+        a = np.asarray(rows)
+        if a.dtype != self._dtype:
+            raise ValueError(
+                f"PNG rows for {self.bits}-bit samples must be {self._dtype.name}, not {a.dtype}; "
+                f"convert with .astype(np.{self._dtype.name})"
+            )
+        want = (self.width,) if self.channels == 1 else (self.width, self.channels)
+        shape_ok = a.ndim >= 2 and a.shape[0] >= 1 and a.shape[1:] == want
+        if self.channels == 1 and a.ndim == 3 and a.shape[1:] == (self.width, 1):
+            shape_ok = a.shape[0] >= 1
+        if not shape_ok:
+            raise ValueError(
+                f"PNG rows must have shape (n, {', '.join(map(str, want))}) with n ≥ 1, "
+                f"not {a.shape}"
+            )
+        n = a.shape[0]
+        if self._rows + self._pending_rows + n > self.height:
+            raise ValueError(
+                f"too many rows: the PNG is {self.height} rows high and this band would end at row "
+                f"{self._rows + self._pending_rows + n}"
+            )
+        if self.bits == 16:
+            # PNG stores 16-bit samples big-endian; the byte swap is a copy anyway.
+            flat = a.reshape(n, -1).astype(">u2").view(np.uint8)
+        else:
+            flat = a.reshape(n, self._rowbytes)
+            if copy or not flat.flags.c_contiguous:
+                flat = np.array(flat, order="C")
+        start = 0
+        if self._pending:
+            take = min(n, self._band_rows - self._pending_rows)
+            self._pending.append(flat[:take])
+            self._pending_rows += take
+            start = take
+            if self._pending_rows < self._band_rows:
+                return
+            self._submit(np.concatenate(self._pending))
+            self._pending, self._pending_rows = [], 0
+        while n - start >= self._band_rows:
+            self._submit(flat[start : start + self._band_rows])
+            start += self._band_rows
+        if start < n:
+            self._pending.append(flat[start:])
+            self._pending_rows = n - start
+
+    def _submit(self, band: npt.NDArray[np.uint8]) -> None:
+        prev = self._prev
+        self._prev = band[-1].copy()
+        self._rows += band.shape[0]
+        if self._threads == 1:
+            done: Future[tuple[bytes, int, int, int]] = Future()
+            done.set_result(_encode(band, prev, self._bpp, self._level, self._mode))
+            self._inflight.append(done)
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="cnncli-png")
+            self._inflight.append(
+                self._pool.submit(_encode, band, prev, self._bpp, self._level, self._mode)
+            )
+        # Bound the memory held by finished-but-unwritten and queued bands.
+        while len(self._inflight) > 2 * self._threads:
+            self._emit(self._inflight.popleft().result())
+
+    def _emit(self, res: tuple[bytes, int, int, int]) -> None:
+        piece, a, b, length = res
+        self._adler = _adler_combine(*self._adler, a, b, length)
+        if self._first:
+            # CMF 0x78: deflate, 32 KB window; FLG 0x01: "fastest" and the check bits.
+            piece = b"\x78\x01" + piece
+            self._first = False
+        self._fh.write(_chunk(b"IDAT", piece))
+
+    def close(self) -> None:
+        """Finish the image: wait for every band, end the zlib stream, write IEND."""
+        if self._closed:
+            return
+        if self._rows + self._pending_rows != self.height:
+            self.abort()
+            raise ValueError(
+                f"too few rows: the PNG is {self.height} rows high but "
+                f"{self._rows + self._pending_rows} were written"
+            )
+        try:
+            if self._pending:
+                self._submit(np.concatenate(self._pending))
+                self._pending, self._pending_rows = [], 0
+            while self._inflight:
+                self._emit(self._inflight.popleft().result())
+        except BaseException:
+            self.abort()
+            raise
+        a, b = self._adler
+        # A final, empty, fixed-Huffman block (BFINAL=1, BTYPE=01, end-of-block code) then Adler-32.
+        tail = b"\x03\x00" + struct.pack(">I", (b << 16) | a)
+        self._fh.write(_chunk(b"IDAT", tail) + _chunk(b"IEND", b""))
+        self._shutdown()
+
+    def abort(self) -> None:
+        """Stop the workers without finishing the file (the caller removes it)."""
+        for f in self._inflight:
+            f.cancel()
+        self._inflight.clear()
+        self._pending = []
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def write_png(
+    fh: IO[bytes],
+    pixels: npt.NDArray[np.generic],
+    *,
+    level: int = 1,
+    threads: int | None = None,
+    filters: FilterMode = "up",
+) -> None:
+    """Write a whole image as PNG: H×W gray or H×W×C (C = 1..4), uint8 or uint16.
+
+    Parameters
+    ----------
+    fh : binary file object
+    pixels : ndarray
+        uint8 → 8-bit PNG, uint16 → 16-bit PNG.
+    level, threads, filters
+        As for :class:`PngWriter`.
+    """
+    a = np.asarray(pixels)
+    if a.ndim == 2:
+        channels = 1
+    elif a.ndim == 3 and 1 <= a.shape[2] <= 4:
+        channels = a.shape[2]
+    else:
+        raise ValueError(
+            f"write_png takes an H×W or H×W×C array with C from 1 to 4, not shape {a.shape}"
+        )
+    if a.dtype == np.uint8:
+        bits = 8
+    elif a.dtype == np.uint16:
+        bits = 16
+    else:
+        raise ValueError(
+            f"write_png takes uint8 or uint16 pixels, not {a.dtype}; convert with .astype(np.uint8)"
+        )
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise ValueError(f"write_png needs at least one pixel, not shape {a.shape}")
+    with PngWriter(
+        fh, a.shape[1], a.shape[0], channels, bits, level=level, threads=threads, filters=filters
+    ) as w:
+        # The array is ours until write_png returns, and close() waits for every band.
+        w.write(a, copy=False)
