@@ -1,8 +1,9 @@
 """Load and save images for ``cnncli filter``.
 
-Loading gives a float32 array (H×W or H×W×C) in the file's own value scale (0..255 for 8-bit,
-0..65535 for 16-bit, as stored for float files and ``.npy``), the alpha plane kept aside untouched,
-and what is needed to write the result back in the same kind of file.
+Loading gives the pixels (H×W or H×W×C) in the file's own value scale: 8- and 16-bit pixels as
+they are stored (uint8 0..255, uint16 0..65535; the Numba core reads them without a float32
+copy), float32 for float files and ``.npy`` arrays; the alpha plane kept aside untouched, and what
+is needed to write the result back in the same kind of file.
 
 Saving maps the float result to the output's pixel type (``clip``, ``abs``, ``normalize``,
 ``offset``) or, for ``.npy`` and raw float TIFF, stores it unmapped. Every write is atomic: a temp
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,12 @@ _16BIT_FORMATS = {"PNG", "TIFF"}
 
 @dataclass
 class Picture:
-    """A loaded image: float32 values, plus what saving it back needs."""
+    """A loaded image: its pixels, plus what saving it back needs."""
 
     path: Path
-    data: F32
+    #: uint8 (8-bit files), uint16 (16-bit files) or float32 (float files, ``.npy``, luma of
+    #: 16-bit colour), H×W or H×W×C.
+    data: npt.NDArray[Any]
     #: The alpha plane as stored (uint8/uint16), or None.
     alpha: npt.NDArray[Any] | None
     #: Pillow mode as read ("RGB", "I;16", ...), or "npy".
@@ -89,7 +92,7 @@ class Picture:
         return f"{w}×{h} {kind}{extra} {depth}"
 
 
-def _open_pil(path: Path, max_pixels: int | None) -> Any:
+def _open_pil(path: Path, max_pixels: int | None, gray: bool = False) -> Any:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
@@ -102,6 +105,11 @@ def _open_pil(path: Path, max_pixels: int | None) -> Any:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
                 im = Image.open(path)
+                if gray and im.format == "JPEG" and im.mode == "RGB":
+                    # The luma plane the JPEG stores (ITU-R 601, as every JFIF file), decoded
+                    # straight to gray by libjpeg: what OpenCV's IMREAD_GRAYSCALE gives, in a
+                    # third of the time and memory of decoding RGB and converting it.
+                    im.draft("L", im.size)
                 im.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 size = _size_of(path)
@@ -164,9 +172,11 @@ def load_npy(path: Path) -> Picture:
 def load_image(path: str | Path, *, max_pixels: int | None = None, gray: bool = False) -> Picture:
     """Read an image (anything Pillow reads, EXIF orientation applied) or a ``.npy`` array.
 
-    ``gray``: an 8-bit RGB picture is converted by Pillow's own ``convert("L")`` before it
-    becomes a float array (the same values :func:`to_gray` gives, at a fraction of the time and
-    memory); anything else is returned as it is, for :func:`to_gray` to handle or refuse.
+    ``gray``: a JPEG is decoded straight to its stored luma (libjpeg, as OpenCV's
+    ``IMREAD_GRAYSCALE``; within a few levels of converting its decoded RGB), another 8-bit RGB
+    picture converted by Pillow's own ``convert("L")`` (the values :func:`to_gray` gives, at a
+    fraction of the time and memory); anything else is returned as it is, for :func:`to_gray` to
+    handle or refuse.
     """
     p = Path(path)
     if not p.exists():
@@ -177,7 +187,7 @@ def load_image(path: str | Path, *, max_pixels: int | None = None, gray: bool = 
         raise ImageError(f"{p}: permission denied")
     if p.suffix.lower() == ".npy":
         return load_npy(p)
-    im = _open_pil(p, max_pixels)
+    im = _open_pil(p, max_pixels, gray)
     fmt = str(im.format or "")
     mode = str(im.mode)
     alpha: npt.NDArray[Any] | None = None
@@ -196,17 +206,18 @@ def load_image(path: str | Path, *, max_pixels: int | None = None, gray: bool = 
         im = im.convert("RGB" if im.mode == "RGBA" else "L")
     if gray and im.mode == "RGB":
         im = im.convert("L")
+    data: npt.NDArray[Any]
     if im.mode in ("L", "RGB"):
-        data = np.asarray(im, dtype=np.float32)
+        data = np.asarray(im)  # uint8
         bits = 8
     elif im.mode.startswith("I;16"):
-        data = np.asarray(im).astype(np.float32)
+        data = np.asarray(im).astype(np.uint16)  # native byte order (I;16B is big-endian)
         bits = 16
     elif im.mode == "I":
         arr = np.asarray(im)
         # 32-bit integer files holding 16-bit data (old Pillow read 16-bit PNGs as "I").
         bits = 16 if arr.min() >= 0 and arr.max() <= 65535 else 32
-        data = arr.astype(np.float32)
+        data = arr.astype(np.uint16 if bits == 16 else np.float32)
     elif im.mode == "F":
         data = np.asarray(im, dtype=np.float32)
         bits = 32
@@ -219,6 +230,37 @@ def load_image(path: str | Path, *, max_pixels: int | None = None, gray: bool = 
     if bits == 32 and not np.all(np.isfinite(data)):
         raise ImageError(f"{p}: holds NaN or infinite values; images need finite numbers")
     return Picture(p, np.ascontiguousarray(data), alpha, mode, bits, fmt)
+
+
+def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
+    """The pixel type and (height, width) :func:`load_image` will give for ``path``, from the
+    file's header alone (nothing decoded), or None if that cannot be told cheaply. The filter
+    command uses it to load the matching compiled core while the image decodes."""
+    try:
+        if path.suffix.lower() == ".npy":
+            with open(path, "rb") as fh:
+                major, _ = np.lib.format.read_magic(fh)
+                read = (
+                    np.lib.format.read_array_header_1_0
+                    if major == 1
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape = read(fh)[0]
+            return np.dtype(np.float32), (int(shape[0]), int(shape[1]))
+        from PIL import Image
+
+        with Image.open(path) as im:
+            mode, (w, h) = im.mode, im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                w, h = h, w  # the EXIF orientation turns it a quarter
+    except Exception:  # only a hint: load_image reports any problem with the file
+        return None
+    dt: np.dtype[Any] = np.dtype(np.uint8)  # every 8-bit mode, converted or not
+    if mode.startswith("I;16"):
+        dt = np.dtype(np.uint16)  # gray (Pillow reads 16-bit colour as 8-bit)
+    elif mode in ("F", "I"):
+        dt = np.dtype(np.float32)
+    return dt, (h, w)
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,9 +415,26 @@ def atomic_write(path: Path, write: Any, make_dir: bool = False) -> None:
         raise
 
 
+@dataclass
+class Bands:
+    """A float32 result made band by band, so it never exists whole (a 12-MP float32 plane is
+    46 MiB): ``shape`` is the whole result's (H×W or H×W×C); ``produce(r0, r1)`` computes rows
+    ``r0 .. r1-1``; bands of ``rows`` rows are asked for in order."""
+
+    shape: tuple[int, ...]
+    produce: Callable[[int, int], F32]
+    rows: int = 64
+
+    def spans(self) -> Iterator[tuple[int, int]]:
+        h = self.shape[0]
+        step = max(1, self.rows)
+        for r0 in range(0, h, step):
+            yield r0, min(h, r0 + step)
+
+
 def save_result(
     path: Path,
-    result: F32,
+    result: F32 | Bands,
     *,
     like: Picture,
     how: Mapping | str,
@@ -390,28 +449,16 @@ def save_result(
     ``.npy`` (and ``.tif`` with ``raw``) hold the float32 values unmapped. Other formats get pixels
     mapped with ``how`` to 8 bits, or 16 when the input was 16-bit and the format holds it.
     ``alpha`` (same height and width as ``result``) is attached where the format allows it.
+    ``result`` may be :class:`Bands` for the mapped formats (``normalize`` then needs a fixed
+    ``value_range``): each band is mapped as it comes, and a PNG is encoded as it comes too.
     """
     fmt = output_format(path)
-    result = np.ascontiguousarray(result, dtype=np.float32)
-
-    channels = 1 if result.ndim == 2 else int(result.shape[2])
+    shape = result.shape
+    channels = 1 if len(shape) == 2 else int(shape[2])
     if fmt == "NPY" or (raw and fmt == "TIFF"):
-        if fmt == "TIFF" and channels != 1:
-            raise UsageError(
-                f"{path}: a float TIFF holds one channel but the result has {channels}; "
-                "save it as .npy"
-            )
-        if fmt == "NPY":
-            atomic_write(path, lambda tmp: _save_npy(tmp, result), make_dir)
-        else:
-            from PIL import Image
-
-            atomic_write(
-                path,
-                lambda tmp: Image.fromarray(result, mode="F").save(tmp, format="TIFF"),
-                make_dir,
-            )
-        return f"float32 {'×'.join(map(str, result.shape))}, unmapped"
+        if isinstance(result, Bands):
+            raise ValueError("raw float output needs the whole result, not bands")
+        return _save_raw(path, np.ascontiguousarray(result, dtype=np.float32), fmt, make_dir)
     if raw:
         raise UsageError(
             f"--raw writes float values, which only .npy and .tif hold; not {path.suffix}"
@@ -421,50 +468,111 @@ def save_result(
             f"{path}: the result has {channels} channels; an image holds 1 (gray) or 3 (RGB), "
             "so save it as .npy"
         )
-    bits = 16 if like.bits == 16 and fmt in _16BIT_FORMATS and channels == 1 else 8
+    how = Mapping(how)
+    if isinstance(result, Bands) and how is Mapping.NORMALIZE and value_range is None:
+        raise ValueError("normalize over bands needs a fixed value_range")
+    # Our own PNG writer holds 16-bit colour; Pillow's formats hold 16 bits in gray only.
+    deep = {"PNG"} if channels == 3 else _16BIT_FORMATS
+    bits = 16 if like.bits == 16 and fmt in deep else 8
     if like.bits == 16 and bits == 8 and warn:
         why = "colour" if channels == 3 else fmt
         warn(f"{path}: {why} output holds 8 bits here; the 16-bit result was scaled to 8 bits")
-    pixels = map_values(result, how, 65535 if like.bits == 16 else 255, value_range)
-    if like.bits == 16 and bits == 8:
-        pixels = np.rint(pixels.astype(np.float64) / 257).astype(np.uint8)
     if alpha is not None and fmt not in _ALPHA_FORMATS:
         if warn:
             warn(f"{path}: {fmt} has no alpha channel; alpha dropped")
         alpha = None
-    if alpha is not None and (bits == 16 or alpha.shape != pixels.shape[:2]):
+    if alpha is not None and (alpha.shape != tuple(shape[:2]) or (bits == 16 and fmt != "PNG")):
         if warn:
             warn(f"{path}: alpha dropped (it does not fit this output)")
         alpha = None
+    if alpha is not None:
+        alpha = _alpha_as(alpha, bits)
 
-    from PIL import Image
+    def pixels(band: F32) -> npt.NDArray[Any]:
+        px = map_values(band, how, 65535 if like.bits == 16 else 255, value_range)
+        if like.bits == 16 and bits == 8:
+            px = np.rint(px.astype(np.float64) / 257).astype(np.uint8)
+        return px
 
-    h, w = pixels.shape[:2]
-    if bits == 16:
-        im = Image.fromarray(pixels.astype(np.uint16, copy=False))  # mode I;16
+    bands = result if isinstance(result, Bands) else None
+    whole = None if bands is not None else np.asarray(result, dtype=np.float32)
+
+    def each_band() -> Iterator[tuple[int, int, npt.NDArray[Any]]]:
+        if bands is None:
+            assert whole is not None
+            yield 0, int(shape[0]), pixels(whole)
+            return
+        for r0, r1 in bands.spans():
+            yield r0, r1, pixels(bands.produce(r0, r1))
+
+    h, w = int(shape[0]), int(shape[1])
+    if fmt == "PNG":
+        from cnncli.png import PngWriter
+
+        def write_png(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                ch = channels + (alpha is not None)
+                with PngWriter(fh, w, h, ch, bits) as png:
+                    for r0, r1, px in each_band():
+                        if alpha is not None:
+                            px = np.concatenate(
+                                [px.reshape(r1 - r0, w, channels), alpha[r0:r1, :, None]], axis=2
+                            )
+                        png.write(px, copy=False)
+
+        atomic_write(path, write_png, make_dir)
     else:
-        im = Image.fromarray(
-            pixels.astype(np.uint8, copy=False), mode="L" if channels == 1 else "RGB"
-        )
-        if alpha is not None:
-            a = alpha if alpha.dtype == np.uint8 else np.rint(alpha / 257).astype(np.uint8)
-            im.putalpha(Image.fromarray(a, mode="L"))
-    del pixels  # `im` keeps what it needs (a copy, or a view for 8-bit gray)
-    options: dict[str, Any] = {}
-    if fmt == "PNG" and bits == 8:
-        # zlib level 1 with the run-length strategy, OpenCV's defaults for PNG: 4-5× faster to
-        # write than Pillow's default level 6 (a 12-MP edge map: 0.26 s instead of 1.23 s), and
-        # for edge maps no bigger; the pixels are the same.
-        options = {"compress_level": 1, "compress_type": 3}  # 3: zlib.Z_RLE
-    elif fmt == "JPEG":
-        options = {"quality": 95, "subsampling": 0}  # 4:4:4: edge maps keep their colour
-    elif fmt == "WEBP":
-        options = {"lossless": True}
-    elif fmt == "TIFF":
-        options = {"compression": "tiff_deflate"}
-    atomic_write(path, lambda tmp: im.save(tmp, format=fmt, **options), make_dir)
+        from PIL import Image
+
+        def write_pillow(tmp: Path) -> None:
+            out = np.empty(
+                (h, w) if channels == 1 else (h, w, 3), np.uint16 if bits == 16 else np.uint8
+            )
+            for r0, r1, px in each_band():
+                out[r0:r1] = px
+            if bits == 16:
+                im = Image.fromarray(out)  # mode I;16
+            else:
+                im = Image.fromarray(out, mode="L" if channels == 1 else "RGB")
+                if alpha is not None:
+                    im.putalpha(Image.fromarray(alpha, mode="L"))
+            im.save(tmp, format=fmt, **_PILLOW_OPTIONS.get(fmt, {}))
+
+        atomic_write(path, write_pillow, make_dir)
     kind = "gray" if channels == 1 else "RGB"
     return f"{w}×{h} {kind}{'+alpha' if alpha is not None else ''} {bits}-bit"
+
+
+#: Pillow's save options per format: JPEG 4:4:4 (edge maps keep their colour), lossless WebP.
+_PILLOW_OPTIONS: dict[str, dict[str, Any]] = {
+    "JPEG": {"quality": 95, "subsampling": 0},
+    "WEBP": {"lossless": True},
+    "TIFF": {"compression": "tiff_deflate"},
+}
+
+
+def _alpha_as(alpha: npt.NDArray[Any], bits: int) -> npt.NDArray[Any]:
+    """The alpha plane in the output's sample type (8-bit ↔ 16-bit scaled by 257)."""
+    if bits == 16:
+        return alpha.astype(np.uint16) * np.uint16(257) if alpha.dtype == np.uint8 else alpha
+    return alpha if alpha.dtype == np.uint8 else np.rint(alpha / 257).astype(np.uint8)
+
+
+def _save_raw(path: Path, result: F32, fmt: str, make_dir: bool) -> str:
+    channels = 1 if result.ndim == 2 else int(result.shape[2])
+    if fmt == "TIFF" and channels != 1:
+        raise UsageError(
+            f"{path}: a float TIFF holds one channel but the result has {channels}; save it as .npy"
+        )
+    if fmt == "NPY":
+        atomic_write(path, lambda tmp: _save_npy(tmp, result), make_dir)
+    else:
+        from PIL import Image
+
+        atomic_write(
+            path, lambda tmp: Image.fromarray(result, mode="F").save(tmp, format="TIFF"), make_dir
+        )
+    return f"float32 {'×'.join(map(str, result.shape))}, unmapped"
 
 
 def _save_npy(tmp: Path, result: F32) -> None:
@@ -472,7 +580,7 @@ def _save_npy(tmp: Path, result: F32) -> None:
         np.save(fh, result, allow_pickle=False)
 
 
-def to_rgb8(pic_data: F32, maxval: int) -> npt.NDArray[np.uint8]:
+def to_rgb8(pic_data: npt.NDArray[Any], maxval: int) -> npt.NDArray[np.uint8]:
     """Any loaded picture as 8-bit for display (preview)."""
     x = pic_data.astype(np.float64)
     if maxval == 65535:

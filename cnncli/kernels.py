@@ -731,7 +731,7 @@ def normalized(kernel: Kernel) -> tuple[Kernel, str | None]:
 
 def apply_kernel(
     kernel: Kernel,
-    image: npt.NDArray[np.float32],
+    image: npt.NDArray[Any],
     *,
     padding: Any = "same",
     stride: Any = 1,
@@ -740,9 +740,11 @@ def apply_kernel(
     border_value: float = 0.0,
     anchor: tuple[int, int] | None = None,
     flip: bool = False,
+    rows: tuple[int, int] | None = None,
 ) -> npt.NDArray[np.float32]:
     """Correlate (or with ``flip`` convolve) ``image`` with ``kernel`` and combine the responses
-    of gradient pairs (magnitude or direction in degrees 0..360) and compass sets (maximum)."""
+    of gradient pairs (magnitude or direction in degrees 0..360) and compass sets (maximum).
+    ``rows``: only those output rows (see :func:`cnncli.convolve.correlate`)."""
     from cnncli.convolve import correlate
 
     def run(w: Array) -> npt.NDArray[np.float32]:
@@ -756,6 +758,7 @@ def apply_kernel(
             border_value=border_value,
             anchor=anchor,
             flip=flip,
+            rows=rows,
         )
 
     if kernel.combine is Combine.SINGLE:

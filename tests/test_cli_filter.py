@@ -818,18 +818,27 @@ def test_unwritable_output(
     assert listing(tmp_path) == []
 
 
+@pytest.mark.parametrize("ext", ["png", "tif"])  # our PNG writer; Pillow for the rest
 def test_failed_write_leaves_no_partial_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, ext: str
 ) -> None:
+    from cnncli import png
+
     real_save = Image.Image.save
+    real_close = png.PngWriter.close
 
     def dies_halfway(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
         real_save(self, fp, *args, **kwargs)
         raise OSError(5, "Input/output error")
 
+    def dies_at_the_end(self: png.PngWriter) -> None:
+        real_close(self)  # the whole PNG is written, then the disk fails
+        raise OSError(5, "Input/output error")
+
     monkeypatch.setattr(Image.Image, "save", dies_halfway)
+    monkeypatch.setattr(png.PngWriter, "close", dies_at_the_end)
     code, _, err = run(
-        ["filter", SAMPLES / "camera.png", "-k", "box", "-o", tmp_path / "o.png"], capsys
+        ["filter", SAMPLES / "camera.png", "-k", "box", "-o", tmp_path / f"o.{ext}"], capsys
     )
     assert code == 1 and "cannot write (Input/output error)" in err
     assert listing(tmp_path) == []
@@ -949,3 +958,92 @@ def test_batch_failures_leave_no_empty_out_dir(
     )
     assert err.splitlines()[-1] == "cnncli: error: 2 of 2 files failed"
     assert not (tmp_path / "out").exists()
+
+
+def test_real_entry_point_reports_and_writes_before_it_ends(tmp_path: Path) -> None:
+    """``python -m cnncli filter`` ends without Python's teardown once Numba is loaded (see
+    cnncli.cli._end_process): its report line, its file and its exit code must all be there,
+    for a success and for an error raised after the core was loaded."""
+    out = tmp_path / "edges.png"
+    ok = subprocess.run(
+        [sys.executable, "-m", "cnncli", "filter", str(SAMPLES / "camera.png"), "-k", "sobel-x"]
+        + ["-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.endswith("sobel-x, map abs\n") and ok.stderr == ""
+    assert np.asarray(Image.open(out)).shape == (512, 512)
+    Image.open(out).verify()  # whole file, every chunk's CRC right
+    bad = subprocess.run(
+        [sys.executable, "-m", "cnncli", "filter", str(SAMPLES / "seed.npy"), "-k", "box:size=9"]
+        + ["--padding", "valid", "-o", str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.startswith("cnncli: error: ") and bad.stderr.count("\n") == 1
+    assert listing(tmp_path) == ["edges.png"]
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("camera.png", ["-k", "sobel-x"]),
+        ("chelsea.png", ["-k", "gaussian:sigma=2"]),
+        ("coffee.png", ["-k", "sobel-dir"]),  # normalize over the fixed 0..360
+        ("coffee.png", ["-k", "emboss", "--stride", "2", "--then", "relu"]),
+        ("rgba.png", ["-k", "sharpen", "--border", "constant=300"]),
+        ("gray16.png", ["-k", "laplacian", "--padding", "valid"]),
+        ("gray16.tif", ["-k", "box:size=5"]),
+    ],
+)
+@pytest.mark.parametrize("band_values", [1, 3000, 1 << 20])  # a row a band .. one band
+def test_streamed_output_is_the_whole_result_mapped(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    args: list[str],
+    band_values: int,
+) -> None:
+    """Image outputs are made band by band (never a whole float32 result): the pixels must be
+    those of the whole result, mapped, as the library computes it in one piece."""
+    from cnncli import images
+    from cnncli.cli import filter as filter_cli
+
+    monkeypatch.setattr(filter_cli, "BAND_VALUES", band_values)
+    from cnncli.kernels import Mapping, apply_kernel, named
+
+    r = np.random.default_rng(5)
+    Image.fromarray(r.integers(0, 256, (70, 90, 4), dtype=np.uint8), "RGBA").save(
+        tmp_path / "rgba.png"
+    )
+    g16 = (np.add.outer(np.arange(300), np.arange(260)) * 97 % 65536).astype(np.uint16)
+    Image.fromarray(g16).save(tmp_path / "gray16.png")
+    Image.fromarray(g16).save(tmp_path / "gray16.tif")
+    src = SAMPLES / name if (SAMPLES / name).exists() else tmp_path / name
+    out = tmp_path / f"out{Path(name).suffix}"
+    code, _, err = run(["filter", src, *args, "-o", out], capsys)
+    assert code == 0, err
+
+    pic = images.load_image(src)
+    opts = dict(zip(args[::2], args[1::2], strict=True))
+    kernel = named(opts["-k"])
+    border, _, value = opts.get("--border", "reflect101").partition("=")
+    stride = int(opts.get("--stride", 1))
+    whole = apply_kernel(
+        kernel, pic.data, padding=opts.get("--padding", "same"), stride=stride,
+        border=border, border_value=float(value or 0),
+    )  # fmt: skip
+    if "--then" in opts:
+        whole = np.maximum(whole, 0)
+    how = kernel.mapping
+    rng_ = kernel.value_range if how is Mapping.NORMALIZE else None
+    expected = images.map_values(whole, how, pic.maxval, rng_)
+    got = np.asarray(Image.open(out))
+    if got.ndim == 3 and got.shape[2] == 4:  # alpha passed through
+        np.testing.assert_array_equal(got[..., 3], np.asarray(Image.open(src))[..., 3])
+        got = got[..., :3]
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)

@@ -794,9 +794,47 @@ def test_numba_lives_only_in_the_jit_module_with_one_set_of_options():
             assert "_jit" not in text, path  # only convolve imports the Numba core
     dispatchers = [f for f in vars(_jit).values() if isinstance(f, CPUDispatcher)]
     assert {f.__name__ for f in dispatchers} >= {"direct_rows", "separable_rows", "gather_tile"}
+    from numba.core.caching import FunctionCache
+
     for f in dispatchers:
         assert f.targetoptions["nogil"] is True
-        assert type(f._cache).__name__ == "FunctionCache"  # cache=True
+        # cache=True, loaded without Numba's compiler set-up (see the next test)
+        assert isinstance(f._cache, FunctionCache)
+        assert type(f._cache).__name__ == "QuickLoadCache"
+
+
+QUICK_LOAD_SCRIPT = """
+import sys
+import numpy as np
+from cnncli import convolve
+img = np.arange(48, dtype=np.uint8).reshape(6, 8)
+out = convolve.correlate(img, [[1.0, 0.0, -1.0]] * 3, padding="valid", _method="direct")
+print(out.tolist())
+print("numba.np.arraymath" in sys.modules)
+"""
+
+
+def test_a_warm_cache_loads_without_numba_compiler_setup(tmp_path):
+    """The second run (a warm cache) rebuilds the cached code without importing Numba's typing
+    and lowering registries (what a compile needs, ~60 ms), and computes the same numbers."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", QUICK_LOAD_SCRIPT], env=env, capture_output=True, text=True
+        )
+        for _ in range(2)
+    ]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    first, second = (r.stdout.splitlines() for r in runs)
+    expected = [[-2.0 * 3] * 6] * 4  # each row climbs by 1 a column: x - (x + 2), three rows
+    assert eval(first[0]) == eval(second[0]) == expected
+    assert first[1] == "True"  # the cold run compiled: the compiler imported its registries
+    assert second[1] == "False"  # the warm run did not need them
 
 
 @pytest.mark.parametrize("border", BORDERS)

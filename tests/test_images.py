@@ -27,7 +27,7 @@ def rgb8(h: int = 6, w: int = 5) -> np.ndarray:
 def test_gray_and_rgb(tmp_path: Path) -> None:
     pic = load_image(SAMPLES / "camera.png")
     assert pic.data.shape == (512, 512) and pic.bits == 8 and pic.alpha is None
-    assert pic.data.dtype == np.float32
+    assert pic.data.dtype == np.uint8  # 8-bit pixels as stored: the core reads them as they are
     rgb = load_image(SAMPLES / "coffee.png")
     assert rgb.data.shape == (400, 600, 3) and rgb.describe() == "600×400 RGB 8-bit"
 
@@ -73,6 +73,7 @@ def test_sixteen_bit_and_float(tmp_path: Path) -> None:
         Image.fromarray(a).save(tmp_path / f"a.{ext}")
         pic = load_image(tmp_path / f"a.{ext}")
         assert pic.bits == 16 and pic.maxval == 65535
+        assert pic.data.dtype == np.uint16  # as stored, in native byte order
         np.testing.assert_array_equal(pic.data, a)
     f = RNG.normal(size=(3, 4)).astype(np.float32)
     Image.fromarray(f, "F").save(tmp_path / "f.tif")
@@ -82,6 +83,35 @@ def test_sixteen_bit_and_float(tmp_path: Path) -> None:
     i32 = Image.fromarray(np.array([[0, 70000]], dtype=np.int32), "I")
     i32.save(tmp_path / "i.tif")
     assert load_image(tmp_path / "i.tif").bits == 32
+
+
+def _photo_like(h: int = 48, w: int = 64) -> np.ndarray:
+    """Smooth colour with some texture: what JPEG is for (pure noise would say little)."""
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1) + RNG.integers(0, 30, (h, w, 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def test_gray_jpeg_is_the_luma_it_stores(tmp_path: Path) -> None:
+    """--gray on a JPEG decodes its luma plane straight (libjpeg), not RGB then "L"."""
+    Image.fromarray(_photo_like()).save(tmp_path / "p.jpg", quality=90)
+    pic = load_image(tmp_path / "p.jpg", gray=True)
+    assert pic.data.shape == (48, 64) and pic.data.dtype == np.uint8 and pic.bits == 8
+    via_rgb = np.asarray(Image.open(tmp_path / "p.jpg").convert("L")).astype(int)
+    diff = np.abs(pic.data.astype(int) - via_rgb)
+    assert diff.max() <= 6 and diff.mean() < 1  # the same picture, rounded differently
+    # Without --gray the colour picture is what Pillow decodes.
+    colour = load_image(tmp_path / "p.jpg")
+    np.testing.assert_array_equal(colour.data, np.asarray(Image.open(tmp_path / "p.jpg")))
+
+
+def test_gray_jpeg_matches_opencv_imread_grayscale(tmp_path: Path) -> None:
+    cv2 = pytest.importorskip("cv2")
+    Image.fromarray(_photo_like(61, 83)).save(tmp_path / "p.jpg", quality=85)
+    pic = load_image(tmp_path / "p.jpg", gray=True)
+    np.testing.assert_array_equal(
+        pic.data, cv2.imread(str(tmp_path / "p.jpg"), cv2.IMREAD_GRAYSCALE)
+    )
 
 
 def test_gif_first_frame(tmp_path: Path) -> None:
@@ -308,16 +338,26 @@ def test_raw_npy_and_float_tiff(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.npy", "o.tif"]
 
 
+@pytest.mark.parametrize("ext", [".png", ".tif"])  # our PNG writer; Pillow for the rest
 def test_atomic_write_leaves_nothing_on_failure(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ext: str
 ) -> None:
+    from cnncli import png
+
     def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
         Path(str(fp)).write_bytes(b"half a file")
         raise OSError(28, "No space left on device")
 
+    real_write = png.PngWriter.write
+
+    def broken_write(self: png.PngWriter, rows: np.ndarray, **kwargs: bool) -> None:
+        real_write(self, rows, **kwargs)  # the signature and a header are in the file by now
+        raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(ImageError, match=r"o.png: cannot write \(No space left on device\)"):
-        save_result(tmp_path / "o.png", rgb8().astype(np.float32), like=like(), how="clip")
+    monkeypatch.setattr(png.PngWriter, "write", broken_write)
+    with pytest.raises(ImageError, match=rf"o{ext}: cannot write \(No space left on device\)"):
+        save_result(tmp_path / f"o{ext}", rgb8().astype(np.float32), like=like(), how="clip")
     assert list(tmp_path.iterdir()) == []
 
 

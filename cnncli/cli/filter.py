@@ -32,6 +32,10 @@ BORDERS = {
     "constant": ("BORDER_CONSTANT", "constant", "vvv|abcd|vvv"),
 }
 MAPS = ("clip", "abs", "normalize", "offset")
+#: Result values per band when an image output is made band by band: 4 MiB of float32 (262
+#: rows of a 12-MP photo) measured fastest; smaller bands pay more Python per row, larger ones
+#: hold more memory.
+BAND_VALUES = 1 << 20
 
 FILTER_HELP = """Filter images with a named or custom kernel, as a CNN layer does (correlation).
 
@@ -321,40 +325,77 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
     except ShapeError as err:
         # Which file: in a batch, one image can be too small for the kernel while others fit.
         raise ShapeError(f"{job.source} ({pic.describe()}): {err}") from None
-    data = pic.data
-    if not s.preview:
-        # Only the preview shows the input again: drop it here so the input plane (46 MiB for a
-        # 12-MP gray photo) is freed as soon as the correlation is done, before mapping and
-        # encoding, which lowers the process's peak memory.
-        pic = dataclasses.replace(pic, data=np.empty((0, 0), dtype=np.float32))
-    result = apply_kernel(
-        s.kernel,
-        data,
-        padding=s.padding,
-        stride=s.stride,
-        dilation=s.dilation,
-        border=s.border,
-        border_value=s.border_value,
-        anchor=s.anchor,
-        flip=s.flip,
-    )
-    del data
-    if result.shape[:2] != geom.output_size:  # a contract check between two modules, not input
-        raise CnnCliError(
-            f"internal error: result {result.shape[:2]} but the arithmetic core says {geom.output_size}"
-        )
+    how = Mapping(s.mapping) if s.mapping else s.kernel.mapping
+    value_range = s.kernel.value_range if how is Mapping.NORMALIZE else None
     anchor = s.anchor if s.anchor is not None else ((kh - 1) // 2, (kw - 1) // 2)
     if s.flip:  # the flipped kernel's tap on the output pixel is the mirrored anchor
         anchor = (kh - 1 - anchor[0], kw - 1 - anchor[1])
     alpha = _alpha_through(pic.alpha, geom, anchor, s.dilation)
+    ho, wo = geom.output_size
+
+    def correlate(rows: tuple[int, int] | None = None) -> Any:
+        out = apply_kernel(
+            s.kernel,
+            pic.data,
+            padding=s.padding,
+            stride=s.stride,
+            dilation=s.dilation,
+            border=s.border,
+            border_value=s.border_value,
+            anchor=s.anchor,
+            flip=s.flip,
+            rows=rows,
+        )
+        want = (ho if rows is None else rows[1] - rows[0], wo)
+        if out.shape[:2] != want:  # a contract check between two modules, not input
+            raise CnnCliError(
+                f"internal error: result {out.shape[:2]} but the arithmetic core says {want}"
+            )
+        return out
+
+    mapped = job.output is not None and job.output.suffix.lower() != ".npy" and not s.raw
+    if (
+        mapped
+        and not s.preview
+        and all(stage.op == "relu" for stage in s.stages)
+        and (how is not Mapping.NORMALIZE or value_range is not None)
+    ):
+        # Every step after the correlation is per pixel: make, map and encode the result band
+        # by band. The float32 result never exists whole (46 MiB for a 12-MP gray photo), and
+        # a PNG is compressed on other threads while the next band is correlated.
+        assert job.output is not None
+        maps = {2: pic.channels, 3: 1, 4: int(s.kernel.matrix.shape[0])}[s.kernel.ndim]
+
+        def band(r0: int, r1: int) -> Any:
+            out = correlate((r0, r1))
+            for stage in s.stages:
+                out = run_stage(stage, out)
+            return out[:, :, 0] if out.ndim == 3 and out.shape[2] == 1 else out
+
+        shape = (ho, wo) if maps == 1 else (ho, wo, maps)
+        rows = max(1, BAND_VALUES // max(1, wo * maps))
+        described = images.save_result(
+            job.output,
+            images.Bands(shape, band, rows),
+            like=pic,
+            how=how,
+            value_range=value_range,
+            alpha=alpha,
+            warn=_warn,
+            make_dir=job.make_dir,
+        )
+        return f"{job.source} → {job.output}: {described}, {s.label}, map {how.value}"
+    result = correlate()
+    if not s.preview:
+        # Only the preview shows the input again: drop it so the input plane is freed as soon
+        # as the correlation is done, before mapping and encoding (lower peak memory).
+        pic = dataclasses.replace(pic, data=np.empty((0, 0), dtype=np.float32))
     for stage in s.stages:
         result = run_stage(stage, result)
         if alpha is not None and stage.op != "relu":
             alpha = np.rint(run_stage(stage, alpha.astype(np.float32))).astype(alpha.dtype)
     if result.ndim == 3 and result.shape[2] == 1:
         result = result[:, :, 0]
-    how = Mapping(s.mapping) if s.mapping else s.kernel.mapping
-    value_range = s.kernel.value_range if how is Mapping.NORMALIZE else None
     described = f"{'×'.join(map(str, result.shape))} (not written)"
     if job.output is not None:
         described = images.save_result(
@@ -576,22 +617,27 @@ def filter_command(
             f"--raw writes float values, which only .npy and .tif hold; not {output.suffix}"
         )
     inputs_all = [j.source for j in jobs]
-    _warm_core(k)
+    _warm_core(k, jobs[0].source, settings)
     if len(jobs) == 1 and not problems:
         print(_process(jobs[0], settings, inputs_all))
         return
     _batch(jobs, settings, inputs_all, problems)
 
 
-def _warm_core(kernel: Kernel) -> None:
+def _warm_core(kernel: Kernel, first: Path, s: Settings) -> None:
     """Import the Numba core and load (or, with an empty cache, compile) the path ``kernel``
-    takes, in a background thread, while the main thread imports Pillow and decodes the image.
+    takes on the ``first`` image (its pixel type and size, from its header), in a background
+    thread, while the main thread decodes the image.
 
     Importing Numba and loading its cache take ~0.5 s and a first compile ~1 s more; image
     decoding and PNG encoding release the GIL, so much of that overlaps them. The first real
     call waits for a compile still running (Numba's lock) and reuses it.
     """
     import threading
+
+    from cnncli.images import peek
+
+    hint = peek(first)
 
     def run() -> None:
         # Numba's first compile or cache load imports numba.np.arraymath, which imports
@@ -604,7 +650,13 @@ def _warm_core(kernel: Kernel) -> None:
         try:
             from cnncli import convolve
 
-            for t in convolve.warm_up(kernel.weights[0]):
+            if hint is None:
+                threads = convolve.warm_up(kernel.weights[0])
+            else:
+                dtype, size = hint
+                work = convolve.work_dtype(dtype, s.border, s.border_value)
+                threads = convolve.warm_up(kernel.weights[0], size, work)
+            for t in threads:
                 t.join()
         except Exception:  # only a head start: the real call reports any problem itself
             pass
