@@ -640,13 +640,13 @@ def _warm_core(kernel: Kernel, first: Path, s: Settings) -> None:
     hint = peek(first)
 
     def run() -> None:
-        # Numba's first compile or cache load imports numba.np.arraymath, which imports
-        # scipy.linalg when SciPy is installed (~0.1 s and ~10 MiB, on the critical path) only to
-        # see whether np.dot & co. can use BLAS; the core uses no BLAS function. Hide it during
-        # the warm-up (unless something already imported it), then put it back.
-        hide = "scipy.linalg" not in sys.modules
+        # When SciPy is installed, importing Numba imports it only to check its version
+        # (~12 ms), and a first compile imports scipy.linalg (~0.1 s, ~10 MiB) only to see
+        # whether np.dot & co. can use BLAS; the core uses neither. Hide SciPy during the
+        # warm-up (unless something already imported it), then put it back.
+        hide = "scipy" not in sys.modules
         if hide:
-            sys.modules["scipy.linalg"] = None  # type: ignore[assignment]
+            sys.modules["scipy"] = None  # type: ignore[assignment]
         try:
             from cnncli import convolve
 
@@ -661,8 +661,8 @@ def _warm_core(kernel: Kernel, first: Path, s: Settings) -> None:
         except Exception:  # only a head start: the real call reports any problem itself
             pass
         finally:
-            if hide and "scipy.linalg" in sys.modules and sys.modules["scipy.linalg"] is None:
-                del sys.modules["scipy.linalg"]
+            if hide and "scipy" in sys.modules and sys.modules["scipy"] is None:
+                del sys.modules["scipy"]
 
     threading.Thread(target=run, name="cnncli-warm-core", daemon=True).start()
 
