@@ -47,8 +47,9 @@ result is written next to its input as <stem>_<kernel>.<ext> (the input's format
 
 Output formats by extension: .png .jpg .tif .webp .bmp (pixels mapped with --map; 16-bit input
 stays 16-bit in PNG/TIFF, gray stays gray, alpha passes through) and .npy (raw float32, no mapping;
-also .tif with --raw, one channel). 8-bit PNG is written at zlib level 1 with the RLE strategy,
-as OpenCV does: several times faster than Pillow's default, the same pixels.
+also .tif with --raw, one channel). PNG is written by cnncli's own encoder on every core (zlib
+level 1 with the RLE strategy, as OpenCV), 8- or 16-bit, gray or RGB, with alpha; images are
+made band by band, so a large result never sits in memory whole.
 
 Kernel specs (see 'cnncli kernels'): a name with parameters (sobel, sobel-x, sobel-dir,
 gaussian:sigma=2, box:size=5, motion:length=9,angle=45, unsharp:amount=1.5, kirsch), an inline
@@ -475,7 +476,9 @@ def filter_command(
     gray: Annotated[
         bool,
         typer.Option(
-            "--gray", help="Convert to gray first (ITU-R 601 luma, exactly Pillow's 'L')."
+            "--gray",
+            help="Convert to gray first: ITU-R 601 luma, exactly Pillow's 'L'; a JPEG's stored "
+            "luma is decoded directly, as OpenCV's IMREAD_GRAYSCALE.",
         ),
     ] = False,
     border: Annotated[
