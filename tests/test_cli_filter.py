@@ -1047,3 +1047,35 @@ def test_streamed_output_is_the_whole_result_mapped(
         got = got[..., :3]
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
+
+
+def test_batch_progress_bar_on_a_terminal_and_report_lines_on_stdout(tmp_path: Path) -> None:
+    """On a terminal (Rich told so by TTY_COMPATIBLE/TTY_INTERACTIVE) stderr shows the bar and
+    the failed file; the report lines still go to stdout, which is a pipe here."""
+    import shutil
+
+    for name in ("camera.png", "coffee.png"):
+        shutil.copy(SAMPLES / name, tmp_path / name)
+    (tmp_path / "bad.png").write_text("not an image")
+    env = {**os.environ, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "COLUMNS": "100"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnncli", "filter", "-k", "box", "--out-dir", str(tmp_path / "o")]
+        + [str(tmp_path / n) for n in ("camera.png", "bad.png", "coffee.png")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert proc.returncode == 1
+    lines = proc.stdout.splitlines()
+    assert [line.split(" → ")[0] for line in lines] == [
+        str(tmp_path / "camera.png"),
+        str(tmp_path / "coffee.png"),
+    ]
+    assert "\x1b[" in proc.stderr  # drawn for a terminal
+    assert "3/3" in proc.stderr and "bad.png" in proc.stderr  # the bar reached the end
+    assert f"cnncli: error: {tmp_path / 'bad.png'}: not an image" in proc.stderr
+    assert proc.stderr.rstrip().endswith("cnncli: error: 1 of 3 files failed")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "camera_box.png",
+        "coffee_box.png",
+    ]

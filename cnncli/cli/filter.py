@@ -695,6 +695,9 @@ def _batch(
         console=err_console,
         transient=True,
         disable=not err_console.is_terminal,
+        # The report lines belong on stdout: Rich may move them above the bar only when stdout
+        # is that terminal too; piped (`> list.txt`), they must reach the pipe.
+        redirect_stdout=sys.stdout.isatty(),
     )
     with progress:
         task = progress.add_task("filtering", total=len(jobs))
