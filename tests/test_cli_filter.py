@@ -617,17 +617,54 @@ def test_default_output_next_to_input(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0
 
 
+@pytest.mark.parametrize("colour", [True, False])
 def test_preview_only_writes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    colour: bool,
 ) -> None:
+    """Half-block colour cells on a colour terminal; grey characters when there is no colour
+    (here a pipe), brighter denser."""
+    from cnncli.render.preview import RAMP
+
     monkeypatch.setenv("COLUMNS", "80")
+    if colour:
+        monkeypatch.setenv("FORCE_COLOR", "1")
+    else:
+        monkeypatch.delenv("FORCE_COLOR", raising=False)
     img = tmp_path / "cat.png"
     Image.open(SAMPLES / "chelsea.png").save(img)
     code, out, _ = run(["filter", img, "-k", "sobel", "--preview"], capsys)
     assert code == 0
-    assert "▀" in out and "sobel (abs)" in out
+    assert "sobel (abs)" in out
     assert listing(tmp_path) == ["cat.png"]
-    assert max(len(line) for line in out.splitlines() if "▀" in line) <= 80
+    import re
+
+    picture = out.splitlines()[1:-1]  # between the titles and the report line
+    shown = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in picture]
+    assert len(picture) >= 10 and max(len(line) for line in shown) <= 80
+    if colour:
+        assert all("▀" in line for line in picture)
+    else:
+        assert "▀" not in out and "\x1b" not in out
+        assert set("".join(picture)) <= set(RAMP) and len(set("".join(picture))) >= 5
+
+
+def test_ascii_shades_follow_the_luma() -> None:
+    import io
+
+    from rich.console import Console
+
+    from cnncli.render.preview import RAMP, AsciiShades
+
+    px = np.zeros((4, 10, 3), np.uint8)
+    px[:, 5:] = 255  # right half white
+    px[2:, :, 0] = 255  # bottom rows: red adds 0.299·255 of luma
+    console = Console(file=io.StringIO(), width=40, color_system=None)
+    console.print(AsciiShades(px))
+    rows = console.file.getvalue().splitlines()
+    assert rows == [RAMP[0] * 5 + RAMP[-1] * 5, RAMP[2] * 5 + RAMP[-1] * 5]
 
 
 # ------------------------------------------------------------------ bad input (issue section 8)

@@ -1,7 +1,9 @@
 """Pictures in the terminal for ``cnncli filter --preview`` and the ``cnncli kernels`` table.
 
 A half-block cell (``▀``) shows two pixels: the upper one as the foreground colour, the lower one
-as the background, so a W-column preview shows a W×2R picture in R text rows.
+as the background, so a W-column preview shows a W×2R picture in R text rows. Without colour (a
+pipe, ``NO_COLOR``, ``TERM=dumb``) each cell is a character of a grey ramp instead, brighter
+pixels denser (as on a dark terminal), so the picture still reads.
 """
 
 from __future__ import annotations
@@ -46,6 +48,35 @@ class HalfBlocks:
             yield Segment.line()
 
 
+#: Dark to bright: the ASCII shades for a terminal without colour.
+RAMP = " .:-=+*#%@"
+
+
+class AsciiShades:
+    """The same picture as :class:`HalfBlocks` in plain characters: each cell the ITU-R 601
+    luma of its two pixels, as one of :data:`RAMP`'s ten shades."""
+
+    def __init__(self, pixels: npt.NDArray[np.uint8]) -> None:
+        self.pixels = pixels
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        w = int(self.pixels.shape[1])
+        return Measurement(w, w)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        import numpy as np
+
+        px = self.pixels.astype(np.float64)
+        luma = px @ [0.299, 0.587, 0.114] if px.ndim == 3 else px
+        if luma.shape[0] % 2:  # a last lone row pairs with itself
+            luma = np.vstack([luma, luma[-1:]])
+        cells = (luma[0::2] + luma[1::2]) / 2
+        shade = np.minimum((cells * len(RAMP) / 256).astype(int), len(RAMP) - 1)
+        for row in shade:
+            yield Segment("".join(RAMP[i] for i in row))
+            yield Segment.line()
+
+
 def _rgb(value: Any) -> str:
     if getattr(value, "shape", ()) == ():
         v = int(value)
@@ -76,15 +107,18 @@ def side_by_side(
     height: int,
     left_title: str = "",
     right_title: str = "",
+    color: bool = True,
 ) -> Table:
-    """Two pictures next to each other, each scaled to half the width."""
+    """Two pictures next to each other, each scaled to half the width (``color``: half-block
+    cells in 24-bit colour; otherwise :class:`AsciiShades`)."""
+    picture = HalfBlocks if color else AsciiShades
     half = max(4, (width - 3) // 2)
     rows = max(2, height - 4)
     table = Table.grid(padding=(0, 1))
     table.add_column()
     table.add_column()
     table.add_row(Text(left_title[:half], style="bold"), Text(right_title[:half], style="bold"))
-    table.add_row(HalfBlocks(fit(left, half, rows)), HalfBlocks(fit(right, half, rows)))
+    table.add_row(picture(fit(left, half, rows)), picture(fit(right, half, rows)))
     return table
 
 
@@ -96,7 +130,8 @@ def show_side_by_side(
     right_title: str = "",
     console: Console | None = None,
 ) -> None:
-    """Print :func:`side_by_side` on stdout, sized to the terminal."""
+    """Print :func:`side_by_side` on stdout, sized to the terminal; in grey characters when
+    the console has no colour."""
     console = console or Console(highlight=False)
     height = console.size.height if console.is_terminal else 40
     console.print(
@@ -107,6 +142,7 @@ def show_side_by_side(
             height=height,
             left_title=left_title,
             right_title=right_title,
+            color=console.color_system is not None,
         )
     )
 
