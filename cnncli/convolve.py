@@ -39,7 +39,6 @@ Accuracy
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cnncli import _jit, arithmetic
+from cnncli.cores import usable_cores
 from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
 
 F32 = npt.NDArray[np.float32]
@@ -415,15 +415,7 @@ def choose_method(
 _POOL: ThreadPoolExecutor | None = None
 
 
-def _threads() -> int:
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    env = os.environ.get("CNNCLI_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        n = int(env)
-    return max(1, n)
+_threads = usable_cores  # CNNCLI_THREADS or every core the process may use
 
 
 def _pool() -> ThreadPoolExecutor:

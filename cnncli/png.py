@@ -32,7 +32,6 @@ gains nothing here; all five (Paeth in uint8, branch-free) give Pillow's exact s
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from collections import deque
@@ -42,6 +41,8 @@ from typing import IO, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from cnncli.cores import usable_cores
 
 __all__ = ["PngWriter", "write_png"]
 
@@ -56,18 +57,6 @@ _MEM_LEVEL: Final = 9
 
 FilterMode = Literal["up", "none-sub-up", "all"]
 _FILTER_MODES: Final = ("up", "none-sub-up", "all")
-
-
-def usable_cores() -> int:
-    """Cores this process may run on, or ``CNNCLI_THREADS`` when set to a positive integer."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    env = os.environ.get("CNNCLI_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        n = int(env)
-    return max(1, n)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -52,16 +52,9 @@ class HalfBlocks:
 RAMP = " .:-=+*#%@"
 
 
-class AsciiShades:
+class AsciiShades(HalfBlocks):
     """The same picture as :class:`HalfBlocks` in plain characters: each cell the ITU-R 601
     luma of its two pixels, as one of :data:`RAMP`'s ten shades."""
-
-    def __init__(self, pixels: npt.NDArray[np.uint8]) -> None:
-        self.pixels = pixels
-
-    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        w = int(self.pixels.shape[1])
-        return Measurement(w, w)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         import numpy as np
