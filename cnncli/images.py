@@ -249,10 +249,13 @@ def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
             return np.dtype(np.float32), (int(shape[0]), int(shape[1]))
         from PIL import Image
 
-        with Image.open(path) as im:
-            mode, (w, h) = im.mode, im.size
-            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-                w, h = h, w  # the EXIF orientation turns it a quarter
+        with warnings.catch_warnings():
+            # A decompression-bomb warning is load_image's to turn into its one-line refusal.
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                mode, (w, h) = im.mode, im.size
+                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                    w, h = h, w  # the EXIF orientation turns it a quarter
     except Exception:  # only a hint: load_image reports any problem with the file
         return None
     dt: np.dtype[Any] = np.dtype(np.uint8)  # every 8-bit mode, converted or not

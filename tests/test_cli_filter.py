@@ -1116,3 +1116,22 @@ def test_batch_progress_bar_on_a_terminal_and_report_lines_on_stdout(tmp_path: P
         "camera_box.png",
         "coffee_box.png",
     ]
+
+
+def test_a_bomb_just_over_the_default_limit_gives_one_line(tmp_path: Path) -> None:
+    """Between Pillow's limit and twice it Pillow only warns; reading the header ahead of the
+    decode (to warm the core) must not print that warning beside the refusal. A real process:
+    pytest would capture the warning."""
+    Image.new("L", (200, 200)).save(tmp_path / "big.png")
+    code = (
+        "import sys; from PIL import Image; Image.MAX_IMAGE_PIXELS = 30_000; "  # 40,000 px: 1.33×
+        "from cnncli.cli import main; main(sys.argv[1:])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "filter", str(tmp_path / "big.png"), "-k", "box"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "decompression bomb" in proc.stderr and "--max-pixels" in proc.stderr

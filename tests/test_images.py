@@ -386,3 +386,21 @@ def test_check_output(tmp_path: Path) -> None:
     check_output(existing, [src], force=True)
     with pytest.raises(UsageError, match="cannot tell the output format of 'o.gif'"):
         check_output(Path("o.gif"), [src], force=False)
+
+
+def test_peek_tells_pixel_type_and_size_from_the_header(tmp_path: Path) -> None:
+    from cnncli.images import peek
+
+    np.save(tmp_path / "a.npy", np.zeros((5, 7, 3), np.int16))
+    assert peek(tmp_path / "a.npy") == (np.float32, (5, 7))
+    Image.fromarray(np.zeros((4, 6), np.uint16)).save(tmp_path / "g16.png")
+    assert peek(tmp_path / "g16.png") == (np.uint16, (4, 6))
+    Image.fromarray(rgb8(4, 6)).save(tmp_path / "c.png")
+    assert peek(tmp_path / "c.png") == (np.uint8, (4, 6))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter: load_image gives it 6 tall, 4 wide
+    Image.fromarray(rgb8(4, 6)).save(tmp_path / "r.jpg", exif=exif)
+    assert peek(tmp_path / "r.jpg") == (np.uint8, (6, 4))
+    assert load_image(tmp_path / "r.jpg").data.shape[:2] == (6, 4)
+    (tmp_path / "t.png").write_text("not an image")
+    assert peek(tmp_path / "t.png") is None
