@@ -55,7 +55,7 @@ from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-#: What the Numba paths read: float32, or 8/16-bit pixels as they are (see :func:`work_plane`).
+#: What the Numba paths read: float32, or 8/16-bit pixels as they are (see :func:`work_dtype`).
 Plane = npt.NDArray[Any]
 
 #: Pixel types the core reads without converting them (each is one more compiled
@@ -415,19 +415,16 @@ def choose_method(
 _POOL: ThreadPoolExecutor | None = None
 
 
-_threads = usable_cores  # CNNCLI_THREADS or every core the process may use
-
-
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="cnncli-filter")
+        _POOL = ThreadPoolExecutor(max_workers=usable_cores(), thread_name_prefix="cnncli-filter")
     return _POOL
 
 
 def _bands(run: Callable[[int, int], None], rows: int, work: float) -> None:
     """Run ``run(r0, r1)`` over row bands on a few threads (the jitted code releases the GIL)."""
-    n = min(_threads(), rows, max(1, int(work // 2e6)))  # tiny jobs: one thread, no overhead
+    n = min(usable_cores(), rows, max(1, int(work // 2e6)))  # tiny jobs: one thread, no overhead
     if n <= 1:
         run(0, rows)
         return
@@ -594,7 +591,7 @@ def _plane_fft(
             out[oy : oy + valid.shape[0], ox : ox + valid.shape[1]] += valid
 
     tiles = [(y0, x0) for y0 in range(0, vh, step_h) for x0 in range(0, vw, step_w)]
-    if len(tiles) > 1 and _threads() > 1:
+    if len(tiles) > 1 and usable_cores() > 1:
         # Tiles write disjoint outputs; numpy.fft, the products and the Numba reads all run
         # without the GIL (31×31 on 12 MP: 112 ms on one thread, 68 ms on two).
         pool = _pool()

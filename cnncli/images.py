@@ -497,14 +497,14 @@ def save_result(
             px = np.rint(px.astype(np.float64) / 257).astype(np.uint8)
         return px
 
-    bands = result if isinstance(result, Bands) else None
-    whole = None if bands is not None else np.asarray(result, dtype=np.float32)
+    if isinstance(result, Bands):
+        bands = result
+    else:
+        # One band: normalize without a fixed range stretches the min..max of what it is given.
+        whole = np.asarray(result, dtype=np.float32)
+        bands = Bands(whole.shape, lambda r0, r1: whole[r0:r1], max(1, whole.shape[0]))
 
     def each_band() -> Iterator[tuple[int, int, npt.NDArray[Any]]]:
-        if bands is None:
-            assert whole is not None
-            yield 0, int(shape[0]), pixels(whole)
-            return
         for r0, r1 in bands.spans():
             yield r0, r1, pixels(bands.produce(r0, r1))
 
