@@ -602,6 +602,17 @@ def _plane_fft(
             run(y0, x0)
 
 
+def _rows_read(geom: arithmetic.Geometry, border: Border, row0: int, n: int) -> I64:
+    """The image row each padded row read by output rows ``row0 .. row0+n-1`` comes from
+    (``-1``: the constant border). Every path reads image rows only through this map, so a band
+    of output rows needs only the image rows it names."""
+    ay = geom.axes[0]
+    first = row0 * ay.stride
+    return border_index(ay.input, ay.pad_before, ay.pad_after, border)[
+        first : first + (n - 1) * ay.stride + ay.effective_kernel
+    ]
+
+
 def _correlate_plane(
     plane: Plane,
     k: F64,
@@ -613,21 +624,20 @@ def _correlate_plane(
     init: bool,
     channels: int = 1,
     row0: int = 0,
+    base: int = 0,
 ) -> None:
     """Correlate a plane (``channels`` interleaved: H×(W·C)) with one 2-D kernel into ``out``
-    (same layout; ``init``: overwrite, else add): the output rows ``row0 .. row0 + len(out)``."""
+    (same layout; ``init``: overwrite, else add): the output rows ``row0 .. row0 + len(out)``.
+    ``plane`` may be the image rows from ``base`` on, as long as it holds every row those output
+    rows read (:func:`_rows_read`)."""
     if method is None:
         method, _ = choose_method(k, geom)
         if method == "fft" and plane.dtype.kind == "f" and not np.isfinite(plane).all():
             # An FFT spreads one NaN/inf over its whole tile; taps keep it where it belongs.
             method, _ = choose_method(k, geom, allow_fft=False)
-    ay = geom.axes[0]
-    # The padded rows these output rows read, through the border map: every path reads rows
-    # only through it, so a band of output rows needs nothing else.
-    first = row0 * ay.stride
-    rmap = border_index(ay.input, ay.pad_before, ay.pad_after, border)[
-        first : first + (out.shape[0] - 1) * ay.stride + ay.effective_kernel
-    ]
+    rmap = _rows_read(geom, border, row0, out.shape[0])
+    if base:
+        rmap = np.where(rmap >= 0, rmap - base, -1)
     if method == "direct":
         _plane_direct(plane, k, geom, border, cval, out, init, rmap, channels)
     elif method == "fft":
@@ -861,23 +871,27 @@ def correlate(
         r0, r1 = int(rows[0]), int(rows[1])
     band = r1 - r0
     work = work_dtype(img.dtype, b, cval)
-    planes = img[:, :, None] if img.ndim == 2 else img
-
-    def plane(c: int) -> Plane:
-        return np.ascontiguousarray(planes[:, :, c], dtype=work)
+    # Only the image rows this band reads are copied (a channel plane, or a converted pixel
+    # type): a result streamed in bands copies the image once in all, not once a band.
+    read = _rows_read(geom, b, r0, band)
+    inside = read[read >= 0]
+    lo, hi = (int(inside.min()), int(inside.max()) + 1) if inside.size else (0, 1)
+    planes = img[lo:hi, :, None] if img.ndim == 2 else img[lo:hi]
 
     if k.ndim == 2:
         # Channels stay interleaved: the H×W×C image is an H×(W·C) plane (see _plane_direct).
-        flat = np.ascontiguousarray(img, dtype=work).reshape(img.shape[0], -1)
+        flat = np.ascontiguousarray(planes, dtype=work).reshape(hi - lo, -1)
         result2 = np.empty((band, wo * channels), dtype=np.float32)
-        _correlate_plane(flat, k, geom, b, cval, result2, _method, True, channels, r0)
+        _correlate_plane(flat, k, geom, b, cval, result2, _method, True, channels, r0, lo)
         return result2 if img.ndim == 2 else result2.reshape(band, wo, channels)
     k4 = k[None] if k.ndim == 3 else k
     result = np.empty((k4.shape[0], band, wo), dtype=np.float32)
     for c in range(channels):
-        p = plane(c)
+        p = np.ascontiguousarray(planes[:, :, c], dtype=work)
         for oc in range(k4.shape[0]):
-            _correlate_plane(p, k4[oc, c], geom, b, cval, result[oc], _method, c == 0, 1, r0)
+            _correlate_plane(
+                p, k4[oc, c], geom, b, cval, result[oc], _method, c == 0, 1, r0, lo
+            )  # fmt: skip
     return result[0] if k.ndim == 3 else np.ascontiguousarray(np.moveaxis(result, 0, -1))
 
 

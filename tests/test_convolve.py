@@ -256,16 +256,28 @@ def test_work_dtype_keeps_pixels_unless_the_border_constant_does_not_fit():
 @pytest.mark.parametrize("kdim", [2, 3, 4])
 @pytest.mark.parametrize(
     ("padding", "stride", "dilation"),
-    [("same", 1, 1), ("valid", (2, 1), 1), ("full", 1, (2, 1)), (((3, 0), (1, 2)), (3, 2), (1, 2))],
+    [
+        ("same", 1, 1),
+        ("valid", (2, 1), 1),
+        ("full", 1, (2, 1)),
+        (((3, 0), (1, 2)), (3, 2), (1, 2)),
+        (((6, 6), (1, 1)), 1, 1),  # the first and last bands read nothing but border
+    ],
 )
-def test_rows_give_those_rows_of_the_whole_result(method, kdim, padding, stride, dilation):
+@pytest.mark.parametrize(("border", "value"), [("reflect", 0), ("constant", -1), ("wrap", 0)])
+def test_rows_give_those_rows_of_the_whole_result(
+    method, kdim, padding, stride, dilation, border, value
+):
     """A band of output rows (how the CLI streams a large result) is that band of the whole:
     bit for bit on the tap paths; the FFT's tiles follow the band, so within its accuracy."""
     r = rng(11)
     img = r.integers(0, 256, (41, 29, 2), dtype=np.uint8)
     k2 = np.outer([1.0, 2.0, 1.0], [1.0, 0.0, -1.0])
     k = {2: k2, 3: np.stack([k2, -k2]), 4: np.stack([np.stack([k2, 2 * k2])] * 3)}[kdim]
-    kw = dict(padding=padding, stride=stride, dilation=dilation, border="reflect", _method=method)
+    kw = dict(
+        padding=padding, stride=stride, dilation=dilation, border=border, border_value=value,
+        _method=method,
+    )  # fmt: skip
     whole = cv.correlate(img, k, **kw)
     ho = whole.shape[0]
     for r0, r1 in [(0, 1), (0, ho), (2, 9), (ho - 3, ho), (ho // 2, ho // 2 + 1)]:
@@ -276,6 +288,25 @@ def test_rows_give_those_rows_of_the_whole_result(method, kdim, padding, stride,
             assert np.abs(band.astype(np.float64) - whole[r0:r1]).max() <= 1e-5 * scale
         else:
             assert np.array_equal(band, whole[r0:r1])
+
+
+@pytest.mark.parametrize("kernel", [np.ones((3, 3)), np.ones((2, 3, 3)), np.ones((4, 2, 3, 3))])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_a_band_copies_only_the_image_rows_it_reads(monkeypatch, kernel, dtype):
+    """Streaming a result band by band must not copy (or convert) the whole image per band."""
+    heights = []
+    real = cv._correlate_plane
+
+    def spy(plane, *args, **kw):
+        heights.append(plane.shape[0])
+        return real(plane, *args, **kw)
+
+    monkeypatch.setattr(cv, "_correlate_plane", spy)
+    img = rng(2).integers(0, 256, (200, 30, 2)).astype(dtype)
+    band = cv.correlate(img, kernel, rows=(100, 110), dilation=(2, 1))
+    whole = cv.correlate(img, kernel, dilation=(2, 1))
+    assert np.array_equal(band, whole[100:110])
+    assert heights[: len(heights) // 2] == [14] * (len(heights) // 2)  # rows 98 .. 111
 
 
 @pytest.mark.parametrize("rows", [(0, 0), (-1, 3), (5, 3), (0, 13), (2.5, 4)])
