@@ -13,6 +13,8 @@ file in the target directory, then ``os.replace``; a failure leaves nothing behi
 from __future__ import annotations
 
 import os
+import re
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -92,7 +94,16 @@ class Picture:
         return f"{w}×{h} {kind}{extra} {depth}"
 
 
-def _open_pil(path: Path, max_pixels: int | None, gray: bool = False) -> Any:
+def _open_pil(
+    path: Path,
+    max_pixels: int | None,
+    gray: bool = False,
+    rawmode: Callable[[str], str] | None = None,
+) -> tuple[Any, list[Any]]:
+    """Open, decode and turn upright (EXIF orientation) a picture with Pillow, or refuse it in
+    one line; returns the image and its tiles as the file described them (Pillow empties
+    ``im.tile`` once decoded). ``rawmode`` rewrites the raw mode of every tile before decoding
+    (see :func:`_deep_colour`)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
@@ -110,6 +121,9 @@ def _open_pil(path: Path, max_pixels: int | None, gray: bool = False) -> Any:
                     # straight to gray by libjpeg: what OpenCV's IMREAD_GRAYSCALE gives, in a
                     # third of the time and memory of decoding RGB and converting it.
                     im.draft("L", im.size)
+                tiles = list(im.tile)
+                if rawmode is not None:
+                    im.tile = [t._replace(args=_with_rawmode(t.args, rawmode)) for t in tiles]
                 im.load()
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 size = _size_of(path)
@@ -131,7 +145,102 @@ def _open_pil(path: Path, max_pixels: int | None, gray: bool = False) -> Any:
         ImageOps.exif_transpose(im, in_place=True)
     finally:
         Image.MAX_IMAGE_PIXELS = old
-    return im
+    return im, tiles
+
+
+# Pillow decodes 16-bit colour (PNG, TIFF: raw modes "RGB;16B", "RGBA;16L", "LA;16B", ...)
+# to 8 bits by keeping the high byte of each sample. Its decoders (inflate + PNG unfiltering,
+# libtiff) work on the raw bytes, and only the last step, the unpacker named by the raw mode,
+# drops the low byte; so a second decode whose raw mode reads the samples in the other byte
+# order gives the low bytes, and the two make the 16-bit samples exactly.
+_DEEP_RAWMODE = re.compile(r"^(RGB|RGBA|LA);16([BLN])$")
+_SWAP = {"B": "L", "L": "B", "N": "B" if sys.byteorder == "little" else "L"}
+
+
+def _tile_rawmode(args: Any) -> str | None:
+    raw = args[0] if isinstance(args, tuple) and args else args
+    return raw if isinstance(raw, str) else None
+
+
+def _with_rawmode(args: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(args, tuple):
+        return (change(args[0]), *args[1:])
+    return change(args)
+
+
+def _deep_kind(tiles: list[Any]) -> str | None:
+    """The 16-bit colour raw mode every tile shares ("RGB;16B", ...), "ppm" for a 16-bit
+    binary PPM, or None for any other picture."""
+    if not tiles:
+        return None
+    kinds = set()
+    for t in tiles:
+        if t.codec_name == "ppm" and isinstance(t.args, tuple) and len(t.args) == 2:
+            mode, maxval = t.args
+            kinds.add("ppm" if mode == "RGB" and isinstance(maxval, int) and maxval > 255 else "")
+        else:
+            raw = _tile_rawmode(t.args)
+            kinds.add(raw if raw and _DEEP_RAWMODE.match(raw) else "")
+    kind = kinds.pop()
+    return kind if kind and not kinds else None
+
+
+def _deep_colour(
+    path: Path, im: Any, tiles: list[Any], max_pixels: int | None, warn: Any
+) -> tuple[npt.NDArray[np.uint16], bool] | None:
+    """The 16-bit samples of a 16-bit colour picture Pillow decoded to 8 bits as ``im``:
+    H×W×C uint16 (RGB, RGBA, or gray+alpha as two channels) and whether the last channel is
+    alpha; None if ``im`` is not such a picture."""
+    if im.format == "TIFF" and im.tag_v2.get(284, 1) == 2 and 16 in im.tag_v2.get(258, ()):
+        # Separate colour planes: Pillow's TIFF decoder picks each plane's unpacker itself, so
+        # the second decode cannot reach the low bytes.
+        if warn and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N"):
+            warn(
+                f"{path}: 16-bit TIFF with separate colour planes read as 8 bits (Pillow keeps "
+                "only the high byte); save it with interleaved samples (contiguous planar "
+                "configuration) or as PNG to keep 16 bits"
+            )
+        return None
+    kind = _deep_kind(tiles)
+    if kind is None:
+        return None
+    if kind == "ppm":
+        return _ppm16(path, tiles[0]), False
+    match = _DEEP_RAWMODE.match(kind)
+    assert match is not None
+    layout, order = match.groups()
+    if layout == "LA":
+        # Gray+alpha, 4 bytes a pixel: decoded as plain RGBA (same bytes a pixel, so the same
+        # unfiltering), the four bytes are the two samples as stored.
+        raw, _ = _open_pil(path, max_pixels, rawmode=lambda _: "RGBA")
+        b = np.asarray(raw)
+        big = order == "B" or (order == "N" and sys.byteorder == "big")
+        pair = b.view(">u2" if big else "<u2").reshape(b.shape[0], b.shape[1], 2)
+        return pair.astype(np.uint16), True
+    swap = _SWAP[order]
+    low, _ = _open_pil(path, max_pixels, rawmode=lambda r: r[:-1] + swap)
+    out = np.asarray(im).astype(np.uint16)
+    out <<= 8
+    out |= np.asarray(low)
+    return out, layout == "RGBA"
+
+
+def _ppm16(path: Path, tile: Any) -> npt.NDArray[np.uint16]:
+    """A binary PPM with maxval > 255 (Pillow scales it to 8 bits): big-endian samples read
+    from the file, scaled to 0..65535 as Pillow does for 16-bit PGM."""
+    maxval = int(tile.args[1])
+    w, h = (int(v) for v in tile.extents[2:])
+    with open(path, "rb") as fh:
+        fh.seek(int(tile.offset))
+        raw = np.fromfile(fh, dtype=">u2", count=w * h * 3)
+    if raw.size != w * h * 3:
+        raise ImageError(f"{path}: truncated PPM ({raw.size:,} of {w * h * 3:,} samples)")
+    if raw.max(initial=0) > maxval:
+        raise ImageError(f"{path}: damaged PPM (a sample exceeds its maxval {maxval})")
+    px = raw.reshape(h, w, 3)
+    if maxval != 65535:
+        px = np.rint(px.astype(np.float64) * (65535 / maxval))
+    return px.astype(np.uint16)
 
 
 def _size_of(path: Path) -> str:
@@ -169,7 +278,9 @@ def load_npy(path: Path) -> Picture:
     return Picture(path, np.ascontiguousarray(data), None, "npy", 32, "NPY")
 
 
-def load_image(path: str | Path, *, max_pixels: int | None = None, gray: bool = False) -> Picture:
+def load_image(
+    path: str | Path, *, max_pixels: int | None = None, gray: bool = False, warn: Any = None
+) -> Picture:
     """Read an image (anything Pillow reads, EXIF orientation applied) or a ``.npy`` array.
 
     ``gray``: a JPEG is decoded straight to its stored luma (libjpeg, as OpenCV's
@@ -187,9 +298,18 @@ def load_image(path: str | Path, *, max_pixels: int | None = None, gray: bool = 
         raise ImageError(f"{p}: permission denied")
     if p.suffix.lower() == ".npy":
         return load_npy(p)
-    im = _open_pil(p, max_pixels, gray)
+    im, tiles = _open_pil(p, max_pixels, gray)
     fmt = str(im.format or "")
     mode = str(im.mode)
+    deep = _deep_colour(p, im, tiles, max_pixels, warn)
+    if deep is not None:
+        del im
+        px, has_alpha = deep
+        alpha16 = np.ascontiguousarray(px[:, :, -1]) if has_alpha else None
+        colour = px[:, :, :-1] if has_alpha else px
+        data16 = colour[:, :, 0] if colour.shape[2] == 1 else colour
+        mode = "LA" if data16.ndim == 2 else mode  # Pillow calls 16-bit gray+alpha "RGBA"
+        return Picture(p, np.ascontiguousarray(data16), alpha16, mode, 16, fmt)
     alpha: npt.NDArray[Any] | None = None
     if mode == "P" or mode == "PA":
         im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
@@ -254,13 +374,15 @@ def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
             warnings.simplefilter("ignore")
             with Image.open(path) as im:
                 mode, (w, h) = im.mode, im.size
-                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-                    w, h = h, w  # the EXIF orientation turns it a quarter
+                deep = _deep_kind(list(im.tile)) is not None
+                if im.format != "TIFF" and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                    # The EXIF orientation turns it a quarter (Pillow's TIFF size already has).
+                    w, h = h, w
     except Exception:  # only a hint: load_image reports any problem with the file
         return None
     dt: np.dtype[Any] = np.dtype(np.uint8)  # every 8-bit mode, converted or not
-    if mode.startswith("I;16"):
-        dt = np.dtype(np.uint16)  # gray (Pillow reads 16-bit colour as 8-bit)
+    if mode.startswith("I;16") or deep:
+        dt = np.dtype(np.uint16)
     elif mode in ("F", "I"):
         dt = np.dtype(np.float32)
     return dt, (h, w)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +92,112 @@ def _photo_like(h: int = 48, w: int = 64) -> np.ndarray:
     y, x = np.mgrid[0:h, 0:w]
     rgb = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1) + RNG.integers(0, 30, (h, w, 3))
     return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+SIXTEEN = Path(__file__).resolve().parent / "data" / "sixteen"  # made by ImageMagick: make.py
+TRUTH = np.load(SIXTEEN / "truth.npy")  # 13×17×4 uint16: the samples every fixture holds
+
+
+@pytest.mark.parametrize(
+    ("name", "alpha"),
+    [
+        ("rgb16_interlaced.png", False),
+        ("rgba16.png", True),
+        ("rgb16_zip.tif", False),
+        ("rgb16_lzw_tiled.tif", False),
+        ("rgb16_msb_raw.tif", False),
+        ("rgba16_zip.tif", True),
+        ("rgb16.ppm", False),
+    ],
+)
+def test_sixteen_bit_colour_stays_sixteen_bit(name: str, alpha: bool) -> None:
+    pic = load_image(SIXTEEN / name)
+    assert pic.bits == 16 and pic.data.dtype == np.uint16 and pic.maxval == 65535
+    np.testing.assert_array_equal(pic.data, TRUTH[..., :3])
+    if alpha:
+        assert pic.alpha is not None and pic.alpha.dtype == np.uint16
+        np.testing.assert_array_equal(pic.alpha, TRUTH[..., 3])
+    else:
+        assert pic.alpha is None
+    assert images.peek(SIXTEEN / name) == (np.uint16, (13, 17))
+
+
+def test_sixteen_bit_fixtures_have_the_layouts_they_are_named_for() -> None:
+    # If ImageMagick ever wrote these differently, the tests above would lose their point.
+    for name in ("rgb16_interlaced.png", "ga16_interlaced.png"):
+        assert (SIXTEEN / name).read_bytes()[28] == 1  # IHDR interlace method: Adam7
+    tiffs = {
+        "rgb16_lzw_tiled.tif": {259: 5, 322: 16},  # LZW, 16-pixel tiles
+        "rgb16_msb_raw.tif": {259: 1},
+        "rgb16_zip.tif": {259: 8},
+        "rgb16_planar.tif": {284: 2},
+        "rgb16_rot6.tif": {274: 6},
+    }
+    for name, tags in tiffs.items():
+        with Image.open(SIXTEEN / name) as im:
+            assert {k: im.tag_v2.get(k) for k in tags} == tags, name
+            assert im.tag_v2.get(258) == (16, 16, 16), name
+    assert (SIXTEEN / "rgb16_msb_raw.tif").read_bytes()[:2] == b"MM"
+
+
+def test_sixteen_bit_gray_alpha() -> None:
+    pic = load_image(SIXTEEN / "ga16_interlaced.png")
+    assert pic.describe() == "17×13 gray+alpha 16-bit" and pic.mode == "LA"
+    np.testing.assert_array_equal(pic.data, TRUTH[..., 0])
+    assert pic.alpha is not None
+    np.testing.assert_array_equal(pic.alpha, TRUTH[..., 3])
+
+
+def test_sixteen_bit_colour_orientation() -> None:
+    # Orientation 6: the stored rows are the picture's right-hand column, top first.
+    pic = load_image(SIXTEEN / "rgb16_rot6.tif")
+    np.testing.assert_array_equal(pic.data, np.rot90(TRUTH[..., :3], -1))
+    assert images.peek(SIXTEEN / "rgb16_rot6.tif") == (np.uint16, (17, 13))
+
+
+def test_sixteen_bit_planar_tiff_is_read_as_8_bits_with_a_warning() -> None:
+    said: list[str] = []
+    pic = load_image(SIXTEEN / "rgb16_planar.tif", warn=said.append)
+    assert pic.bits == 8
+    np.testing.assert_array_equal(pic.data, TRUTH[..., :3] >> 8)
+    assert len(said) == 1 and "read as 8 bits" in said[0] and "PNG" in said[0]
+
+
+def test_sixteen_bit_colour_orientation_from_exif_in_png(tmp_path: Path) -> None:
+    # Our own PNG encoder writes the samples; Pillow adds an eXIf chunk only on its own
+    # saves, so splice one in after IHDR: orientation 3 (turned half round).
+    from cnncli.png import write_png
+
+    buf = tmp_path / "plain.png"
+    with open(buf, "wb") as fh:
+        write_png(fh, TRUTH)
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    data = exif.tobytes()
+    chunk = struct.pack(">I", len(data)) + b"eXIf" + data
+    chunk += struct.pack(">I", zlib.crc32(b"eXIf" + data))
+    raw = buf.read_bytes()
+    (tmp_path / "turned.png").write_bytes(raw[:33] + chunk + raw[33:])
+    pic = load_image(tmp_path / "turned.png")
+    np.testing.assert_array_equal(pic.data, TRUTH[::-1, ::-1, :3])
+    assert pic.alpha is not None
+    np.testing.assert_array_equal(pic.alpha, TRUTH[::-1, ::-1, 3])
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_sixteen_bit_colour_as_opencv_reads_it(tmp_path: Path, channels: int, ext: str) -> None:
+    cv2 = pytest.importorskip("cv2")
+    px = np.random.default_rng(channels).integers(0, 65536, (41, 59, channels), dtype=np.uint16)
+    bgr = px[..., [2, 1, 0, 3][:channels]]
+    assert cv2.imwrite(str(tmp_path / f"x{ext}"), bgr)
+    pic = load_image(tmp_path / f"x{ext}")
+    back = cv2.imread(str(tmp_path / f"x{ext}"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(pic.data, back[..., [2, 1, 0]])
+    np.testing.assert_array_equal(pic.data, px[..., :3])
+    if channels == 4:
+        np.testing.assert_array_equal(pic.alpha, back[..., 3])
 
 
 def test_gray_jpeg_is_the_luma_it_stores(tmp_path: Path) -> None:

@@ -304,7 +304,7 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
 
     if job.output is not None:
         images.check_output(job.output, inputs, s.force)
-    pic: Picture = images.load_image(job.source, max_pixels=s.max_pixels, gray=s.gray)
+    pic: Picture = images.load_image(job.source, max_pixels=s.max_pixels, gray=s.gray, warn=_warn)
     if s.gray:  # what load_image left (not 8-bit RGB): gray as it is, or refused
         pic = images.to_gray(pic)
     # Only now: _warm_core's thread may still be importing Numba, and importing the core here
