@@ -1,0 +1,190 @@
+"""TIFF encode time and size: cnncli.tiff (predictor on/off, zlib levels) vs Pillow vs OpenCV.
+
+Run: .venv/bin/python benchmarks/bench_tiff.py [--repeat 7] [--image path] [--explore]
+
+Prints a Markdown table per picture: median ms of interleaved runs (each writes a file into a
+temporary folder, as ``cnncli filter`` does), ratio to Pillow's deflate (or OpenCV's when Pillow
+cannot write the picture) and file size. Pictures, all from the 12-MP photo: the abs Sobel-x in
+gray 8-bit (what ``cnncli filter -k sobel-x --gray`` writes), the RGB photo, and 16-bit versions
+of both (the photo ×257 blurred with σ = 1 in float, so the low bytes carry real detail, as a
+filtered 16-bit input does). ``--explore`` adds more zlib levels, memLevel 8 and strip sizes of cnncli.tiff. Level 1 is
+zlib's run-length strategy, 2..9 its LZ77 search (see cnncli/tiff.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import PIL
+from PIL import Image
+
+import cnncli.tiff
+from cnncli.tiff import write_tiff
+
+cv2: Any
+try:
+    import cv2
+except ImportError:  # the benchmark still compares against Pillow
+    cv2 = None
+
+DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared/images/coffee-12mp.jpg"
+
+
+def sobel_x(gray: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """|Sobel-x| of a gray float picture (reflect101 borders)."""
+    g = np.pad(gray, 1, mode="reflect")
+    dx = g[:, 2:] - g[:, :-2]
+    out: npt.NDArray[np.float32] = np.abs(dx[:-2] + 2 * dx[1:-1] + dx[2:])
+    return out
+
+
+def blur16(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint16]:
+    """The photo as 16-bit: ×257, a 5-tap binomial blur (σ = 1) in float, rounded."""
+    x = rgb.astype(np.float32) * 257
+    for axis in (0, 1):
+        p = np.pad(x, [(2, 2) if a == axis else (0, 0) for a in range(3)], mode="reflect")
+        n = x.shape[axis]
+        x = sum(
+            (w / 16) * np.take(p, np.arange(i, i + n), axis=axis)
+            for i, w in enumerate((1, 4, 6, 4, 1))
+        )  # type: ignore[assignment]
+    return np.clip(np.rint(x), 0, 65535).astype(np.uint16)
+
+
+def cases(img: npt.NDArray[Any], folder: Path, explore: bool) -> dict[str, Callable[[], int]]:
+    out: dict[str, Callable[[], int]] = {}
+
+    def ours(**opts: object) -> Callable[[], int]:
+        path = folder / "ours.tif"
+        constants = {k: opts.pop(k) for k in ("_STRIP_BYTES", "_MEM_LEVEL") if k in opts}
+
+        def run() -> int:
+            saved = {k: getattr(cnncli.tiff, k) for k in constants}
+            for k, v in constants.items():
+                setattr(cnncli.tiff, k, v)
+            try:
+                with open(path, "wb") as fh:
+                    write_tiff(fh, img, **opts)  # type: ignore[arg-type]
+            finally:
+                for k, v in saved.items():
+                    setattr(cnncli.tiff, k, v)
+            return path.stat().st_size
+
+        return run
+
+    c = 1 if img.ndim == 2 else img.shape[2]
+    if img.dtype == np.uint8:
+        im = Image.fromarray(img, mode="L" if c == 1 else "RGB")
+
+        def pillow() -> int:
+            path = folder / "pillow.tif"
+            im.save(path, compression="tiff_deflate")
+            return path.stat().st_size
+
+        out["Pillow tiff_deflate (level 6, no predictor)"] = pillow
+    elif c == 1:
+        im16 = Image.fromarray(img)  # I;16
+
+        def pillow16() -> int:
+            path = folder / "pillow.tif"
+            im16.save(path, compression="tiff_deflate")
+            return path.stat().st_size
+
+        out["Pillow tiff_deflate (level 6, no predictor)"] = pillow16
+    if cv2 is not None:
+        bgr = img if c == 1 else np.ascontiguousarray(img[..., ::-1])
+
+        def opencv(params: list[int]) -> Callable[[], int]:
+            def run() -> int:
+                path = folder / "cv2.tif"
+                assert cv2.imwrite(str(path), bgr, params)
+                return path.stat().st_size
+
+            return run
+
+        out["cv2.imwrite (LZW + predictor, default)"] = opencv([])
+        out["cv2.imwrite deflate + predictor"] = opencv([cv2.IMWRITE_TIFF_COMPRESSION, 8])
+        out["cv2.imwrite deflate, no predictor"] = opencv(
+            [cv2.IMWRITE_TIFF_COMPRESSION, 8, cv2.IMWRITE_TIFF_PREDICTOR, 1]
+        )
+    for level in (1, 6):
+        for predictor in (True, False):
+            out[f"cnncli.tiff level {level}, predictor {'on' if predictor else 'off'}"] = ours(
+                level=level, predictor=predictor, threads=2
+            )
+    out["cnncli.tiff level 1, predictor on, 1 thread"] = ours(level=1, predictor=True, threads=1)
+    out["cnncli.tiff none"] = ours(compression="none", threads=2)
+    if explore:
+        for level in (2, 3, 9):
+            out[f"cnncli.tiff level {level}, predictor on"] = ours(
+                level=level, predictor=True, threads=2
+            )
+        out["cnncli.tiff level 1, predictor on, memLevel 8"] = ours(
+            level=1, predictor=True, threads=2, _MEM_LEVEL=8
+        )
+        for kb in (64, 128, 256, 1024, 2048):
+            out[f"cnncli.tiff level 1, predictor on, {kb} KB strips"] = ours(
+                level=1, predictor=True, threads=2, _STRIP_BYTES=kb << 10
+            )
+    return out
+
+
+def bench(name: str, img: npt.NDArray[Any], repeat: int, explore: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = cases(img, Path(tmp), explore)
+        times: dict[str, list[float]] = {k: [] for k in runs}
+        sizes: dict[str, int] = {}
+        for k, f in runs.items():  # warm-up (thread pools, page cache)
+            sizes[k] = f()
+        for _ in range(repeat):  # interleaved so that load from other processes hits every case
+            for k, f in runs.items():
+                t0 = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    ref_name = next((k for k in runs if k.startswith(("Pillow", "cv2"))), None)
+    ref = med[ref_name] if ref_name else None
+    print(f"\n### {name}: {img.shape[1]}×{img.shape[0]}, {img.dtype}, {img.nbytes / 1e6:.1f} MB\n")
+    print(f"| case | ms | ÷ {ref_name.split(' ')[0] if ref_name else '-'} | file MB |")
+    print("|---|---:|---:|---:|")
+    for k in runs:
+        ratio = f"{med[k] / ref:.2f}" if ref else "-"
+        print(f"| {k} | {med[k]:.0f} | {ratio} | {sizes[k] / 1e6:.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    ap.add_argument("--explore", action="store_true", help="also more levels and strip sizes")
+    ap.add_argument("--only", default="", help="run only pictures whose name contains this")
+    args = ap.parse_args()
+    with Image.open(args.image) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    rgb16 = blur16(rgb)
+    gray16 = rgb16.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    pictures = {
+        "gray |Sobel-x| edge map, 8-bit": np.clip(np.rint(sobel_x(gray)), 0, 255).astype(np.uint8),
+        "RGB photo, 8-bit": rgb,
+        "gray |Sobel-x| edge map, 16-bit": np.clip(np.rint(sobel_x(gray16)), 0, 65535).astype(
+            np.uint16
+        ),
+        "RGB photo, 16-bit": rgb16,
+    }
+    print(f"cv2 {cv2.__version__ if cv2 else 'not installed'}, Pillow {PIL.__version__}")
+    for name, img in pictures.items():
+        if args.only in name:
+            bench(name, img, args.repeat, args.explore)
+
+
+if __name__ == "__main__":
+    main()
