@@ -57,6 +57,8 @@ SAVE_FORMATS = {
     ".npy": "NPY",
 }
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
+#: Written by cnncli's own streaming encoders (cnncli.png, cnncli.tiff): 8 or 16 bits, gray or
+#: colour, with alpha.
 _16BIT_FORMATS = {"PNG", "TIFF"}
 
 
@@ -596,17 +598,14 @@ def save_result(
     how = Mapping(how)
     if isinstance(result, Bands) and how is Mapping.NORMALIZE and value_range is None:
         raise ValueError("normalize over bands needs a fixed value_range")
-    # Our own PNG writer holds 16-bit colour; Pillow's formats hold 16 bits in gray only.
-    deep = {"PNG"} if channels == 3 else _16BIT_FORMATS
-    bits = 16 if like.bits == 16 and fmt in deep else 8
+    bits = 16 if like.bits == 16 and fmt in _16BIT_FORMATS else 8
     if like.bits == 16 and bits == 8 and warn:
-        why = "colour" if channels == 3 else fmt
-        warn(f"{path}: {why} output holds 8 bits here; the 16-bit result was scaled to 8 bits")
+        warn(f"{path}: {fmt} holds 8 bits; the 16-bit result was scaled to 8 bits")
     if alpha is not None and fmt not in _ALPHA_FORMATS:
         if warn:
             warn(f"{path}: {fmt} has no alpha channel; alpha dropped")
         alpha = None
-    if alpha is not None and (alpha.shape != tuple(shape[:2]) or (bits == 16 and fmt != "PNG")):
+    if alpha is not None and alpha.shape != tuple(shape[:2]):
         if warn:
             warn(f"{path}: alpha dropped (it does not fit this output)")
         alpha = None
@@ -631,36 +630,39 @@ def save_result(
             yield r0, r1, pixels(bands.produce(r0, r1))
 
     h, w = int(shape[0]), int(shape[1])
-    if fmt == "PNG":
+    if fmt in _16BIT_FORMATS:
+        # Our own encoders: bands are encoded as they come, on every core.
         from cnncli.png import PngWriter
+        from cnncli.tiff import TiffWriter
 
-        def write_png(tmp: Path) -> None:
+        Writer = PngWriter if fmt == "PNG" else TiffWriter
+
+        def write_streamed(tmp: Path) -> None:
             with open(tmp, "wb") as fh:
                 ch = channels + (alpha is not None)
-                with PngWriter(fh, w, h, ch, bits) as png:
+                try:
+                    enc = Writer(fh, w, h, ch, bits)
+                except ValueError as err:  # a size the format cannot hold
+                    raise ImageError(f"{path}: {err}; save it as .npy") from None
+                with enc:
                     for r0, r1, px in each_band():
                         if alpha is not None:
                             px = np.concatenate(
                                 [px.reshape(r1 - r0, w, channels), alpha[r0:r1, :, None]], axis=2
                             )
-                        png.write(px, copy=False)
+                        enc.write(px, copy=False)
 
-        atomic_write(path, write_png, make_dir)
+        atomic_write(path, write_streamed, make_dir)
     else:
         from PIL import Image
 
         def write_pillow(tmp: Path) -> None:
-            out = np.empty(
-                (h, w) if channels == 1 else (h, w, 3), np.uint16 if bits == 16 else np.uint8
-            )
+            out = np.empty((h, w) if channels == 1 else (h, w, 3), np.uint8)
             for r0, r1, px in each_band():
                 out[r0:r1] = px
-            if bits == 16:
-                im = Image.fromarray(out)  # mode I;16
-            else:
-                im = Image.fromarray(out, mode="L" if channels == 1 else "RGB")
-                if alpha is not None:
-                    im.putalpha(Image.fromarray(alpha, mode="L"))
+            im = Image.fromarray(out, mode="L" if channels == 1 else "RGB")
+            if alpha is not None:
+                im.putalpha(Image.fromarray(alpha, mode="L"))
             im.save(tmp, format=fmt, **_PILLOW_OPTIONS.get(fmt, {}))
 
         atomic_write(path, write_pillow, make_dir)
@@ -672,7 +674,6 @@ def save_result(
 _PILLOW_OPTIONS: dict[str, dict[str, Any]] = {
     "JPEG": {"quality": 95, "subsampling": 0},
     "WEBP": {"lossless": True},
-    "TIFF": {"compression": "tiff_deflate"},
 }
 
 

@@ -22,6 +22,7 @@ from PIL import Image
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "filter"
+SIXTEEN = Path(__file__).resolve().parent / "data" / "sixteen"  # 16-bit fixtures, by ImageMagick
 RNG = np.random.default_rng(3)
 
 
@@ -218,6 +219,48 @@ def test_sixteen_bit_stays_sixteen_bit(tmp_path: Path, capsys: pytest.CaptureFix
     assert np.abs(np.asarray(im).astype(np.float64) - ref).max() <= 0.5 + 1e-3
     code, _, _ = run(["filter", tmp_path / "a.png", "-k", "box", "-o", tmp_path / "o.tif"], capsys)
     assert Image.open(tmp_path / "o.tif").mode == "I;16"
+
+
+def test_sixteen_bit_colour_stays_sixteen_bit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = np.load(SIXTEEN / "truth.npy")  # what rgba16.png holds (written by ImageMagick)
+    padded = np.pad(truth[..., :3].astype(np.float64), ((1, 1), (1, 1), (0, 0)), mode="reflect")
+    ref = sum(padded[i : i + 13, j : j + 17] for i in range(3) for j in range(3)) / 9
+    for ext in (".png", ".tif"):
+        out = tmp_path / f"o{ext}"
+        code, report, err = run(["filter", SIXTEEN / "rgba16.png", "-k", "box", "-o", out], capsys)
+        assert code == 0 and err == "", err
+        assert "17×13 RGB+alpha 16-bit" in report
+        back = cv2_or_pillow_16(out)
+        assert back.dtype == np.uint16 and back.shape == (13, 17, 4)
+        assert np.abs(back[..., :3] - ref).max() <= 0.5 + 1e-3
+        np.testing.assert_array_equal(back[..., 3], truth[..., 3])
+    # --gray: ITU-R 601 luma of the 16-bit samples, still 16-bit.
+    out = tmp_path / "g.png"
+    code, _, err = run(
+        ["filter", SIXTEEN / "rgb16_zip.tif", "-k", "identity", "--gray", "-o", out], capsys
+    )
+    assert code == 0, err
+    luma = truth[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    got = np.asarray(Image.open(out))
+    assert got.dtype.kind == "u" and Image.open(out).mode == "I;16"
+    assert np.abs(got - luma).max() <= 0.5 + 1e-2
+
+
+def cv2_or_pillow_16(path: Path) -> np.ndarray:
+    """A 16-bit colour file as RGB(A) uint16, read by OpenCV when installed, else by
+    ``cnncli.images`` (itself checked against files ImageMagick wrote)."""
+    try:
+        import cv2
+    except ImportError:
+        from cnncli import images
+
+        pic = images.load_image(path)
+        planes = [pic.data] if pic.alpha is None else [pic.data, pic.alpha[..., None]]
+        return np.concatenate(planes, axis=2)
+    px = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return px[..., [2, 1, 0, 3][: px.shape[2]]]
 
 
 def test_palette_and_cmyk_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -855,25 +898,27 @@ def test_unwritable_output(
     assert listing(tmp_path) == []
 
 
-@pytest.mark.parametrize("ext", ["png", "tif"])  # our PNG writer; Pillow for the rest
+@pytest.mark.parametrize("ext", ["png", "tif", "jpg"])  # our PNG and TIFF writers; Pillow
 def test_failed_write_leaves_no_partial_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, ext: str
 ) -> None:
-    from cnncli import png
+    from cnncli import png, tiff
 
     real_save = Image.Image.save
-    real_close = png.PngWriter.close
 
     def dies_halfway(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
         real_save(self, fp, *args, **kwargs)
         raise OSError(5, "Input/output error")
 
-    def dies_at_the_end(self: png.PngWriter) -> None:
-        real_close(self)  # the whole PNG is written, then the disk fails
-        raise OSError(5, "Input/output error")
-
     monkeypatch.setattr(Image.Image, "save", dies_halfway)
-    monkeypatch.setattr(png.PngWriter, "close", dies_at_the_end)
+    for writer in (png.PngWriter, tiff.TiffWriter):
+        real_close = writer.close
+
+        def dies_at_the_end(self: object, real=real_close) -> None:
+            real(self)  # the whole file is written, then the disk fails
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(writer, "close", dies_at_the_end)
     code, _, err = run(
         ["filter", SAMPLES / "camera.png", "-k", "box", "-o", tmp_path / f"o.{ext}"], capsys
     )
@@ -1033,6 +1078,8 @@ def test_real_entry_point_reports_and_writes_before_it_ends(tmp_path: Path) -> N
         ("rgba.png", ["-k", "sharpen", "--border", "constant=300"]),
         ("gray16.png", ["-k", "laplacian", "--padding", "valid"]),
         ("gray16.tif", ["-k", "box:size=5"]),
+        ("rgba16.png", ["-k", "sobel"]),
+        ("rgb16_zip.tif", ["-k", "unsharp", "--padding", "full"]),
     ],
 )
 @pytest.mark.parametrize("band_values", [1, 3000, 1 << 20])  # a row a band .. one band
@@ -1059,7 +1106,7 @@ def test_streamed_output_is_the_whole_result_mapped(
     g16 = (np.add.outer(np.arange(300), np.arange(260)) * 97 % 65536).astype(np.uint16)
     Image.fromarray(g16).save(tmp_path / "gray16.png")
     Image.fromarray(g16).save(tmp_path / "gray16.tif")
-    src = SAMPLES / name if (SAMPLES / name).exists() else tmp_path / name
+    src = next(p for p in (SAMPLES / name, SIXTEEN / name, tmp_path / name) if p.exists())
     out = tmp_path / f"out{Path(name).suffix}"
     code, _, err = run(["filter", src, *args, "-o", out], capsys)
     assert code == 0, err
@@ -1078,12 +1125,12 @@ def test_streamed_output_is_the_whole_result_mapped(
     how = kernel.mapping
     rng_ = kernel.value_range if how is Mapping.NORMALIZE else None
     expected = images.map_values(whole, how, pic.maxval, rng_)
-    got = np.asarray(Image.open(out))
-    if got.ndim == 3 and got.shape[2] == 4:  # alpha passed through
-        np.testing.assert_array_equal(got[..., 3], np.asarray(Image.open(src))[..., 3])
-        got = got[..., :3]
-    assert got.dtype == expected.dtype
-    np.testing.assert_array_equal(got, expected)
+    back = images.load_image(out)
+    if pic.alpha is not None:  # passed through
+        assert back.alpha is not None
+        np.testing.assert_array_equal(back.alpha, pic.alpha)
+    assert back.data.dtype == expected.dtype
+    np.testing.assert_array_equal(back.data, expected)
 
 
 def test_batch_progress_bar_on_a_terminal_and_report_lines_on_stdout(tmp_path: Path) -> None:

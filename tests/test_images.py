@@ -446,24 +446,25 @@ def test_raw_npy_and_float_tiff(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.npy", "o.tif"]
 
 
-@pytest.mark.parametrize("ext", [".png", ".tif"])  # our PNG writer; Pillow for the rest
+@pytest.mark.parametrize("ext", [".png", ".tif", ".webp"])  # our PNG, TIFF writers; Pillow
 def test_atomic_write_leaves_nothing_on_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ext: str
 ) -> None:
-    from cnncli import png
+    from cnncli import png, tiff
 
     def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
         Path(str(fp)).write_bytes(b"half a file")
         raise OSError(28, "No space left on device")
 
-    real_write = png.PngWriter.write
-
-    def broken_write(self: png.PngWriter, rows: np.ndarray, **kwargs: bool) -> None:
-        real_write(self, rows, **kwargs)  # the signature and a header are in the file by now
-        raise OSError(28, "No space left on device")
-
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    monkeypatch.setattr(png.PngWriter, "write", broken_write)
+    for writer in (png.PngWriter, tiff.TiffWriter):
+        real_write = writer.write
+
+        def broken_write(self: object, rows: np.ndarray, real=real_write, **kw: bool) -> None:
+            real(self, rows, **kw)  # a header is in the file by now
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(writer, "write", broken_write)
     with pytest.raises(ImageError, match=rf"o{ext}: cannot write \(No space left on device\)"):
         save_result(tmp_path / f"o{ext}", rgb8().astype(np.float32), like=like(), how="clip")
     assert list(tmp_path.iterdir()) == []

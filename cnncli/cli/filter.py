@@ -45,11 +45,12 @@ result is written next to its input as <stem>_<kernel>.<ext> (the input's format
 .npy for .npy input), never over an existing file unless --force, never over an input. With
 --preview and neither -o nor --out-dir, nothing is written: the result is only shown.
 
-Output formats by extension: .png .jpg .tif .webp .bmp (pixels mapped with --map; 16-bit input
-stays 16-bit in PNG/TIFF, gray stays gray, alpha passes through) and .npy (raw float32, no mapping;
-also .tif with --raw, one channel). PNG is written by cnncli's own encoder on every core (zlib
-level 1 with the RLE strategy, as OpenCV), 8- or 16-bit, gray or RGB, with alpha; images are
-made band by band, so a large result never sits in memory whole.
+Output formats by extension: .png .jpg .tif .webp .bmp (pixels mapped with --map; 16-bit input,
+gray or colour, stays 16-bit in PNG/TIFF, gray stays gray, alpha passes through) and .npy (raw
+float32, no mapping; also .tif with --raw, one channel). PNG and TIFF are written by cnncli's own
+encoders on every core (PNG: zlib level 1 with the RLE strategy, as OpenCV; TIFF: deflate with
+the horizontal predictor), 8- or 16-bit, gray or RGB, with alpha; images are made band by band,
+so a large result never sits in memory whole.
 
 Kernel specs (see 'cnncli kernels'): a name with parameters (sobel, sobel-x, sobel-dir,
 gaussian:sigma=2, box:size=5, motion:length=9,angle=45, unsharp:amount=1.5, kirsch), an inline
