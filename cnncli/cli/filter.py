@@ -46,11 +46,12 @@ result is written next to its input as <stem>_<kernel>.<ext> (the input's format
 --preview and neither -o nor --out-dir, nothing is written: the result is only shown.
 
 Output formats by extension: .png .jpg .tif .webp .bmp (pixels mapped with --map; 16-bit input,
-gray or colour, stays 16-bit in PNG/TIFF, gray stays gray, alpha passes through) and .npy (raw
-float32, no mapping; also .tif with --raw, one channel). PNG and TIFF are written by cnncli's own
-encoders on every core (PNG: zlib level 1 with the RLE strategy, as OpenCV; TIFF: deflate with
-the horizontal predictor), 8- or 16-bit, gray or RGB, with alpha; images are made band by band,
-so a large result never sits in memory whole.
+gray or colour, stays 16-bit in PNG/TIFF, gray stays gray, alpha passes through: with stride or
+valid padding each output pixel keeps the alpha of the input pixel its window is anchored on) and
+.npy (raw float32, no mapping; also .tif with --raw, one channel). PNG and TIFF are written by
+cnncli's own encoders on every core (PNG: zlib level 1 with the RLE strategy, as OpenCV; TIFF:
+deflate with the horizontal predictor), 8- or 16-bit, gray or RGB, with alpha; images are made band
+by band, so a large result never sits in memory whole.
 
 Kernel specs (see 'cnncli kernels'): a name with parameters (sobel, sobel-x, sobel-dir,
 gaussian:sigma=2, box:size=5, motion:length=9,angle=45, unsharp:amount=1.5, kirsch), an inline
@@ -534,7 +535,7 @@ def filter_command(
         list[str] | None,
         typer.Option(
             "--then",
-            help="A CNN stage after the kernel, repeatable in order: relu, maxpool:K[:S], avgpool:K[:S].",
+            help="A CNN stage after the kernel, repeatable in order: relu, maxpool:K[:S], avgpool:K[:S] (alpha is pooled the same way, so it keeps fitting the picture).",
             show_default=False,
         ),
     ] = None,
