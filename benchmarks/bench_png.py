@@ -9,35 +9,29 @@ file size. Pictures: the abs Sobel-x of the 12-MP photo in gray 8-bit (an edge m
 
 from __future__ import annotations
 
-import argparse
 import io
-import statistics
-import time
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+import PIL
+from interleaved import arguments, cv2, measure, report  # benchmarks/interleaved.py
 from PIL import Image
 
 from cnncli.png import write_png
 
-try:
-    import cv2
-except ImportError:  # the benchmark still compares against Pillow
-    cv2 = None
-
-DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared/images/coffee-12mp.jpg"
-
 
 def edge_map(gray: np.ndarray) -> np.ndarray:
     """|Sobel-x| of a gray uint8 picture, clipped to uint8 (reflect101 borders)."""
+    edges: np.ndarray
     if cv2 is not None:
-        return cv2.convertScaleAbs(cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3))
+        edges = cv2.convertScaleAbs(cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3))
+        return edges
     g = np.pad(gray.astype(np.float32), 1, mode="reflect")
     dx = g[:, 2:] - g[:, :-2]
     s = dx[:-2] + 2 * dx[1:-1] + dx[2:]
-    return np.clip(np.abs(s) + 0.5, 0, 255).astype(np.uint8)
+    edges = np.clip(np.abs(s) + 0.5, 0, 255).astype(np.uint8)
+    return edges
 
 
 def cases(img: np.ndarray) -> dict[str, Callable[[], int]]:
@@ -69,34 +63,17 @@ def cases(img: np.ndarray) -> dict[str, Callable[[], int]]:
 
 def bench(name: str, img: np.ndarray, repeat: int) -> None:
     runs = cases(img)
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    sizes: dict[str, int] = {}
-    for k, f in runs.items():  # warm-up (thread pools, page faults)
-        sizes[k] = f()
-    for _ in range(repeat):  # interleaved so that load from other processes hits every case
-        for k, f in runs.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    ref = med.get("cv2.imencode('.png')")
-    print(f"\n### {name}: {img.shape[1]}×{img.shape[0]}, {img.dtype}, {img.nbytes / 1e6:.1f} MB\n")
-    print("| case | ms | ÷ cv2 | file MB |")
-    print("|---|---:|---:|---:|")
-    for k in runs:
-        ratio = f"{med[k] / ref:.2f}" if ref else "-"
-        print(f"| {k} | {med[k]:.0f} | {ratio} | {sizes[k] / 1e6:.2f} |")
+    med, sizes = measure(runs, repeat)
+    ref = "cv2.imencode('.png')"
+    report(name, img, med, sizes, ref if ref in runs else None, "cv2")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
-    args = ap.parse_args()
+    args = arguments(__doc__).parse_args()
     with Image.open(args.image) as im:
         rgb = np.asarray(im.convert("RGB"))
         gray = np.asarray(im.convert("L"))
-    print(f"cv2 {cv2.__version__ if cv2 else 'not installed'}, Pillow {Image.__version__}")
+    print(f"cv2 {cv2.__version__ if cv2 else 'not installed'}, Pillow {PIL.__version__}")
     bench("gray |Sobel-x| edge map", edge_map(gray), args.repeat)
     bench("RGB photo", rgb, args.repeat)
 

@@ -13,10 +13,7 @@ zlib's run-length strategy, 2..9 its LZ77 search (see cnncli/tiff.py).
 
 from __future__ import annotations
 
-import argparse
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,18 +21,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import PIL
+from interleaved import arguments, cv2, measure, report  # benchmarks/interleaved.py
 from PIL import Image
 
 import cnncli.tiff
 from cnncli.tiff import write_tiff
-
-cv2: Any
-try:
-    import cv2
-except ImportError:  # the benchmark still compares against Pillow
-    cv2 = None
-
-DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared/images/coffee-12mp.jpg"
 
 
 def sobel_x(gray: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -138,32 +128,15 @@ def cases(img: npt.NDArray[Any], folder: Path, explore: bool) -> dict[str, Calla
 
 
 def bench(name: str, img: npt.NDArray[Any], repeat: int, explore: bool) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:  # the cases write their files here
         runs = cases(img, Path(tmp), explore)
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        sizes: dict[str, int] = {}
-        for k, f in runs.items():  # warm-up (thread pools, page cache)
-            sizes[k] = f()
-        for _ in range(repeat):  # interleaved so that load from other processes hits every case
-            for k, f in runs.items():
-                t0 = time.perf_counter()
-                f()
-                times[k].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-    ref_name = next((k for k in runs if k.startswith(("Pillow", "cv2"))), None)
-    ref = med[ref_name] if ref_name else None
-    print(f"\n### {name}: {img.shape[1]}×{img.shape[0]}, {img.dtype}, {img.nbytes / 1e6:.1f} MB\n")
-    print(f"| case | ms | ÷ {ref_name.split(' ')[0] if ref_name else '-'} | file MB |")
-    print("|---|---:|---:|---:|")
-    for k in runs:
-        ratio = f"{med[k] / ref:.2f}" if ref else "-"
-        print(f"| {k} | {med[k]:.0f} | {ratio} | {sizes[k] / 1e6:.2f} |")
+        med, sizes = measure(runs, repeat)
+    ref = next((k for k in runs if k.startswith(("Pillow", "cv2"))), None)
+    report(name, img, med, sizes, ref, ref.split(" ")[0] if ref else "-")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    ap = arguments(__doc__)
     ap.add_argument("--explore", action="store_true", help="also more levels and strip sizes")
     ap.add_argument("--only", default="", help="run only pictures whose name contains this")
     args = ap.parse_args()

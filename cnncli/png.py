@@ -3,7 +3,7 @@
 Rows arrive in bands (:class:`PngWriter`), so a caller can stream a result without holding the
 whole picture. Each band of about 1 MB is filtered and deflated on a worker thread (NumPy and
 zlib release the GIL) and written as one IDAT chunk, in order, with at most 2 × threads bands
-in flight.
+in flight; the workers are the pool every encoder of the process shares (cnncli.encoder).
 
 One zlib stream, many independent pieces (as pigz does): every band gets its own raw-deflate
 compressor ended by a sync flush (byte-aligned, not final); the first IDAT carries the zlib
@@ -34,15 +34,14 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from types import TracebackType
-from typing import IO, Final, Literal
+from collections.abc import Callable
+from functools import partial
+from typing import IO, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from cnncli.cores import usable_cores
+from cnncli.encoder import BandEncoder
 
 __all__ = ["PngWriter", "write_png"]
 
@@ -183,8 +182,12 @@ def _encode(
     return piece, adler & 0xFFFF, adler >> 16, filtered.size
 
 
-class PngWriter:
+class PngWriter(BandEncoder[tuple[bytes, int, int, int]]):
     """Write a PNG band by band; see the module docstring for the format choices.
+
+    The band pipeline (checks, bands cut into pieces of about 1 MB, the shared worker pool,
+    ``write``, ``close``, ``abort``) is :class:`cnncli.encoder.BandEncoder`'s; this class adds
+    the PNG header, the row filters and deflate of a piece, the IDAT chunks and IEND.
 
     Parameters
     ----------
@@ -199,12 +202,19 @@ class PngWriter:
     level : int
         zlib level 0..9; 1 (the default, as OpenCV) with the run-length strategy.
     threads : int or None
-        Worker threads; None uses every usable core (``CNNCLI_THREADS`` overrides).
+        At most this many bands deflate at once on the shared worker pool (twice as many in
+        flight); 1 deflates on the calling thread; None uses every usable core
+        (``CNNCLI_THREADS`` overrides).
     filters : {"up", "none-sub-up", "all"}
         Row filters: Up on every row (default, fastest), or per row the one of None/Sub/Up or of
         all five with the least sum of |byte as int8| (libpng's heuristic; "all" makes files
         as small as Pillow's, at ~1.5× the encode time).
     """
+
+    FORMAT = "PNG"
+    MAX_SIDE = 2**31 - 1
+    _BYTE_ORDER = ">"  # PNG stores 16-bit samples big-endian
+    _BOOL_SIDES_REFUSED = False
 
     def __init__(
         self,
@@ -218,131 +228,32 @@ class PngWriter:
         threads: int | None = None,
         filters: FilterMode = "up",
     ) -> None:
-        for name, v in (("width", width), ("height", height)):
-            if not isinstance(v, int) or not 1 <= v <= 2**31 - 1:
-                raise ValueError(f"PNG {name} must be an integer from 1 to 2**31-1, not {v!r}")
-        if channels not in _COLOR_TYPE:
-            raise ValueError(
-                f"PNG holds 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels, not {channels!r}"
-            )
-        if bits not in (8, 16):
-            raise ValueError(f"PNG bits per sample must be 8 or 16 here, not {bits!r}")
-        if not 0 <= level <= 9:
-            raise ValueError(f"zlib level must be 0..9, not {level!r}")
-        if filters not in _FILTER_MODES:
-            raise ValueError(
-                f"PNG filters must be one of {', '.join(_FILTER_MODES)}, not {filters!r}"
-            )
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be ≥ 1, not {threads!r}")
-        self._fh = fh
-        self.width, self.height, self.channels, self.bits = width, height, channels, bits
         self._level = level
         self._mode: FilterMode = filters
-        self._dtype = np.dtype(np.uint8 if bits == 8 else np.uint16)
+        super().__init__(fh, width, height, channels, bits, threads=threads, unit_bytes=_BAND_BYTES)
         self._bpp = channels * (bits // 8)
-        self._rowbytes = width * self._bpp
-        self._band_rows = max(1, _BAND_BYTES // self._rowbytes)
-        self._threads = threads if threads is not None else usable_cores()
-        self._pool: ThreadPoolExecutor | None = None
-        self._inflight: deque[Future[tuple[bytes, int, int, int]]] = deque()
-        self._pending: list[npt.NDArray[np.uint8]] = []  # small bands waiting to make a full one
-        self._pending_rows = 0
         self._prev = np.zeros(self._rowbytes, np.uint8)  # raw row above the next band
-        self._rows = 0
         self._adler = (1, 0)
         self._first = True
-        self._closed = False
         ihdr = struct.pack(">IIBBBBB", width, height, bits, _COLOR_TYPE[channels], 0, 0, 0)
         fh.write(_SIGNATURE + _chunk(b"IHDR", ihdr))
 
-    def __enter__(self) -> PngWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def write(self, rows: npt.NDArray[np.generic], *, copy: bool = True) -> None:
-        """Append the next ``n`` rows: (n, width) or (n, width, channels), uint8 or uint16.
-
-        With ``copy=False`` the caller promises not to change ``rows`` before :meth:`close`
-        returns (the workers read it later); the default takes a private copy.
-        """
-        if self._closed:
-            raise ValueError("PngWriter is closed; make a new one for another image")
-        a = np.asarray(rows)
-        if a.dtype != self._dtype:
+    def _check_options(self) -> None:
+        if not 0 <= self._level <= 9:
+            raise ValueError(f"zlib level must be 0..9, not {self._level!r}")
+        if self._mode not in _FILTER_MODES:
             raise ValueError(
-                f"PNG rows for {self.bits}-bit samples must be {self._dtype.name}, not {a.dtype}; "
-                f"convert with .astype(np.{self._dtype.name})"
+                f"PNG filters must be one of {', '.join(_FILTER_MODES)}, not {self._mode!r}"
             )
-        want = (self.width,) if self.channels == 1 else (self.width, self.channels)
-        shape_ok = a.ndim >= 2 and a.shape[0] >= 1 and a.shape[1:] == want
-        if self.channels == 1 and a.ndim == 3 and a.shape[1:] == (self.width, 1):
-            shape_ok = a.shape[0] >= 1
-        if not shape_ok:
-            raise ValueError(
-                f"PNG rows must have shape (n, {', '.join(map(str, want))}) with n ≥ 1, "
-                f"not {a.shape}"
-            )
-        n = a.shape[0]
-        if self._rows + self._pending_rows + n > self.height:
-            raise ValueError(
-                f"too many rows: the PNG is {self.height} rows high and this band would end at row "
-                f"{self._rows + self._pending_rows + n}"
-            )
-        if self.bits == 16:
-            # PNG stores 16-bit samples big-endian; the byte swap is a copy anyway.
-            flat = a.reshape(n, -1).astype(">u2").view(np.uint8)
-        else:
-            flat = a.reshape(n, self._rowbytes)
-            if copy or not flat.flags.c_contiguous:
-                flat = np.array(flat, order="C")
-        start = 0
-        if self._pending:
-            take = min(n, self._band_rows - self._pending_rows)
-            self._pending.append(flat[:take])
-            self._pending_rows += take
-            start = take
-            if self._pending_rows < self._band_rows:
-                return
-            self._submit(np.concatenate(self._pending))
-            self._pending, self._pending_rows = [], 0
-        while n - start >= self._band_rows:
-            self._submit(flat[start : start + self._band_rows])
-            start += self._band_rows
-        if start < n:
-            self._pending.append(flat[start:])
-            self._pending_rows = n - start
 
-    def _submit(self, band: npt.NDArray[np.uint8]) -> None:
+    def _job(self, band: npt.NDArray[Any]) -> Callable[[], tuple[bytes, int, int, int]]:
+        raw = band.view(np.uint8)  # 16-bit samples are big-endian words by now: their bytes
         prev = self._prev
-        self._prev = band[-1].copy()
-        self._rows += band.shape[0]
-        if self._threads == 1:
-            done: Future[tuple[bytes, int, int, int]] = Future()
-            done.set_result(_encode(band, prev, self._bpp, self._level, self._mode))
-            self._inflight.append(done)
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="cnncli-png")
-            self._inflight.append(
-                self._pool.submit(_encode, band, prev, self._bpp, self._level, self._mode)
-            )
-        # Bound the memory held by finished-but-unwritten and queued bands.
-        while len(self._inflight) > 2 * self._threads:
-            self._emit(self._inflight.popleft().result())
+        self._prev = raw[-1].copy()  # the Up filter of the next band starts from it
+        return partial(_encode, raw, prev, self._bpp, self._level, self._mode)
 
-    def _emit(self, res: tuple[bytes, int, int, int]) -> None:
-        piece, a, b, length = res
+    def _emit(self, result: tuple[bytes, int, int, int]) -> None:
+        piece, a, b, length = result
         self._adler = _adler_combine(*self._adler, a, b, length)
         if self._first:
             # CMF 0x78: deflate, 32 KB window; FLG 0x01: "fastest" and the check bits.
@@ -350,44 +261,11 @@ class PngWriter:
             self._first = False
         self._fh.write(_chunk(b"IDAT", piece))
 
-    def close(self) -> None:
-        """Finish the image: wait for every band, end the zlib stream, write IEND."""
-        if self._closed:
-            return
-        if self._rows + self._pending_rows != self.height:
-            self.abort()
-            raise ValueError(
-                f"too few rows: the PNG is {self.height} rows high but "
-                f"{self._rows + self._pending_rows} were written"
-            )
-        try:
-            if self._pending:
-                self._submit(np.concatenate(self._pending))
-                self._pending, self._pending_rows = [], 0
-            while self._inflight:
-                self._emit(self._inflight.popleft().result())
-        except BaseException:
-            self.abort()
-            raise
+    def _finish(self) -> None:
         a, b = self._adler
         # A final, empty, fixed-Huffman block (BFINAL=1, BTYPE=01, end-of-block code) then Adler-32.
         tail = b"\x03\x00" + struct.pack(">I", (b << 16) | a)
         self._fh.write(_chunk(b"IDAT", tail) + _chunk(b"IEND", b""))
-        self._shutdown()
-
-    def abort(self) -> None:
-        """Stop the workers without finishing the file (the caller removes it)."""
-        for f in self._inflight:
-            f.cancel()
-        self._inflight.clear()
-        self._pending = []
-        self._shutdown()
-
-    def _shutdown(self) -> None:
-        self._closed = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
 
 
 def write_png(
@@ -408,27 +286,4 @@ def write_png(
     level, threads, filters
         As for :class:`PngWriter`.
     """
-    a = np.asarray(pixels)
-    if a.ndim == 2:
-        channels = 1
-    elif a.ndim == 3 and 1 <= a.shape[2] <= 4:
-        channels = a.shape[2]
-    else:
-        raise ValueError(
-            f"write_png takes an H×W or H×W×C array with C from 1 to 4, not shape {a.shape}"
-        )
-    if a.dtype == np.uint8:
-        bits = 8
-    elif a.dtype == np.uint16:
-        bits = 16
-    else:
-        raise ValueError(
-            f"write_png takes uint8 or uint16 pixels, not {a.dtype}; convert with .astype(np.uint8)"
-        )
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise ValueError(f"write_png needs at least one pixel, not shape {a.shape}")
-    with PngWriter(
-        fh, a.shape[1], a.shape[0], channels, bits, level=level, threads=threads, filters=filters
-    ) as w:
-        # The array is ours until write_png returns, and close() waits for every band.
-        w.write(a, copy=False)
+    PngWriter._write_image(fh, pixels, "write_png", level=level, threads=threads, filters=filters)

@@ -4,8 +4,9 @@ Pillow writes 16-bit TIFF in gray only; this writer also holds 16-bit colour, an
 TIFF that ``cnncli filter`` saves goes through it. Rows arrive in bands (:class:`TiffWriter`);
 they are cut into strips of about half a megabyte, each strip is differenced (Predictor 2) and
 deflated on a worker thread (NumPy and zlib release the GIL), and the strips are written in
-order as they complete, with at most 2 × threads strips in flight. The IFD goes at the end and
-the header's first-IFD offset is patched last, so the file object must be seekable.
+order as they complete, with at most 2 × threads strips in flight, on the worker pool every
+encoder of the process shares (cnncli.encoder). The IFD goes at the end and the header's
+first-IFD offset is patched last, so the file object must be seekable.
 
 Layout: little-endian ("II") classic TIFF, one IFD, chunky samples (PlanarConfiguration 1),
 strips, Compression 8 (Adobe deflate: one zlib stream per strip) or 1 (none), SampleFormat 1
@@ -55,15 +56,14 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from types import TracebackType
-from typing import IO, Final, Literal
+from collections.abc import Callable
+from functools import partial
+from typing import IO, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from cnncli.cores import usable_cores
+from cnncli.encoder import BandEncoder
 
 __all__ = ["TiffWriter", "write_tiff"]
 
@@ -96,8 +96,6 @@ _PREDICTOR: Final = 317
 _EXTRA_SAMPLES: Final = 338
 _SAMPLE_FORMAT: Final = 339
 _N_TAGS_MAX: Final = 13  # the most entries an IFD gets here (with Predictor and ExtraSamples)
-# TIFF "II" stores 16-bit samples little-endian; numpy spells that "=" on a little-endian host.
-_LITTLE_U2: Final = np.dtype("<u2")
 
 
 def _deflate_bound(n: int) -> int:
@@ -129,8 +127,12 @@ def _entry(tag: int, kind: int, values: tuple[int, ...]) -> tuple[int, int, int,
     return tag, kind, len(values), struct.pack(f"<{len(values)}{fmt}", *values)
 
 
-class TiffWriter:
+class TiffWriter(BandEncoder[bytes | memoryview]):
     """Write a TIFF band by band; see the module docstring for the format choices.
+
+    The band pipeline (checks, bands cut into strips, the shared worker pool, ``write``,
+    ``close``, ``abort``) is :class:`cnncli.encoder.BandEncoder`'s; this class adds the header,
+    the predictor and deflate of a strip, the strip offsets, the IFD and the header patch.
 
     Parameters
     ----------
@@ -155,8 +157,15 @@ class TiffWriter:
         search (on the RGB photo 2 and 3 are slower and no smaller, 6 is 9 % smaller at 5× the
         time, 9 is 14 % smaller at 40×); 0 stores.
     threads : int or None
-        Worker threads; None uses every usable core (``CNNCLI_THREADS`` overrides).
+        At most this many strips deflate at once on the shared worker pool (twice as many in
+        flight); 1 deflates on the calling thread; None uses every usable core
+        (``CNNCLI_THREADS`` overrides).
     """
+
+    FORMAT = "TIFF"
+    MAX_SIDE = _MAX_FILE
+    _BYTE_ORDER = "<"  # "II": 16-bit samples little-endian
+    _CHANNELS_NOTE = " here"
 
     def __init__(
         self,
@@ -171,52 +180,51 @@ class TiffWriter:
         level: int = 1,
         threads: int | None = None,
     ) -> None:
-        for name, v in (("width", width), ("height", height)):
-            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= _MAX_FILE:
-                raise ValueError(f"TIFF {name} must be an integer from 1 to 2**32-1, not {v!r}")
-        if channels not in (1, 2, 3, 4):
-            raise ValueError(
-                f"TIFF holds 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels here, not {channels!r}"
-            )
-        if bits not in (8, 16):
-            raise ValueError(f"TIFF bits per sample must be 8 or 16 here, not {bits!r}")
-        if compression not in _COMPRESSIONS:
-            raise ValueError(
-                f"TIFF compression must be one of {', '.join(_COMPRESSIONS)}, not {compression!r}"
-            )
-        if not isinstance(level, int) or not 0 <= level <= 9:
-            raise ValueError(f"zlib level must be 0..9, not {level!r}")
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be ≥ 1, not {threads!r}")
+        self.compression: Compression = compression
+        self.predictor = predictor and compression == "deflate"
+        self._level = level
+        super().__init__(
+            fh,
+            width,
+            height,
+            channels,
+            bits,
+            threads=threads,
+            unit_bytes=_STRIP_BYTES,
+            inline=compression == "none",  # nothing to compute: strips go straight to the file
+        )
         seekable = getattr(fh, "seekable", None)
         if seekable is None or not seekable():
             raise ValueError(
                 "TiffWriter needs a seekable file: the header is patched after the strips"
             )
-        self._fh = fh
-        self.width, self.height, self.channels, self.bits = width, height, channels, bits
-        self.compression: Compression = compression
-        self.predictor = predictor and compression == "deflate"
-        self._level = level
-        self._dtype = np.dtype(np.uint8 if bits == 8 else np.uint16)
-        self._samples = width * channels  # per row
-        rowbytes = self._samples * (bits // 8)
-        self.rows_per_strip = max(1, min(height, _STRIP_BYTES // rowbytes))
         n_strips = -(-height // self.rows_per_strip)
-        self._check_size(rowbytes, n_strips)
-        self._threads = threads if threads is not None else usable_cores()
-        self._pool: ThreadPoolExecutor | None = None
-        self._inflight: deque[Future[bytes]] = deque()
-        self._pending: list[npt.NDArray[np.generic]] = []  # rows waiting to make a full strip
-        self._pending_rows = 0
-        self._rows = 0  # rows handed to strips
+        self._check_size(self._rowbytes, n_strips)
         self._offsets: list[int] = []
         self._counts: list[int] = []
-        self._closed = False
         self._base = fh.tell()  # TIFF offsets count from the first byte of the header
         # Byte order, the magic 42, and the first-IFD offset, patched by close().
         fh.write(b"II" + struct.pack("<HI", 42, 0))
         self._pos = 8  # bytes written so far, relative to _base
+
+    @property
+    def rows_per_strip(self) -> int:
+        """Rows in every strip but maybe the last (the RowsPerStrip tag)."""
+        return self._unit_rows
+
+    def _check_options(self) -> None:
+        if self.compression not in _COMPRESSIONS:
+            raise ValueError(
+                f"TIFF compression must be one of {', '.join(_COMPRESSIONS)}, "
+                f"not {self.compression!r}"
+            )
+        if not isinstance(self._level, int) or not 0 <= self._level <= 9:
+            raise ValueError(f"zlib level must be 0..9, not {self._level!r}")
+
+    @classmethod
+    def _takes(cls, dtype: np.dtype[Any], bits: int) -> bool:
+        # Big-endian uint16 too: write() swaps it into the file's order as its private copy.
+        return dtype.kind == "u" and dtype.itemsize == bits // 8
 
     def _check_size(self, rowbytes: int, n_strips: int) -> None:
         full, last = self.rows_per_strip, self.height - (n_strips - 1) * self.rows_per_strip
@@ -234,128 +242,29 @@ class TiffWriter:
                 "save it as .png or .npy"
             )
 
-    def __enter__(self) -> TiffWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-    def write(self, rows: npt.NDArray[np.generic], *, copy: bool = True) -> None:
-        """Append the next ``n`` rows: (n, width) or (n, width, channels), uint8 or uint16.
-
-        With ``copy=False`` the caller promises not to change ``rows`` before :meth:`close`
-        returns (the workers read it later); the default takes a private copy.
-        """
-        if self._closed:
-            raise ValueError("TiffWriter is closed; make a new one for another image")
-        a = np.asarray(rows)
-        if a.dtype.kind != "u" or a.dtype.itemsize != self._dtype.itemsize:
-            raise ValueError(
-                f"TIFF rows for {self.bits}-bit samples must be {self._dtype.name}, not {a.dtype}; "
-                f"convert with .astype(np.{self._dtype.name})"
-            )
-        want = (self.width,) if self.channels == 1 else (self.width, self.channels)
-        shape_ok = a.ndim >= 2 and a.shape[0] >= 1 and a.shape[1:] == want
-        if self.channels == 1 and a.ndim == 3 and a.shape[1:] == (self.width, 1):
-            shape_ok = a.shape[0] >= 1
-        if not shape_ok:
-            raise ValueError(
-                f"TIFF rows must have shape (n, {', '.join(map(str, want))}) with n ≥ 1, "
-                f"not {a.shape}"
-            )
-        n = a.shape[0]
-        end = self._rows + self._pending_rows + n
-        if end > self.height:
-            raise ValueError(
-                f"too many rows: the TIFF is {self.height} rows high and this band would end at "
-                f"row {end}"
-            )
-        flat = a.reshape(n, self._samples)
-        if flat.dtype.itemsize == 2 and flat.dtype.byteorder != _LITTLE_U2.byteorder:
-            flat = flat.astype(_LITTLE_U2)  # big-endian samples: the swap is the private copy
-        elif copy or not flat.flags.c_contiguous:
-            flat = np.array(flat, order="C")
-        start = 0
-        if self._pending:
-            take = min(n, self.rows_per_strip - self._pending_rows)
-            self._pending.append(flat[:take])
-            self._pending_rows += take
-            start = take
-            if self._pending_rows < self.rows_per_strip:
-                return
-            self._submit(np.concatenate(self._pending))
-            self._pending, self._pending_rows = [], 0
-        while n - start >= self.rows_per_strip:
-            self._submit(flat[start : start + self.rows_per_strip])
-            start += self.rows_per_strip
-        if start < n:
-            self._pending.append(flat[start:])
-            self._pending_rows = n - start
-
-    def _submit(self, strip: npt.NDArray[np.generic]) -> None:
-        self._rows += strip.shape[0]
+    def _job(self, strip: npt.NDArray[Any]) -> Callable[[], bytes | memoryview]:
         if self.compression == "none":
-            self._emit(strip.data)  # nothing to compute: straight to the file, in order
-            return
-        if self._threads == 1:
-            done: Future[bytes] = Future()
-            done.set_result(_encode(strip, self.channels, self.predictor, self._level))
-            self._inflight.append(done)
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="cnncli-tiff")
-            self._inflight.append(
-                self._pool.submit(_encode, strip, self.channels, self.predictor, self._level)
-            )
-        # Bound the memory held by finished-but-unwritten and queued strips.
-        while len(self._inflight) > 2 * self._threads:
-            self._emit(self._inflight.popleft().result())
+            return lambda: strip.data  # the rows as they are, without a copy
+        return partial(_encode, strip, self.channels, self.predictor, self._level)
 
-    def _emit(self, data: bytes | memoryview) -> None:
-        n = len(data) if isinstance(data, bytes) else data.nbytes
+    def _emit(self, result: bytes | memoryview) -> None:
+        n = len(result) if isinstance(result, bytes) else result.nbytes
         self._offsets.append(self._pos)
         self._counts.append(n)
-        self._fh.write(data)
+        self._fh.write(result)
         self._pos += n
         if self._pos % 2:
             # Keep every offset on a word boundary (TIFF 6.0): the next strip, the IFD.
             self._fh.write(b"\0")
             self._pos += 1
 
-    def close(self) -> None:
-        """Finish the image: wait for every strip, write the IFD and patch the header."""
-        if self._closed:
-            return
-        if self._rows + self._pending_rows != self.height:
-            self.abort()
-            raise ValueError(
-                f"too few rows: the TIFF is {self.height} rows high but "
-                f"{self._rows + self._pending_rows} were written"
-            )
-        try:
-            if self._pending:
-                self._submit(np.concatenate(self._pending))
-                self._pending, self._pending_rows = [], 0
-            while self._inflight:
-                self._emit(self._inflight.popleft().result())
-            ifd = self._pos
-            tail = self._ifd(ifd)
-            self._fh.write(tail)
-            self._fh.seek(self._base + 4)
-            self._fh.write(struct.pack("<I", ifd))
-            self._fh.seek(self._base + ifd + len(tail))  # leave the file after the TIFF
-        except BaseException:
-            self.abort()
-            raise
-        self._shutdown()
+    def _finish(self) -> None:
+        ifd = self._pos
+        tail = self._ifd(ifd)
+        self._fh.write(tail)
+        self._fh.seek(self._base + 4)
+        self._fh.write(struct.pack("<I", ifd))
+        self._fh.seek(self._base + ifd + len(tail))  # leave the file after the TIFF
 
     def _ifd(self, at: int) -> bytes:
         """The IFD at offset ``at``, followed by the values too long to sit in their entries."""
@@ -391,20 +300,6 @@ class TiffWriter:
         head.append(struct.pack("<I", 0))  # no next IFD
         return b"".join(head + extra)
 
-    def abort(self) -> None:
-        """Stop the workers without finishing the file (the caller removes it)."""
-        for f in self._inflight:
-            f.cancel()
-        self._inflight.clear()
-        self._pending = []
-        self._shutdown()
-
-    def _shutdown(self) -> None:
-        self._closed = True
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
 
 def write_tiff(
     fh: IO[bytes],
@@ -425,33 +320,12 @@ def write_tiff(
     compression, predictor, level, threads
         As for :class:`TiffWriter`.
     """
-    a = np.asarray(pixels)
-    if a.ndim == 2:
-        channels = 1
-    elif a.ndim == 3 and 1 <= a.shape[2] <= 4:
-        channels = a.shape[2]
-    else:
-        raise ValueError(
-            f"write_tiff takes an H×W or H×W×C array with C from 1 to 4, not shape {a.shape}"
-        )
-    if a.dtype.kind == "u" and a.dtype.itemsize in (1, 2):  # uint16 of either byte order
-        bits = 8 * a.dtype.itemsize
-    else:
-        raise ValueError(
-            f"write_tiff takes uint8 or uint16 pixels, not {a.dtype}; convert with .astype(np.uint8)"
-        )
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise ValueError(f"write_tiff needs at least one pixel, not shape {a.shape}")
-    with TiffWriter(
+    TiffWriter._write_image(
         fh,
-        a.shape[1],
-        a.shape[0],
-        channels,
-        bits,
+        pixels,
+        "write_tiff",
         compression=compression,
         predictor=predictor,
         level=level,
         threads=threads,
-    ) as w:
-        # The array is ours until write_tiff returns, and close() waits for every strip.
-        w.write(a, copy=False)
+    )

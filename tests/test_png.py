@@ -6,9 +6,11 @@ import io
 import struct
 import zlib
 
+import encoders
 import numpy as np
 import numpy.typing as npt
 import pytest
+from encoders import PNG, TIFF, make, pillow_pixels  # tests/encoders.py, shared with test_tiff
 from PIL import Image
 
 import cnncli.png
@@ -17,51 +19,7 @@ from cnncli.png import PngWriter, _adler_combine, write_png
 CHANNELS = [1, 2, 3, 4]
 SIZES = [(1, 1), (1, 9), (9, 1), (5, 7), (13, 31), (300, 257)]  # (height, width)
 
-
-def make(kind: str, h: int, w: int, c: int, bits: int, seed: int = 0) -> npt.NDArray[np.generic]:
-    """A test picture: random bytes, a smooth gradient or one constant colour."""
-    dtype = np.uint8 if bits == 8 else np.uint16
-    top = np.iinfo(dtype).max
-    shape = (h, w) if c == 1 else (h, w, c)
-    if kind == "random":
-        return np.random.default_rng(seed).integers(0, top + 1, shape, dtype=dtype)
-    if kind == "gradient":
-        y, x = np.mgrid[0:h, 0:w]
-        g = (x * 7 + y * 3) * top // max(1, 7 * (w - 1) + 3 * (h - 1))
-        if c == 1:
-            return g.astype(dtype)
-        return np.stack([(g + k * top // 5) % (top + 1) for k in range(c)], axis=-1).astype(dtype)
-    assert kind == "constant"
-    return np.full(shape, top * 2 // 3, dtype)
-
-
-def encode(
-    img: npt.NDArray[np.generic],
-    bands: list[int] | None = None,
-    threads: int | None = 2,
-    filters: str = "up",
-) -> bytes:
-    """PNG bytes of ``img``, fed to PngWriter in bands of the given row counts."""
-    h, w = img.shape[:2]
-    c = 1 if img.ndim == 2 else img.shape[2]
-    bits = 8 if img.dtype == np.uint8 else 16
-    bio = io.BytesIO()
-    if bands is None:
-        write_png(bio, img, threads=threads, filters=filters)  # type: ignore[arg-type]
-        return bio.getvalue()
-    assert sum(bands) == h
-    with PngWriter(bio, w, h, c, bits, threads=threads, filters=filters) as pw:  # type: ignore[arg-type]
-        r = 0
-        for n in bands:
-            pw.write(img[r : r + n])
-            r += n
-    return bio.getvalue()
-
-
-def pillow_pixels(data: bytes) -> npt.NDArray[np.generic]:
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
-        return np.asarray(im)
+encode = PNG.encode  # PNG bytes of an image, fed to PngWriter in bands of the given row counts
 
 
 def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
@@ -182,17 +140,6 @@ def test_large_image_spans_many_deflate_pieces() -> None:
     np.testing.assert_array_equal(pillow_pixels(data), img)
 
 
-def test_write_copies_rows_by_default() -> None:
-    img = make("gradient", 64, 50, 1, 8)
-    buf = np.empty((8, 50), np.uint8)
-    bio = io.BytesIO()
-    with PngWriter(bio, 50, 64, 1, threads=2) as pw:
-        for r in range(0, 64, 8):
-            buf[:] = img[r : r + 8]  # the caller reuses its buffer, as a streaming filter would
-            pw.write(buf)
-    np.testing.assert_array_equal(pillow_pixels(bio.getvalue()), img)
-
-
 def test_file_size_close_to_one_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     # Z_RLE only matches at distance 1, so cutting the stream into independent pieces costs
     # only the sync-flush markers and block headers.
@@ -266,45 +213,11 @@ def test_cv2_gray_alpha(bits: int) -> None:
 # --- errors -----------------------------------------------------------------------------------
 
 
-def test_too_few_rows() -> None:
-    pw = PngWriter(io.BytesIO(), 4, 3, 1, threads=2)
-    pw.write(np.zeros((2, 4), np.uint8))
-    with pytest.raises(
-        ValueError, match=r"too few rows: the PNG is 3 rows high but 2 were written"
-    ):
-        pw.close()
-
-
-def test_too_many_rows() -> None:
-    pw = PngWriter(io.BytesIO(), 4, 3, 1)
-    pw.write(np.zeros((2, 4), np.uint8))
-    with pytest.raises(ValueError, match=r"too many rows: the PNG is 3 rows high .* row 4"):
-        pw.write(np.zeros((2, 4), np.uint8))
-    pw.abort()
-
-
-def test_wrong_width_and_channels_in_rows() -> None:
-    pw = PngWriter(io.BytesIO(), 4, 3, 3)
-    with pytest.raises(ValueError, match=r"shape \(n, 4, 3\) with n ≥ 1, not \(1, 5, 3\)"):
-        pw.write(np.zeros((1, 5, 3), np.uint8))
-    with pytest.raises(ValueError, match=r"not \(1, 4\)"):
-        pw.write(np.zeros((1, 4), np.uint8))
-    with pytest.raises(ValueError, match=r"not \(0, 4, 3\)"):
-        pw.write(np.zeros((0, 4, 3), np.uint8))
-    pw.abort()
-
-
-def test_wrong_dtype() -> None:
-    pw = PngWriter(io.BytesIO(), 4, 3, 1, bits=8)
-    with pytest.raises(ValueError, match=r"8-bit samples must be uint8, not float32"):
-        pw.write(np.zeros((3, 4), np.float32))
-    pw.abort()
+def test_big_endian_rows_are_refused() -> None:
     pw = PngWriter(io.BytesIO(), 4, 3, 1, bits=16)
-    with pytest.raises(ValueError, match=r"16-bit samples must be uint16, not uint8"):
-        pw.write(np.zeros((3, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"16-bit samples must be uint16, not >u2"):
+        pw.write(np.zeros((3, 4), ">u2"))  # unlike TiffWriter (see test_tiff)
     pw.abort()
-    with pytest.raises(ValueError, match=r"uint8 or uint16 pixels, not int32"):
-        write_png(io.BytesIO(), np.zeros((3, 4), np.int32))
 
 
 def test_bad_header_values() -> None:
@@ -324,20 +237,19 @@ def test_bad_header_values() -> None:
         PngWriter(io.BytesIO(), 4, 3, 1, filters="paeth")  # type: ignore[arg-type]
 
 
-def test_exception_in_block_writes_no_iend() -> None:
-    bio = io.BytesIO()
-    with pytest.raises(RuntimeError, match="boom"), PngWriter(bio, 8, 4, 1, threads=2) as pw:
-        pw.write(np.zeros((2, 8), np.uint8))
-        raise RuntimeError("boom")
-    assert b"IEND" not in bio.getvalue()
-    with pytest.raises(ValueError, match="closed"):
-        pw.write(np.zeros((2, 8), np.uint8))
-
-
 def test_threads_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cnncli.png import usable_cores
+    from cnncli.cores import usable_cores
 
     monkeypatch.setenv("CNNCLI_THREADS", "3")
     assert usable_cores() == 3
     monkeypatch.setenv("CNNCLI_THREADS", "zero")
     assert usable_cores() >= 1
+
+
+# --- what PngWriter has from cnncli.encoder: the band pipeline, the shared worker pool ------------
+
+
+class TestBandEncoder(encoders.BandEncoderTests):
+    """Too few or many rows, wrong rows, copies, abort; the pool shared with a TiffWriter."""
+
+    fmt, other = PNG, TIFF

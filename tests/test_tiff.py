@@ -7,14 +7,16 @@ import io
 import os
 import struct
 import subprocess
-import threading
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import encoders  # tests/encoders.py: pytest puts tests/ on sys.path (rootdir-relative imports)
 import numpy as np
 import numpy.typing as npt
 import pytest
+from encoders import PNG, TIFF, make, pillow_pixels  # tests/encoders.py, shared with test_png
 from PIL import Image
 
 import cnncli.tiff
@@ -28,47 +30,19 @@ SMALL_STRIPS = 1500  # bytes a strip, so that the small pictures above span seve
 MAGICK = "/usr/bin/convert"  # the real ImageMagick, not a stand-in earlier on PATH
 
 
-def make(kind: str, h: int, w: int, c: int, bits: int, seed: int = 0) -> npt.NDArray[Any]:
-    """A test picture: random samples, a smooth gradient, or gradient on top, noise below."""
-    dtype = np.uint8 if bits == 8 else np.uint16
-    top = int(np.iinfo(dtype).max)
-    shape = (h, w) if c == 1 else (h, w, c)
-    rng = np.random.default_rng(seed)
-    if kind == "random":
-        noise: npt.NDArray[Any] = rng.integers(0, top + 1, shape, dtype=dtype)
-        return noise
-    y, x = np.mgrid[0:h, 0:w]
-    g = (x * 7 + y * 3) * top // max(1, 7 * (w - 1) + 3 * (h - 1))
-    grad: npt.NDArray[Any]
-    if c == 1:
-        grad = g.astype(dtype)
-    else:
-        grad = np.stack([(g + k * top // 5) % (top + 1) for k in range(c)], axis=-1).astype(dtype)
-    if kind == "gradient":
-        return grad
-    assert kind == "mixed"
-    grad[h // 2 :] = rng.integers(0, top + 1, grad[h // 2 :].shape, dtype=dtype)
-    return grad
+encode = TIFF.encode  # TIFF bytes of an image, fed to TiffWriter in bands of the given row counts
 
 
-def encode(
-    img: npt.NDArray[Any], bands: list[int] | None = None, threads: int | None = 2, **opts: Any
-) -> bytes:
-    """TIFF bytes of ``img``, fed to TiffWriter in bands of the given row counts."""
-    h, w = img.shape[:2]
-    c = 1 if img.ndim == 2 else img.shape[2]
-    bits = 8 if img.dtype == np.uint8 else 16
-    bio = io.BytesIO()
-    if bands is None:
-        write_tiff(bio, img, threads=threads, **opts)
-        return bio.getvalue()
-    assert sum(bands) == h
-    with TiffWriter(bio, w, h, c, bits, threads=threads, **opts) as tw:
-        r = 0
-        for n in bands:
-            tw.write(img[r : r + n])
-            r += n
-    return bio.getvalue()
+def every_layout(test: Callable[..., None]) -> Callable[..., None]:
+    """Run ``test`` for every layout the writer makes: c, bits, compression and predictor."""
+    for name, values in [
+        ("predictor", [True, False]),
+        ("compression", ["deflate", "none"]),
+        ("bits", [8, 16]),
+        ("c", CHANNELS),
+    ]:  # applied as stacked decorators would be, from the innermost
+        test = pytest.mark.parametrize(name, values)(test)
+    return test
 
 
 # --- a small reader of exactly what the writer claims to write --------------------------------
@@ -129,12 +103,6 @@ def decode_strips(data: bytes, tags: dict[int, tuple[int, ...]]) -> npt.NDArray[
     return a if c > 1 else a[..., 0]
 
 
-def pillow_pixels(data: bytes) -> npt.NDArray[Any]:
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
-        return np.asarray(im)
-
-
 def cases(c: int, bits: int, seed: int) -> list[npt.NDArray[Any]]:
     return [make("mixed", h, w, c, bits, seed=seed + h * 100 + w) for h, w in SIZES]
 
@@ -142,10 +110,7 @@ def cases(c: int, bits: int, seed: int) -> list[npt.NDArray[Any]]:
 # --- structure ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("c", CHANNELS)
-@pytest.mark.parametrize("bits", [8, 16])
-@pytest.mark.parametrize("compression", ["deflate", "none"])
-@pytest.mark.parametrize("predictor", [True, False])
+@every_layout
 def test_structure_and_tags(
     c: int, bits: int, compression: str, predictor: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -237,10 +202,7 @@ def test_pillow_round_trip(
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("c", CHANNELS)
-@pytest.mark.parametrize("bits", [8, 16])
-@pytest.mark.parametrize("compression", ["deflate", "none"])
-@pytest.mark.parametrize("predictor", [True, False])
+@every_layout
 def test_tifffile_round_trip(
     c: int, bits: int, compression: str, predictor: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -262,10 +224,7 @@ def test_tifffile_round_trip(
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("c", CHANNELS)
-@pytest.mark.parametrize("bits", [8, 16])
-@pytest.mark.parametrize("compression", ["deflate", "none"])
-@pytest.mark.parametrize("predictor", [True, False])
+@every_layout
 def test_cv2_round_trip(
     c: int,
     bits: int,
@@ -369,15 +328,17 @@ def test_band_boundaries_and_threads_do_not_matter(
     assert data == encode(img, threads=1)
 
 
-def test_write_copies_rows_by_default() -> None:
-    img = make("mixed", 64, 50, 1, 16)
-    buf = np.empty((8, 50), np.uint16)
+def test_uncompressed_strips_skip_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing to compute: write() puts the whole strips in the file before it returns, on the
+    # caller's thread, whatever the thread count (in flight on the pool, they would wait).
+    monkeypatch.setattr(cnncli.tiff, "_STRIP_BYTES", 100)
+    img = make("mixed", 30, 10, 1, 8)
     bio = io.BytesIO()
-    with TiffWriter(bio, 50, 64, 1, 16, threads=2) as tw:
-        for r in range(0, 64, 8):
-            buf[:] = img[r : r + 8]  # the caller reuses its buffer, as a streaming filter would
-            tw.write(buf)
-    np.testing.assert_array_equal(pillow_pixels(bio.getvalue()), img)
+    with TiffWriter(bio, 10, 30, 1, compression="none", threads=2) as tw:
+        tw.write(img[:25])
+        assert len(bio.getvalue()) == 8 + 2 * 100  # the header, 2 strips; 5 rows wait for more
+        tw.write(img[25:])
+    assert bio.getvalue() == encode(img, threads=1, compression="none")
 
 
 def test_views_big_endian_and_trailing_channel_axis() -> None:
@@ -389,6 +350,8 @@ def test_views_big_endian_and_trailing_channel_axis() -> None:
     assert encode(big) == encode(view)
     gray = make("mixed", 9, 11, 1, 8)
     assert encode(gray[..., None], bands=[4, 5]) == encode(gray)
+    fortran_big = np.asfortranarray(make("mixed", 40, 30, 1, 16).astype(">u2"))
+    assert encode(fortran_big, bands=[17, 23]) == encode(fortran_big.astype(np.uint16))
 
 
 def test_starts_at_the_file_position_and_ends_after_the_tiff() -> None:
@@ -403,52 +366,6 @@ def test_starts_at_the_file_position_and_ends_after_the_tiff() -> None:
 
 
 # --- errors and abort ------------------------------------------------------------------------------
-
-
-def test_too_few_rows_stops_the_workers() -> None:
-    tw = TiffWriter(io.BytesIO(), 4, 3, 1, threads=2)
-    tw.write(np.zeros((2, 4), np.uint8))
-    with pytest.raises(ValueError, match=r"too few rows: the TIFF is 3 rows high but 2 were"):
-        tw.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("cnncli-tiff")]
-    with pytest.raises(ValueError, match="closed"):
-        tw.write(np.zeros((1, 4), np.uint8))
-
-
-def test_too_many_rows() -> None:
-    tw = TiffWriter(io.BytesIO(), 4, 3, 1)
-    tw.write(np.zeros((2, 4), np.uint8))
-    with pytest.raises(ValueError, match=r"too many rows: the TIFF is 3 rows high .* row 4"):
-        tw.write(np.zeros((2, 4), np.uint8))
-    tw.abort()
-
-
-def test_wrong_shape_of_rows() -> None:
-    tw = TiffWriter(io.BytesIO(), 4, 3, 3)
-    with pytest.raises(ValueError, match=r"shape \(n, 4, 3\) with n ≥ 1, not \(1, 5, 3\)"):
-        tw.write(np.zeros((1, 5, 3), np.uint8))
-    with pytest.raises(ValueError, match=r"not \(1, 4\)"):
-        tw.write(np.zeros((1, 4), np.uint8))
-    with pytest.raises(ValueError, match=r"not \(0, 4, 3\)"):
-        tw.write(np.zeros((0, 4, 3), np.uint8))
-    with pytest.raises(ValueError, match=r"not \(4,\)"):
-        tw.write(np.zeros(4, np.uint8))
-    tw.abort()
-
-
-def test_wrong_dtype() -> None:
-    tw = TiffWriter(io.BytesIO(), 4, 3, 1, bits=8)
-    with pytest.raises(ValueError, match=r"8-bit samples must be uint8, not float32"):
-        tw.write(np.zeros((3, 4), np.float32))
-    with pytest.raises(ValueError, match=r"8-bit samples must be uint8, not int8"):
-        tw.write(np.zeros((3, 4), np.int8))
-    tw.abort()
-    tw = TiffWriter(io.BytesIO(), 4, 3, 1, bits=16)
-    with pytest.raises(ValueError, match=r"16-bit samples must be uint16, not uint8"):
-        tw.write(np.zeros((3, 4), np.uint8))
-    tw.abort()
-    with pytest.raises(ValueError, match=r"uint8 or uint16 pixels, not int32"):
-        write_tiff(io.BytesIO(), np.zeros((3, 4), np.int32))
 
 
 @pytest.mark.parametrize(
@@ -507,20 +424,10 @@ def test_refuses_what_could_pass_4_gib() -> None:
         TiffWriter(io.BytesIO(), 30000, 20000, 4, 16)  # 4.8 GB
 
 
-def test_abort_and_exceptions_leave_no_ifd() -> None:
-    bio = io.BytesIO()
-    tw = TiffWriter(bio, 64, 100, 3, threads=2)
-    tw.write(make("random", 60, 64, 3, 8))
-    tw.abort()
-    tw.abort()  # twice is harmless
-    assert bio.getvalue()[4:8] == b"\0\0\0\0"  # the first-IFD offset was never patched
-    assert not [t for t in threading.enumerate() if t.name.startswith("cnncli-tiff")]
-    with pytest.raises(ValueError, match="closed"):
-        tw.write(make("random", 40, 64, 3, 8))
-    tw.close()  # closing an aborted writer does nothing
+# --- what TiffWriter has from cnncli.encoder: the band pipeline, the shared worker pool -----------
 
-    bio = io.BytesIO()
-    with pytest.raises(RuntimeError, match="boom"), TiffWriter(bio, 8, 4, 1, threads=2) as tw:
-        tw.write(np.zeros((2, 8), np.uint8))
-        raise RuntimeError("boom")
-    assert bio.getvalue()[4:8] == b"\0\0\0\0"
+
+class TestBandEncoder(encoders.BandEncoderTests):
+    """Too few or many rows, wrong rows, copies, abort; the pool shared with a PngWriter."""
+
+    fmt, other = TIFF, PNG
