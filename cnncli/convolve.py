@@ -622,22 +622,18 @@ def _correlate_plane(
     out: F32,
     method: Method | None,
     init: bool,
-    channels: int = 1,
-    row0: int = 0,
-    base: int = 0,
+    channels: int,
+    rmap: I64,
 ) -> None:
     """Correlate a plane (``channels`` interleaved: H×(W·C)) with one 2-D kernel into ``out``
-    (same layout; ``init``: overwrite, else add): the output rows ``row0 .. row0 + len(out)``.
-    ``plane`` may be the image rows from ``base`` on, as long as it holds every row those output
-    rows read (:func:`_rows_read`)."""
+    (same layout; ``init``: overwrite, else add). ``rmap`` names the plane row each padded row
+    the output rows read comes from (``-1``: the constant): :func:`_rows_read`, shifted when
+    ``plane`` holds only the rows a band reads."""
     if method is None:
         method, _ = choose_method(k, geom)
         if method == "fft" and plane.dtype.kind == "f" and not np.isfinite(plane).all():
             # An FFT spreads one NaN/inf over its whole tile; taps keep it where it belongs.
             method, _ = choose_method(k, geom, allow_fft=False)
-    rmap = _rows_read(geom, border, row0, out.shape[0])
-    if base:
-        rmap = np.where(rmap >= 0, rmap - base, -1)
     if method == "direct":
         _plane_direct(plane, k, geom, border, cval, out, init, rmap, channels)
     elif method == "fft":
@@ -877,12 +873,13 @@ def correlate(
     inside = read[read >= 0]
     lo, hi = (int(inside.min()), int(inside.max()) + 1) if inside.size else (0, 1)
     planes = img[lo:hi, :, None] if img.ndim == 2 else img[lo:hi]
+    rmap = np.where(read >= 0, read - lo, -1) if lo else read
 
     if k.ndim == 2:
         # Channels stay interleaved: the H×W×C image is an H×(W·C) plane (see _plane_direct).
         flat = np.ascontiguousarray(planes, dtype=work).reshape(hi - lo, -1)
         result2 = np.empty((band, wo * channels), dtype=np.float32)
-        _correlate_plane(flat, k, geom, b, cval, result2, _method, True, channels, r0, lo)
+        _correlate_plane(flat, k, geom, b, cval, result2, _method, True, channels, rmap)
         return result2 if img.ndim == 2 else result2.reshape(band, wo, channels)
     k4 = k[None] if k.ndim == 3 else k
     result = np.empty((k4.shape[0], band, wo), dtype=np.float32)
@@ -890,7 +887,7 @@ def correlate(
         p = np.ascontiguousarray(planes[:, :, c], dtype=work)
         for oc in range(k4.shape[0]):
             _correlate_plane(
-                p, k4[oc, c], geom, b, cval, result[oc], _method, c == 0, 1, r0, lo
+                p, k4[oc, c], geom, b, cval, result[oc], _method, c == 0, 1, rmap
             )  # fmt: skip
     return result[0] if k.ndim == 3 else np.ascontiguousarray(np.moveaxis(result, 0, -1))
 

@@ -196,7 +196,7 @@ def _deep_colour(
     if im.format == "TIFF" and im.tag_v2.get(284, 1) == 2 and 16 in im.tag_v2.get(258, ()):
         # Separate colour planes: Pillow's TIFF decoder picks each plane's unpacker itself, so
         # the second decode cannot reach the low bytes.
-        if warn and im.mode not in ("I;16", "I;16B", "I;16L", "I;16N"):
+        if warn and not im.mode.startswith("I;16"):
             warn(
                 f"{path}: 16-bit TIFF with separate colour planes read as 8 bits (Pillow keeps "
                 "only the high byte); save it with interleaved samples (contiguous planar "
