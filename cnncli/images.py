@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cnncli import outputs
 from cnncli.errors import ImageError, UsageError
 from cnncli.kernels import Mapping
 
@@ -485,61 +485,13 @@ def output_format(path: Path) -> str:
 
 
 def check_output(path: Path, inputs: Iterable[Path], force: bool) -> None:
-    """Refuse to write over an input (ever) or an existing file (without ``force``)."""
+    """Refuse an output format we cannot write, then everything :func:`outputs.check_output`
+    refuses: an input of the run (ever), a directory, an existing file without ``force``."""
     output_format(path)
-    target = path.resolve()
-    for src in inputs:
-        try:
-            same = src.exists() and (
-                src.resolve() == target or (path.exists() and os.path.samefile(src, path))
-            )
-        except OSError:
-            same = False
-        if same:
-            raise ImageError(
-                f"{path}: is the input file; refusing to overwrite it (choose another -o name)"
-            )
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory; give a file name")
-    if path.exists() and not force:
-        raise ImageError(f"{path}: already exists; use --force to overwrite it")
+    outputs.check_output(path, inputs, force)
 
 
-def atomic_write(path: Path, write: Any, make_dir: bool = False) -> None:
-    """Call ``write(tmp_path)`` on a temp file next to ``path``, then rename it into place.
-
-    Nothing is left behind if ``write`` fails; the file gets the usual umask permissions
-    (tempfile creates 0600).
-    """
-    parent = path.parent if str(path.parent) else Path(".")
-    if make_dir and not parent.is_dir():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise ImageError(
-                f"{parent}: cannot create the output directory ({err.strerror or err})"
-            ) from None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
-    except FileNotFoundError:
-        raise ImageError(f"{path}: directory {str(parent)!r} does not exist") from None
-    except OSError as err:
-        raise ImageError(f"{path}: cannot write ({err.strerror or err})") from None
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(err, OSError):
-            raise ImageError(f"{path}: cannot write ({err.strerror or err})") from None
-        raise
+atomic_write = outputs.atomic_write
 
 
 @dataclass

@@ -797,7 +797,7 @@ CASES = [
     (
         ["ok.png", "-k", "sobel", "-o", "ok.png", "--force"],
         1,
-        "ok.png: is the input file; refusing to overwrite it (choose another -o name)",
+        "ok.png: is an input of this run; refusing to overwrite it, even with --force; choose another output name",
     ),
     (
         ["ok.png", "-k", "sobel", "-o", "o.gif"],

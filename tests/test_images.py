@@ -14,6 +14,7 @@ from PIL import Image
 from cnncli import images
 from cnncli.errors import ImageError, UsageError
 from cnncli.images import check_output, load_image, map_values, save_result, to_gray
+from cnncli.outputs import OutputError
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 RNG = np.random.default_rng(7)
@@ -465,7 +466,7 @@ def test_atomic_write_leaves_nothing_on_failure(
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr(writer, "write", broken_write)
-    with pytest.raises(ImageError, match=rf"o{ext}: cannot write \(No space left on device\)"):
+    with pytest.raises(OutputError, match=rf"o{ext}: cannot write \(No space left on device\)"):
         save_result(tmp_path / f"o{ext}", rgb8().astype(np.float32), like=like(), how="clip")
     assert list(tmp_path.iterdir()) == []
 
@@ -484,13 +485,13 @@ def test_atomic_write_replaces_whole_file_and_sets_permissions(tmp_path: Path) -
 def test_check_output(tmp_path: Path) -> None:
     src = tmp_path / "in.png"
     src.write_bytes(b"x")
-    with pytest.raises(ImageError, match="is the input file; refusing to overwrite it"):
+    with pytest.raises(OutputError, match="is an input of this run.*; refusing to overwrite it"):
         check_output(src, [src], force=True)
-    with pytest.raises(ImageError, match="is the input file"):
+    with pytest.raises(OutputError, match="is an input of this run"):
         check_output(tmp_path / "sub" / ".." / "in.png", [src], force=True)
     existing = tmp_path / "out.png"
     existing.write_bytes(b"x")
-    with pytest.raises(ImageError, match="out.png: already exists; use --force to overwrite it"):
+    with pytest.raises(OutputError, match="out.png: already exists; use --force to overwrite it"):
         check_output(existing, [src], force=False)
     check_output(existing, [src], force=True)
     with pytest.raises(UsageError, match="cannot tell the output format of 'o.gif'"):

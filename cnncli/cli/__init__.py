@@ -7,10 +7,12 @@ imports numpy, numba or PIL at import time: ``cnncli shape`` and ``cnncli summar
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
@@ -78,9 +80,31 @@ def parse_ints(text: str, what: str) -> list[int]:
     return values
 
 
+LimitOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--limit",
+        metavar="NAME=N",
+        help="Change one limit of the work budget for this run, repeatable: pixels, "
+        "output-values, kernel-taps, layers, block-calls, yaml-nodes, nesting, file-bytes "
+        "(defaults in the README).",
+        show_default=False,
+    ),
+]
+
+
+def apply_limits(values: list[str] | None) -> None:
+    """Start the command's work budget: the defaults, changed by its ``--limit`` options."""
+    from cnncli import limits
+
+    limits.configure(limits.parse(values or []))
+
+
 def fail(message: str, code: int) -> None:
-    """Print one line on stderr and exit."""
-    message = " ".join(message.split())
+    """Print one line on stderr and exit: whitespace folded, control characters escaped."""
+    from cnncli.render.term import printable
+
+    message = printable(" ".join(message.split()))
     sys.stderr.write(f"cnncli: error: {message}\n")
     sys.stderr.flush()
     raise SystemExit(code)
@@ -88,6 +112,20 @@ def fail(message: str, code: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the app, map errors to one stderr line and an exit code."""
+    from cnncli import limits, outputs
+
+    limits.configure()
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or pipe that cannot show "→" or "×" (PYTHONIOENCODING=ascii, LANG=C on
+        # old Pythons) gets \u2192 escapes instead of a UnicodeEncodeError.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+    if argv is None:
+        outputs.install_signal_handlers()
     try:
         _main(argv)
     except SystemExit as done:
@@ -130,10 +168,20 @@ def _main(argv: Sequence[str] | None) -> None:
         fail(f"{err.format_message()} (see '{where} --help')", 2)
     except CnnCliError as err:
         fail(str(err), err.exit_code)
-    except typer.Abort:
+    except typer.Abort as err:
+        # Click turns KeyboardInterrupt *and* EOFError into Abort; an EOFError is a reader
+        # meeting a truncated file, not the user stopping the run.
+        if isinstance(err.__cause__, EOFError) and not os.environ.get("CNNCLI_DEBUG"):
+            fail(f"internal error: unexpected end of data: {err.__cause__}", 1)
         fail("aborted", 130)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except MemoryError:
+        fail(
+            "out of memory; lower the work with smaller inputs, or the limits with --limit "
+            "(see 'cnncli COMMAND --help')",
+            1,
+        )
     except BrokenPipeError:
         # The reader went away (e.g. `| head`); say nothing more.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -141,10 +189,38 @@ def _main(argv: Sequence[str] | None) -> None:
         raise SystemExit(1) from None
     except click_exc.ClickException as err:
         fail(err.format_message(), err.exit_code or 1)
+    except OSError as err:
+        # Files are read and written through code that names them; an OSError reaching here
+        # is standard output failing (a full disk, a closed descriptor).
+        if err.errno in (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT):
+            _stdout_lost(err)
+        if os.environ.get("CNNCLI_DEBUG"):
+            raise
+        fail(
+            f"internal error: {type(err).__name__}: {err} (set CNNCLI_DEBUG=1 for the traceback)", 1
+        )
     except Exception as err:  # a bug, not bad input: still one line unless asked for the traceback
         if os.environ.get("CNNCLI_DEBUG"):
             raise
         fail(
             f"internal error: {type(err).__name__}: {err} (set CNNCLI_DEBUG=1 for the traceback)", 1
         )
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(1) from None
+    except OSError as err:  # stdout on a full disk (`> /dev/full`), a closed descriptor
+        _stdout_lost(err)
     raise SystemExit(rv if isinstance(rv, int) else 0)
+
+
+def _stdout_lost(err: OSError) -> None:
+    """Stdout refused our output: say so once on stderr; nothing more goes to stdout."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    fail(f"cannot write to standard output ({err.strerror or err})", 1)

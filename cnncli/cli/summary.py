@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -60,17 +58,6 @@ def _columns(text: str | None) -> list[str]:
             )
         out.append(part)
     return out
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @app.command(help=EXAMPLES)
@@ -156,7 +143,9 @@ def summary(
         sys.stdout.write(render.to_markdown(result, depth, cols))
     else:
         if svg is not None:
-            _write_atomic(svg, render.svg(result, depth, cols, chart))
+            from cnncli.outputs import write_text
+
+            write_text(svg, render.svg(result, depth, cols, chart))
         render.show(result, depth, cols, chart)
     if report is not None:
         # Machine-readable output stays clean: the verdict goes to stderr there.

@@ -30,6 +30,27 @@ _SGR = {
 }
 
 
+#: Bidirectional overrides and isolates: they reorder what the terminal shows (Trojan Source).
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (``\\x1b``, ``\\n``, ``\\u202e``), so a
+    name from a file or a command line can never move the cursor, set the window title, write
+    the clipboard (OSC 52) or clear the screen when printed. Plain text comes back unchanged."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch == " " or (ch.isprintable() and ch not in _BIDI):
+            out.append(ch)
+        elif ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:  # other spaces (no-break, ideographic) are harmless
+            out.append(ch)
+    return "".join(out)
+
+
 def color_enabled(stream: TextIO) -> bool:
     """Colour as Rich decides it: FORCE_COLOR on, NO_COLOR or TERM=dumb off, else a TTY."""
     if os.environ.get("FORCE_COLOR"):
