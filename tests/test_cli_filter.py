@@ -884,12 +884,12 @@ def test_existing_output_refused_then_forced(
 def test_unwritable_output(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import tempfile
+    from cnncli import outputs
 
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    monkeypatch.setattr(outputs, "_temp_path", denied)
     code, _, err = run(
         ["filter", SAMPLES / "camera.png", "-k", "box", "-o", tmp_path / "o.png"], capsys
     )
