@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import run  # tests/clirun.py
 
 from cnncli.render.term import printable
-from clirun import run  # tests/clirun.py
 
 ROOT = Path(__file__).resolve().parent.parent
 
