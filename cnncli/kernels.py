@@ -54,7 +54,7 @@ MIN_SIGMA = 0.1
 _MAX_SLUG = 60
 
 
-def _quote(text: str, keep: int = 60) -> str:
+def _quote(text: str, keep: int = 120) -> str:
     """``repr`` of ``text`` (control characters escaped), its middle cut out when long."""
     if len(text) <= keep:
         return repr(text)
@@ -62,7 +62,7 @@ def _quote(text: str, keep: int = 60) -> str:
     return f"{text[:half] + '…' + text[-half:]!r} ({len(text):,} characters)"
 
 
-def _shown(text: str, keep: int = 60) -> str:
+def _shown(text: str, keep: int = 120) -> str:
     """A spec shown without quotes (``gaussian:size=15001``), escaped and shortened like
     :func:`_quote` when it is long or holds anything but plain printable characters."""
     return text if len(text) <= keep and text.isprintable() else _quote(text, keep)
@@ -911,21 +911,29 @@ def _load_npy(fh: BinaryIO, source: str) -> Array:
         )
     fh.seek(0)
     fmt = np.lib.format
+    header: tuple[tuple[int, ...], bool, np.dtype[Any]] | None = None
     try:
         version = fmt.read_magic(fh)
         if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+            header = fmt.read_array_header_1_0(fh)
         elif version == (2, 0):
-            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
-        else:
-            raise KernelError(
-                f"kernel {source} is a .npy file of format version {version[0]}.{version[1]}, "
-                f"which holds no plain numbers; {_NPY_FIX}"
-            )
-    except (ValueError, EOFError, SyntaxError, TypeError, RecursionError) as err:
+            header = fmt.read_array_header_2_0(fh)
+    except (ValueError, EOFError) as err:  # numpy's own words: "EOF: reading array header..."
         raise KernelError(
             f"kernel {source} is not a .npy array or is truncated ({_cut(str(err))}); {_NPY_FIX}"
         ) from None
+    except Exception:  # noqa: BLE001
+        # numpy parses the header with tokenize, ast and dtype(): on hostile bytes these also
+        # raise SyntaxError, TokenError, TypeError..., a set nowhere documented.
+        raise KernelError(
+            f"kernel {source} is not a .npy array (its header cannot be parsed); {_NPY_FIX}"
+        ) from None
+    if header is None:  # version 3.0 exists for structured (named-field) dtypes only
+        raise KernelError(
+            f"kernel {source} is a .npy file of format version {version[0]}.{version[1]}, "
+            f"which holds no plain numbers; {_NPY_FIX}"
+        )
+    shape, fortran, dtype = header
     if dtype.hasobject:
         raise KernelError(
             f"kernel {source} holds Python objects (dtype {_cut(str(dtype), 60)}), which are "
