@@ -934,6 +934,10 @@ def _load_npy(fh: BinaryIO, source: str) -> Array:
             f"which holds no plain numbers; {_NPY_FIX}"
         )
     shape, fortran, dtype = header
+    if any(n < 0 for n in shape):  # numpy's header check lets these through
+        raise KernelError(
+            f"kernel {source} is not a .npy array (its header gives shape {shape}); {_NPY_FIX}"
+        )
     if dtype.hasobject:
         raise KernelError(
             f"kernel {source} holds Python objects (dtype {_cut(str(dtype), 60)}), which are "

@@ -328,6 +328,20 @@ def test_garbage_and_garbled_npy_headers(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("shape", [(-1, -1), (-2, -3), (3, -3)])
+def test_npy_header_with_negative_dimensions(tmp_path: Path, shape: tuple[int, int]) -> None:
+    path = tmp_path / "k.npy"
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": shape}
+    )
+    path.write_bytes(header.getvalue() + bytes(100))
+    assert str(error_of(str(path))) == (
+        f"kernel file {str(path)!r} is not a .npy array (its header gives shape {shape}); "
+        "save the kernel with numpy.save"
+    )
+
+
 class _Tripwire:
     """Unpickling this creates ``marker``: proof that a loader unpickled the file."""
 
@@ -639,7 +653,7 @@ def test_inline_rows_are_counted_before_values_are_converted() -> None:
 # ------------------------------------------------------------------ fuzzing (item 4)
 
 FUZZ = settings(
-    max_examples=120,
+    max_examples=80,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,
@@ -763,13 +777,43 @@ def test_fuzz_byte_mutated_kernel_files(
     resolve_strictly(str(path))
 
 
+@FUZZ
+@given(
+    st.sampled_from(
+        ["<f8", ">f4", "<i2", "|u1", "|b1", "<f2", "<c16", "|O", "<U3", "|V8", "<M8[s]"]
+    ),
+    st.lists(st.integers(-(2**40), 2**40) | st.integers(-3, 5), max_size=5).map(tuple),
+    st.booleans(),
+    st.integers(0, 400),
+)
+@example("<f8", (2, 2), False, 31)
+@example("<f8", (-1, -1), False, 8)
+@example("<f8", (2**40, 2**40), True, 0)
+def test_fuzz_npy_headers(
+    tmp_path_factory: pytest.TempPathFactory,
+    descr: str,
+    shape: tuple[int, ...],
+    fortran: bool,
+    data_bytes: int,
+) -> None:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": descr, "fortran_order": fortran, "shape": shape}
+    )
+    path = tmp_path_factory.mktemp("npy") / "k.npy"
+    path.write_bytes(header.getvalue() + bytes(range(256)) * 2 * (data_bytes // 512 + 1))
+    with path.open("r+b") as fh:
+        fh.truncate(len(header.getvalue()) + data_bytes)
+    resolve_strictly(str(path))
+
+
 def test_valid_seed_files_load(tmp_path: Path) -> None:
     for name, data in _valid_files(tmp_path).items():
         (tmp_path / name).write_bytes(data)
         assert resolve_kernel(str(tmp_path / name)).matrix.size in (4, 8, 9, 12)
 
 
-def test_fuzz_errors_through_the_cli_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     for spec in ("1,1e39", "gaussian:sigma=1e-300", "q" * 3000, "/x/" + "y" * 300 + ".npy"):
         code, out, err = run(["kernels", spec], capsys)
         assert code in (1, 2)
