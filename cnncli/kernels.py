@@ -12,6 +12,12 @@ Every kernel is stored as correlation weights (what CNN layers compute), the way
 sets as eight rotations; :class:`Kernel` says how to combine their responses and which output mapping
 suits the result.
 
+Every source is hostile until checked: a kernel's size passes the ``kernel-taps`` limit from
+its parameters, its row count or its .npy header before any weight array exists; text files pass
+``file-bytes`` before they are read and JSON ``nesting`` before it is parsed; weights must fit in
+float32 (filters compute in it); only regular files are opened, and a spec that cannot be a file
+name (too long, a NUL) is never an OSError.
+
 Pure NumPy: no Numba here, so ``cnncli kernels`` starts fast.
 """
 
