@@ -13,8 +13,10 @@ import re
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from clirun import run
 from hypothesis import HealthCheck, example, given, settings
@@ -97,7 +99,7 @@ def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
-    monkeypatch.setattr(kmod.os, "stat", stat)
+    monkeypatch.setattr(os, "stat", stat)
     err = error_of(target)
     assert str(err) == f"cannot read kernel file {target!r}: Permission denied"
 
@@ -109,7 +111,7 @@ def test_permission_denied_on_open(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     def deny(*args: object, **kwargs: object) -> int:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
-    monkeypatch.setattr(kmod.os, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     err = error_of(str(path))
     assert str(err) == f"cannot read kernel file {str(path)!r}: Permission denied"
 
@@ -252,7 +254,7 @@ def test_numbers_with_hundreds_of_digits_as_parameters() -> None:
     )
 
 
-def write_npy(path: Path, array: np.ndarray) -> bytes:  # type: ignore[type-arg]
+def write_npy(path: Path, array: npt.NDArray[Any]) -> bytes:
     np.save(path, array)
     return path.read_bytes()
 
