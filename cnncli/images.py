@@ -12,6 +12,7 @@ file in the target directory, then ``os.replace``; a failure leaves nothing behi
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -239,15 +240,77 @@ _DAMAGED = (
 )
 
 
+_libtiff_quiet = False
+
+
+def _quiet_libtiff() -> None:
+    """Stop libtiff printing its errors and warnings ("ZIPDecode: Decoding error at scanline 0",
+    "Bad value 28 for Orientation tag") straight to the process's stderr, beside cnncli's one
+    line: Pillow raises its own error for a file libtiff cannot decode, and a file it decodes
+    anyway needs no C-level chatter. Best effort, once, on the copy of libtiff Pillow loaded
+    (found among the mapped libraries; on macOS in Pillow's wheel); elsewhere nothing changes."""
+    global _libtiff_quiet
+    if _libtiff_quiet:
+        return
+    _libtiff_quiet = True
+    import ctypes
+    import glob
+
+    import PIL
+    from PIL import Image  # noqa: F401  (loads Pillow's C core, which links libtiff)
+
+    paths: list[str] = []
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = sorted({line.split()[-1] for line in fh if "/libtiff" in line})
+    except OSError:
+        base = os.path.dirname(PIL.__file__)
+        paths = glob.glob(os.path.join(base, ".dylibs", "libtiff*"))
+    noload = getattr(os, "RTLD_NOLOAD", None)
+    if noload is None:
+        return
+    for path in paths:
+        try:
+            # RTLD_NOLOAD: only the copy already in the process, never a second one.
+            lib = ctypes.CDLL(path, mode=noload | getattr(os, "RTLD_NOW", 0))
+            for name in ("TIFFSetErrorHandler", "TIFFSetWarningHandler"):
+                setter = getattr(lib, name)
+                setter.restype = ctypes.c_void_p
+                setter.argtypes = [ctypes.c_void_p]
+                setter(None)
+        except (OSError, AttributeError):
+            continue
+
+
+class _Collect(logging.Handler):
+    """Pillow's log records (it logs "More samples per pixel than can be decoded" before
+    refusing a TIFF), kept as text instead of reaching logging's last-resort stderr printer."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.texts.append(record.getMessage())
+        except Exception:  # a record that cannot be formatted is noise
+            pass
+
+
 @contextmanager
 def _decoding(src: _Source, limit: int, warn: Any) -> Iterator[None]:
     """Open and decode a picture with Pillow under the pixel ``limit``: every failure becomes
-    one :class:`ImageError` line naming the file, and Pillow's warnings (damaged EXIF, odd TIFF
-    tags) reach ``warn`` as one line instead of printing with source lines."""
+    one :class:`ImageError` line naming the file, and Pillow's warnings and log records (damaged
+    EXIF, odd TIFF tags) reach ``warn`` as one line instead of printing with source lines."""
     from PIL import Image, UnidentifiedImageError
 
+    if src.format == "TIFF":
+        _quiet_libtiff()
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = limit
+    log = logging.getLogger("PIL")
+    collect = _Collect()
+    log.addHandler(collect)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -274,18 +337,23 @@ def _decoding(src: _Source, limit: int, warn: Any) -> Iterator[None]:
                 raise ImageError(f"{src.path}: damaged image ({_squash(err)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
-    _pass_on(src.path, caught, warn)
+        log.removeHandler(collect)
+    texts = [
+        str(w.message)
+        for w in caught
+        # About cnncli's use of Pillow: nothing the user can act on.
+        if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))
+    ]
+    _pass_on(src.path, texts + collect.texts, warn)
 
 
-def _pass_on(path: Path, caught: list[warnings.WarningMessage], warn: Any) -> None:
-    """The warnings Pillow gave while reading a picture it read anyway, as one line."""
+def _pass_on(path: Path, messages: list[str], warn: Any) -> None:
+    """What Pillow said while reading a picture it read anyway, as one line."""
     from cnncli.render.term import printable
 
     texts: list[str] = []
-    for w in caught:
-        if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
-            continue  # about cnncli's use of Pillow, nothing the user can act on
-        text = _squash(w.message, 120)
+    for message in messages:
+        text = _squash(message, 120)
         if text and text not in texts:
             texts.append(text)
     if texts and warn:
@@ -463,7 +531,7 @@ def _npy_header(src: _Source) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
             shape, fortran, dtype = fmt.read_array_header_2_0(fh)
         else:
             raise ValueError(f"format version {version[0]}.{version[1]} is not 1.0 or 2.0")
-    except (ValueError, SyntaxError, TypeError, EOFError, OverflowError, RecursionError) as err:
+    except Exception as err:  # numpy's header parser raises many kinds (tokenize, ast, dtype)
         raise ImageError(f"{src.path}: not a NumPy .npy array ({_squash(err)})") from None
     return tuple(int(n) for n in shape), np.dtype(dtype), bool(fortran)
 
@@ -615,16 +683,22 @@ def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
     """The pixel type and (height, width) :func:`load_image` will give for ``path``, from the
     file's header alone (nothing decoded), or None if that cannot be told cheaply. The filter
     command uses it to load the matching compiled core while the image decodes."""
+    hush: _Collect | None = None
     try:
         with _opened(Path(path)) as src:
             if src.format == "NPY":
                 shape = _check_npy(src, limits.get("pixels"))[0]
                 return np.dtype(np.float32), (shape[0], shape[1])
+            # Only headers are read, through the same opener as load_image: nothing is
+            # consumed or blocked on, no other format tried. Warnings, log records and a
+            # decompression bomb are load_image's to report.
+            log = logging.getLogger("PIL")
+            hush = _Collect()
+            log.addHandler(hush)
             with warnings.catch_warnings():
-                # Only headers are read, through the same opener as load_image: nothing is
-                # consumed or blocked on, no other format tried. Warnings and a
-                # decompression bomb are load_image's to report.
                 warnings.simplefilter("ignore")
+                if src.format == "TIFF":
+                    _quiet_libtiff()
                 with _pil(src) as im:
                     mode, (w, h) = im.mode, im.size
                     deep = _deep_kind(list(im.tile)) is not None
@@ -634,6 +708,9 @@ def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
                         w, h = h, w
     except Exception:  # only a hint: load_image reports any problem with the file
         return None
+    finally:
+        if hush is not None:
+            logging.getLogger("PIL").removeHandler(hush)
     dt: np.dtype[Any] = np.dtype(np.uint8)  # every 8-bit mode, converted or not
     if mode.startswith("I;16") or deep:
         dt = np.dtype(np.uint16)
