@@ -5,6 +5,12 @@ they are stored (uint8 0..255, uint16 0..65535; the Numba core reads them withou
 copy), float32 for float files and ``.npy`` arrays; the alpha plane kept aside untouched, and what
 is needed to write the result back in the same kind of file.
 
+Opening is hostile-input safe: regular files only (a pipe, device or socket is refused from its
+``stat``, never opened blocking nor read), the format told by the file's first bytes and Pillow
+allowed only that one format (PostScript named ``.png`` never reaches Ghostscript), sizes
+checked from headers against the ``pixels`` limit before anything is decoded or allocated, and
+every error or warning of the decoders turned into one line naming the file.
+
 Saving maps the float result to the output's pixel type (``clip``, ``abs``, ``normalize``,
 ``offset``) or, for ``.npy`` and raw float TIFF, stores it unmapped. Every write is atomic: a temp
 file in the target directory, then ``os.replace``; a failure leaves nothing behind.
@@ -36,7 +42,7 @@ from cnncli.kernels import Mapping
 
 F32 = npt.NDArray[np.float32]
 
-#: Extensions Pillow reads that ``cnncli filter`` looks for in directories.
+#: Extensions ``cnncli filter`` looks for in directories (what a file is, is told by its content).
 IMAGE_EXTENSIONS = (
     ".png",
     ".jpg",
@@ -448,10 +454,12 @@ def _deep_colour(
         # Separate colour planes: Pillow's TIFF decoder picks each plane's unpacker itself, so
         # the second decode cannot reach the low bytes.
         if warn and not im.mode.startswith("I;16"):
+            from cnncli.render.term import printable
+
             warn(
-                f"{path}: 16-bit TIFF with separate colour planes read as 8 bits (Pillow keeps "
-                "only the high byte); save it with interleaved samples (contiguous planar "
-                "configuration) or as PNG to keep 16 bits"
+                f"{printable(str(path))}: 16-bit TIFF with separate colour planes read as 8 "
+                "bits (Pillow keeps only the high byte); save it with interleaved samples "
+                "(contiguous planar configuration) or as PNG to keep 16 bits"
             )
         return None
     kind = _deep_kind(tiles)

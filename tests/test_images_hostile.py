@@ -605,9 +605,9 @@ mutations = st.lists(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(changes=mutations, cut=st.none() | st.floats(0, 1))
+@given(changes=mutations, cut=st.none() | st.floats(0, 1), gray=st.booleans())
 def test_fuzz_the_opener_with_mutated_files(
-    tmp_path: Path, name: str, changes: list[tuple[float, int]], cut: float | None
+    tmp_path: Path, name: str, changes: list[tuple[float, int]], cut: float | None, gray: bool
 ) -> None:
     """Only CnnCliError subclasses, one line each, and no Python warning escaping."""
     data = bytearray(BASES[name])
@@ -623,7 +623,7 @@ def test_fuzz_the_opener_with_mutated_files(
         hint = peek(path)
         assert hint is None or (len(hint) == 2 and hint[0] in (np.uint8, np.uint16, np.float32))
         try:
-            pic = load_image(path, warn=said.append)
+            pic = load_image(path, warn=said.append, gray=gray)
             assert pic.alpha is None or pic.alpha.shape == pic.data.shape[:2]
         except CnnCliError as err:
             text = str(err)
