@@ -5,6 +5,12 @@ they are stored (uint8 0..255, uint16 0..65535; the Numba core reads them withou
 copy), float32 for float files and ``.npy`` arrays; the alpha plane kept aside untouched, and what
 is needed to write the result back in the same kind of file.
 
+Opening is hostile-input safe: regular files only (a pipe, device or socket is refused from its
+``stat``, never opened blocking nor read), the format told by the file's first bytes and Pillow
+allowed only that one format (PostScript named ``.png`` never reaches Ghostscript), sizes
+checked from headers against the ``pixels`` limit before anything is decoded or allocated, and
+every error or warning of the decoders turned into one line naming the file.
+
 Saving maps the float result to the output's pixel type (``clip``, ``abs``, ``normalize``,
 ``offset``) or, for ``.npy`` and raw float TIFF, stores it unmapped. Every write is atomic: a temp
 file in the target directory, then ``os.replace``; a failure leaves nothing behind.
@@ -12,25 +18,31 @@ file in the target directory, then ``os.replace``; a failure leaves nothing behi
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import re
+import stat
+import struct
 import sys
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
-from cnncli import outputs
+from cnncli import limits, outputs
 from cnncli.errors import ImageError, UsageError
 from cnncli.kernels import Mapping
 
 F32 = npt.NDArray[np.float32]
 
-#: Extensions Pillow reads that ``cnncli filter`` looks for in directories.
+#: Extensions ``cnncli filter`` looks for in directories (what a file is, is told by its content).
 IMAGE_EXTENSIONS = (
     ".png",
     ".jpg",
@@ -96,57 +108,301 @@ class Picture:
         return f"{w}×{h} {kind}{extra} {depth}"
 
 
+# --------------------------------------------------------------------------------------------
+# Opening: regular files only, the format told by content, one opener for every read
+# --------------------------------------------------------------------------------------------
+
+#: What cnncli opens, told by the bytes a file starts with (never by its name): Pillow format
+#: names, and "NPY". Pillow is then told that one format (``Image.open(formats=[...])``), so no
+#: other plugin ever sees the bytes: its EPS plugin hands PostScript (whatever the file is
+#: called) to Ghostscript, which runs it.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"II+\x00", "TIFF"),  # BigTIFF
+    (b"MM\x00+", "TIFF"),
+    (b"BM", "BMP"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    *((b"P" + bytes([c]), "PPM") for c in b"123456f"),  # PBM, PGM, PPM (plain, raw), PFM gray
+    (b"\x93NUMPY", "NPY"),
+)
+#: Formats Pillow may report for a file opened as one of the above (a JPEG with a second
+#: picture in it is an MPO).
+_ALSO = {"JPEG": ("JPEG", "MPO")}
+#: Files people mistake for images, named when refused.
+_NOT_IMAGES: tuple[tuple[bytes, str], ...] = (
+    (b"%!PS", "a PostScript file"),
+    (b"\xc5\xd0\xd3\xc6", "an EPS file"),
+    (b"%PDF", "a PDF file"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"PK\x05\x06", "a zip archive"),
+)
+_GIVE = "give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array"
+
+
+def _sniff(head: bytes) -> str | None:
+    """The format ``head`` (a file's first 16 bytes) starts, or None."""
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WEBP"
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    return None
+
+
+#: What a path is when it is not a regular file, and what to do about it.
+_SPECIAL = (
+    (stat.S_ISDIR, "is a directory", ""),
+    (stat.S_ISFIFO, "is a pipe, not a regular file", "; save it to a file first"),
+    (stat.S_ISSOCK, "is a socket, not a regular file", "; save what it sends to a file first"),
+    (stat.S_ISCHR, "is a character device, not a regular file", "; give an image file"),
+    (stat.S_ISBLK, "is a block device, not a regular file", "; give an image file"),
+)
+
+
+def _not_regular(p: Path, mode: int) -> ImageError:
+    for test, what, fix in _SPECIAL:
+        if test(mode):
+            return ImageError(f"{p}: {what}{fix}")
+    return ImageError(f"{p}: not a regular file; give an image file")
+
+
+@dataclass
+class _Source:
+    """An input opened for reading: a regular file, and the format its first bytes name."""
+
+    path: Path
+    fh: BinaryIO
+    format: str
+    size: int
+
+
+@contextmanager
+def _opened(p: Path) -> Iterator[_Source]:
+    """Open ``p`` for reading without ever blocking or consuming anything that is not a regular
+    file (a FIFO, ``/dev/stdin``, ``<(cat …)``, ``/dev/zero``: refused from ``stat``, and opened
+    non-blocking in case the name changed in between), and tell its format from its first bytes;
+    refuse anything cnncli does not open, in one line naming the file."""
+    try:
+        mode = os.stat(p).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(p, mode)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        fd = os.open(p, flags | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise ImageError(f"{p}: no such file") from None
+    except PermissionError:
+        raise ImageError(f"{p}: permission denied") from None
+    except OSError as err:
+        raise ImageError(f"{p}: cannot open ({outputs.describe_os_error(err)})") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(p, st.st_mode)
+        try:
+            head = fh.read(16)
+            fh.seek(0)
+        except OSError as err:
+            raise ImageError(f"{p}: cannot read ({outputs.describe_os_error(err)})") from None
+        if not head:
+            raise ImageError(f"{p}: empty; {_GIVE}")
+        fmt = _sniff(head)
+        if fmt is None:
+            what = next((w for magic, w in _NOT_IMAGES if head.startswith(magic)), None)
+            if what == "a zip archive" and p.suffix.lower() == ".npy":
+                raise ImageError(
+                    f"{p}: a NumPy .npz archive (zip), not a .npy array; save one array with "
+                    "numpy.save"
+                )
+            if what is not None:
+                raise ImageError(f"{p}: {what}, not an image; {_GIVE}")
+            raise ImageError(f"{p}: not an image Pillow can read; {_GIVE}")
+        yield _Source(p, fh, fmt, st.st_size)
+
+
+def _squash(text: object, most: int = 200) -> str:
+    """One short line of an error or warning text."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= most else line[: most - 1] + "…"
+
+
+#: What Pillow's decoders and plugins raise on damaged or truncated data (struct.error and zlib
+#: errors from parsing chunks, IndexError/KeyError/TypeError from plugins reading tables that
+#: are not there).
+_DAMAGED = (
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    OverflowError,
+)
+
+
+_libtiff_quiet = False
+
+
+def _quiet_libtiff() -> None:
+    """Stop libtiff printing its errors and warnings ("ZIPDecode: Decoding error at scanline 0",
+    "Bad value 28 for Orientation tag") straight to the process's stderr, beside cnncli's one
+    line: Pillow raises its own error for a file libtiff cannot decode, and a file it decodes
+    anyway needs no C-level chatter. Best effort, once, on the copy of libtiff Pillow loaded
+    (found among the mapped libraries; on macOS in Pillow's wheel); elsewhere nothing changes."""
+    global _libtiff_quiet
+    if _libtiff_quiet:
+        return
+    _libtiff_quiet = True
+    import ctypes
+    import glob
+
+    import PIL
+    from PIL import Image  # noqa: F401  (loads Pillow's C core, which links libtiff)
+
+    paths: list[str] = []
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = sorted({line.split()[-1] for line in fh if "/libtiff" in line})
+    except OSError:
+        base = os.path.dirname(PIL.__file__)
+        paths = glob.glob(os.path.join(base, ".dylibs", "libtiff*"))
+    noload = getattr(os, "RTLD_NOLOAD", None)
+    if noload is None:
+        return
+    for path in paths:
+        try:
+            # RTLD_NOLOAD: only the copy already in the process, never a second one.
+            lib = ctypes.CDLL(path, mode=noload | getattr(os, "RTLD_NOW", 0))
+            for name in ("TIFFSetErrorHandler", "TIFFSetWarningHandler"):
+                setter = getattr(lib, name)
+                setter.restype = ctypes.c_void_p
+                setter.argtypes = [ctypes.c_void_p]
+                setter(None)
+        except (OSError, AttributeError):
+            continue
+
+
+class _Collect(logging.Handler):
+    """Pillow's log records (it logs "More samples per pixel than can be decoded" before
+    refusing a TIFF), kept as text instead of reaching logging's last-resort stderr printer."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.texts.append(record.getMessage())
+        except Exception:  # a record that cannot be formatted is noise
+            pass
+
+
+@contextmanager
+def _decoding(src: _Source, limit: int, warn: Any) -> Iterator[None]:
+    """Open and decode a picture with Pillow under the pixel ``limit``: every failure becomes
+    one :class:`ImageError` line naming the file, and Pillow's warnings and log records (damaged
+    EXIF, odd TIFF tags) reach ``warn`` as one line instead of printing with source lines."""
+    from PIL import Image, UnidentifiedImageError
+
+    if src.format == "TIFF":
+        _quiet_libtiff()
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
+    log = logging.getLogger("PIL")
+    collect = _Collect()
+    log.addHandler(collect)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # Pillow only warns between the limit and twice the limit; refuse there too, so
+            # the limit means what it says.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                yield
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                raise ImageError(
+                    f"{src.path}: {_size_of(src)}more than {limit:,} pixels, refused as a "
+                    "possible decompression bomb; raise the limit with --max-pixels N if you "
+                    "trust the file"
+                ) from None
+            except UnidentifiedImageError:
+                raise ImageError(
+                    f"{src.path}: damaged {src.format} file (its header cannot be read)"
+                ) from None
+            except OSError as err:
+                raise ImageError(
+                    f"{src.path}: truncated or damaged image ({_squash(err)})"
+                ) from None
+            except _DAMAGED as err:
+                raise ImageError(f"{src.path}: damaged image ({_squash(err)})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+        log.removeHandler(collect)
+    texts = [
+        str(w.message)
+        for w in caught
+        # About cnncli's use of Pillow: nothing the user can act on.
+        if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning))
+    ]
+    _pass_on(src.path, texts + collect.texts, warn)
+
+
+def _pass_on(path: Path, messages: list[str], warn: Any) -> None:
+    """What Pillow said while reading a picture it read anyway, as one line."""
+    from cnncli.render.term import printable
+
+    texts: list[str] = []
+    for message in messages:
+        text = _squash(message, 120)
+        if text and text not in texts:
+            texts.append(text)
+    if texts and warn:
+        more = f"; and {len(texts) - 3} more" if len(texts) > 3 else ""
+        warn(printable(f"{path}: read despite damage ({'; '.join(texts[:3])}{more})"))
+
+
+def _pil(src: _Source) -> Any:
+    """``Image.open`` on the opened file, allowed the one format its bytes named."""
+    from PIL import Image, UnidentifiedImageError
+
+    src.fh.seek(0)
+    im = Image.open(src.fh, formats=[src.format])
+    if im.format not in _ALSO.get(src.format, (src.format,)):  # never, but never trust it
+        im.close()
+        raise UnidentifiedImageError(f"opened as {im.format}")
+    return im
+
+
 def _open_pil(
-    path: Path,
-    max_pixels: int | None,
+    src: _Source,
     gray: bool = False,
     rawmode: Callable[[str], str] | None = None,
 ) -> tuple[Any, list[Any]]:
-    """Open, decode and turn upright (EXIF orientation) a picture with Pillow, or refuse it in
-    one line; returns the image and its tiles as the file described them (Pillow empties
-    ``im.tile`` once decoded). ``rawmode`` rewrites the raw mode of every tile before decoding
-    (see :func:`_deep_colour`)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Open, decode and turn upright (EXIF orientation) a picture with Pillow (inside
+    :func:`_decoding`); returns the image and its tiles as the file described them (Pillow
+    empties ``im.tile`` once decoded). ``rawmode`` rewrites the raw mode of every tile before
+    decoding (see :func:`_deep_colour`)."""
+    from PIL import ImageOps
 
-    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = limit
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns between the limit and twice the limit; refuse there too, so
-            # the limit means what --max-pixels says.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                im = Image.open(path)
-                if gray and im.format == "JPEG" and im.mode == "RGB":
-                    # The luma plane the JPEG stores (ITU-R 601, as every JFIF file), decoded
-                    # straight to gray by libjpeg: what OpenCV's IMREAD_GRAYSCALE gives, in a
-                    # third of the time and memory of decoding RGB and converting it.
-                    im.draft("L", im.size)
-                tiles = list(im.tile)
-                if rawmode is not None:
-                    im.tile = [t._replace(args=_with_rawmode(t.args, rawmode)) for t in tiles]
-                im.load()
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                size = _size_of(path)
-                raise ImageError(
-                    f"{path}: {size}more than {limit:,} pixels, refused as a possible "
-                    "decompression bomb; raise the limit with --max-pixels N if you trust the file"
-                ) from None
-            except UnidentifiedImageError:
-                what = "empty" if path.stat().st_size == 0 else "not an image Pillow can read"
-                raise ImageError(
-                    f"{path}: {what}; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array"
-                ) from None
-            except OSError as err:
-                raise ImageError(f"{path}: truncated or damaged image ({err})") from None
-            except (ValueError, SyntaxError, EOFError) as err:
-                raise ImageError(f"{path}: damaged image ({err})") from None
-        # Apply the camera's orientation tag so the picture is upright, as viewers show it.
-        # In place: without a tag, exif_transpose would otherwise copy the whole picture.
-        ImageOps.exif_transpose(im, in_place=True)
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
+    im = _pil(src)
+    if gray and im.format == "JPEG" and im.mode == "RGB":
+        # The luma plane the JPEG stores (ITU-R 601, as every JFIF file), decoded straight to
+        # gray by libjpeg: what OpenCV's IMREAD_GRAYSCALE gives, in a third of the time and
+        # memory of decoding RGB and converting it.
+        im.draft("L", im.size)
+    tiles = list(im.tile)
+    if rawmode is not None:
+        im.tile = [t._replace(args=_with_rawmode(t.args, rawmode)) for t in tiles]
+    im.load()
+    # Apply the camera's orientation tag so the picture is upright, as viewers show it.
+    # In place: without a tag, exif_transpose would otherwise copy the whole picture.
+    ImageOps.exif_transpose(im, in_place=True)
     return im, tiles
 
 
@@ -188,55 +444,63 @@ def _deep_kind(tiles: list[Any]) -> str | None:
 
 
 def _deep_colour(
-    path: Path, im: Any, tiles: list[Any], max_pixels: int | None, warn: Any
+    src: _Source, im: Any, tiles: list[Any], warn: Any
 ) -> tuple[npt.NDArray[np.uint16], bool] | None:
     """The 16-bit samples of a 16-bit colour picture Pillow decoded to 8 bits as ``im``:
     H×W×C uint16 (RGB, RGBA, or gray+alpha as two channels) and whether the last channel is
-    alpha; None if ``im`` is not such a picture."""
+    alpha; None if ``im`` is not such a picture. Runs inside :func:`_decoding`."""
+    path = src.path
     if im.format == "TIFF" and im.tag_v2.get(284, 1) == 2 and 16 in im.tag_v2.get(258, ()):
         # Separate colour planes: Pillow's TIFF decoder picks each plane's unpacker itself, so
         # the second decode cannot reach the low bytes.
         if warn and not im.mode.startswith("I;16"):
+            from cnncli.render.term import printable
+
             warn(
-                f"{path}: 16-bit TIFF with separate colour planes read as 8 bits (Pillow keeps "
-                "only the high byte); save it with interleaved samples (contiguous planar "
-                "configuration) or as PNG to keep 16 bits"
+                f"{printable(str(path))}: 16-bit TIFF with separate colour planes read as 8 "
+                "bits (Pillow keeps only the high byte); save it with interleaved samples "
+                "(contiguous planar configuration) or as PNG to keep 16 bits"
             )
         return None
     kind = _deep_kind(tiles)
     if kind is None:
         return None
     if kind == "ppm":
-        return _ppm16(path, tiles[0]), False
+        return _ppm16(src, tiles[0]), False
     match = _DEEP_RAWMODE.match(kind)
     assert match is not None
     layout, order = match.groups()
     if layout == "LA":
         # Gray+alpha, 4 bytes a pixel: decoded as plain RGBA (same bytes a pixel, so the same
         # unfiltering), the four bytes are the two samples as stored.
-        raw, _ = _open_pil(path, max_pixels, rawmode=lambda _: "RGBA")
+        raw, _ = _open_pil(src, rawmode=lambda _: "RGBA")
         b = np.asarray(raw)
         big = order == "B" or (order == "N" and sys.byteorder == "big")
         pair = b.view(">u2" if big else "<u2").reshape(b.shape[0], b.shape[1], 2)
         return pair.astype(np.uint16), True
     swap = _SWAP[order]
-    low, _ = _open_pil(path, max_pixels, rawmode=lambda r: r[:-1] + swap)
+    low, _ = _open_pil(src, rawmode=lambda r: r[:-1] + swap)
     out = np.asarray(im).astype(np.uint16)
     out <<= 8
     out |= np.asarray(low)
     return out, layout == "RGBA"
 
 
-def _ppm16(path: Path, tile: Any) -> npt.NDArray[np.uint16]:
+def _ppm16(src: _Source, tile: Any) -> npt.NDArray[np.uint16]:
     """A binary PPM with maxval > 255 (Pillow scales it to 8 bits): big-endian samples read
     from the file, scaled to 0..65535 as Pillow does for 16-bit PGM."""
+    path = src.path
     maxval = int(tile.args[1])
     w, h = (int(v) for v in tile.extents[2:])
-    with open(path, "rb") as fh:
-        fh.seek(int(tile.offset))
-        raw = np.fromfile(fh, dtype=">u2", count=w * h * 3)
-    if raw.size != w * h * 3:
-        raise ImageError(f"{path}: truncated PPM ({raw.size:,} of {w * h * 3:,} samples)")
+    count = w * h * 3
+    offset = int(tile.offset)
+    held = max(0, (src.size - offset) // 2)
+    if held < count:  # told from the file size: nothing is allocated for samples not there
+        raise ImageError(f"{path}: truncated PPM ({held:,} of {count:,} samples)")
+    src.fh.seek(offset)
+    raw = np.frombuffer(src.fh.read(count * 2), dtype=">u2")
+    if raw.size != count:
+        raise ImageError(f"{path}: truncated PPM ({raw.size:,} of {count:,} samples)")
     if raw.max(initial=0) > maxval:
         raise ImageError(f"{path}: damaged PPM (a sample exceeds its maxval {maxval})")
     px = raw.reshape(h, w, 3)
@@ -245,33 +509,84 @@ def _ppm16(path: Path, tile: Any) -> npt.NDArray[np.uint16]:
     return px.astype(np.uint16)
 
 
-def _size_of(path: Path) -> str:
+def _size_of(src: _Source) -> str:
     from PIL import Image
 
     try:
-        Image.MAX_IMAGE_PIXELS = None
-        with Image.open(path) as im:
+        Image.MAX_IMAGE_PIXELS = None  # _decoding puts the limit back
+        with _pil(src) as im:
             w, h = im.size
         return f"{w}×{h} = {w * h:,} pixels is "
     except Exception:  # the size is a courtesy; the refusal stands without it
         return ""
 
 
-def load_npy(path: Path) -> Picture:
-    """An H×W or H×W×C array of any real numeric dtype; NaN/inf refused."""
+# --------------------------------------------------------------------------------------------
+# .npy arrays
+# --------------------------------------------------------------------------------------------
+
+
+def _npy_header(src: _Source) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
+    """Shape, dtype and Fortran order from a .npy header; the file is left at the data."""
+    fh = src.fh
+    fh.seek(0)
+    fmt = np.lib.format
     try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise ImageError(f"{path}: not a NumPy .npy array ({err})") from None
-    except OSError as err:
-        raise ImageError(f"{path}: cannot read ({err.strerror or err})") from None
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
-        raise ImageError(f"{path}: array of dtype {getattr(arr, 'dtype', '?')}; give real numbers")
-    if arr.ndim not in (2, 3) or arr.size == 0:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"format version {version[0]}.{version[1]} is not 1.0 or 2.0")
+    except Exception as err:  # numpy's header parser raises many kinds (tokenize, ast, dtype)
+        raise ImageError(f"{src.path}: not a NumPy .npy array ({_squash(err)})") from None
+    return tuple(int(n) for n in shape), np.dtype(dtype), bool(fortran)
+
+
+def _check_npy(src: _Source, limit: int) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
+    """Everything :func:`load_npy` refuses, told from the header alone, before any allocation:
+    pickled objects, non-numbers, wrong dimensions, too many pixels, missing data."""
+    path = src.path
+    shape, dtype, fortran = _npy_header(src)
+    if dtype.hasobject:
         raise ImageError(
-            f"{path}: array of shape {tuple(arr.shape)}; give H×W or H×W×C (channels last)"
+            f"{path}: not a NumPy .npy array of numbers: it holds Python objects (pickled), "
+            "which cnncli never loads; save real numbers"
         )
+    if dtype.kind not in "biuf":
+        raise ImageError(f"{path}: array of dtype {dtype}; give real numbers")
+    if len(shape) not in (2, 3) or math.prod(shape) == 0 or min(shape) < 0:
+        raise ImageError(f"{path}: array of shape {shape}; give H×W or H×W×C (channels last)")
+    h, w = shape[:2]
+    if h * w > limit:
+        raise ImageError(
+            f"{path}: {w}×{h} = {h * w:,} pixels is more than {limit:,} pixels, refused before "
+            "loading; raise the limit with --max-pixels N if you trust the file"
+        )
+    need = math.prod(shape) * dtype.itemsize
+    held = max(0, src.size - src.fh.tell())
+    if held < need:
+        dims = "×".join(map(str, shape))
+        raise ImageError(
+            f"{path}: truncated .npy array: its header promises {dims} {dtype} ({need:,} bytes) "
+            f"but the file holds {held:,}"
+        )
+    return shape, dtype, fortran
+
+
+def _load_npy(src: _Source, limit: int) -> Picture:
+    path = src.path
+    shape, dtype, fortran = _check_npy(src, limit)
+    count = math.prod(shape)
+    try:
+        raw = src.fh.read(count * dtype.itemsize)
+        flat = np.frombuffer(raw, dtype=dtype, count=count)
+    except (OSError, ValueError) as err:
+        raise ImageError(f"{path}: cannot read the .npy array ({_squash(err)})") from None
+    arr = flat.reshape(shape, order="F" if fortran else "C")
     data = arr.astype(np.float32)
+    del raw, flat, arr
     if not np.all(np.isfinite(data)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(data))[0])
         raise ImageError(f"{path}: value at {list(bad)} is {data[bad]}; images need finite numbers")
@@ -280,10 +595,30 @@ def load_npy(path: Path) -> Picture:
     return Picture(path, np.ascontiguousarray(data), None, "npy", 32, "NPY")
 
 
+def _pixel_limit(max_pixels: int | None) -> int:
+    return limits.get("pixels") if max_pixels is None else max_pixels
+
+
+def load_npy(path: Path, *, max_pixels: int | None = None) -> Picture:
+    """An H×W or H×W×C array of any real numeric dtype; NaN/inf refused. Everything else is
+    refused from the header, before loading: pickled objects, too many pixels (``max_pixels``,
+    by default the ``pixels`` limit), data missing from the file."""
+    p = Path(path)
+    with _opened(p) as src:
+        if src.format != "NPY":
+            raise ImageError(f"{p}: not a NumPy .npy array (it is a {src.format} file)")
+        return _load_npy(src, _pixel_limit(max_pixels))
+
+
 def load_image(
     path: str | Path, *, max_pixels: int | None = None, gray: bool = False, warn: Any = None
 ) -> Picture:
-    """Read an image (anything Pillow reads, EXIF orientation applied) or a ``.npy`` array.
+    """Read a PNG, JPEG, TIFF, BMP, WebP, GIF or PPM/PGM picture (EXIF orientation applied) or a
+    ``.npy`` array, told by its content, from a regular file only.
+
+    ``max_pixels`` (by default the ``pixels`` limit) bounds the pixels of the picture or array,
+    checked from its header before anything is decoded. ``warn`` receives one line when Pillow
+    reads a damaged file anyway.
 
     ``gray``: a JPEG is decoded straight to its stored luma (libjpeg, as OpenCV's
     ``IMREAD_GRAYSCALE``; within a few levels of converting its decoded RGB), another 8-bit RGB
@@ -292,18 +627,18 @@ def load_image(
     handle or refuse.
     """
     p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p}: no such file")
-    if p.is_dir():
-        raise ImageError(f"{p}: is a directory")
-    if not os.access(p, os.R_OK):
-        raise ImageError(f"{p}: permission denied")
-    if p.suffix.lower() == ".npy":
-        return load_npy(p)
-    im, tiles = _open_pil(p, max_pixels, gray)
-    fmt = str(im.format or "")
-    mode = str(im.mode)
-    deep = _deep_colour(p, im, tiles, max_pixels, warn)
+    limit = _pixel_limit(max_pixels)
+    with _opened(p) as src:
+        if src.format == "NPY":
+            return _load_npy(src, limit)
+        with _decoding(src, limit, warn):
+            im, tiles = _open_pil(src, gray)
+            fmt = str(im.format or "")
+            mode = str(im.mode)
+            deep = _deep_colour(src, im, tiles, warn)
+            if mode in ("P", "PA"):
+                # Inside: a palette lookup can still meet damaged data (a short palette).
+                im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
     if deep is not None:
         del im
         px, has_alpha = deep
@@ -313,9 +648,7 @@ def load_image(
         mode = "LA" if data16.ndim == 2 else mode  # Pillow calls 16-bit gray+alpha "RGBA"
         return Picture(p, np.ascontiguousarray(data16), alpha16, mode, 16, fmt)
     alpha: npt.NDArray[Any] | None = None
-    if mode == "P" or mode == "PA":
-        im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
-    elif mode == "1":
+    if mode == "1":
         im = im.convert("L")
     elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
         im = im.convert("RGB")
@@ -358,30 +691,34 @@ def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
     """The pixel type and (height, width) :func:`load_image` will give for ``path``, from the
     file's header alone (nothing decoded), or None if that cannot be told cheaply. The filter
     command uses it to load the matching compiled core while the image decodes."""
+    hush: _Collect | None = None
     try:
-        if path.suffix.lower() == ".npy":
-            with open(path, "rb") as fh:
-                major, _ = np.lib.format.read_magic(fh)
-                read = (
-                    np.lib.format.read_array_header_1_0
-                    if major == 1
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape = read(fh)[0]
-            return np.dtype(np.float32), (int(shape[0]), int(shape[1]))
-        from PIL import Image
-
-        with warnings.catch_warnings():
-            # A decompression-bomb warning is load_image's to turn into its one-line refusal.
-            warnings.simplefilter("ignore")
-            with Image.open(path) as im:
-                mode, (w, h) = im.mode, im.size
-                deep = _deep_kind(list(im.tile)) is not None
-                if im.format != "TIFF" and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-                    # The EXIF orientation turns it a quarter (Pillow's TIFF size already has).
-                    w, h = h, w
+        with _opened(Path(path)) as src:
+            if src.format == "NPY":
+                shape = _check_npy(src, limits.get("pixels"))[0]
+                return np.dtype(np.float32), (shape[0], shape[1])
+            # Only headers are read, through the same opener as load_image: nothing is
+            # consumed or blocked on, no other format tried. Warnings, log records and a
+            # decompression bomb are load_image's to report.
+            log = logging.getLogger("PIL")
+            hush = _Collect()
+            log.addHandler(hush)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if src.format == "TIFF":
+                    _quiet_libtiff()
+                with _pil(src) as im:
+                    mode, (w, h) = im.mode, im.size
+                    deep = _deep_kind(list(im.tile)) is not None
+                    if im.format != "TIFF" and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                        # The EXIF orientation turns it a quarter (Pillow's TIFF size already
+                        # has).
+                        w, h = h, w
     except Exception:  # only a hint: load_image reports any problem with the file
         return None
+    finally:
+        if hush is not None:
+            logging.getLogger("PIL").removeHandler(hush)
     dt: np.dtype[Any] = np.dtype(np.uint8)  # every 8-bit mode, converted or not
     if mode.startswith("I;16") or deep:
         dt = np.dtype(np.uint16)

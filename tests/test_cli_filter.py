@@ -1171,7 +1171,9 @@ def test_a_bomb_just_over_the_default_limit_gives_one_line(tmp_path: Path) -> No
     pytest would capture the warning."""
     Image.new("L", (200, 200)).save(tmp_path / "big.png")
     code = (
-        "import sys; from PIL import Image; Image.MAX_IMAGE_PIXELS = 30_000; "  # 40,000 px: 1.33×
+        # The default pixels limit, made 30,000 for the test: 40,000 px is 1.33× over it.
+        "import sys; from cnncli import limits; "
+        "limits.LIMITS['pixels'] = limits.Limit(30_000, 'test'); "
         "from cnncli.cli import main; main(sys.argv[1:])"
     )
     proc = subprocess.run(
