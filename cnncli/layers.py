@@ -140,7 +140,8 @@ def shorten(text: str, width: int = 60) -> str:
 def show(value: Any, width: int = 60) -> str:
     """``repr(value)``, cut short: a message quotes a value, never a whole megabyte of it."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
-        return f"a {len(str(abs(value)))}-digit number"
+        digits = str(value)
+        return f"{digits[:12]}…({len(digits.lstrip('-')):,} digits)"
     if isinstance(value, list | dict) and len(value) > 20:
         kind = "list" if isinstance(value, list) else "mapping"
         return f"a {kind} of {len(value):,} items"

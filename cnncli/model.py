@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,7 @@ def _scalar(event: Any, label: str, cache: dict[str, Any]) -> Any:
             return value
         if len(value) < 64 and value in cache:
             return cache[value]
-        tag = _resolver.resolve(yaml.ScalarNode, value, (True, False))
+        tag = _resolver.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
         if tag == _MERGE_TAG:
             return _MERGE
     elif tag not in _SCALAR_TAGS:
@@ -129,7 +130,7 @@ def _scalar(event: Any, label: str, cache: dict[str, Any]) -> Any:
         if tag == _TAG + "int":
             # Python refuses int() of more than 4,300 digits; no size in a model comes close.
             raise ModelError(
-                f"{where}: the number {shorten(value, 24)} has {len(value):,} characters; "
+                f"{where}: the number {shorten(value, 24)} has {len(value):,} digits; "
                 "sizes in a model file are whole numbers below 2**62"
             ) from None
         raise ModelError(
@@ -174,7 +175,8 @@ def load_yaml(text: str, label: str) -> Any:
         )
 
     try:
-        for event in yaml.parse(text, Loader=_EventLoader):
+        events: Iterator[Any] = yaml.parse(text, Loader=_EventLoader)
+        for event in events:
             kind = type(event)
             anchor = None
             if kind is yaml.ScalarEvent:
@@ -676,10 +678,10 @@ class _Builder:
                     raise ModelError(
                         "input must be a layer name or a list of names, e.g. input: [a, b]"
                     )
-        except ModelError as err:
+        except (ModelError, limits.LimitError) as err:
             if str(err).startswith(self.label):
                 raise
-            raise self.at(item, str(err)) from None
+            raise type(err)(str(self.at(item, str(err)))) from None
         full = f"{prefix}{name}"
         if prev is None and refs is None:
             raise self.at(item, f"layer {show(name)} has no input: name one with input:")
@@ -766,10 +768,10 @@ class _Builder:
             refs = substitute(item.get("input"), params)
             if refs is not None and not isinstance(refs, str):
                 raise ModelError("a block takes one input: give input: name")
-        except ModelError as err:
+        except (ModelError, limits.LimitError) as err:
             if str(err).startswith(self.label):
                 raise
-            raise self.at(item, str(err)) from None
+            raise type(err)(str(self.at(item, str(err)))) from None
         # Counted before anything is expanded: empty blocks and switched-off calls cost too.
         self.calls += repeat if cond else 1
         if self.calls > limits.get("block-calls"):
@@ -942,6 +944,9 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
                 data,
                 f"unknown top-level key {show(key)}{closest(key, _TOP_KEYS)} (keys: {', '.join(_TOP_KEYS)})",
             )
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise at(data, f"{key} must be text, got {show(data[key])}")
     layout = data.get("layout", "channels_first")
     if layout not in ("channels_first", "channels_last"):
         raise at(
@@ -977,6 +982,8 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
                     block,
                     f"unknown key {show(key)} in block {show(bname)}{closest(key, _BLOCK_KEYS)} (keys: {', '.join(_BLOCK_KEYS)})",
                 )
+        if "description" in block and not isinstance(block["description"], str):
+            raise at(block, f"description of block {show(bname)} must be text")
         if block.get("params") is not None and not isinstance(block["params"], dict):
             raise at(block, f"params of block {show(bname)} must map names to default values")
     b.blocks = dict(blocks)
