@@ -246,7 +246,12 @@ def load_yaml(text: str, label: str) -> Any:
                 if kind is not yaml.ScalarEvent and not (
                     kind is yaml.AliasEvent and not isinstance(value, Mapping | Seq)
                 ):
-                    raise ModelError(f"{_where(label, mark)}: mapping keys must be plain words")
+                    where = (
+                        f"{label}:{value.line}:{value.col}"
+                        if isinstance(value, Mapping | Seq)
+                        else _where(label, mark)
+                    )
+                    raise ModelError(f"{where}: mapping keys must be plain words")
                 parent.key, parent.key_mark = value, mark
             else:
                 key, parent.key = parent.key, _NOTHING
