@@ -594,7 +594,7 @@ VALUES = st.recursive(
 )
 LAYER = st.fixed_dictionaries(
     {"type": st.sampled_from(sorted(LAYER_TYPES))},
-    optional={k: VALUES for k in ["name", "input", "if", "trainable", "kernel", "filters"]},
+    optional=dict.fromkeys(["name", "input", "if", "trainable", "kernel", "filters"], VALUES),
 ).flatmap(
     lambda base: st.dictionaries(
         st.sampled_from(sorted(LAYER_TYPES[base["type"]].options) or ["name"]),
