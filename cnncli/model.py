@@ -141,6 +141,22 @@ def _scalar(event: Any, label: str, cache: dict[str, Any]) -> Any:
     return out
 
 
+def _events(text: str) -> Iterator[Any]:
+    """The parser's events, one by one (``yaml.parse`` without its per-event check call)."""
+    parser = _EventLoader(text)
+    try:
+        get = parser.get_event
+        while True:
+            event = get()
+            if event is None:
+                return
+            yield event
+            if type(event) is yaml.StreamEndEvent:
+                return
+    finally:
+        parser.dispose()
+
+
 def load_yaml(text: str, label: str) -> Any:
     """Parse YAML safely into :class:`Mapping`, :class:`Seq` and plain scalars.
 
@@ -175,15 +191,18 @@ def load_yaml(text: str, label: str) -> Any:
         )
 
     try:
-        events: Iterator[Any] = yaml.parse(text, Loader=_EventLoader)
-        for event in events:
+        for event in _events(text):
             kind = type(event)
             anchor = None
             if kind is yaml.ScalarEvent:
                 count += 1
                 if count > max_nodes:
                     over_nodes(event.start_mark)
-                value = _scalar(event, label, cache)
+                # Plain words and numbers repeat (type, conv2d, 3): resolved once each.
+                if event.tag is None and event.implicit[0] and event.value in cache:
+                    value = cache[event.value]
+                else:
+                    value = _scalar(event, label, cache)
                 anchor, nodes, height = event.anchor, 1, 0
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 count += 1

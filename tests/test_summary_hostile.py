@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,14 @@ ESC = "\x1b"
 
 
 @pytest.fixture(autouse=True)
-def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    limits.configure()  # a CLI run's --limit stays in force until the next run: reset it
+def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("TERM", "dumb")
+    # A CLI run's --limit stays in force until the next run: never let it reach other tests.
+    limits.configure()
+    yield
+    limits.configure()
 
 
 def _model(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
@@ -645,3 +649,17 @@ def test_fuzz_random_models(model: dict[str, object]) -> None:
 @given(VALUES)
 def test_fuzz_random_structures(value: object) -> None:
     _summarize_bounded(yaml.safe_dump(value, allow_unicode=True))
+
+
+def test_pure_python_parser_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without libyaml (a source install), PyYAML's own parser feeds the same composer.
+    from cnncli import model
+
+    text = (ZOO_DIR / "resnet18.yaml").read_text()
+    fast = summarize_text(text, "r.yaml")
+    monkeypatch.setattr(model, "_EventLoader", yaml.SafeLoader)
+    slow = summarize_text(text, "r.yaml")
+    assert slow.rows == fast.rows and slow.totals == fast.totals
+    with limits.override(nesting=5), pytest.raises(limits.LimitError) as exc:
+        summarize_text("[[[[[[[1]]]]]]]", "m.yaml")
+    assert str(exc.value).startswith("m.yaml:1:6: lists and mappings nest 6 deep here")
