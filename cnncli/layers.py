@@ -617,6 +617,13 @@ def _sizes(value: Any, pairs: bool = False) -> bool:
     )
 
 
+def _huge(value: Any) -> bool:
+    """A number no size can be (beyond 2**62), anywhere in a value: refused before arithmetic."""
+    if isinstance(value, list):
+        return any(_huge(v) for v in value)
+    return _is_int(value) and abs(value) > 2**62
+
+
 def _number(value: Any) -> bool:
     return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
@@ -665,6 +672,8 @@ def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
         test, expected = _OPTION_TYPES.get(name, (lambda v: True, ""))
         if value is not None and not test(value):
             raise ModelError(f"{key} must be {expected}, got {show(value)}")
+        if _huge(value):
+            raise ModelError(f"{key} {show(value)} is absurdly large; use a realistic size")
         opts[name] = value
     for name in kind.required:
         if opts.get(name) is None:
