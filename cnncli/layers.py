@@ -11,6 +11,7 @@ layout (channels first or last) only changes how a shape is shown.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,20 +132,40 @@ def closest(word: str, choices: Sequence[str], n: int = 3) -> str:
     return f"; did you mean {', '.join(near)}?" if near else ""
 
 
+def shorten(text: str, width: int = 60) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis, for quoting values in messages."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def show(value: Any, width: int = 60) -> str:
+    """``repr(value)``, cut short: a message quotes a value, never a whole megabyte of it."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        digits = str(value)
+        return f"{digits[:12]}…({len(digits.lstrip('-')):,} digits)"
+    if isinstance(value, list | dict) and len(value) > 20:
+        kind = "list" if isinstance(value, list) else "mapping"
+        return f"a {kind} of {len(value):,} items"
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        return f"a {type(value).__name__}"
+    return shorten(text, width)
+
+
 def whole(value: Any, what: str, minimum: int = 1) -> int:
     """A whole number within the format's limits, or a ModelError naming the option."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ModelError(f"{what} must be a whole number, got {value!r}")
+        raise ModelError(f"{what} must be a whole number, got {show(value)}")
     if value < minimum:
-        raise ModelError(f"{what} {value} is not allowed; use a whole number ≥ {minimum}")
+        raise ModelError(f"{what} {show(value)} is not allowed; use a whole number ≥ {minimum}")
     if value > MAX_SIZE:
-        raise ModelError(f"{what} {value} is larger than {MAX_SIZE}; use a realistic size")
+        raise ModelError(f"{what} {show(value)} is larger than {MAX_SIZE}; use a realistic size")
     return value
 
 
 def flag(value: Any, what: str) -> bool:
     if not isinstance(value, bool):
-        raise ModelError(f"{what} must be true or false, got {value!r}")
+        raise ModelError(f"{what} must be true or false, got {show(value)}")
     return value
 
 
@@ -153,12 +174,12 @@ def activation_name(value: Any, what: str = "activation") -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ModelError(f"{what} must be a name, got {value!r}")
+        raise ModelError(f"{what} must be a name, got {show(value)}")
     key = value.lower().replace("-", "_")
     key = ACTIVATION_ALIASES.get(key, key)
     if key not in ACTIVATIONS:
         raise ModelError(
-            f"unknown {what} {value!r}{closest(key, ACTIVATIONS)} (known: {', '.join(ACTIVATIONS)})"
+            f"unknown {what} {shorten(value)!r}{closest(key, ACTIVATIONS)} (known: {', '.join(ACTIVATIONS)})"
         )
     return None if key == "linear" else key
 
@@ -306,7 +327,7 @@ def _same(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
 def _dropout(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
     rate = opts["rate"]
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
-        raise ModelError(f"dropout rate must be a number from 0 to below 1, got {rate!r}")
+        raise ModelError(f"dropout rate must be a number from 0 to below 1, got {show(rate)}")
     return LayerOut(_one(inputs))
 
 
@@ -372,7 +393,7 @@ def _upsample(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx:
     mode = opts["mode"]
     if mode not in ("nearest", "bilinear", "bicubic", "trilinear", "linear"):
         raise ModelError(
-            f"unknown upsample mode {mode!r}; use nearest, linear, bilinear, bicubic or trilinear"
+            f"unknown upsample mode {show(mode)}; use nearest, linear, bilinear, bicubic or trilinear"
         )
     return LayerOut(TShape(x.channels, size), rf="lost")
 
@@ -400,7 +421,7 @@ def _concat(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: C
     axis = opts["axis"]
     if axis not in ("channels", -1 if ctx.channels_last else 1):
         raise ModelError(
-            f"concat joins along the channels only; drop axis {axis!r} or use axis: channels"
+            f"concat joins along the channels only; drop axis {show(axis)} or use axis: channels"
         )
     first = inputs[0]
     for name, shape in zip(names[1:], inputs[1:], strict=True):
@@ -575,7 +596,60 @@ def layer_type(name: str) -> LayerType:
     key = name.lower().replace("_", "").replace("-", "")
     if key in _LOOKUP:
         return LAYER_TYPES[_LOOKUP[key]]
-    raise ModelError(f"unknown layer type {name!r}{closest(name.lower(), list(LAYER_TYPES))}")
+    raise ModelError(
+        f"unknown layer type {shorten(name)!r}{closest(name.lower(), list(LAYER_TYPES))}"
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _sizes(value: Any, pairs: bool = False) -> bool:
+    """A whole number or a short list of them (for padding also ``[before, after]`` pairs)."""
+    if _is_int(value):
+        return True
+    if not isinstance(value, list) or not 1 <= len(value) <= 3:
+        return False
+    return all(
+        _is_int(v) or (pairs and isinstance(v, list) and len(v) == 2 and all(map(_is_int, v)))
+        for v in value
+    )
+
+
+def _huge(value: Any) -> bool:
+    """A number no size can be (beyond 2**62), anywhere in a value: refused before arithmetic."""
+    if isinstance(value, list):
+        return any(_huge(v) for v in value)
+    return _is_int(value) and abs(value) > 2**62
+
+
+def _number(value: Any) -> bool:
+    return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
+
+
+#: What each option holds: (test, what the message says is expected). ``None`` is each
+#: option's default and always allowed here; the layer's rule decides whether it may be missing.
+_OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **dict.fromkeys(
+        ("filters", "groups", "units", "depth_multiplier"), (_is_int, "a whole number")
+    ),
+    **dict.fromkeys(
+        ("kernel", "stride", "dilation", "output_size", "scale", "size", "output_padding"),
+        (_sizes, "a whole number or a list of 1 to 3 whole numbers, e.g. 3 or [3, 3]"),
+    ),
+    "padding": (
+        lambda v: isinstance(v, str) or _sizes(v, pairs=True),
+        "a whole number, a list like [1, 2] or [[0, 1], [1, 0]], or same/valid/full",
+    ),
+    **dict.fromkeys(
+        ("bias", "ceil_mode", "keepdims", "affine", "track_running_stats"),
+        (lambda v: isinstance(v, bool), "true or false"),
+    ),
+    **dict.fromkeys(("activation", "function", "mode"), (lambda v: isinstance(v, str), "a name")),
+    **dict.fromkeys(("eps", "momentum", "rate", "negative_slope"), (_number, "a finite number")),
+    "axis": (lambda v: isinstance(v, str) or _is_int(v), "channels or an axis number"),
+}
 
 
 def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
@@ -592,9 +666,14 @@ def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
                 if known
                 else f" ({kind.name} takes no options)"
             )
-            raise ModelError(f"unknown option {key!r} for {kind.name}{hint}{listing}")
+            raise ModelError(f"unknown option {shorten(key)!r} for {kind.name}{hint}{listing}")
         if name in opts:
             raise ModelError(f"option {name!r} given twice (as {key!r}); keep one")
+        test, expected = _OPTION_TYPES.get(name, (lambda v: True, ""))
+        if value is not None and not test(value):
+            raise ModelError(f"{key} must be {expected}, got {show(value)}")
+        if _huge(value):
+            raise ModelError(f"{key} {show(value)} is absurdly large; use a realistic size")
         opts[name] = value
     for name in kind.required:
         if opts.get(name) is None:

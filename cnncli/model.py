@@ -7,7 +7,9 @@ The format is described in ``docs/model-format.md``.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import yaml
 
 from cnncli import arithmetic as ar
+from cnncli import limits
 from cnncli.errors import CnnCliError, ModelError, UsageError
 from cnncli.layers import (
     KERAS_NAMES,
@@ -26,15 +29,17 @@ from cnncli.layers import (
     canonical_options,
     closest,
     compute,
+    flag,
     layer_type,
+    shorten,
+    show,
     whole,
 )
+from cnncli.outputs import describe_os_error
 
 ZOO_DIR = Path(__file__).parent / "zoo"
-#: Refused before any work: these are far beyond any real network.
-MAX_REPEAT = 10_000
-MAX_LAYERS = 100_000
-MAX_FILE_BYTES = 10_000_000
+# Sizes refused before any work (file bytes, YAML nodes, nesting, layers, block calls) are the
+# work budget of cnncli.limits, which --limit changes for one run.
 #: Bytes per element for the memory totals (float32, as torchinfo and Keras assume).
 BYTES_PER_ELEMENT = 4
 
@@ -45,15 +50,17 @@ _CALL_RESERVED = ("block", "name", "input", "repeat", "first", "if")
 
 
 # --------------------------------------------------------------------------------------------
-# Loading YAML with line numbers
+# Loading YAML with line numbers, within the work budget
 # --------------------------------------------------------------------------------------------
 
 
 class Mapping(dict[str, Any]):
-    """A YAML mapping that remembers where it starts (1-based line and column)."""
+    """A YAML mapping that remembers where it starts (1-based line and column) and its size:
+    the YAML nodes inside it (itself included), each alias counted as often as it is used."""
 
     line: int = 0
     col: int = 0
+    size: int = 1
 
 
 class Seq(list[Any]):
@@ -61,39 +68,249 @@ class Seq(list[Any]):
 
     line: int = 0
     col: int = 0
+    size: int = 1
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader (no object tags) whose mappings carry their position; duplicate keys refused."""
+_TAG = "tag:yaml.org,2002:"
+#: Plain data only: scalars of these tags; collections are sequences and mappings.
+_SCALAR_TAGS = frozenset(_TAG + t for t in ("null", "bool", "int", "float", "str"))
+_MERGE_TAG = _TAG + "merge"
+_NOTHING: Any = object()
+_MERGE: Any = object()  # the `<<` key
+_resolver = yaml.resolver.Resolver()
+_constructor = yaml.constructor.SafeConstructor()
+#: libyaml's parser when the wheel has it: 20× faster than PyYAML's pure-Python one (a 10 MB
+#: file's first million nodes in 2 s instead of 35 s); the events and their marks are the same.
+_EventLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Mapping:
-    loader.flatten_mapping(node)
+class _Open:
+    """A sequence or mapping being composed."""
+
+    __slots__ = ("obj", "anchor", "start", "height", "key", "key_mark", "merges")
+
+    def __init__(self, obj: Mapping | Seq, anchor: str | None, start: int) -> None:
+        self.obj = obj
+        self.anchor = anchor
+        self.start = start  # nodes counted before this one
+        self.height = 0  # collections below this one (deepest path)
+        self.key: Any = _NOTHING  # a mapping's key waiting for its value
+        self.key_mark: Any = None
+        self.merges: list[Mapping] = []
+
+
+def _where(label: str, mark: Any) -> str:
+    return f"{label}:{mark.line + 1}:{mark.column + 1}" if mark is not None else label
+
+
+def _scalar(event: Any, label: str, cache: dict[str, Any]) -> Any:
+    """The value of a scalar event: YAML 1.1 types of plain scalars, plain data tags only."""
+    value: str = event.value
+    tag = event.tag
+    if tag is None or tag == "!":
+        if not event.implicit[0]:  # quoted: text
+            return value
+        if len(value) < 64 and value in cache:
+            return cache[value]
+        tag = _resolver.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+        if tag == _MERGE_TAG:
+            return _MERGE
+    elif tag not in _SCALAR_TAGS:
+        raise ModelError(
+            f"{_where(label, event.start_mark)}: the YAML tag {tag!r} is refused; model files "
+            "hold plain data only (no object tags)"
+        )
+    if tag == _TAG + "str":
+        return value
+    node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
+    try:
+        out = _constructor.yaml_constructors[tag](_constructor, node)
+    except ValueError:
+        where = _where(label, event.start_mark)
+        if tag == _TAG + "int":
+            # Python refuses int() of more than 4,300 digits; no size in a model comes close.
+            raise ModelError(
+                f"{where}: the number {shorten(value, 24)} has {len(value):,} digits; "
+                "sizes in a model file are whole numbers below 2**62"
+            ) from None
+        raise ModelError(
+            f"{where}: cannot read {shorten(value, 40)!r} as {tag.removeprefix(_TAG)}"
+        ) from None
+    if event.implicit[0] and event.tag is None and len(value) < 64:
+        cache[value] = out
+    return out
+
+
+def _events(text: str) -> Iterator[Any]:
+    """The parser's events, one by one (``yaml.parse`` without its per-event check call)."""
+    parser = _EventLoader(text)
+    try:
+        get = parser.get_event
+        while True:
+            event = get()
+            if event is None:
+                return
+            yield event
+            if type(event) is yaml.StreamEndEvent:
+                return
+    finally:
+        parser.dispose()
+
+
+def load_yaml(text: str, label: str) -> Any:
+    """Parse YAML safely into :class:`Mapping`, :class:`Seq` and plain scalars.
+
+    Composed from the parser's events without recursion, within the work budget: every node
+    counts against ``yaml-nodes`` as it is composed, an alias as often as it is used (with
+    everything under its anchor), so a billion-laughs file is refused after a million nodes;
+    nesting (through aliases too) is refused past ``nesting`` before anything recurses over
+    it. Errors name ``label:line:col``; object tags are refused.
+    """
+    max_nodes = limits.get("yaml-nodes")
+    max_depth = limits.get("nesting")
+    count = 0
+    stack: list[_Open] = []
+    anchors: dict[str, tuple[Any, int, int]] = {}  # value, nodes, height
+    cache: dict[str, Any] = {}
+    root: Any = _NOTHING
+    documents = 0
+
+    def over_nodes(mark: Any) -> None:
+        limits.check(
+            "yaml-nodes",
+            count,
+            f"{_where(label, mark)}: the file has at least {count:,} YAML nodes"
+            " (aliases counted each time they are used)",
+        )
+
+    def too_deep(mark: Any, depth: int) -> None:
+        limits.check(
+            "nesting",
+            depth,
+            f"{_where(label, mark)}: lists and mappings nest {depth} deep here (aliases included)",
+        )
+
+    try:
+        for event in _events(text):
+            kind = type(event)
+            anchor = None
+            if kind is yaml.ScalarEvent:
+                count += 1
+                if count > max_nodes:
+                    over_nodes(event.start_mark)
+                # Plain words and numbers repeat (type, conv2d, 3): resolved once each.
+                if event.tag is None and event.implicit[0] and event.value in cache:
+                    value = cache[event.value]
+                else:
+                    value = _scalar(event, label, cache)
+                anchor, nodes, height = event.anchor, 1, 0
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                count += 1
+                if count > max_nodes:
+                    over_nodes(event.start_mark)
+                if len(stack) + 1 > max_depth:
+                    too_deep(event.start_mark, len(stack) + 1)
+                mapping = kind is yaml.MappingStartEvent
+                if event.tag not in (None, "!", _TAG + ("map" if mapping else "seq")):
+                    raise ModelError(
+                        f"{_where(label, event.start_mark)}: the YAML tag {event.tag!r} is "
+                        "refused; model files hold plain data only (no object tags)"
+                    )
+                obj: Mapping | Seq = Mapping() if mapping else Seq()
+                obj.line, obj.col = event.start_mark.line + 1, event.start_mark.column + 1
+                stack.append(_Open(obj, event.anchor, count - 1))
+                continue
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                done = stack.pop()
+                value = done.obj
+                if done.merges:
+                    value = _merged(done)
+                nodes, height = count - done.start, done.height + 1
+                value.size = nodes
+                anchor = done.anchor
+            elif kind is yaml.AliasEvent:
+                if event.anchor not in anchors:
+                    raise ModelError(
+                        f"{_where(label, event.start_mark)}: the alias *{event.anchor} has no "
+                        "finished anchor before it (an alias cannot refer to what contains it)"
+                    )
+                value, nodes, height = anchors[event.anchor]
+                count += nodes
+                if count > max_nodes:
+                    over_nodes(event.start_mark)
+                if len(stack) + height > max_depth:
+                    too_deep(event.start_mark, len(stack) + height)
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    raise ModelError(
+                        f"{_where(label, event.start_mark)}: a model file holds one YAML "
+                        "document; remove the second '---'"
+                    )
+                continue
+            else:  # stream start and end, document end
+                continue
+            if anchor is not None:
+                anchors[anchor] = (value, nodes, height)
+            if not stack:
+                root = value
+                continue
+            parent = stack[-1]
+            if height > parent.height:
+                parent.height = height
+            if isinstance(parent.obj, Seq):
+                parent.obj.append(value)
+            elif parent.key is _NOTHING:
+                mark = getattr(event, "start_mark", None)
+                if kind is not yaml.ScalarEvent and not (
+                    kind is yaml.AliasEvent and not isinstance(value, Mapping | Seq)
+                ):
+                    where = (
+                        f"{label}:{value.line}:{value.col}"
+                        if isinstance(value, Mapping | Seq)
+                        else _where(label, mark)
+                    )
+                    raise ModelError(f"{where}: mapping keys must be plain words")
+                parent.key, parent.key_mark = value, mark
+            else:
+                key, parent.key = parent.key, _NOTHING
+                if key is _MERGE:
+                    parts = value if isinstance(value, Seq) else [value]
+                    if not all(isinstance(p, Mapping) for p in parts):
+                        raise ModelError(
+                            f"{_where(label, parent.key_mark)}: '<<' merges a mapping or a list "
+                            "of mappings, e.g. <<: *defaults"
+                        )
+                    parent.merges.extend(parts)
+                    continue
+                key = str(key)
+                if key in parent.obj:
+                    raise ModelError(
+                        f"{_where(label, parent.key_mark)}: duplicate key {shorten(key)!r}; "
+                        "keep one"
+                    )
+                parent.obj[key] = value
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        problem = err.problem or err.context or "invalid YAML"
+        if err.problem and err.context and err.context_mark is not None:
+            problem += f" ({err.context} at line {err.context_mark.line + 1})"
+        raise ModelError(f"{_where(label, mark)}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as err:
+        raise ModelError(f"{label}: YAML error: {' '.join(str(err).split())}") from None
+    return None if root is _NOTHING else root
+
+
+def _merged(done: _Open) -> Mapping:
+    """A mapping with ``<<`` keys: merged keys first (the first merge wins), its own keys last."""
+    own = done.obj
     out = Mapping()
-    out.line, out.col = node.start_mark.line + 1, node.start_mark.column + 1
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str | int | float | bool) and key is not None:
-            raise yaml.constructor.ConstructorError(
-                None, None, "mapping keys must be plain words", key_node.start_mark
-            )
-        key = str(key)
-        if key in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}; keep one", key_node.start_mark
-            )
-        out[key] = loader.construct_object(value_node, deep=True)
+    out.line, out.col = own.line, own.col
+    for part in done.merges:
+        for key, value in part.items():
+            out.setdefault(key, value)
+    out.update(own)
     return out
-
-
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> Seq:
-    out = Seq(loader.construct_object(child, deep=True) for child in node.value)
-    out.line, out.col = node.start_mark.line + 1, node.start_mark.column + 1
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 def zoo_names() -> list[str]:
@@ -120,27 +337,6 @@ def locate(source: str) -> Path:
     )
 
 
-def load_yaml(text: str, label: str) -> Any:
-    """Parse YAML safely; syntax errors become ``label:line:col: problem``."""
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label
-        problem = err.problem or err.context or "invalid YAML"
-        if "could not determine a constructor" in str(err.problem):
-            tag = problem.split(" for the tag ")[-1].strip()
-            raise ModelError(
-                f"{where}: the YAML tag {tag} is refused; model files hold plain data only "
-                "(no object tags)"
-            ) from None
-        if isinstance(err, yaml.constructor.ConstructorError):
-            raise ModelError(f"{where}: {problem}") from None
-        raise ModelError(f"{where}: YAML syntax error: {problem}") from None
-    except yaml.YAMLError as err:
-        raise ModelError(f"{label}: YAML error: {err}") from None
-
-
 # --------------------------------------------------------------------------------------------
 # Parameter expressions: `$width`, `$width * 4`, `$channels // 2`
 # --------------------------------------------------------------------------------------------
@@ -154,26 +350,40 @@ def _expr(text: str, params: dict[str, Any]) -> Any:
         return _param(whole_ref.group(1), params)
     tokens: list[Any] = []
     pos = 0
-    while pos < len(text):
-        if text[pos:].strip() == "":
-            break
+    end = len(text.rstrip())
+    while pos < end:
         m = _TOKEN.match(text, pos)
         if not m:
             raise ModelError(
-                f"cannot read the expression {text!r} at {text[pos:].strip()!r}; "
+                f"cannot read the expression {shorten(text)!r} at {shorten(text[pos:].strip(), 20)!r}; "
                 "use numbers, $params, + - * // % and parentheses"
             )
         pos = m.end()
         if m.group(1):
+            if len(m.group(1)) > 18:
+                raise ModelError(
+                    f"the number {shorten(m.group(1), 24)} in the expression is absurdly large"
+                )
             tokens.append(int(m.group(1)))
         elif m.group(2):
             value = _param(m.group(2), params)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ModelError(f"parameter ${m.group(2)} is {value!r}, not a number, in {text!r}")
+                raise ModelError(
+                    f"parameter ${m.group(2)} is {show(value)}, not a whole number, "
+                    f"in {shorten(text)!r}"
+                )
             tokens.append(value)
         else:
             tokens.append(m.group(3))
     tokens.append(None)
+    # The parser below recurses once per parenthesis and minus sign: bound them first.
+    levels = sum(1 for t in tokens if t == "(" or t == "-")
+    if levels > limits.get("nesting"):
+        limits.check(
+            "nesting",
+            levels,
+            f"the expression {shorten(text)!r} has {levels:,} parentheses and minus signs",
+        )
     at = 0
 
     def peek() -> Any:
@@ -189,13 +399,13 @@ def _expr(text: str, params: dict[str, Any]) -> Any:
         if t == "(":
             v = add()
             if take() != ")":
-                raise ModelError(f"missing ')' in {text!r}")
+                raise ModelError(f"missing ')' in {shorten(text)!r}")
             return v
         if t == "-":
             return -atom()
         if isinstance(t, int):
             return t
-        raise ModelError(f"cannot read the expression {text!r}")
+        raise ModelError(f"cannot read the expression {shorten(text)!r}")
 
     def mul() -> int:
         v = atom()
@@ -204,15 +414,17 @@ def _expr(text: str, params: dict[str, Any]) -> Any:
             if op == "*":
                 v *= rhs
             elif rhs == 0:
-                raise ModelError(f"division by zero in {text!r}")
+                raise ModelError(f"division by zero in {shorten(text)!r}")
             elif op == "%":
                 v %= rhs
             elif op == "/" and v % rhs:
-                raise ModelError(f"{v} / {rhs} is not whole in {text!r}; use // to round down")
+                raise ModelError(
+                    f"{v} / {rhs} is not whole in {shorten(text)!r}; use // to round down"
+                )
             else:
                 v //= rhs
             if abs(v) > 2**62:
-                raise ModelError(f"the expression {text!r} is absurdly large")
+                raise ModelError(f"the expression {shorten(text)!r} is absurdly large")
         return v
 
     def add() -> int:
@@ -223,7 +435,7 @@ def _expr(text: str, params: dict[str, Any]) -> Any:
 
     value = add()
     if peek() is not None:
-        raise ModelError(f"cannot read the expression {text!r}")
+        raise ModelError(f"cannot read the expression {shorten(text)!r}")
     return value
 
 
@@ -366,7 +578,9 @@ class _Builder:
         self.groups: dict[str, Group] = {}
         self.group_order: list[tuple[int, str]] = []  # (position in order, group) for rows
         self.blocks: dict[str, Mapping] = {}
-        self.count = 0
+        self.count = 0  # layers expanded so far
+        self.calls = 0  # block instances expanded so far (and calls switched off by if:)
+        self.work = 0  # YAML nodes of the layer and call items expanded so far
         self.stack: list[str] = []
 
     # -- errors --------------------------------------------------------------------------
@@ -394,8 +608,17 @@ class _Builder:
         for item in items:
             if not isinstance(item, Mapping):
                 raise self.at(
-                    where,
-                    f"each layer is a mapping like '- type: conv2d', got {item!r}",
+                    item if isinstance(item, Seq) else where,
+                    f"each layer is a mapping like '- type: conv2d', got {show(item)}",
+                )
+            # Blocks and repeat multiply the YAML: each expanded item costs its nodes again.
+            self.work += item.size
+            if self.work > limits.get("yaml-nodes"):
+                limits.check(
+                    "yaml-nodes",
+                    self.work,
+                    f"{self.label}:{item.line}:{item.col}: the layers expand to at least "
+                    f"{self.work:,} YAML nodes through blocks and repeat",
                 )
             if "block" in item:
                 prev = self.call(item, params, prefix, scope, prev, group, depth, counters)
@@ -421,9 +644,13 @@ class _Builder:
                 if name not in scope:
                     break
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w\-]*", name):
-            raise self.at(item, f"layer name {name!r} must be a word (letters, digits, _ and -)")
+            raise self.at(
+                item, f"layer name {show(name)} must be a word (letters, digits, _ and -)"
+            )
         if name in scope:
-            raise self.at(item, f"the name {name!r} is used twice; give each layer its own name")
+            raise self.at(
+                item, f"the name {show(name)} is used twice; give each layer its own name"
+            )
         return name
 
     def layer(
@@ -438,9 +665,12 @@ class _Builder:
         counters: dict[str, int],
     ) -> str:
         self.count += 1
-        if self.count > MAX_LAYERS:
-            raise self.at(
-                item, f"the model expands to more than {MAX_LAYERS:,} layers; lower repeat"
+        if self.count > limits.get("layers"):
+            limits.check(
+                "layers",
+                self.count,
+                f"{self.label}:{item.line}:{item.col}: the model expands to at least "
+                f"{self.count:,} layers",
             )
         try:
             raw_type = substitute(item.get("type"), params)
@@ -449,7 +679,7 @@ class _Builder:
                     "a layer needs a type (e.g. '- type: conv2d') or a block (e.g. '- block: name')"
                 )
             if not isinstance(raw_type, str):
-                raise ModelError(f"layer type must be a name, got {raw_type!r}")
+                raise ModelError(f"layer type must be a name, got {show(raw_type)}")
             kind = layer_type(raw_type)
             base = KERAS_NAMES.get(kind.name, kind.name) if self.ctx.channels_last else kind.name
             name = self._name(item, base, scope, counters, params)
@@ -457,10 +687,10 @@ class _Builder:
                 k: substitute(v, params) for k, v in item.items() if k not in _LAYER_RESERVED
             }
             opts = canonical_options(kind, raw_opts)
-            cond = substitute(item.get("if", True), params)
+            cond = flag(substitute(item.get("if", True), params), "if")
             trainable = substitute(item.get("trainable", True), params)
             if not isinstance(trainable, bool):
-                raise ModelError(f"trainable must be true or false, got {trainable!r}")
+                raise ModelError(f"trainable must be true or false, got {show(trainable)}")
             refs = substitute(item.get("input"), params)
             if refs is not None:
                 refs = [refs] if isinstance(refs, str) else refs
@@ -472,13 +702,13 @@ class _Builder:
                     raise ModelError(
                         "input must be a layer name or a list of names, e.g. input: [a, b]"
                     )
-        except ModelError as err:
+        except (ModelError, limits.LimitError) as err:
             if str(err).startswith(self.label):
                 raise
-            raise self.at(item, str(err)) from None
+            raise type(err)(str(self.at(item, str(err)))) from None
         full = f"{prefix}{name}"
         if prev is None and refs is None:
-            raise self.at(item, f"layer {name!r} has no input: name one with input:")
+            raise self.at(item, f"layer {show(name)} has no input: name one with input:")
         node = Node(
             full,
             name,
@@ -512,9 +742,13 @@ class _Builder:
     ) -> str:
         try:
             block_name = item["block"]
+            if not isinstance(block_name, str):
+                raise ModelError(
+                    f"block must name a block defined under blocks:, got {show(block_name)}"
+                )
             if block_name not in self.blocks:
                 raise ModelError(
-                    f"unknown block {block_name!r}{closest(str(block_name), list(self.blocks))}"
+                    f"unknown block {show(block_name)}{closest(str(block_name), list(self.blocks))}"
                     + (
                         f" (blocks: {', '.join(self.blocks)})"
                         if self.blocks
@@ -523,7 +757,7 @@ class _Builder:
                 )
             if block_name in self.stack:
                 raise ModelError(
-                    f"block {block_name!r} uses itself ({' -> '.join([*self.stack, block_name])})"
+                    f"block {show(block_name)} uses itself ({' -> '.join([*self.stack, block_name])})"
                 )
             block = self.blocks[block_name]
             defaults = dict(block.get("params") or {})
@@ -533,7 +767,7 @@ class _Builder:
             for key in call_params:
                 if key not in defaults:
                     raise ModelError(
-                        f"block {block_name!r} has no parameter {key!r}{closest(key, list(defaults))}"
+                        f"block {show(block_name)} has no parameter {show(key)}{closest(key, list(defaults))}"
                         + (
                             f" (parameters: {', '.join(defaults)})"
                             if defaults
@@ -549,21 +783,36 @@ class _Builder:
             for key in first:
                 if key not in defaults:
                     raise ModelError(
-                        f"block {block_name!r} has no parameter {key!r}{closest(key, list(defaults))}"
+                        f"block {show(block_name)} has no parameter {show(key)}{closest(key, list(defaults))}"
                     )
             repeat_raw = substitute(item.get("repeat"), params)
             repeat = 1 if repeat_raw is None else whole(repeat_raw, "repeat")
-            if repeat > MAX_REPEAT:
-                raise ModelError(f"repeat {repeat:,} is absurd; use at most {MAX_REPEAT:,}")
-            cond = substitute(item.get("if", True), params)
+            cond = flag(substitute(item.get("if", True), params), "if")
             name = self._name(item, str(block_name), scope, counters, params)
             refs = substitute(item.get("input"), params)
             if refs is not None and not isinstance(refs, str):
                 raise ModelError("a block takes one input: give input: name")
-        except ModelError as err:
+        except (ModelError, limits.LimitError) as err:
             if str(err).startswith(self.label):
                 raise
-            raise self.at(item, str(err)) from None
+            raise type(err)(str(self.at(item, str(err)))) from None
+        # Counted before anything is expanded: empty blocks and switched-off calls cost too.
+        self.calls += repeat if cond else 1
+        if self.calls > limits.get("block-calls"):
+            limits.check(
+                "block-calls",
+                self.calls,
+                f"{self.label}:{item.line}:{item.col}: block {show(block_name)}"
+                + (f" repeated {repeat:,} times" if repeat > 1 else "")
+                + f" brings the model to at least {self.calls:,} block instances",
+            )
+        if len(self.stack) + 1 > limits.get("nesting"):
+            limits.check(
+                "nesting",
+                len(self.stack) + 1,
+                f"{self.label}:{item.line}:{item.col}: blocks call blocks "
+                f"{len(self.stack) + 1} deep here (… -> {self.stack[-1]} -> {block_name})",
+            )
         inp: str | None = prev
         if refs is not None:
             # The block's input is a hidden pass-through so forward references still work.
@@ -579,7 +828,7 @@ class _Builder:
             )
             self.nodes[inp].hidden = True
         if inp is None:
-            raise self.at(item, f"block {name!r} has no input: name one with input:")
+            raise self.at(item, f"block {show(name)} has no input: name one with input:")
         if not cond:
             scope[name] = inp
             return inp
@@ -614,10 +863,16 @@ class _Builder:
             )
             want = block.get("output")
             if want is not None:
+                if not isinstance(want, str):
+                    raise self.at(
+                        block,
+                        f"output of block {show(block_name)} must name one of its layers, "
+                        f"got {show(want)}",
+                    )
                 if want not in local:
                     raise self.at(
                         block,
-                        f"block {block_name!r} output {want!r} is not one of its layers{closest(str(want), list(local))}",
+                        f"block {show(block_name)} output {show(want)} is not one of its layers{closest(str(want), list(local))}",
                     )
                 last = local[want]
             out = last or out
@@ -639,7 +894,7 @@ class _Builder:
                     known = [k for k in node.scope if not k.startswith("_")]
                     raise self.at(
                         node,
-                        f"layer {node.local!r} takes input {ref!r}, which is not defined here"
+                        f"layer {show(node.local)} takes input {show(ref)}, which is not defined here"
                         f"{closest(ref, known)}",
                     )
                 names.append(node.scope[ref])
@@ -686,7 +941,7 @@ def _mk(where: Mapping, values: dict[str, Any]) -> Mapping:
 
 def _shape_arg(value: Any, where: str) -> list[int]:
     if not isinstance(value, list) or not value:
-        raise ModelError(f"{where} must be a list of sizes like [3, 224, 224], got {value!r}")
+        raise ModelError(f"{where} must be a list of sizes like [3, 224, 224], got {show(value)}")
     if not 1 <= len(value) <= 4:
         raise ModelError(
             f"{where} {value} has {len(value)} sizes; give channels and 0 to 3 spatial sizes, without the batch"
@@ -711,20 +966,23 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
         if key not in _TOP_KEYS:
             raise at(
                 data,
-                f"unknown top-level key {key!r}{closest(key, _TOP_KEYS)} (keys: {', '.join(_TOP_KEYS)})",
+                f"unknown top-level key {show(key)}{closest(key, _TOP_KEYS)} (keys: {', '.join(_TOP_KEYS)})",
             )
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise at(data, f"{key} must be text, got {show(data[key])}")
     layout = data.get("layout", "channels_first")
     if layout not in ("channels_first", "channels_last"):
         raise at(
             data,
-            f"layout {layout!r} is not known; use channels_first (PyTorch) or channels_last (Keras)",
+            f"layout {show(layout)} is not known; use channels_first (PyTorch) or channels_last (Keras)",
         )
     last = layout == "channels_last"
     fw_raw = data.get("framework", "keras" if last else "torch")
     try:
         framework = ar.Framework(fw_raw)
     except ValueError:
-        raise at(data, f"framework {fw_raw!r} is not known; use torch, keras or tf") from None
+        raise at(data, f"framework {show(fw_raw)} is not known; use torch, keras or tf") from None
     ctx = Ctx(framework, last)
 
     if ("input" in data) == ("inputs" in data):
@@ -740,23 +998,25 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
     for bname, block in blocks.items():
         if not isinstance(block, Mapping) or "layers" not in block:
             raise at(
-                block if isinstance(block, Mapping) else data, f"block {bname!r} needs layers:"
+                block if isinstance(block, Mapping) else data, f"block {show(bname)} needs layers:"
             )
         for key in block:
             if key not in _BLOCK_KEYS:
                 raise at(
                     block,
-                    f"unknown key {key!r} in block {bname!r}{closest(key, _BLOCK_KEYS)} (keys: {', '.join(_BLOCK_KEYS)})",
+                    f"unknown key {show(key)} in block {show(bname)}{closest(key, _BLOCK_KEYS)} (keys: {', '.join(_BLOCK_KEYS)})",
                 )
+        if "description" in block and not isinstance(block["description"], str):
+            raise at(block, f"description of block {show(bname)} must be text")
         if block.get("params") is not None and not isinstance(block["params"], dict):
-            raise at(block, f"params of block {bname!r} must map names to default values")
+            raise at(block, f"params of block {show(bname)} must map names to default values")
     b.blocks = dict(blocks)
 
     scope: dict[str, str] = {}
     first: str | None = None
     for iname, shape in raw_inputs.items():
         try:
-            dims = _shape_arg(shape, f"input {iname!r}" if "inputs" in data else "input")
+            dims = _shape_arg(shape, f"input {show(iname)}" if "inputs" in data else "input")
         except ModelError as err:
             raise at(shape if isinstance(shape, Seq) else data, str(err)) from None
         channels = dims[-1] if last else dims[0]
@@ -764,7 +1024,8 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
         ts = TShape(channels, spatial)
         if ts.elements > 2**40:
             raise at(
-                data, f"input {iname!r} has {ts.elements:,} elements; that is absurd for one sample"
+                data,
+                f"input {show(iname)} has {ts.elements:,} elements; that is absurd for one sample",
             )
         node = Node(
             str(iname),
@@ -815,9 +1076,9 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
                     f"output of {node.out.shape.elements:,} elements is absurd for one sample"
                 )
         except ModelError as err:
-            raise b.at(node, f"layer {node.name!r} ({node.kind.name}): {err}") from None
+            raise b.at(node, f"layer {show(node.name)} ({node.kind.name}): {err}") from None
         except UsageError as err:
-            raise b.at(node, f"layer {node.name!r} ({node.kind.name}): {err}") from None
+            raise b.at(node, f"layer {show(node.name)} ({node.kind.name}): {err}") from None
         node.rf = _receptive(node, [n.rf for n in ins], shapes)
         if not node.trainable:
             node.out = LayerOut(
@@ -992,29 +1253,36 @@ def _visible(b: _Builder, node: Node) -> Node:
 def summarize(source: str, count_bias: bool = False) -> Summary:
     """Load a model file (or a zoo name) and summarise it."""
     path = locate(source)
-    label = str(path) if Path(source).is_file() else str(path)
+    label = str(path)
+    max_bytes = limits.get("file-bytes")
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ModelError(
-                f"{path}: the file is {size:,} bytes; model files are small text files"
-            )
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > max_bytes:
+                limits.check("file-bytes", size, f"{path}: the file has {size:,} bytes")
+            # Never more than the limit, even when the size lied (/proc files, a growing file).
+            raw = fh.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            limits.check("file-bytes", len(raw), f"{path}: the file has over {max_bytes:,} bytes")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ModelError(f"{path}: not a text (UTF-8) file; give a model YAML file") from None
     except OSError as err:
-        raise ModelError(f"cannot read {path}: {err.strerror}") from None
+        raise ModelError(f"cannot read {path}: {describe_os_error(err)}") from None
     return summarize_text(text, label, count_bias)
 
 
 def summarize_text(text: str, label: str = "<model>", count_bias: bool = False) -> Summary:
     """Summarise a model given as YAML text (``label`` names it in errors)."""
-    data = load_yaml(text, label)
     try:
-        return build(data, label, count_bias)
+        return build(load_yaml(text, label), label, count_bias)
     except RecursionError:
-        raise ModelError(f"{label}: blocks nest too deeply") from None
+        # Only when --limit nesting was raised far above its default.
+        raise ModelError(
+            f"{label}: the model nests too deeply for Python's stack; keep the nesting limit "
+            f"near its default of {limits.LIMITS['nesting'].default}"
+        ) from None
+    except (ModelError, limits.LimitError):
+        raise
     except CnnCliError as err:
-        if isinstance(err, ModelError):
-            raise
         raise ModelError(f"{label}: {err}") from None

@@ -280,3 +280,50 @@ def test_random_layers_against_torch(
             pool(conv(torch.zeros(1, cin, size, size + 1)))
         return
     assert all(c.ok for c in check(s))
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "message"),
+    [
+        ("conv2d", {"filters": 4.0, "kernel": 3}, "filters must be a whole number, got 4.0"),
+        ("conv2d", {"filters": True, "kernel": 3}, "filters must be a whole number, got True"),
+        (
+            "conv2d",
+            {"filters": 4, "kernel_size": [3, "3"]},
+            "kernel_size must be a whole number or a list of 1 to 3 whole numbers, e.g. 3 or "
+            "[3, 3], got [3, '3']",
+        ),
+        (
+            "conv2d",
+            {"filters": 4, "kernel": [3, 3, 3, 3]},
+            "kernel must be a whole number or a list of 1 to 3 whole numbers, e.g. 3 or [3, 3], "
+            "got [3, 3, 3, 3]",
+        ),
+        (
+            "conv2d",
+            {"filters": 4, "kernel": 3, "bias": "yes"},
+            "bias must be true or false, got 'yes'",
+        ),
+        (
+            "conv2d",
+            {"filters": 4, "kernel": 3, "activation": 1},
+            "activation must be a name, got 1",
+        ),
+        ("batchnorm", {"eps": float("inf")}, "eps must be a finite number, got inf"),
+        ("concat", {"axis": 1.5}, "axis must be channels or an axis number, got 1.5"),
+        (
+            "upsample",
+            {"size": [2**70]},
+            "size [1180591620717411303424] is absurdly large; use a realistic size",
+        ),
+        (
+            "dense",
+            {"units": list(range(100))},
+            "units must be a whole number, got a list of 100 items",
+        ),
+    ],
+)
+def test_option_types_checked(kind: str, options: dict[str, object], message: str) -> None:
+    with pytest.raises(ModelError) as exc:
+        canonical_options(LAYER_TYPES[kind], options)
+    assert str(exc.value) == message

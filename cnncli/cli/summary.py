@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cnncli.cli import app
+from cnncli.cli import LimitOption, app, apply_limits
 from cnncli.errors import UsageError
 
 EXAMPLES = """Print a model's layers, output shapes, parameters and MACs, from a YAML
@@ -45,9 +45,11 @@ def _columns(text: str | None) -> list[str]:
     if not text:
         return []
     out: list[str] = []
+    every = False
     for part in text.replace(" ", "").split(","):
         if part == "all":
-            return list(_COLUMNS)
+            every = True
+            continue
         if part not in _COLUMNS:
             import difflib
 
@@ -57,7 +59,8 @@ def _columns(text: str | None) -> list[str]:
                 f"unknown column {part!r} in --columns{hint} (columns: {', '.join(_COLUMNS)}, all)"
             )
         out.append(part)
-    return out
+    # Every name is checked, also next to `all`: a typo never passes silently.
+    return list(_COLUMNS) if every else out
 
 
 @app.command(help=EXAMPLES)
@@ -109,9 +112,11 @@ def summary(
             help="Build the model with PyTorch and compare every layer's shape and params.",
         ),
     ] = False,
+    limit: LimitOption = None,
 ) -> None:
     """Summarise a model."""
-    from cnncli.model import summarize
+    apply_limits(limit)
+    from cnncli.model import locate, summarize
     from cnncli.render import summary as render
 
     formats = [
@@ -125,10 +130,11 @@ def summary(
             raise UsageError(
                 f"--svg saves the table, which {formats[0]} replaces; drop one of them"
             )
-        if svg.exists() and not force:
-            raise UsageError(f"{svg} exists; use --force to overwrite it, or another --svg file")
-        if not svg.parent.is_dir():
-            raise UsageError(f"cannot save {svg}: the folder {svg.parent} does not exist")
+        from cnncli.outputs import check_output
+
+        # Refused before any work and before any output: never over the model file itself.
+        check_output(svg, [locate(model)], force)
+        _check_svg_target(svg)
     result = summarize(model, count_bias=count_bias)
     report = None
     if verify:
@@ -150,3 +156,16 @@ def summary(
     if report is not None:
         # Machine-readable output stays clean: the verdict goes to stderr there.
         (sys.stderr if formats else sys.stdout).write(report + "\n")
+
+
+def _check_svg_target(svg: Path) -> None:
+    """A folder that exists and a regular file (or none yet): a device or a pipe is no picture."""
+    from cnncli.outputs import OutputError, describe_os_error
+
+    try:
+        if not (svg.parent if str(svg.parent) else Path(".")).is_dir():
+            raise OutputError(f"{svg}: the folder {svg.parent} does not exist")
+        if svg.exists() and not svg.is_file():
+            raise OutputError(f"{svg}: is not a regular file; give a file name for --svg")
+    except OSError as err:
+        raise OutputError(f"{svg}: cannot write ({describe_os_error(err)})") from None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnncli.model import BYTES_PER_ELEMENT, Row, Summary
 from cnncli.render import si, thousands
+from cnncli.render.term import printable
 
 if TYPE_CHECKING:  # Rich is imported only to draw the table: --json/--csv/--markdown skip it.
     from rich.console import Console, Group
@@ -174,7 +175,8 @@ def table(
         )
         if row.kind == "block":
             typ = f"[{_block_type(row)}]"
-        cells = [name, typ, *_data_cells(row, columns, header)]
+        # Names, block types and input names come from the model file: no control characters.
+        cells = [printable(c) for c in (name, typ, *_data_cells(row, columns, header))]
         if chart:
             share = row.macs / summary.totals.macs if summary.totals.macs else 0.0
             bar = round(24 * row.macs / peak) if peak and not header else 0
@@ -187,7 +189,7 @@ def table(
     widths = [cell_len(h) for h, _ in heads]
     for cells, _, _ in body:
         widths = [max(w, cell_len(c)) for w, c in zip(widths, cells, strict=True)]
-    title = (
+    title = printable(
         f"{summary.name}  ({layout}, {summary.framework} conventions, input "
         + ", ".join(dims(s) for s in summary.inputs.values())
         + ")"
@@ -289,7 +291,7 @@ def svg(
     console = Console(record=True, file=io.StringIO(), width=width, color_system="truecolor")
     console.print(tbl, soft_wrap=True)
     console.print(footer)
-    return console.export_svg(title=f"cnncli summary {summary.name}")
+    return console.export_svg(title=f"cnncli summary {printable(summary.name)}")
 
 
 def _layer_dict(row: Row) -> dict[str, Any]:
@@ -397,9 +399,9 @@ def to_csv(summary: Summary) -> str:
             continue
         w.writerow(
             [
-                row.name,
+                printable(row.name),
                 row.type,
-                row.group or "",
+                printable(row.group or ""),
                 "x".join(map(str, row.output_shape)),
                 row.params,
                 row.trainable_params,
@@ -409,7 +411,7 @@ def to_csv(summary: Summary) -> str:
                 "x".join(map(str, row.stride or ())),
                 "x".join(map(str, row.receptive_field or ())),
                 "x".join(map(str, row.jump or ())),
-                " ".join(row.inputs),
+                printable(" ".join(row.inputs)),
                 row.line,
             ]
         )
@@ -417,7 +419,8 @@ def to_csv(summary: Summary) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+    """A Markdown table cell: control characters escaped, no column breaks, no HTML tags."""
+    return printable(text).replace("|", "\\|").replace("<", "&lt;")
 
 
 def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[str] = ()) -> str:
