@@ -72,10 +72,33 @@ def check_output(path: Path, inputs: Iterable[Path], force: bool) -> None:
         if path.is_dir():
             raise OutputError(f"{path}: is a directory; give a file name")
         exists = path.exists() or path.is_symlink()
+        kind = _special_kind(path) if exists else None
     except OSError as err:
         raise OutputError(f"{path}: cannot write ({describe_os_error(err)})") from None
+    if kind is not None:
+        # Renaming a file over /dev/null (as root) would replace the device itself.
+        raise OutputError(f"{path}: is {kind}, not a regular file; give a file name")
     if exists and not force:
         raise OutputError(f"{path}: already exists; use --force to overwrite it")
+
+
+def _special_kind(path: Path) -> str | None:
+    """What an existing non-regular file is (``"a character device"``…), or None."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:  # a dangling link: writing replaces the link, not its target
+        return None
+    for test, kind in (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return None
 
 
 def _alive(pid: int) -> bool:
@@ -140,8 +163,11 @@ def atomic_write(path: Path, write: Callable[[Path], None], make_dir: bool = Fal
         with _lock:
             fd, tmp = _temp_path(parent, path.name)
             _pending.add(tmp)
-    except FileNotFoundError:
-        raise OutputError(f"{path}: directory {str(parent)!r} does not exist") from None
+    except FileNotFoundError as err:
+        if not parent.is_dir():
+            raise OutputError(f"{path}: directory {str(parent)!r} does not exist") from None
+        # The folder exists but takes no new files (/proc, /sys).
+        raise OutputError(f"{path}: cannot write ({describe_os_error(err)})") from None
     except OSError as err:
         raise OutputError(f"{path}: cannot write ({describe_os_error(err)})") from None
     os.close(fd)

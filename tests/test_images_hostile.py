@@ -87,7 +87,7 @@ def test_postscript_named_as_an_image_is_refused_by_content(tmp_path: Path, name
     start = time.perf_counter()
     assert refused(src) == f"{src}: a PostScript file, not an image; {GIVE}"
     assert peek(src) is None
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5  # Ghostscript never started (its loop would hang)
     assert not target.exists()
 
 

@@ -430,7 +430,7 @@ def test_a_utf8_bom_is_not_a_value(tmp_path: Path) -> None:
 def test_absurd_sizes_are_refused_from_the_parameters(spec: str, taps: str, dims: str) -> None:
     started = time.monotonic()
     err = error_of(spec)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # refused from the parameters, not after building
     assert isinstance(err, LimitError) and err.exit_code == 1
     number = taps.replace(",", "")
     assert str(err) == (

@@ -313,7 +313,7 @@ def test_nested_repeats_refused_before_work() -> None:
         "m.yaml:4:20: the model expands to at least 100,001 layers, over the layers limit of "
         "100,000; raise it with --limit layers=100001 if you mean it"
     )
-    assert time.perf_counter() - start < 5  # refused on the way, not after 2·10^8 layers
+    assert time.perf_counter() - start < 15  # refused on the way, not after 2·10^8 layers
 
 
 def test_huge_repeat_refused_by_the_block_calls_limit() -> None:

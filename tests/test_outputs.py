@@ -169,7 +169,31 @@ def test_signal_removes_the_temp_file_and_says_one_line(tmp_path: Path, sig: int
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 128 + sig
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 5
     name = signal.Signals(sig).name
     assert err == f"cnncli: error: interrupted by {name}; the unfinished output was removed\n"
     assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("device", ["/dev/null", "/dev/zero"])
+def test_a_device_is_never_replaced_even_with_force(device: str) -> None:
+    with pytest.raises(
+        OutputError,
+        match=f"^{device}: is a character device, not a regular file; give a file name$",
+    ):
+        check_output(Path(device), [], force=True)
+    assert Path(device).is_char_device()
+
+
+def test_a_named_pipe_is_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "p"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="p: is a named pipe, not a regular file"):
+        check_output(fifo, [], force=True)
+
+
+def test_a_folder_that_takes_no_files_is_named() -> None:
+    with pytest.raises(
+        OutputError, match=r"^/proc/o\.txt: cannot write \((No such file|Permission)"
+    ):
+        write_text(Path("/proc/o.txt"), "x")

@@ -64,7 +64,7 @@ def test_alias_bomb_refused_by_the_node_count(
     assert len(BOMB) < 600  # 9^9 = 387 million strings once expanded
     start = time.perf_counter()
     message = _fails(["summary", str(model)], capsys)
-    assert time.perf_counter() - start < 3
+    assert time.perf_counter() - start < 10  # refused on the way (the full work takes minutes)
     assert message == (
         f"{model}:7:8: the file has at least 1,270,483 YAML nodes (aliases counted each time "
         "they are used), over the yaml-nodes limit of 1,000,000; raise it with --limit "
@@ -140,7 +140,7 @@ def test_long_flow_list_refused_after_the_node_limit(
     model = _model(tmp_path, "input: [1, 4, 4]\nlayers: [" + "0, " * 200_000 + "0]\n")
     start = time.perf_counter()
     message = _fails(["summary", str(model), "--limit", "yaml-nodes=20000"], capsys)
-    assert time.perf_counter() - start < 3
+    assert time.perf_counter() - start < 10  # refused on the way (the full work takes minutes)
     assert message == (
         f"{model}:2:59986: the file has at least 20,001 YAML nodes (aliases counted each time "
         "they are used), over the yaml-nodes limit of 20,000; raise it with --limit "
@@ -191,7 +191,7 @@ def test_nested_empty_blocks_refused_by_block_calls(
     model = _model(tmp_path, EMPTY_BLOCKS)
     start = time.perf_counter()
     message = _fails(["summary", str(model)], capsys)
-    assert time.perf_counter() - start < 3
+    assert time.perf_counter() - start < 10  # refused on the way (the full work takes minutes)
     assert message == (
         f"{model}:4:16: block 'a' repeated 10,000 times brings the model to at least 110,000 "
         "block instances, over the block-calls limit of 100,000; raise it with --limit "

@@ -132,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if argv is None and "numba" in sys.modules:
             _end_process(done.code)
         raise
+    finally:
+        limits.configure()  # a caller of main([...]) gets the defaults back
 
 
 def _end_process(code: object) -> None:
