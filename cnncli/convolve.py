@@ -234,7 +234,8 @@ def check_work(geom: arithmetic.Geometry, channels: int, maps: int) -> None:
     ay, ax = geom.axes[0], geom.axes[1]
     ho, wo = ay.output, ax.output
     values = ho * wo * maps
-    shape = f"{ho}×{wo}" + (f"×{maps}" if maps > 1 else "")
+    # Sizes read width×height, as images are described everywhere else.
+    shape = f"{wo}×{ho} pixels" + (f" × {maps} maps" if maps > 1 else "")
     limits.check("output-values", values, f"the result would be {shape} = {values:,} values")
     hp = ay.input + ay.pad_before + ay.pad_after
     wp = ax.input + ax.pad_before + ax.pad_after
@@ -245,7 +246,7 @@ def check_work(geom: arithmetic.Geometry, channels: int, maps: int) -> None:
             added,
             f"padding {ay.pad_before}+{ay.pad_after} rows and {ax.pad_before}+{ax.pad_after} "
             f"columns (kernel span {ay.effective_kernel}×{ax.effective_kernel}) would add "
-            f"{added:,} values around the {ay.input}×{ax.input} input",
+            f"{added:,} values around the {ax.input}×{ay.input} input",
         )
 
 

@@ -319,6 +319,21 @@ def _maps(kernel: Kernel, channels: int) -> int:
     return {2: channels, 3: 1, 4: int(kernel.matrix.shape[0])}[kernel.ndim]
 
 
+_warned: set[str] = set()
+
+
+def _core() -> Any:
+    """The Numba core (:mod:`cnncli.convolve`), with its one warning printed once a run: no
+    writable cache directory for the compiled code (see :mod:`cnncli._jit`)."""
+    from cnncli import _jit, convolve
+
+    note = _jit.cache_note
+    if note and note not in _warned:
+        _warned.add(note)
+        _warn(note)
+    return convolve
+
+
 def _plan_sizes(
     job: Job, s: Settings, hw: tuple[int, int], channels: int, what: str
 ) -> tuple[Any, tuple[int, int]]:
@@ -326,8 +341,10 @@ def _plan_sizes(
     every size checked against the work budget before anything is allocated. Errors name the
     file (``what`` describes it) — in a batch, one image can be too small or too large while
     the others fit."""
-    from cnncli.convolve import check_work, plan_geometry
     from cnncli.kernels import plan_stages
+
+    convolve = _core()
+    check_work, plan_geometry = convolve.check_work, convolve.plan_geometry
 
     try:
         geom = plan_geometry(
@@ -430,48 +447,59 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
     for stage in s.stages:
         spread *= max(1, stage.stride) ** 2
     rows = max(1, BAND_VALUES // max(1, fw * maps * spread))
+    spans = [(r0, min(fh, r0 + rows)) for r0 in range(0, fh, rows)]
+    mapped = job.output is not None and job.output.suffix.lower() != ".npy" and not s.raw
+    if mapped and how is Mapping.NORMALIZE and value_range is None:
+        # normalize stretches the result's own min..max: a first pass over the bands finds
+        # them, so the result can still be made, mapped and written band by band (the
+        # correlation runs twice; holding the whole float32 result, and a gradient's x and y
+        # responses beside it, took 4.6 GB on an 89-MP colour photo).
+        lo, hi = float("inf"), float("-inf")
+        for r0, r1 in spans:
+            band = produce(r0, r1)
+            lo, hi = min(lo, float(band.min())), max(hi, float(band.max()))
+        value_range = (lo, hi)
     preview = _Preview(pic, shape, how, value_range) if s.preview else None
+    made = produce
     if preview is not None:
         rows = preview.align(rows)
+        spans = [(r0, min(fh, r0 + rows)) for r0 in range(0, fh, rows)]
 
         def made(r0: int, r1: int) -> Any:
             band = produce(r0, r1)
             preview.add(band)
             return band
 
-    else:
-        made = produce
-    mapped = job.output is not None and job.output.suffix.lower() != ".npy" and not s.raw
-    if job.output is None or (mapped and (how is not Mapping.NORMALIZE or value_range is not None)):
+    if job.output is None:
+        for r0, r1 in spans:
+            made(r0, r1)
+        described = f"{'×'.join(map(str, shape))} (not written)"
+    elif mapped:
         # Every step after the correlation works on a band of rows (pooling reads the rows
         # its band needs): make, map, show and encode the result band by band. The float32
         # result never exists whole (46 MiB for a 12-MP gray photo, 1 GiB for 89 MP in
         # colour), and a PNG is compressed on other threads while the next band is made.
-        if job.output is None:
-            for r0 in range(0, fh, rows):
-                made(r0, min(fh, r0 + rows))
-            described = f"{'×'.join(map(str, shape))} (not written)"
-        else:
-            described = images.save_result(
-                job.output,
-                images.Bands(shape, made, rows),
-                like=pic,
-                how=how,
-                value_range=value_range,
-                alpha=alpha,
-                warn=_warn,
-                make_dir=job.make_dir,
-            )
+        described = images.save_result(
+            job.output,
+            images.Bands(shape, made, rows),
+            like=pic,
+            how=how,
+            value_range=value_range,
+            alpha=alpha,
+            warn=_warn,
+            make_dir=job.make_dir,
+        )
     else:
-        # Raw floats and a normalize over the result's own min..max need the whole result.
-        result = produce(0, fh)
+        # Raw floats are written whole; they are still made band by band, so the temporaries
+        # of a band (a gradient's x and y responses) never exist for the whole picture, and
+        # the main thread comes back to Python (and its signal handlers) between bands.
+        result = np.empty(shape, dtype=np.float32)
+        for r0, r1 in spans:
+            result[r0:r1] = made(r0, r1)
         if preview is None:
             # Only the preview shows the input again: free the input plane now, before
-            # mapping and encoding (lower peak memory).
+            # writing (lower peak memory).
             pic = dataclasses.replace(pic, data=np.empty((0, 0), dtype=np.float32))
-        if preview is not None:
-            for r0 in range(0, fh, rows):
-                preview.add(result[r0 : r0 + rows])
         described = images.save_result(
             job.output,
             result,
@@ -696,6 +724,7 @@ def filter_command(
         raise UsageError(f"--max-pixels {max_pixels} is not allowed; use a positive number")
     # --max-pixels N is --limit pixels=N, given last so it wins.
     apply_limits((limit or []) + ([f"pixels={max_pixels}"] if max_pixels is not None else []))
+    _warned.clear()
     # Parse everything that can be a usage error before touching any file.
     if mapping is not None and mapping.lower() not in MAPS:
         raise UsageError(f"unknown --map {mapping!r}; use one of {', '.join(MAPS)}")
