@@ -30,8 +30,15 @@ import os
 import stat
 from typing import Any
 
-import numpy as np
-from numba import njit
+# Numba colours its compile-time messages with colorama, whose init()/deinit() replace and
+# then restore sys.stdout and sys.stderr, even for messages built and caught inside type
+# inference. The core compiles on a background thread (convolve.warm_up) while the main
+# thread prints, so the streams must stay put: no highlighting (cnncli shows its own one-line
+# errors, never Numba's). Read once, when numba.core.errors is first imported.
+os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
+
+import numpy as np  # noqa: E402 (after the environment above)
+from numba import njit  # noqa: E402
 
 #: Why compiled code is not cached where Numba would put it (None: it is), for the caller to
 #: print as one warning line.

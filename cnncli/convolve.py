@@ -99,6 +99,12 @@ METHODS = ("direct", "separable", "lowrank", "fft")
 _RANK_TOLERANCE = 1e-7
 
 
+def cache_note() -> str | None:
+    """Why compiled code is not cached where Numba would put it (a one-line warning for the
+    command to print), or None when it is."""
+    return _jit.cache_note
+
+
 def parse_border(border: Border | str) -> Border:
     """The :class:`Border` named by ``border`` (aliases: OpenCV and scipy names), or a UsageError."""
     if isinstance(border, Border):

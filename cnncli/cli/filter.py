@@ -324,10 +324,10 @@ _warned: set[str] = set()
 
 def _core() -> Any:
     """The Numba core (:mod:`cnncli.convolve`), with its one warning printed once a run: no
-    writable cache directory for the compiled code (see :mod:`cnncli._jit`)."""
-    from cnncli import _jit, convolve
+    writable cache directory for the compiled code."""
+    from cnncli import convolve
 
-    note = _jit.cache_note
+    note = convolve.cache_note()
     if note and note not in _warned:
         _warned.add(note)
         _warn(note)
@@ -569,7 +569,9 @@ class _Preview:
         from cnncli.render.preview import show_side_by_side
 
         data = self.pic.data
-        step = max(self.input.factor, 1) * max(1, (1 << 20) // max(1, data[0].size))
+        # Bands of whole blocks, about a million values each (the block sums are float32).
+        f = self.input.factor
+        step = f * max(1, (1 << 20) // max(1, f * data[0].size))
         for r0 in range(0, data.shape[0], step):
             self.input.add(data[r0 : r0 + step])
         left = self.input.result()
