@@ -106,7 +106,9 @@ Examples:
 
 
 def _warn(message: str) -> None:
-    sys.stderr.write(f"cnncli: warning: {' '.join(message.split())}\n")
+    from cnncli.render.term import printable  # file names in warnings come from input
+
+    sys.stderr.write(f"cnncli: warning: {printable(' '.join(message.split()))}\n")
 
 
 def _ints(text: str, what: str, minimum: int = 1) -> tuple[int, ...]:
