@@ -26,14 +26,106 @@ run is a whole row.
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import Any
 
-import numpy as np
-from numba import njit
+# Numba colours its compile-time messages with colorama, whose init()/deinit() replace and
+# then restore sys.stdout and sys.stderr, even for messages built and caught inside type
+# inference. The core compiles on a background thread (convolve.warm_up) while the main
+# thread prints, so the streams must stay put: no highlighting (cnncli shows its own one-line
+# errors, never Numba's). Read once, when numba.core.errors is first imported.
+os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
+
+import numpy as np  # noqa: E402 (after the environment above)
+from numba import njit  # noqa: E402
+
+#: Why compiled code is not cached where Numba would put it (None: it is), for the caller to
+#: print as one warning line.
+cache_note: str | None = None
+
+
+def _private_dir(path: str) -> bool:
+    """Whether ``path`` is a directory of ours that nobody else may write (cached machine code
+    is loaded from it: a directory another user can write would run their code)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(st.st_mode)
+        and st.st_uid == os.getuid()
+        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
+def _cache_fallback() -> bool:
+    """Make sure Numba can cache this module's functions; returns whether it can.
+
+    Numba caches next to the source (``__pycache__``), else in ``NUMBA_CACHE_DIR`` or the
+    user's cache directory; when none is writable (a read-only install and an unwritable
+    HOME), ``@njit(cache=True)`` raises "no locator available" while this module is imported,
+    and every filter failed. Then cache in a private directory under the temporary directory
+    (kept between runs), or compile without a cache.
+    """
+    global cache_note
+    try:
+        from numba.core import config
+        from numba.core.caching import CacheImpl
+    except ImportError:  # a Numba without these: let it decide
+        return True
+
+    def probe() -> None:  # pragma: no cover - only located, never run
+        pass
+
+    def located() -> bool:
+        classes: list[Any] = list(CacheImpl._locator_classes)
+        for cls in classes:
+            try:
+                if cls.from_function(probe, __file__) is not None:
+                    return True
+            except Exception:
+                continue
+        return False
+
+    try:
+        if located():
+            return True
+    except Exception:
+        return True
+    import tempfile
+
+    fallback = os.path.join(tempfile.gettempdir(), f"cnncli-numba-{os.getuid()}")
+    try:
+        os.makedirs(fallback, mode=0o700, exist_ok=True)
+    except OSError:
+        pass
+    if not _private_dir(fallback):
+        try:
+            fallback = tempfile.mkdtemp(prefix="cnncli-numba-")
+        except OSError:
+            fallback = ""
+    if fallback:
+        settings: Any = config  # CACHE_DIR is set from NUMBA_CACHE_DIR, read per function
+        saved = settings.CACHE_DIR
+        settings.CACHE_DIR = fallback
+        if located():
+            cache_note = (
+                "no writable Numba cache directory (package folder, NUMBA_CACHE_DIR, user "
+                f"cache); caching compiled code in {fallback} instead"
+            )
+            return True
+        settings.CACHE_DIR = saved
+    cache_note = (
+        "no writable Numba cache directory (package folder, NUMBA_CACHE_DIR, user cache, "
+        "temporary folder); compiling without a cache, so every run starts slower"
+    )
+    return False
+
 
 #: The one set of JIT options. Of fastmath only "contract" (fused multiply-add: one rounding
 #: instead of two, ~10% faster): no reassociation, and NaN/inf propagate as IEEE says.
-jit = njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+jit = njit(cache=_cache_fallback(), nogil=True, fastmath={"contract"}, error_model="numpy")
 
 
 @jit

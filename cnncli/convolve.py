@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from cnncli import _jit, arithmetic
+from cnncli import _jit, arithmetic, limits
 from cnncli.cores import usable_cores
 from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
 
@@ -97,6 +97,12 @@ METHODS = ("direct", "separable", "lowrank", "fft")
 
 #: Fraction of Σ|k| a low-rank approximation may leave out (well under the 1e-5 error budget).
 _RANK_TOLERANCE = 1e-7
+
+
+def cache_note() -> str | None:
+    """Why compiled code is not cached where Numba would put it (a one-line warning for the
+    command to print), or None when it is."""
+    return _jit.cache_note
 
 
 def parse_border(border: Border | str) -> Border:
@@ -217,6 +223,37 @@ def plan_geometry(
     return arithmetic.resolve(
         arithmetic.make_spec(image_hw, kernel_hw, stride=stride, dilation=dilation, padding=pairs2)
     )
+
+
+def check_work(geom: arithmetic.Geometry, channels: int, maps: int) -> None:
+    """Refuse a filter whose sizes are over the work budget, from the numbers alone: call it
+    after :func:`plan_geometry` and before allocating anything for the result.
+
+    Two numbers bound everything the paths allocate: the result (``H'×W'×maps`` float32
+    values, the ``output-values`` limit), and the padding around the input. Every buffer made
+    from the padding (the row and column maps, the column-padded edge strips, the stride-1 rows
+    of a strided result, the dilated kernel and the tiles of the FFT) is at most the padded
+    input, so refusing padding that adds more values than the ``output-values`` limit bounds
+    them all; a huge dilation with ``same`` padding keeps the output small but pads by the
+    dilated kernel's span, and is refused here too.
+    """
+    ay, ax = geom.axes[0], geom.axes[1]
+    ho, wo = ay.output, ax.output
+    values = ho * wo * maps
+    # Sizes read width×height, as images are described everywhere else.
+    shape = f"{wo}×{ho} pixels" + (f" × {maps} maps" if maps > 1 else "")
+    limits.check("output-values", values, f"the result would be {shape} = {values:,} values")
+    hp = ay.input + ay.pad_before + ay.pad_after
+    wp = ax.input + ax.pad_before + ax.pad_after
+    added = (hp * wp - ay.input * ax.input) * channels
+    if added > limits.get("output-values"):
+        limits.check(
+            "output-values",
+            added,
+            f"padding {ay.pad_before}+{ay.pad_after} rows and {ax.pad_before}+{ax.pad_after} "
+            f"columns (kernel span {ay.effective_kernel}×{ax.effective_kernel}) would add "
+            f"{added:,} values around the {ax.input}×{ay.input} input",
+        )
 
 
 def _same_pair(n: int, k: int, s: int, d: int) -> tuple[int, int]:
@@ -853,6 +890,8 @@ def correlate(
         (img.shape[0], img.shape[1]), (kh, kw), padding=padding, stride=stride,
         dilation=dilation, anchor=anchor, flip=flip,
     )  # fmt: skip
+    maps = channels if k.ndim == 2 else (1 if k.ndim == 3 else int(k.shape[0]))
+    check_work(geom, channels, maps)
     if flip:
         k = np.ascontiguousarray(k[..., ::-1, ::-1])
     ho, wo = geom.output_size

@@ -837,7 +837,7 @@ CASES = [
     (
         ["ok.png", "-k", "sobel", "--then", "maxpool:9"],
         1,
-        "kernel 9 is larger than the padded input 8 on axis H (input 8 + padding 0+0); use padding of at least 1 in total, or a smaller kernel",
+        "ok.png (6×8 gray 8-bit): stage maxpool:9: the 9×9 window is larger than the result it pools (8 rows, 6 columns); use a window of at most 6 (maxpool:6)",
     ),
 ]
 

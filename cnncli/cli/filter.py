@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cnncli.cli import app, parse_ints
+from cnncli.cli import LimitOption, app, apply_limits, parse_ints
 from cnncli.errors import CnnCliError, ShapeError, UsageError
+from cnncli.limits import LimitError
 
 if TYPE_CHECKING:
     from cnncli.images import Picture
@@ -105,7 +106,9 @@ Examples:
 
 
 def _warn(message: str) -> None:
-    sys.stderr.write(f"cnncli: warning: {' '.join(message.split())}\n")
+    from cnncli.render.term import printable  # file names in warnings come from input
+
+    sys.stderr.write(f"cnncli: warning: {printable(' '.join(message.split()))}\n")
 
 
 def _ints(text: str, what: str, minimum: int = 1) -> tuple[int, ...]:
@@ -163,18 +166,25 @@ def _expand(inputs: list[str]) -> tuple[list[Path], list[str]]:
     """Files, globs (for shells that do not expand them) and directories → paths, plus errors
     for patterns and directories that give nothing."""
     from cnncli.images import IMAGE_EXTENSIONS
+    from cnncli.outputs import describe_os_error
 
     paths: list[Path] = []
     problems: list[str] = []
     for arg in inputs:
         p = Path(os.path.expanduser(arg))
-        if not p.exists() and glob.has_magic(arg):
+        try:
+            exists, is_dir = p.exists(), p.is_dir()
+        except (OSError, ValueError) as err:  # a name too long for the file system, a NUL
+            why = describe_os_error(err) if isinstance(err, OSError) else str(err)
+            problems.append(f"{_short(arg)}: {why}")
+            continue
+        if not exists and glob.has_magic(arg):
             matches = sorted(glob.glob(os.path.expanduser(arg), recursive=True))
             files = [Path(m) for m in matches if Path(m).is_file()]
             if not files:
                 problems.append(f"{arg}: no files match")
             paths += files
-        elif p.is_dir():
+        elif is_dir:
             found = sorted(
                 c
                 for c in p.iterdir()
@@ -295,48 +305,113 @@ def _alpha_through(
     return alpha[np.ix_(rows, cols)]
 
 
-def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
-    """Filter one file; returns the line reported on stdout."""
-    import dataclasses
+class FileFailed(CnnCliError):
+    """One input could not be filtered; the message names the file (the batch goes on)."""
 
-    import numpy as np
 
-    from cnncli import images
-    from cnncli.kernels import Mapping, apply_kernel, run_stage
+def _short(path: Path | str) -> str:
+    """A path as error lines show it: names too long for any file system are cut."""
+    text = str(path)
+    size = len(os.fsencode(text))
+    return text if size <= 255 else f"{text[:60]}… ({size} bytes)"
 
-    if job.output is not None:
-        images.check_output(job.output, inputs, s.force)
-    pic: Picture = images.load_image(job.source, max_pixels=s.max_pixels, gray=s.gray, warn=_warn)
-    if s.gray:  # what load_image left (not 8-bit RGB): gray as it is, or refused
-        pic = images.to_gray(pic)
-    # Only now: _warm_core's thread may still be importing Numba, and importing the core here
-    # would wait for it instead of decoding the image meanwhile.
-    from cnncli.convolve import plan_geometry
 
-    kh, kw = s.kernel.spatial
-    # The output size, from the arithmetic core (the same numbers `cnncli shape` prints).
+def _maps(kernel: Kernel, channels: int) -> int:
+    """Result maps: one per channel for a 2-D kernel, one for Cin×kh×kw, Cout for 4-D."""
+    return {2: channels, 3: 1, 4: int(kernel.matrix.shape[0])}[kernel.ndim]
+
+
+_warned: set[str] = set()
+
+
+def _core() -> Any:
+    """The Numba core (:mod:`cnncli.convolve`), with its one warning printed once a run: no
+    writable cache directory for the compiled code."""
+    from cnncli import convolve
+
+    note = convolve.cache_note()
+    if note and note not in _warned:
+        _warned.add(note)
+        _warn(note)
+    return convolve
+
+
+def _plan_sizes(
+    job: Job, s: Settings, hw: tuple[int, int], channels: int, what: str
+) -> tuple[Any, tuple[int, int]]:
+    """The filter's geometry and the size after the --then stages for an ``hw`` input, with
+    every size checked against the work budget before anything is allocated. Errors name the
+    file (``what`` describes it) — in a batch, one image can be too small or too large while
+    the others fit."""
+    from cnncli.kernels import plan_stages
+
+    convolve = _core()
+    check_work, plan_geometry = convolve.check_work, convolve.plan_geometry
+
     try:
         geom = plan_geometry(
-            pic.data.shape[:2],
-            (kh, kw),
+            hw,
+            s.kernel.spatial,
             padding=s.padding,
             stride=s.stride,
             dilation=s.dilation,
             anchor=s.anchor,
             flip=s.flip,
         )
-    except ShapeError as err:
-        # Which file: in a batch, one image can be too small for the kernel while others fit.
-        raise ShapeError(f"{job.source} ({pic.describe()}): {err}") from None
+        check_work(geom, channels, _maps(s.kernel, channels))
+        ho, wo = geom.output_size
+        final = plan_stages(s.stages, (ho, wo))
+    except (ShapeError, LimitError) as err:
+        raise type(err)(f"{_short(job.source)} ({what}): {err}") from None
+    return geom, final
+
+
+def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
+    """Filter one file; returns the line reported on stdout."""
+    import dataclasses
+
+    import numpy as np
+
+    from cnncli import images, limits
+    from cnncli.kernels import Mapping, apply_kernel, run_stage
+
+    if job.output is not None:
+        images.check_output(job.output, inputs, s.force)
+    hint = images.peek(job.source) if _regular(job.source) else None
+    if hint is not None:
+        # From the header alone, before decoding: an absurd result is refused at once (gray
+        # or colour is not known yet; one channel is the smallest it can be).
+        h, w = hint[1]
+        try:
+            _plan_sizes(job, s, (h, w), 1, f"{w}×{h}")
+        except ShapeError:  # reported after decoding, with the picture described in full
+            pass
+    # --limit pixels=N (or --max-pixels N); left to the reader's own default otherwise.
+    pixels = limits.get("pixels")
+    pic: Picture = images.load_image(
+        job.source,
+        max_pixels=None if pixels == limits.LIMITS["pixels"].default else pixels,
+        gray=s.gray,
+        warn=_warn,
+    )
+    if s.gray:  # what load_image left (not 8-bit RGB): gray as it is, or refused
+        pic = images.to_gray(pic)
+    hw = (int(pic.data.shape[0]), int(pic.data.shape[1]))
+    geom, (fh, fw) = _plan_sizes(job, s, hw, pic.channels, pic.describe())
+    kh, kw = s.kernel.spatial
     how = Mapping(s.mapping) if s.mapping else s.kernel.mapping
     value_range = s.kernel.value_range if how is Mapping.NORMALIZE else None
     anchor = s.anchor if s.anchor is not None else ((kh - 1) // 2, (kw - 1) // 2)
     if s.flip:  # the flipped kernel's tap on the output pixel is the mirrored anchor
         anchor = (kh - 1 - anchor[0], kw - 1 - anchor[1])
     alpha = _alpha_through(pic.alpha, geom, anchor, s.dilation)
-    ho, wo = geom.output_size
+    for stage in s.stages:
+        if alpha is not None and stage.op != "relu":
+            alpha = np.rint(run_stage(stage, alpha.astype(np.float32))).astype(alpha.dtype)
+    wo = geom.output_size[1]
+    maps = _maps(s.kernel, pic.channels)
 
-    def correlate(rows: tuple[int, int] | None = None) -> Any:
+    def correlate(rows: tuple[int, int]) -> Any:
         out = apply_kernel(
             s.kernel,
             pic.data,
@@ -349,37 +424,66 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
             flip=s.flip,
             rows=rows,
         )
-        want = (ho if rows is None else rows[1] - rows[0], wo)
+        want = (rows[1] - rows[0], wo)
         if out.shape[:2] != want:  # a contract check between two modules, not input
             raise CnnCliError(
                 f"internal error: result {out.shape[:2]} but the arithmetic core says {want}"
             )
         return out
 
+    def produce(r0: int, r1: int) -> Any:
+        """Rows r0 .. r1-1 of the final result: the correlation rows they read (through the
+        pooling stages, back to front), correlated, then every stage."""
+        spans = [(r0, r1)]
+        for stage in reversed(s.stages):
+            spans.append(stage.rows_needed(*spans[-1]))
+        out = correlate(spans[-1])
+        for stage in s.stages:
+            out = run_stage(stage, out)
+        return out[:, :, 0] if out.ndim == 3 and out.shape[2] == 1 else out
+
+    shape = (fh, fw) if maps == 1 else (fh, fw, maps)
+    # Rows of the final result per band: about BAND_VALUES correlation values each (pooling
+    # reads stride² correlation values per result value).
+    spread = 1
+    for stage in s.stages:
+        spread *= max(1, stage.stride) ** 2
+    rows = max(1, BAND_VALUES // max(1, fw * maps * spread))
+    spans = [(r0, min(fh, r0 + rows)) for r0 in range(0, fh, rows)]
     mapped = job.output is not None and job.output.suffix.lower() != ".npy" and not s.raw
-    if (
-        mapped
-        and not s.preview
-        and all(stage.op == "relu" for stage in s.stages)
-        and (how is not Mapping.NORMALIZE or value_range is not None)
-    ):
-        # Every step after the correlation is per pixel: make, map and encode the result band
-        # by band. The float32 result never exists whole (46 MiB for a 12-MP gray photo), and
-        # a PNG is compressed on other threads while the next band is correlated.
-        assert job.output is not None
-        maps = {2: pic.channels, 3: 1, 4: int(s.kernel.matrix.shape[0])}[s.kernel.ndim]
+    if mapped and how is Mapping.NORMALIZE and value_range is None:
+        # normalize stretches the result's own min..max: a first pass over the bands finds
+        # them, so the result can still be made, mapped and written band by band (the
+        # correlation runs twice; holding the whole float32 result, and a gradient's x and y
+        # responses beside it, took 4.6 GB on an 89-MP colour photo).
+        lo, hi = float("inf"), float("-inf")
+        for r0, r1 in spans:
+            band = produce(r0, r1)
+            lo, hi = min(lo, float(band.min())), max(hi, float(band.max()))
+        value_range = (lo, hi)
+    preview = _Preview(pic, shape, how, value_range) if s.preview else None
+    made = produce
+    if preview is not None:
+        rows = preview.align(rows)
+        spans = [(r0, min(fh, r0 + rows)) for r0 in range(0, fh, rows)]
 
-        def band(r0: int, r1: int) -> Any:
-            out = correlate((r0, r1))
-            for stage in s.stages:
-                out = run_stage(stage, out)
-            return out[:, :, 0] if out.ndim == 3 and out.shape[2] == 1 else out
+        def made(r0: int, r1: int) -> Any:
+            band = produce(r0, r1)
+            preview.add(band)
+            return band
 
-        shape = (ho, wo) if maps == 1 else (ho, wo, maps)
-        rows = max(1, BAND_VALUES // max(1, wo * maps))
+    if job.output is None:
+        for r0, r1 in spans:
+            made(r0, r1)
+        described = f"{'×'.join(map(str, shape))} (not written)"
+    elif mapped:
+        # Every step after the correlation works on a band of rows (pooling reads the rows
+        # its band needs): make, map, show and encode the result band by band. The float32
+        # result never exists whole (46 MiB for a 12-MP gray photo, 1 GiB for 89 MP in
+        # colour), and a PNG is compressed on other threads while the next band is made.
         described = images.save_result(
             job.output,
-            images.Bands(shape, band, rows),
+            images.Bands(shape, made, rows),
             like=pic,
             how=how,
             value_range=value_range,
@@ -387,20 +491,17 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
             warn=_warn,
             make_dir=job.make_dir,
         )
-        return f"{job.source} → {job.output}: {described}, {s.label}, map {how.value}"
-    result = correlate()
-    if not s.preview:
-        # Only the preview shows the input again: drop it so the input plane is freed as soon
-        # as the correlation is done, before mapping and encoding (lower peak memory).
-        pic = dataclasses.replace(pic, data=np.empty((0, 0), dtype=np.float32))
-    for stage in s.stages:
-        result = run_stage(stage, result)
-        if alpha is not None and stage.op != "relu":
-            alpha = np.rint(run_stage(stage, alpha.astype(np.float32))).astype(alpha.dtype)
-    if result.ndim == 3 and result.shape[2] == 1:
-        result = result[:, :, 0]
-    described = f"{'×'.join(map(str, result.shape))} (not written)"
-    if job.output is not None:
+    else:
+        # Raw floats are written whole; they are still made band by band, so the temporaries
+        # of a band (a gradient's x and y responses) never exist for the whole picture, and
+        # the main thread comes back to Python (and its signal handlers) between bands.
+        result = np.empty(shape, dtype=np.float32)
+        for r0, r1 in spans:
+            result[r0:r1] = made(r0, r1)
+        if preview is None:
+            # Only the preview shows the input again: free the input plane now, before
+            # writing (lower peak memory).
+            pic = dataclasses.replace(pic, data=np.empty((0, 0), dtype=np.float32))
         described = images.save_result(
             job.output,
             result,
@@ -412,15 +513,9 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
             warn=_warn,
             make_dir=job.make_dir,
         )
-    if s.preview:
-        from cnncli.render.preview import show_side_by_side
-
-        maxval = pic.maxval
-        shown = result if result.ndim == 2 or result.shape[2] in (1, 3) else result[:, :, 0]
-        right = images.map_values(shown, how, maxval, value_range)
-        show_side_by_side(
-            images.to_rgb8(pic.data, maxval if pic.bits != 32 else 255),
-            images.to_rgb8(right.astype(np.float32), maxval),
+        del result
+    if preview is not None:
+        preview.show(
             left_title=f"{job.source.name} ({pic.describe()})",
             right_title=f"{s.kernel.name} ({how.value})",
         )
@@ -431,6 +526,79 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
     )
     target = job.output if job.output is not None else "preview"
     return f"{job.source} → {target}: {described}, {s.label}, map {mapping}"
+
+
+class _Preview:
+    """The two pictures of --preview, reduced to the preview's size as the result's bands
+    come (box means, in float32) and only then mapped to 8-bit RGB: never a float or RGB copy
+    of a whole large picture."""
+
+    def __init__(self, pic: Picture, shape: tuple[int, ...], how: Any, value_range: Any) -> None:
+        from rich.console import Console
+
+        from cnncli.render.preview import Shrink, preview_pixels, shrink_factor
+
+        self.console = Console(highlight=False)
+        self.pic, self.how, self.value_range = pic, how, value_range
+        columns, pixel_rows = preview_pixels(self.console)
+        h, w = int(shape[0]), int(shape[1])
+        self.result = Shrink(h, w, shrink_factor((h, w), columns, pixel_rows))
+        ih, iw = int(pic.data.shape[0]), int(pic.data.shape[1])
+        self.input = Shrink(ih, iw, shrink_factor((ih, iw), columns, pixel_rows))
+        # Whether bands are mapped to pixels before they are averaged (clip, abs and offset
+        # are not linear) or averaged as floats and mapped once (normalize over the result's
+        # own min..max, known only at the end; linear, so the order does not matter).
+        self.deferred = how.value == "normalize" and value_range is None
+        self.maxval = pic.maxval
+
+    def align(self, rows: int) -> int:
+        f = self.result.factor
+        return max(f, rows // f * f)
+
+    def add(self, band: Any) -> None:
+        from cnncli import images
+
+        if band.ndim == 3 and band.shape[2] not in (1, 3):
+            band = band[:, :, 0]
+        if not self.deferred:
+            band = images.map_values(band, self.how, self.maxval, self.value_range)
+        self.result.add(band)
+
+    def show(self, left_title: str, right_title: str) -> None:
+        import numpy as np
+
+        from cnncli import images
+        from cnncli.render.preview import show_side_by_side
+
+        data = self.pic.data
+        # Bands of whole blocks, about a million values each (the block sums are float32).
+        f = self.input.factor
+        step = f * max(1, (1 << 20) // max(1, f * data[0].size))
+        for r0 in range(0, data.shape[0], step):
+            self.input.add(data[r0 : r0 + step])
+        left = self.input.result()
+        right = self.result.result()
+        if self.deferred:
+            span = (self.result.lo, self.result.hi)
+            right = images.map_values(right, self.how, self.maxval, span).astype(np.float32)
+        pic = self.pic
+        show_side_by_side(
+            images.to_rgb8(left, self.maxval if pic.bits != 32 else 255),
+            images.to_rgb8(np.rint(right), self.maxval),
+            left_title=left_title,
+            right_title=right_title,
+            console=self.console,
+        )
+
+
+def _regular(path: Path) -> bool:
+    """A regular file (not a FIFO, device or directory, which peeking could block on)."""
+    import stat
+
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 @app.command("filter", help=FILTER_HELP)
@@ -554,7 +722,13 @@ def filter_command(
     preview: Annotated[
         bool, typer.Option("--preview", help="Draw input and result side by side in the terminal.")
     ] = False,
+    limit: LimitOption = None,
 ) -> None:
+    if max_pixels is not None and max_pixels < 1:
+        raise UsageError(f"--max-pixels {max_pixels} is not allowed; use a positive number")
+    # --max-pixels N is --limit pixels=N, given last so it wins.
+    apply_limits((limit or []) + ([f"pixels={max_pixels}"] if max_pixels is not None else []))
+    _warned.clear()
     # Parse everything that can be a usage error before touching any file.
     if mapping is not None and mapping.lower() not in MAPS:
         raise UsageError(f"unknown --map {mapping!r}; use one of {', '.join(MAPS)}")
@@ -563,8 +737,6 @@ def filter_command(
     strides = _ints(stride, "stride")
     dilations = _ints(dilation, "dilation")
     anchor_yx = _ints(anchor, "--anchor", minimum=0) if anchor is not None else None
-    if max_pixels is not None and max_pixels < 1:
-        raise UsageError(f"--max-pixels {max_pixels} is not allowed; use a positive number")
     if output is not None and out_dir is not None:
         raise UsageError("-o and --out-dir both given; use -o for one input or --out-dir for many")
 
@@ -621,12 +793,34 @@ def filter_command(
         raise UsageError(
             f"--raw writes float values, which only .npy and .tif hold; not {output.suffix}"
         )
+    # Every file this run reads: no output may replace one, even with --force.
     inputs_all = [j.source for j in jobs]
+    kernel_file = Path(os.path.expanduser(kernel.strip()))
+    if _regular(kernel_file):
+        inputs_all.append(kernel_file)
     _warm_core(k, jobs[0].source, settings)
     if len(jobs) == 1 and not problems:
-        print(_process(jobs[0], settings, inputs_all))
+        print(_run_job(jobs[0], settings, inputs_all))
         return
     _batch(jobs, settings, inputs_all, problems)
+
+
+def _run_job(job: Job, s: Settings, inputs: list[Path]) -> str:
+    """:func:`_process`, with what a reader or the memory can still raise turned into one
+    line naming the file (a safety net: the readers name their own errors)."""
+    from cnncli.outputs import describe_os_error
+
+    name = _short(job.source)
+    try:
+        return _process(job, s, inputs)
+    except MemoryError:
+        raise FileFailed(
+            f"{name}: out of memory; use a smaller image or lower the work with --limit"
+        ) from None
+    except EOFError as err:
+        raise FileFailed(f"{name}: truncated or damaged file ({err or 'unexpected end'})") from None
+    except OSError as err:
+        raise FileFailed(f"{name}: cannot read ({describe_os_error(err)})") from None
 
 
 def _warm_core(kernel: Kernel, first: Path, s: Settings) -> None:
@@ -642,7 +836,9 @@ def _warm_core(kernel: Kernel, first: Path, s: Settings) -> None:
 
     from cnncli.images import peek
 
-    hint = peek(first)
+    # Only a regular file is peeked at (a FIFO would block here); a bad first file gives no
+    # hint, and the warm-up then loads the default path.
+    hint = peek(first) if _regular(first) else None
 
     def run() -> None:
         # When SciPy is installed, importing Numba imports it only to check its version
@@ -684,11 +880,13 @@ def _batch(
         TimeRemainingColumn,
     )
 
+    from cnncli.render.term import printable
+
     err_console = Console(stderr=True, highlight=False, soft_wrap=True)
     failed = len(problems)
     total = len(jobs) + len(problems)
     for p in problems:
-        err_console.print(f"cnncli: error: {p}", markup=False)
+        err_console.print(f"cnncli: error: {printable(p)}", markup=False)
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -706,14 +904,16 @@ def _batch(
         for job in jobs:
             progress.update(task, description=job.source.name)
             try:
-                line = _process(job, settings, inputs_all)
-                print(line, flush=True)
+                line = _run_job(job, settings, inputs_all)
             except CnnCliError as err:  # options were checked up front; what fails here is per file
                 failed += 1
                 msg = " ".join(str(err).split())
-                if not msg.startswith(str(job.source)):
-                    msg = f"{job.source}: {msg}"
-                progress.console.print(f"cnncli: error: {msg}", markup=False)
+                name = _short(job.source)
+                if not msg.startswith(name):
+                    msg = f"{name}: {msg}"
+                progress.console.print(f"cnncli: error: {printable(msg)}", markup=False)
+            else:
+                print(line, flush=True)
             progress.advance(task)
     if failed:
         raise CnnCliError(f"{failed} of {total} files failed")
@@ -733,7 +933,9 @@ def kernels_command(
             show_default=False,
         ),
     ] = None,
+    limit: LimitOption = None,
 ) -> None:
+    apply_limits(limit)
     from rich.console import Console
 
     from cnncli import kernels as kmod

@@ -92,6 +92,65 @@ def fit(pixels: npt.NDArray[np.uint8], columns: int, max_rows: int) -> npt.NDArr
     return np.asarray(im.resize((nw, nh), Image.Resampling.BOX))
 
 
+def preview_pixels(console: Console) -> tuple[int, int]:
+    """(columns, pixel rows) each picture of :func:`show_side_by_side` gets on ``console``."""
+    height = console.size.height if console.is_terminal else 40
+    return max(4, (console.width - 3) // 2), 2 * max(2, height - 4)
+
+
+def shrink_factor(hw: tuple[int, int], columns: int, pixel_rows: int) -> int:
+    """The largest whole factor a ``hw`` picture can be box-averaged by and still be at least
+    as large as it is shown in ``columns`` × ``pixel_rows`` (:func:`fit` does the rest)."""
+    h, w = hw
+    scale = min(columns / max(w, 1), pixel_rows / max(h, 1), 1.0)
+    return max(1, int(1 / scale))
+
+
+class Shrink:
+    """Block means (``factor``×``factor``) of a picture that arrives in row bands, in float32,
+    so a preview of a large picture costs one pass over it and a picture ``factor²`` smaller:
+    no float or RGB copy of the whole. Bands arrive in order, each a multiple of ``factor``
+    rows but the last; blocks at the right and bottom edges average what they hold."""
+
+    def __init__(self, height: int, width: int, factor: int) -> None:
+        import numpy as np
+
+        self.factor = factor
+        self.width = width
+        self.height = height
+        self.parts: list[npt.NDArray[np.float32]] = []
+        self.lo = float("inf")
+        self.hi = float("-inf")
+        f = factor
+        self._cols = np.arange(0, width, f)
+        self._col_counts = np.minimum(width - self._cols, f).astype(np.float32)
+
+    def add(self, band: npt.NDArray[Any]) -> None:
+        import numpy as np
+
+        if band.size == 0:
+            return
+        self.lo = min(self.lo, float(band.min()))
+        self.hi = max(self.hi, float(band.max()))
+        f = self.factor
+        if f == 1:
+            self.parts.append(np.array(band, dtype=np.float32))
+            return
+        starts = np.arange(0, band.shape[0], f)
+        rows = np.add.reduceat(band, starts, axis=0, dtype=np.float32)
+        sums = np.add.reduceat(rows, self._cols, axis=1, dtype=np.float32)
+        counts = np.minimum(band.shape[0] - starts, f).astype(np.float32)[:, None]
+        counts = counts * self._col_counts[None, :]
+        if sums.ndim == 3:
+            counts = counts[:, :, None]
+        self.parts.append(sums / counts)
+
+    def result(self) -> npt.NDArray[np.float32]:
+        import numpy as np
+
+        return np.concatenate(self.parts, axis=0)
+
+
 def side_by_side(
     left: npt.NDArray[np.uint8],
     right: npt.NDArray[np.uint8],
@@ -126,13 +185,13 @@ def show_side_by_side(
     """Print :func:`side_by_side` on stdout, sized to the terminal; in grey characters when
     the console has no colour."""
     console = console or Console(highlight=False)
-    height = console.size.height if console.is_terminal else 40
+    columns, pixel_rows = preview_pixels(console)
     console.print(
         side_by_side(
             left,
             right,
-            width=console.width,
-            height=height,
+            width=2 * columns + 3,
+            height=pixel_rows // 2 + 4,
             left_title=left_title,
             right_title=right_title,
             color=console.color_system is not None,
