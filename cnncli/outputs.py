@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import signal
 import sys
 import threading
@@ -133,7 +132,7 @@ def sweep_stale(parent: Path, name: str) -> None:
 
 
 def _temp_path(parent: Path, name: str) -> tuple[int, str]:
-    tag = f"{os.getpid()}-{secrets.token_hex(4)}.part"
+    tag = f"{os.getpid()}-{os.urandom(4).hex()}.part"
     prefix = f".{name}."
     if len((prefix + tag).encode()) > _NAME_MAX:
         prefix = _SHORT_PREFIX

@@ -207,9 +207,8 @@ def test_huge_header_refused_from_the_header(
     code, _, err = run(["filter", "huge.npy", "-k", "sobel", "-o", "o.npy"], capsys)
     assert code == 1
     assert err == (
-        "cnncli: error: huge.npy (100000×100000): the result would be 100000×100000 pixels = "
-        "10,000,000,000 values, over the output-values limit of 268,435,456; raise it with "
-        "--limit output-values=10000000000 if you mean it\n"
+        "cnncli: error: huge.npy: 100000×100000 = 10,000,000,000 pixels is more than 89,478,485 "
+        "pixels, refused before loading; raise the limit with --max-pixels N if you trust the file\n"
     )
 
 
@@ -582,3 +581,18 @@ def test_fuzz_geometry_ends_in_one_line(
     assert "internal error" not in err and "Traceback" not in err
     if code:
         assert len(err.splitlines()) == 1 and err.startswith("cnncli: error: ")
+
+
+def test_report_lines_escape_control_characters_in_file_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "a\x1b]0;owned\x07b.npy"
+    np.save(src, np.arange(36, dtype=np.float32).reshape(6, 6))
+    code, out, err = run(["filter", src, "-k", "box", "-o", tmp_path / "o.npy"], capsys)
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out
+    assert "a\\x1b]0;owned\\x07b.npy → " in out
+    code, out, err = run(["kernels", str(src)], capsys)  # a 6×6 array is a kernel too
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;owned\\x07b" in out.replace("\n", "")

@@ -448,7 +448,7 @@ def test_svg_to_a_pipe_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str
     fifo = tmp_path / "p.svg"
     os.mkfifo(fifo)
     assert _fails(["summary", "lenet5", "--svg", str(fifo), "--force"], capsys) == (
-        f"{fifo}: is not a regular file; give a file name for --svg"
+        f"{fifo}: is a named pipe, not a regular file; give a file name"
     )
     assert fifo.is_fifo()
 

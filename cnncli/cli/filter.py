@@ -799,8 +799,10 @@ def filter_command(
     if _regular(kernel_file):
         inputs_all.append(kernel_file)
     _warm_core(k, jobs[0].source, settings)
+    from cnncli.render.term import printable  # file names come from the command line
+
     if len(jobs) == 1 and not problems:
-        print(_run_job(jobs[0], settings, inputs_all))
+        print(printable(_run_job(jobs[0], settings, inputs_all)))
         return
     _batch(jobs, settings, inputs_all, problems)
 
@@ -913,7 +915,7 @@ def _batch(
                     msg = f"{name}: {msg}"
                 progress.console.print(f"cnncli: error: {printable(msg)}", markup=False)
             else:
-                print(line, flush=True)
+                print(printable(line), flush=True)
             progress.advance(task)
     if failed:
         raise CnnCliError(f"{failed} of {total} files failed")

@@ -159,13 +159,11 @@ def summary(
 
 
 def _check_svg_target(svg: Path) -> None:
-    """A folder that exists and a regular file (or none yet): a device or a pipe is no picture."""
+    """The folder must exist before any work (check_output refuses devices and pipes)."""
     from cnncli.outputs import OutputError, describe_os_error
 
     try:
         if not (svg.parent if str(svg.parent) else Path(".")).is_dir():
             raise OutputError(f"{svg}: the folder {svg.parent} does not exist")
-        if svg.exists() and not svg.is_file():
-            raise OutputError(f"{svg}: is not a regular file; give a file name for --svg")
     except OSError as err:
         raise OutputError(f"{svg}: cannot write ({describe_os_error(err)})") from None

@@ -17,6 +17,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from cnncli.render.term import printable
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -169,7 +171,10 @@ def side_by_side(
     table = Table.grid(padding=(0, 1))
     table.add_column()
     table.add_column()
-    table.add_row(Text(left_title[:half], style="bold"), Text(right_title[:half], style="bold"))
+    table.add_row(
+        Text(printable(left_title)[:half], style="bold"),
+        Text(printable(right_title)[:half], style="bold"),
+    )
     table.add_row(picture(fit(left, half, rows)), picture(fit(right, half, rows)))
     return table
 
@@ -301,7 +306,7 @@ def kernel_table(kernels: list[Kernel]) -> Table:
 
 def kernel_detail(kernel: Kernel) -> Group:
     """One kernel in full: every weight array numerically up to 15×15."""
-    parts: list[Any] = [Text(f"{kernel.name}: {kernel.description}", style="bold")]
+    parts: list[Any] = [Text(printable(f"{kernel.name}: {kernel.description}"), style="bold")]
     params = _params(kernel)
     info = f"default map: {kernel.mapping.value}"
     if params:
