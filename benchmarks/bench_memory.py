@@ -94,7 +94,9 @@ def main() -> None:
                 raise SystemExit(f"{name}: exit {code}")
             seen[name].append((mib, wall))
     plain = statistics.median(m for m, _ in seen["plain: -k sobel -o out.png"])
-    print(f"{args.side}×{args.side} RGB ({args.side * args.side / 1e6:.1f} MP), {args.rounds} round(s)")
+    print(
+        f"{args.side}×{args.side} RGB ({args.side * args.side / 1e6:.1f} MP), {args.rounds} round(s)"
+    )
     print()
     print("| cnncli filter … | peak MiB | ÷ plain path | wall s |")
     print("| --- | ---: | ---: | ---: |")
