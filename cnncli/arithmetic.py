@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum, unique
 
+from cnncli.enums import FRAMEWORK_LABEL, Framework, Op, PadMode
 from cnncli.errors import ShapeError, UsageError
+
+__all__ = ["FRAMEWORK_LABEL", "Framework", "Op", "PadMode"]  # re-exported: callers say ar.Op
 
 #: Largest size, kernel, stride, dilation or padding accepted: the int32 limit frameworks use.
 MAX_VALUE = 2**31 - 1
@@ -29,43 +31,8 @@ MAX_VALUE = 2**31 - 1
 _COVERAGE_BRUTE_FORCE_LIMIT = 200_000
 
 
-@unique
-class Op(StrEnum):
-    """The sliding-window operation."""
-
-    CONV = "conv"
-    CONVTRANSPOSE = "convtranspose"
-    MAXPOOL = "maxpool"
-    AVGPOOL = "avgpool"
-
-    @property
-    def is_pool(self) -> bool:
-        return self in (Op.MAXPOOL, Op.AVGPOOL)
-
-
-@unique
-class Framework(StrEnum):
-    """Whose conventions (padding split, refusals, defaults) apply."""
-
-    TORCH = "torch"
-    TF = "tf"
-    KERAS = "keras"
-
-
-@unique
-class PadMode(StrEnum):
-    """Named padding modes."""
-
-    VALID = "valid"
-    SAME = "same"
-    FULL = "full"
-    CAUSAL = "causal"
-
-
 #: Explicit padding: one ``(before, after)`` pair per spatial axis.
 Explicit = tuple[tuple[int, int], ...]
-
-FRAMEWORK_LABEL = {Framework.TORCH: "PyTorch", Framework.TF: "TensorFlow", Framework.KERAS: "Keras"}
 
 
 def axis_names(ndim: int) -> tuple[str, ...]:

@@ -42,7 +42,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum, unique
 from typing import Any
 
 import numpy as np
@@ -50,6 +49,7 @@ import numpy.typing as npt
 
 from cnncli import _jit, arithmetic, limits
 from cnncli.cores import usable_cores
+from cnncli.enums import Border, parse_border
 from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
 
 F32 = npt.NDArray[np.float32]
@@ -62,26 +62,6 @@ Plane = npt.NDArray[Any]
 #: specialisation); anything else is converted to float32 first.
 NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16))
 
-
-@unique
-class Border(StrEnum):
-    """How the image is extended past its edges (``abcd`` is the image row)."""
-
-    REFLECT101 = "reflect101"  # dcb|abcd|cba
-    REFLECT = "reflect"  # cba|abcd|dcb
-    REPLICATE = "replicate"  # aaa|abcd|ddd
-    WRAP = "wrap"  # bcd|abcd|abc
-    CONSTANT = "constant"  # vvv|abcd|vvv
-
-
-#: (OpenCV name, scipy.ndimage mode) of each border, for help text.
-BORDER_ALIASES: dict[Border, tuple[str, str]] = {
-    Border.REFLECT101: ("BORDER_REFLECT_101", "mirror"),
-    Border.REFLECT: ("BORDER_REFLECT", "reflect"),
-    Border.REPLICATE: ("BORDER_REPLICATE", "nearest"),
-    Border.WRAP: ("BORDER_WRAP", "grid-wrap"),
-    Border.CONSTANT: ("BORDER_CONSTANT", "constant"),
-}
 
 #: The numpy.pad mode of each border (:func:`pad` gives the same arrays, tested).
 NUMPY_PAD_MODE: dict[Border, str] = {
@@ -103,20 +83,6 @@ def cache_note() -> str | None:
     """Why compiled code is not cached where Numba would put it (a one-line warning for the
     command to print), or None when it is."""
     return _jit.cache_note
-
-
-def parse_border(border: Border | str) -> Border:
-    """The :class:`Border` named by ``border`` (aliases: OpenCV and scipy names), or a UsageError."""
-    if isinstance(border, Border):
-        return border
-    key = str(border).strip().lower().replace("_", "").replace("-", "")
-    for b, (cv_name, sp_name) in BORDER_ALIASES.items():
-        names = {b.value, cv_name.lower().replace("_", ""), sp_name.replace("-", "")}
-        if key in names or key == "border" + b.value:
-            return b
-    if key == "reflect101" or key == "mirror":
-        return Border.REFLECT101
-    raise UsageError(f"unknown border {border!r}; use one of {', '.join(b.value for b in Border)}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,8 +37,8 @@ import numpy as np
 import numpy.typing as npt
 
 from cnncli import limits, outputs
+from cnncli.enums import Mapping
 from cnncli.errors import ImageError, UsageError
-from cnncli.kernels import Mapping
 
 F32 = npt.NDArray[np.float32]
 

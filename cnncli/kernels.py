@@ -31,7 +31,6 @@ import re
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum, unique
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cnncli import limits
+from cnncli.enums import Combine, Mapping
 from cnncli.errors import KernelError, ShapeError, UsageError
 
 
@@ -93,26 +93,6 @@ def _check_taps(shape: Sequence[int], source: str) -> None:
             f"limit of {limit:,}; use a smaller kernel"
         )
     limits.check("kernel-taps", taps, f"kernel {source} has {taps:,} taps ({dims})")
-
-
-@unique
-class Mapping(StrEnum):
-    """How a float result becomes pixel values of the output file's type."""
-
-    CLIP = "clip"  # round, then clip to 0..max (blur, sharpen: values already in range)
-    ABS = "abs"  # absolute value, then clip (edges of either sign, OpenCV's convertScaleAbs)
-    NORMALIZE = "normalize"  # min..max of the result stretched to 0..max
-    OFFSET = "offset"  # add mid-grey, then clip (emboss: zero stays grey)
-
-
-@unique
-class Combine(StrEnum):
-    """How the responses of a kernel set become one result."""
-
-    SINGLE = "single"  # one kernel (2-D, 3-D or 4-D)
-    MAGNITUDE = "magnitude"  # sqrt(gx² + gy²) of an x/y pair
-    DIRECTION = "direction"  # atan2(gy, gx) of an x/y pair, in degrees 0..360
-    MAXIMUM = "maximum"  # largest response of a compass set
 
 
 @dataclass(frozen=True)

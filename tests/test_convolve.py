@@ -10,6 +10,7 @@ import pytest
 
 from cnncli import arithmetic
 from cnncli import convolve as cv
+from cnncli.enums import BORDER_ALIASES, Border
 from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
 
 BORDERS = [b.value for b in cv.Border]
@@ -469,7 +470,7 @@ def test_copymakeborder_then_filter2d(border, padding, stride, dilation):
     assert_close(got, expected.astype(np.float64), k, img)
 
 
-SCIPY_MODE = {b.value: cv.BORDER_ALIASES[b][1] for b in cv.Border}
+SCIPY_MODE = {b.value: BORDER_ALIASES[b][1] for b in Border}
 
 
 @pytest.mark.oracle
@@ -647,7 +648,8 @@ def test_kernel_larger_than_image_valid():
 
 def test_unknown_border_and_bad_anchor_and_image():
     assert err(UsageError, IMG, np.ones((3, 3)), border="mirrorr") == (
-        "unknown border 'mirrorr'; use one of reflect101, reflect, replicate, wrap, constant"
+        "unknown border 'mirrorr'; did you mean mirror? use one of reflect101, reflect, replicate, "
+        "wrap, constant[=v] (or OpenCV's/scipy's names: mirror, nearest, grid-wrap, …)"
     )
     assert (
         err(UsageError, IMG, np.ones((3, 3)), anchor=(3, 0))

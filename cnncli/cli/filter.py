@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cnncli.cli import LimitOption, app, apply_limits, parse_ints
+from cnncli.enums import BORDER_ALIASES, Border, Mapping, parse_border, parse_choice
 from cnncli.errors import CnnCliError, ShapeError, UsageError
 from cnncli.limits import LimitError
 
@@ -23,16 +24,6 @@ if TYPE_CHECKING:
     from cnncli.images import Picture
     from cnncli.kernels import Kernel, Stage
 
-#: Border modes with their names in OpenCV and scipy.ndimage (checked against
-#: cnncli.convolve.BORDER_ALIASES by the tests; spelled out here so --help needs no numpy).
-BORDERS = {
-    "reflect101": ("BORDER_REFLECT_101", "mirror", "dcb|abcd|cba"),
-    "reflect": ("BORDER_REFLECT", "reflect", "cba|abcd|dcb"),
-    "replicate": ("BORDER_REPLICATE", "nearest", "aaa|abcd|ddd"),
-    "wrap": ("BORDER_WRAP", "grid-wrap", "bcd|abcd|abc"),
-    "constant": ("BORDER_CONSTANT", "constant", "vvv|abcd|vvv"),
-}
-MAPS = ("clip", "abs", "normalize", "offset")
 #: Result values per band when an image output is made band by band: 4 MiB of float32 (262
 #: rows of a 12-MP photo) measured fastest; smaller bands pay more Python per row, larger ones
 #: hold more memory.
@@ -60,10 +51,7 @@ matrix "1,0,-1;1,0,-1;1,0,-1" (rows split by ';'), or a file: .txt/.csv rows, .j
 (2-D kh×kw, 3-D C_in×kh×kw summing the channels into one map, 4-D C_out×C_in×kh×kw giving C_out
 maps, PyTorch's weight layout), .npy array.
 
-Borders (--border; OpenCV name / scipy.ndimage mode): reflect101 = BORDER_REFLECT_101 / mirror
-(dcb|abcd|cba, the default, as OpenCV); reflect = BORDER_REFLECT / reflect (cba|abcd|dcb);
-replicate = BORDER_REPLICATE / nearest (aaa|abcd|ddd); wrap = BORDER_WRAP / grid-wrap
-(bcd|abcd|abc); constant[=v] = BORDER_CONSTANT / constant (v, default 0).
+Borders (--border; OpenCV name / scipy.ndimage mode, both accepted): {borders}.
 
 Examples:
 
@@ -87,6 +75,14 @@ Examples:
 
   (d2l's 2-channel example: samples/d2l-x_d2l-3d.npy holds [[56, 72], [104, 120]])
 """
+FILTER_HELP = FILTER_HELP.replace(
+    "{borders}",
+    "; ".join(
+        f"{b.value}{'[=v]' if b is Border.CONSTANT else ''} = {cv} / {sp} ({b.picture}"
+        + (", the default, as OpenCV)" if b is Border.REFLECT101 else ")")
+        for b, (cv, sp) in BORDER_ALIASES.items()
+    ),
+)
 
 KERNELS_HELP = """List the named kernels, or show one (with parameters) in full.
 
@@ -118,17 +114,10 @@ def _ints(text: str, what: str, minimum: int = 1) -> tuple[int, ...]:
     return ar.per_axis(parse_ints(text, what), 2, what, minimum)
 
 
-def _parse_border(text: str) -> tuple[str, float]:
+def _parse_border(text: str) -> tuple[Border, float]:
     name, eq, value = text.strip().lower().partition("=")
-    if name not in BORDERS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(BORDERS), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise UsageError(
-            f"unknown border {text!r}; {hint}use one of reflect101, reflect, replicate, wrap, constant[=v]"
-        )
-    if eq and name != "constant":
+    border = parse_border(name)
+    if eq and border is not Border.CONSTANT:
         raise UsageError(f"--border {text!r}: only constant takes a value (constant=v)")
     border_value = 0.0
     if eq:
@@ -140,7 +129,7 @@ def _parse_border(text: str) -> tuple[str, float]:
             ) from None
         if border_value != border_value or border_value in (float("inf"), float("-inf")):
             raise UsageError(f"--border {text!r}: the constant must be finite")
-    return name, border_value
+    return border, border_value
 
 
 def _parse_padding(text: str) -> str | int | tuple[int, int]:
@@ -262,12 +251,12 @@ class Settings:
     padding: Any
     stride: tuple[int, ...]
     dilation: tuple[int, ...]
-    border: str
+    border: Border
     border_value: float
     anchor: tuple[int, int] | None
     flip: bool
     gray: bool
-    mapping: str | None
+    mapping: Mapping | None
     raw: bool
     force: bool
     max_pixels: int | None
@@ -373,7 +362,7 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
     import numpy as np
 
     from cnncli import images, limits
-    from cnncli.kernels import Mapping, apply_kernel, run_stage
+    from cnncli.kernels import apply_kernel, run_stage
 
     if job.output is not None:
         images.check_output(job.output, inputs, s.force)
@@ -399,7 +388,7 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
     hw = (int(pic.data.shape[0]), int(pic.data.shape[1]))
     geom, (fh, fw) = _plan_sizes(job, s, hw, pic.channels, pic.describe())
     kh, kw = s.kernel.spatial
-    how = Mapping(s.mapping) if s.mapping else s.kernel.mapping
+    how = s.mapping if s.mapping is not None else s.kernel.mapping
     value_range = s.kernel.value_range if how is Mapping.NORMALIZE else None
     anchor = s.anchor if s.anchor is not None else ((kh - 1) // 2, (kw - 1) // 2)
     if s.flip:  # the flipped kernel's tap on the output pixel is the mirrored anchor
@@ -730,8 +719,7 @@ def filter_command(
     apply_limits((limit or []) + ([f"pixels={max_pixels}"] if max_pixels is not None else []))
     _warned.clear()
     # Parse everything that can be a usage error before touching any file.
-    if mapping is not None and mapping.lower() not in MAPS:
-        raise UsageError(f"unknown --map {mapping!r}; use one of {', '.join(MAPS)}")
+    how = parse_choice(Mapping, mapping, "--map") if mapping is not None else None
     border_name, border_value = _parse_border(border)
     pad = _parse_padding(padding)
     strides = _ints(stride, "stride")
@@ -771,7 +759,7 @@ def filter_command(
         (anchor_yx[0], anchor_yx[1]) if anchor_yx else None,
         convolve,
         gray,
-        mapping.lower() if mapping else None,
+        how,
         raw,
         force,
         max_pixels,

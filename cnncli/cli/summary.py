@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cnncli.cli import LimitOption, app, apply_limits
+from cnncli.enums import Column
 from cnncli.errors import UsageError
 
 EXAMPLES = """Print a model's layers, output shapes, parameters and MACs, from a YAML
@@ -38,7 +39,7 @@ Examples:
   cnncli summary googlenet --svg googlenet.svg
 """
 
-_COLUMNS = ("kernel", "stride", "input", "rf", "memory", "connected")
+_COLUMNS = tuple(c.value for c in Column)
 
 
 def _columns(text: str | None) -> list[str]:

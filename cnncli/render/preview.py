@@ -275,7 +275,7 @@ def _params(kernel: Kernel) -> str:
 
 
 def _combine_note(kernel: Kernel) -> str:
-    from cnncli.kernels import Combine
+    from cnncli.enums import Combine
 
     return {
         Combine.SINGLE: "",

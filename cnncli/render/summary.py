@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from cnncli.enums import Column
 from cnncli.model import BYTES_PER_ELEMENT, Row, Summary
 from cnncli.render import si, thousands
 from cnncli.render.term import printable
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # Rich is imported only to draw the table: --json/--csv/--mar
     from rich.text import Text
 
 #: Optional columns of the table, in display order.
-OPTIONAL_COLUMNS = ("kernel", "stride", "input", "rf", "memory", "connected")
+OPTIONAL_COLUMNS = tuple(c.value for c in Column)
 
 CONVENTIONS = (
     "MACs: multiply-accumulates of convolution and dense layers, bias excluded "
