@@ -48,7 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cnncli import _jit, arithmetic, limits
-from cnncli.cores import usable_cores
+from cnncli.config import usable_cores
 from cnncli.enums import Border, parse_border
 from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
 

@@ -28,7 +28,7 @@ from typing import IO, Any, ClassVar, Generic, Self, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from cnncli.cores import usable_cores
+from cnncli.config import usable_cores
 
 __all__ = ["BandEncoder", "shared_pool"]
 
@@ -41,7 +41,7 @@ _pool_lock = threading.Lock()
 def shared_pool() -> ThreadPoolExecutor:
     """The worker pool of every encoder in this process, made on first use.
 
-    It has :func:`~cnncli.cores.usable_cores` threads as counted then (``CNNCLI_THREADS``
+    It has :func:`~cnncli.config.usable_cores` threads as counted then (``CNNCLI_THREADS``
     included). They stay for the life of the process; at a normal exit the interpreter waits
     for the units already queued and then joins them, as for any ``ThreadPoolExecutor``.
     """

@@ -6,11 +6,40 @@ usage errors; everything else (an impossible layer, a missing file, a bad model)
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
+#: An option named inside a core message: ``{opt:padding}``. The core does not know whether
+#: the user typed a flag or a model-file key; the reader of the message decides (sqlite-utils'
+#: way: the core raises, the front end adds its own words).
+_OPTION = re.compile(r"\{opt:([a-z][a-z-]*)\}")
+
+
+def as_flag(name: str) -> str:
+    """``output-padding`` → ``--output-padding`` (the command line's word)."""
+    return f"--{name}"
+
+
+def as_model_key(name: str) -> str:
+    """``output-padding`` → ``output_padding:`` (the model file's word)."""
+    return f"{name.replace('-', '_')}:"
+
 
 class CnnCliError(Exception):
-    """Base of every expected failure; ``str(err)`` is the one line shown to the user."""
+    """Base of every expected failure; ``str(err)`` is the one line shown to the user.
+
+    A message may name options as ``{opt:NAME}``: ``str(err)`` shows them as command-line flags,
+    :meth:`worded` in another vocabulary (:func:`as_model_key` for model files).
+    """
 
     exit_code = 1
+
+    def worded(self, word: Callable[[str], str] = as_flag) -> str:
+        text = str(self.args[0]) if self.args else ""
+        return _OPTION.sub(lambda m: word(m.group(1)), text)
+
+    def __str__(self) -> str:
+        return self.worded(as_flag)
 
 
 class UsageError(CnnCliError):

@@ -238,7 +238,7 @@ def test_bad_header_values() -> None:
 
 
 def test_threads_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    from cnncli.cores import usable_cores
+    from cnncli.config import usable_cores
 
     monkeypatch.setenv("CNNCLI_THREADS", "3")
     assert usable_cores() == 3

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import sys
 from collections.abc import Sequence
-from typing import Annotated
 
 import typer
 
 # Typer ≥ 0.29 vendors Click; its exceptions are what the parser raises in non-standalone mode.
 from typer._click import exceptions as click_exc
 
-from cnncli.errors import CnnCliError, UsageError
+from cnncli.errors import CnnCliError
 
 app = typer.Typer(
     name="cnncli",
@@ -62,42 +60,6 @@ def _register(argv: Sequence[str]) -> None:
         except ModuleNotFoundError as err:  # a command still being built is simply absent
             if err.name != f"cnncli.cli.{name}":
                 raise
-
-
-def parse_ints(text: str, what: str) -> list[int]:
-    """``"5,3"`` (or ``"5x3"``) → ``[5, 3]``; a usage error naming the value otherwise.
-
-    Only parses: the arithmetic core checks ranges and counts, with one wording for every command.
-    """
-    values: list[int] = []
-    for part in re.split(r"[,x×]", text.replace(" ", "")):
-        try:
-            values.append(int(part))
-        except ValueError:
-            raise UsageError(
-                f"{what} {text!r} is not a whole number or a comma-separated list (e.g. 3 or 5,3)"
-            ) from None
-    return values
-
-
-LimitOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--limit",
-        metavar="NAME=N",
-        help="Change one limit of the work budget for this run, repeatable: pixels, "
-        "output-values, kernel-taps, layers, block-calls, yaml-nodes, nesting, file-bytes "
-        "(defaults in the README).",
-        show_default=False,
-    ),
-]
-
-
-def apply_limits(values: list[str] | None) -> None:
-    """Start the command's work budget: the defaults, changed by its ``--limit`` options."""
-    from cnncli import limits
-
-    limits.configure(limits.parse(values or []))
 
 
 def fail(message: str, code: int) -> None:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cnncli.cli import LimitOption, app, apply_limits, parse_ints
+from cnncli.cli import app
+from cnncli.cli.options import LimitOption, apply_limits, parse_ints
 from cnncli.enums import BORDER_ALIASES, Border, Mapping, parse_border, parse_choice
 from cnncli.errors import CnnCliError, ShapeError, UsageError
 from cnncli.limits import LimitError

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 import typer
 
 from cnncli import arithmetic as ar
-from cnncli.cli import app, parse_ints
+from cnncli.cli import app
+from cnncli.cli.options import parse_ints
 from cnncli.errors import UsageError
 
 EXAMPLES = """Compute the output of a convolution or pooling layer, as PyTorch (default), TensorFlow or Keras

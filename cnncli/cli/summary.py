@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cnncli.cli import LimitOption, app, apply_limits
+from cnncli.cli import app
+from cnncli.cli.options import LimitOption, apply_limits
 from cnncli.enums import Column
 from cnncli.errors import UsageError
 

@@ -1,4 +1,7 @@
-"""How many threads cnncli's parallel work uses (the Numba core's row bands, the PNG encoder)."""
+"""Every knob in one place: thread count (``CNNCLI_THREADS``), band sizes, cost-model constants.
+
+The work budget (sizes refused before work) lives in :mod:`cnncli.limits`.
+"""
 
 from __future__ import annotations
 
