@@ -1,0 +1,128 @@
+"""The docs cannot drift: every ``$ command`` shown in README.md runs, from a copy of the
+repository's samples, and prints what the README shows under it (``...`` stands for text left
+out); every YAML example in docs/model-format.md is read by the model loader, and those that are
+whole models are summarised."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnncli.model import load_yaml, summarize_text
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+FORMAT = ROOT / "docs" / "model-format.md"
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def shell_examples(text: str) -> list[tuple[str, list[str]]]:
+    """(command, expected output lines) for each ``$ `` line inside a fenced block."""
+    found: list[tuple[str, list[str]]] = []
+    for block in FENCE.findall(text):
+        current: tuple[str, list[str]] | None = None
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                current = (line[2:], [])
+                found.append(current)
+            elif current is not None:
+                current[1].append(line)
+    for _, lines in found:  # the blank line that separates two examples is not output
+        while lines and not lines[-1].strip():
+            lines.pop()
+    return found
+
+
+def expected_pattern(lines: list[str]) -> re.Pattern[str]:
+    """A regex for the output: a line ``...`` skips lines, ``...`` inside a line skips text."""
+    parts = []
+    for line in lines:
+        if line.strip() == "...":
+            parts.append(r"(?:[^\n]*\n)*?")
+        else:
+            pieces = [re.escape(p) for p in line.rstrip().split("...")]
+            parts.append("[^\n]*?".join(pieces) + r"\n")
+    return re.compile("".join(parts))
+
+
+EXAMPLES = shell_examples(README.read_text(encoding="utf-8"))
+
+
+def test_readme_has_examples() -> None:
+    assert len(EXAMPLES) >= 12
+    assert all(cmd.startswith(("cnncli ", "python ")) for cmd, _ in EXAMPLES)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a copy of samples/ (examples write next to their inputs)."""
+    where = tmp_path_factory.mktemp("docs")
+    shutil.copytree(ROOT / "samples", where / "samples", symlinks=False)
+    return where
+
+
+@pytest.mark.parametrize(("command", "expected"), EXAMPLES, ids=[c for c, _ in EXAMPLES])
+def test_readme_example_prints_what_the_readme_shows(
+    workdir: Path, command: str, expected: list[str]
+) -> None:
+    if "--verify" in command and importlib.util.find_spec("torch") is None:
+        pytest.skip("--verify needs torch (an oracle: installed by the test extras)")
+    bindir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+        "COLUMNS": "100",
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+    }
+    for name in ("FORCE_COLOR", "CNNCLI_DEBUG"):
+        env.pop(name, None)
+    # Examples that write a file are run again and again: --force-free names must not exist.
+    for token in command.split():
+        target = workdir / token
+        if token.endswith((".npy", ".png")) and not token.startswith("samples/"):
+            target.unlink(missing_ok=True)
+    proc = subprocess.run(
+        ["bash", "-c", command],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    shown = proc.stdout + proc.stderr
+    actual = "".join(line.rstrip() + "\n" for line in shown.splitlines())
+    want = expected_pattern(expected)
+    assert want.fullmatch(actual), (
+        f"$ {command}\n--- README shows:\n" + "\n".join(expected) + f"\n--- it prints:\n{actual}"
+    )
+
+
+def yaml_examples() -> list[str]:
+    text = FORMAT.read_text(encoding="utf-8")
+    return [
+        m.group(1)
+        for m in re.finditer(r"^```yaml\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    ]
+
+
+@pytest.mark.parametrize("number", range(len(yaml_examples())))
+def test_model_format_yaml_examples_load(number: int) -> None:
+    source = yaml_examples()[number]
+    data = load_yaml(source, f"docs/model-format.md example {number + 1}")
+    assert isinstance(data, dict)
+    if "input" in data and "layers" in data:
+        summary = summarize_text(source, f"example {number + 1}")
+        assert summary.totals.params > 0
+
+
+def test_model_format_has_a_whole_model_example() -> None:
+    assert any("input:" in y and "layers:" in y for y in yaml_examples())
