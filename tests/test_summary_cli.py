@@ -236,7 +236,7 @@ def test_verify_reports_a_disagreement(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("torch")
-    import cnncli.layers as layers
+    import cnncli.model.layers as layers
 
     # Break the batchnorm rule: --verify must catch it and name the layer and both counts.
     real = layers.LAYER_TYPES["batchnorm"]

@@ -19,8 +19,9 @@ from typing import Any
 
 from cnncli import arithmetic as ar
 from cnncli.errors import ModelError
-from cnncli.layers import TShape
-from cnncli.model import Node, Summary
+from cnncli.model.build import Summary
+from cnncli.model.graph import Node
+from cnncli.model.layers import TShape
 
 
 @dataclass(frozen=True)
