@@ -135,130 +135,9 @@ def load_yaml(text: str, label: str) -> Any:
     nesting (through aliases too) is refused past ``nesting`` before anything recurses over
     it. Errors name ``label:line:col``; object tags are refused.
     """
-    max_nodes = limits.get("yaml-nodes")
-    max_depth = limits.get("nesting")
-    count = 0
-    stack: list[_Open] = []
-    anchors: dict[str, tuple[Any, int, int]] = {}  # value, nodes, height
-    cache: dict[str, Any] = {}
-    root: Any = _NOTHING
-    documents = 0
-
-    def over_nodes(mark: Any) -> None:
-        limits.check(
-            "yaml-nodes",
-            count,
-            f"{_where(label, mark)}: the file has at least {count:,} YAML nodes"
-            " (aliases counted each time they are used)",
-        )
-
-    def too_deep(mark: Any, depth: int) -> None:
-        limits.check(
-            "nesting",
-            depth,
-            f"{_where(label, mark)}: lists and mappings nest {depth} deep here (aliases included)",
-        )
-
+    composer = _Composer(label)
     try:
-        for event in _events(text):
-            kind = type(event)
-            anchor = None
-            if kind is yaml.ScalarEvent:
-                count += 1
-                if count > max_nodes:
-                    over_nodes(event.start_mark)
-                # Plain words and numbers repeat (type, conv2d, 3): resolved once each.
-                if event.tag is None and event.implicit[0] and event.value in cache:
-                    value = cache[event.value]
-                else:
-                    value = _scalar(event, label, cache)
-                anchor, nodes, height = event.anchor, 1, 0
-            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-                count += 1
-                if count > max_nodes:
-                    over_nodes(event.start_mark)
-                if len(stack) + 1 > max_depth:
-                    too_deep(event.start_mark, len(stack) + 1)
-                mapping = kind is yaml.MappingStartEvent
-                if event.tag not in (None, "!", _TAG + ("map" if mapping else "seq")):
-                    raise ModelError(
-                        f"{_where(label, event.start_mark)}: the YAML tag {event.tag!r} is "
-                        "refused; model files hold plain data only (no object tags)"
-                    )
-                obj: Mapping | Seq = Mapping() if mapping else Seq()
-                obj.line, obj.col = event.start_mark.line + 1, event.start_mark.column + 1
-                stack.append(_Open(obj, event.anchor, count - 1))
-                continue
-            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-                done = stack.pop()
-                value = done.obj
-                if done.merges:
-                    value = _merged(done)
-                nodes, height = count - done.start, done.height + 1
-                value.size = nodes
-                anchor = done.anchor
-            elif kind is yaml.AliasEvent:
-                if event.anchor not in anchors:
-                    raise ModelError(
-                        f"{_where(label, event.start_mark)}: the alias *{event.anchor} has no "
-                        "finished anchor before it (an alias cannot refer to what contains it)"
-                    )
-                value, nodes, height = anchors[event.anchor]
-                count += nodes
-                if count > max_nodes:
-                    over_nodes(event.start_mark)
-                if len(stack) + height > max_depth:
-                    too_deep(event.start_mark, len(stack) + height)
-            elif kind is yaml.DocumentStartEvent:
-                documents += 1
-                if documents > 1:
-                    raise ModelError(
-                        f"{_where(label, event.start_mark)}: a model file holds one YAML "
-                        "document; remove the second '---'"
-                    )
-                continue
-            else:  # stream start and end, document end
-                continue
-            if anchor is not None:
-                anchors[anchor] = (value, nodes, height)
-            if not stack:
-                root = value
-                continue
-            parent = stack[-1]
-            if height > parent.height:
-                parent.height = height
-            if isinstance(parent.obj, Seq):
-                parent.obj.append(value)
-            elif parent.key is _NOTHING:
-                mark = getattr(event, "start_mark", None)
-                if kind is not yaml.ScalarEvent and not (
-                    kind is yaml.AliasEvent and not isinstance(value, Mapping | Seq)
-                ):
-                    where = (
-                        f"{label}:{value.line}:{value.col}"
-                        if isinstance(value, Mapping | Seq)
-                        else _where(label, mark)
-                    )
-                    raise ModelError(f"{where}: mapping keys must be plain words")
-                parent.key, parent.key_mark = value, mark
-            else:
-                key, parent.key = parent.key, _NOTHING
-                if key is _MERGE:
-                    parts = value if isinstance(value, Seq) else [value]
-                    if not all(isinstance(p, Mapping) for p in parts):
-                        raise ModelError(
-                            f"{_where(label, parent.key_mark)}: '<<' merges a mapping or a list "
-                            "of mappings, e.g. <<: *defaults"
-                        )
-                    parent.merges.extend(parts)
-                    continue
-                key = str(key)
-                if key in parent.obj:
-                    raise ModelError(
-                        f"{_where(label, parent.key_mark)}: duplicate key {shorten(key)!r}; "
-                        "keep one"
-                    )
-                parent.obj[key] = value
+        composer.run(_events(text))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         problem = err.problem or err.context or "invalid YAML"
@@ -267,7 +146,150 @@ def load_yaml(text: str, label: str) -> Any:
         raise ModelError(f"{_where(label, mark)}: YAML syntax error: {problem}") from None
     except yaml.YAMLError as err:
         raise ModelError(f"{label}: YAML error: {' '.join(str(err).split())}") from None
-    return None if root is _NOTHING else root
+    return None if composer.root is _NOTHING else composer.root
+
+
+class _Composer:
+    """Builds the document from parser events: one :meth:`feed` per event."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.max_nodes = limits.get("yaml-nodes")
+        self.max_depth = limits.get("nesting")
+        self.count = 0  # nodes composed so far, aliases counted with everything they hold
+        self.stack: list[_Open] = []
+        self.anchors: dict[str, tuple[Any, int, int]] = {}  # value, nodes, height
+        self.cache: dict[str, Any] = {}  # plain scalars already resolved
+        self.root: Any = _NOTHING
+        self.documents = 0
+
+    def run(self, events: Iterator[Any]) -> None:
+        """Compose every event. The common events (scalars, ends, attaching a node to its
+        parent) are handled inline: this loop is the time of loading a large file."""
+        stack, cache, max_nodes = self.stack, self.cache, self.max_nodes
+        for event in events:
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                self.count += 1
+                if self.count > max_nodes:
+                    self._over_nodes(event.start_mark)
+                # Plain words and numbers repeat (type, conv2d, 3): resolved once each.
+                if event.tag is None and event.implicit[0] and event.value in cache:
+                    value = cache[event.value]
+                else:
+                    value = _scalar(event, self.label, cache)
+                anchor, nodes, height = event.anchor, 1, 0
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                done = stack.pop()
+                value = _merged(done) if done.merges else done.obj
+                nodes, height = self.count - done.start, done.height + 1
+                value.size = nodes
+                anchor = done.anchor
+            elif kind is yaml.AliasEvent:
+                value, nodes, height = self._alias(event)
+                anchor = None
+            else:
+                self._other(event, kind)
+                continue
+            if anchor is not None:
+                self.anchors[anchor] = (value, nodes, height)
+            if not stack:
+                self.root = value
+                continue
+            parent = stack[-1]
+            if height > parent.height:
+                parent.height = height
+            if type(parent.obj) is Seq:
+                parent.obj.append(value)
+            elif parent.key is _NOTHING:
+                self._key(parent, event, value)
+            else:
+                key, parent.key = parent.key, _NOTHING
+                if key is _MERGE:
+                    self._merge(parent, value)
+                elif key in parent.obj:
+                    self._duplicate(parent, key)
+                else:
+                    parent.obj[key] = value
+
+    def _other(self, event: Any, kind: type) -> None:
+        """Collection starts and document starts; stream events and document ends pass."""
+        if kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            self._start(event, kind is yaml.MappingStartEvent)
+        elif kind is yaml.DocumentStartEvent:
+            self.documents += 1
+            if self.documents > 1:
+                raise ModelError(
+                    f"{_where(self.label, event.start_mark)}: a model file holds one YAML "
+                    "document; remove the second '---'"
+                )
+
+    def _over_nodes(self, mark: Any) -> None:
+        limits.check(
+            "yaml-nodes",
+            self.count,
+            f"{_where(self.label, mark)}: the file has at least {self.count:,} YAML nodes"
+            " (aliases counted each time they are used)",
+        )
+
+    def _too_deep(self, mark: Any, depth: int) -> None:
+        if depth > self.max_depth:
+            limits.check(
+                "nesting",
+                depth,
+                f"{_where(self.label, mark)}: lists and mappings nest {depth} deep here "
+                "(aliases included)",
+            )
+
+    def _start(self, event: Any, mapping: bool) -> None:
+        self.count += 1
+        if self.count > self.max_nodes:
+            self._over_nodes(event.start_mark)
+        self._too_deep(event.start_mark, len(self.stack) + 1)
+        if event.tag not in (None, "!", _TAG + ("map" if mapping else "seq")):
+            raise ModelError(
+                f"{_where(self.label, event.start_mark)}: the YAML tag {event.tag!r} is "
+                "refused; model files hold plain data only (no object tags)"
+            )
+        obj: Mapping | Seq = Mapping() if mapping else Seq()
+        obj.line, obj.col = event.start_mark.line + 1, event.start_mark.column + 1
+        self.stack.append(_Open(obj, event.anchor, self.count - 1))
+
+    def _alias(self, event: Any) -> tuple[Any, int, int]:
+        if event.anchor not in self.anchors:
+            raise ModelError(
+                f"{_where(self.label, event.start_mark)}: the alias *{event.anchor} has no "
+                "finished anchor before it (an alias cannot refer to what contains it)"
+            )
+        value, nodes, height = self.anchors[event.anchor]
+        self.count += nodes
+        if self.count > self.max_nodes:
+            self._over_nodes(event.start_mark)
+        self._too_deep(event.start_mark, len(self.stack) + height)
+        return value, nodes, height
+
+    def _key(self, parent: _Open, event: Any, value: Any) -> None:
+        # A scalar or an alias of one; a list or mapping (written or aliased) is refused.
+        if isinstance(value, Mapping | Seq):
+            raise ModelError(
+                f"{self.label}:{value.line}:{value.col}: mapping keys must be plain words"
+            )
+        parent.key = value if value is _MERGE else str(value)
+        parent.key_mark = event.start_mark
+
+    def _duplicate(self, parent: _Open, key: str) -> None:
+        raise ModelError(
+            f"{_where(self.label, parent.key_mark)}: duplicate key {shorten(key)!r}; keep one"
+        )
+
+    def _merge(self, parent: _Open, value: Any) -> None:
+        parts = value if isinstance(value, Seq) else [value]
+        if not all(isinstance(p, Mapping) for p in parts):
+            raise ModelError(
+                f"{_where(self.label, parent.key_mark)}: '<<' merges a mapping or a list "
+                "of mappings, e.g. <<: *defaults"
+            )
+        parent.merges.extend(parts)
 
 
 def _merged(done: _Open) -> Mapping:
