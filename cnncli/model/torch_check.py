@@ -46,8 +46,8 @@ def _torch() -> Any:
         import torch
     except ImportError:
         raise ModelError(
-            "--verify needs PyTorch, which is not installed; install it (pip install torch) "
-            "or drop --verify"
+            "{opt:verify} needs PyTorch, which is not installed; install it (pip install torch) "
+            "or drop {opt:verify}"
         ) from None
     return torch
 
@@ -155,7 +155,7 @@ def module_for(node: Node, inputs: list[TShape], summary: Summary, torch: Any, d
     act = _act(kind, nn, node.opts)
     if act is not None:
         return act
-    raise ModelError(f"--verify cannot build a {kind} layer yet")
+    raise ModelError(f"{{opt:verify}} cannot build a {kind} layer yet")
 
 
 def _sequence(nn: Any, *parts: Any) -> Any:
@@ -329,7 +329,7 @@ def check(summary: Summary, device: str = "meta") -> list[Check]:
             except Exception as err:  # torch's own refusal is the finding
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise ModelError(
-                    f"{label}:{node.line}:{node.col}: --verify: PyTorch refuses layer {node.name!r} "
+                    f"{label}:{node.line}:{node.col}: {{opt:verify}}: PyTorch refuses layer {node.name!r} "
                     f"({node.kind.name}): {first}"
                 ) from None
             values[node.name] = y
@@ -358,7 +358,7 @@ def verify_summary(summary: Summary, device: str = "meta") -> str:
         c = bad[0]
         more = f" ({len(bad) - 1} more layers differ)" if len(bad) > 1 else ""
         raise ModelError(
-            f"{summary.source}:{c.line}: --verify: layer {c.name!r} ({c.type}): cnncli gives "
+            f"{summary.source}:{c.line}: {{opt:verify}}: layer {c.name!r} ({c.type}): cnncli gives "
             f"output {c.ours_shape} and {c.ours_params:,} params, PyTorch {torch.__version__} gives "
             f"{c.torch_shape} and {c.torch_params:,}{more}"
         )
