@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnncli.errors import ModelError
-from cnncli.layers import LAYER_TYPES, Ctx, TShape, canonical_options, compute, layer_type
 from cnncli.model import Summary, summarize_text
+from cnncli.model.layers import LAYER_TYPES, Ctx, TShape, canonical_options, compute, layer_type
 
 
 def run(kind: str, inputs: list[TShape], ctx: Ctx | None = None, **opts: object):  # type: ignore[no-untyped-def]
@@ -221,7 +221,7 @@ def test_models_build(name: str) -> None:
 @pytest.mark.parametrize("device", ["meta", "cpu"])
 def test_every_type_against_torch(name: str, device: str) -> None:
     pytest.importorskip("torch")
-    from cnncli.verify import check
+    from cnncli.model.torch_check import check
 
     s = _build(name)
     checks = check(s, device)
@@ -249,7 +249,7 @@ def test_random_layers_against_torch(
     groups: int, pool: str, ceil: bool, transposed: bool,
 ) -> None:  # fmt: skip
     pytest.importorskip("torch")
-    from cnncli.verify import check
+    from cnncli.model.torch_check import check
 
     kind = "convtranspose2d" if transposed else "conv2d"
     op = f", output_padding: {stride - 1}" if transposed else ""

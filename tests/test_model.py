@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 from textwrap import dedent
 
 import pytest
 
 from cnncli.errors import ModelError
 from cnncli.limits import LimitError
-from cnncli.model import Summary, summarize, summarize_text
+from cnncli.model import Summary, summarize, summarize_text, zoo_names
 
 
 def build(text: str) -> Summary:
@@ -346,3 +348,66 @@ def test_unknown_zoo_name_lists_the_zoo() -> None:
 def test_missing_file() -> None:
     with pytest.raises(ModelError, match=r"^no such file: nowhere/m\.yaml; check the path"):
         summarize("nowhere/m.yaml")
+
+
+# ------------------------------------------------------------------ core messages, model words
+
+
+def test_core_messages_name_options_as_model_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    # arithmetic names options as {opt:NAME}; a model file reads them as its own keys, and a
+    # flag still spelled literally is mapped too (until every core message uses the tokens).
+    from cnncli import arithmetic as ar
+    from cnncli.errors import ShapeError
+
+    def refuse(spec: object) -> object:
+        raise ShapeError(
+            "kernel 5 is larger than the padded input 3 on axis H; use {opt:padding} 1 or more, "
+            "{opt:output-padding} 0 or --dilation 1; or {opt:framework} tf"
+        )
+
+    monkeypatch.setattr(ar, "resolve", refuse)
+    message = error(
+        """
+        input: [3, 3, 3]
+        layers:
+          - {type: conv2d, filters: 4, kernel: 5}
+        """
+    )
+    assert message == (
+        "m.yaml:4:5: layer 'conv2d' (conv2d): kernel 5 is larger than the padded input 3 on axis "
+        "H; use padding: 1 or more, output_padding: 0 or dilation: 1; or framework: tf"
+    )
+    assert "{opt:" not in message and "--" not in message
+
+
+# ------------------------------------------------------------------ docs/model-format.md
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "model-format.md"
+
+
+def test_doc_yaml_examples_are_models() -> None:
+    # Every YAML example of the format reference summarises; a fragment (blocks and a call,
+    # no input:) gets the input its call expects.
+    blocks = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 2
+    for text in blocks:
+        if not re.search(r"^inputs?:", text, re.M):
+            text = "input: [256, 56, 56]\n" + text
+        s = summarize_text(text, "doc.yaml")
+        assert s.totals.layers > 0
+
+
+def test_doc_zoo_table_matches_the_zoo() -> None:
+    rows = re.findall(
+        r"^\| `([\w-]+)`[^|]*\| ([\d,]+) \| ([\d,]+) \| ([\d.]+) \|$",
+        DOC.read_text(encoding="utf-8"),
+        re.M,
+    )
+    assert sorted(name for name, *_ in rows) == zoo_names()
+    for name, trainable, non_trainable, gmacs in rows:
+        t = summarize(name).totals
+        assert (t.trainable_params, t.non_trainable_params) == (
+            int(trainable.replace(",", "")),
+            int(non_trainable.replace(",", "")),
+        ), name
+        assert f"{t.macs / 1e9:.3f}" == gmacs, name

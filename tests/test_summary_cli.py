@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -236,7 +237,7 @@ def test_verify_reports_a_disagreement(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("torch")
-    import cnncli.layers as layers
+    import cnncli.model.layers as layers
 
     # Break the batchnorm rule: --verify must catch it and name the layer and both counts.
     real = layers.LAYER_TYPES["batchnorm"]
@@ -294,3 +295,57 @@ def test_markdown_depth_folds_blocks_and_adds_up(capsys: pytest.CaptureFixture[s
     assert "| **layer2** | bottleneck ×4 | (512, 28, 28) | 1,226,752 | 1,027,604,480 |" in out
     assert sum(_num(r[3]) for r in rows) == 25_610_152
     assert sum(_num(r[4].rstrip(" |")) for r in rows) == 4_089_184_256
+
+
+# ------------------------------------------------------------------ golden text
+# tests/golden/summary/resnet50.txt is the whole table at 120 columns without colour. After an
+# intended change of the table, regenerate it and read the diff:
+#     CNNCLI_REGEN_GOLDEN=1 .venv/bin/pytest tests/test_summary_cli.py -k golden
+GOLDEN = ROOT / "tests" / "golden" / "summary"
+
+
+def _golden_resnet50(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    monkeypatch.setenv("COLUMNS", "120")
+    code, out, err = run(["summary", "resnet50"], capsys)
+    assert code == 0, err
+    assert err == ""
+    return out
+
+
+def test_golden_resnet50(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = _golden_resnet50(monkeypatch, capsys)
+    golden = GOLDEN / "resnet50.txt"
+    if os.environ.get("CNNCLI_REGEN_GOLDEN"):
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        golden.write_text(out, encoding="utf-8")
+    assert out == golden.read_text(encoding="utf-8")
+    # Nothing that changes with the installed libraries or the machine (no version numbers).
+    assert not re.search(r"\d+\.\d+\.\d+", out)
+    assert "\x1b" not in out
+
+
+def test_golden_rows_add_up_to_the_printed_totals(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # torchinfo's assert_sum_column_totals_match: read back what was printed, not the object.
+    out = _golden_resnet50(monkeypatch, capsys)
+    params = macs = layers = 0
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) != 5 or cells[1].startswith("["):
+            continue  # borders, headings and block rows (their cells are empty)
+        params += _num(cells[3])
+        macs += _num(cells[4])
+        layers += 1
+    totals: dict[str, str] = {}
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if value:  # the first "MACs:" is the total, a later one starts the footnote
+            totals.setdefault(key.strip(), value.split("=")[0].strip())
+    assert layers > 100
+    assert params == _num(totals["Total params"]) == 25_610_152
+    assert _num(totals["Trainable params"]) + _num(totals["Non-trainable params"]) == params
+    assert macs == _num(totals["MACs"]) == 4_089_184_256
+    assert _num(totals["FLOPs"]) == 2 * macs

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from cnncli import limits
 from cnncli.errors import CnnCliError
-from cnncli.layers import LAYER_TYPES, OPTION_ALIASES
 from cnncli.model import ZOO_DIR, summarize_text
+from cnncli.model.layers import LAYER_TYPES, OPTION_ALIASES
 
 ESC = "\x1b"
 
@@ -652,11 +652,11 @@ def test_fuzz_random_structures(value: object) -> None:
 
 def test_pure_python_parser_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     # Without libyaml (a source install), PyYAML's own parser feeds the same composer.
-    from cnncli import model
+    from cnncli.model import load
 
     text = (ZOO_DIR / "resnet18.yaml").read_text()
     fast = summarize_text(text, "r.yaml")
-    monkeypatch.setattr(model, "_EventLoader", yaml.SafeLoader)
+    monkeypatch.setattr(load, "_EventLoader", yaml.SafeLoader)
     slow = summarize_text(text, "r.yaml")
     assert slow.rows == fast.rows and slow.totals == fast.totals
     with limits.override(nesting=5), pytest.raises(limits.LimitError) as exc:

@@ -83,7 +83,7 @@ def test_rows_add_up_to_totals(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_samples_point_at_the_packaged_zoo(name: str) -> None:
-    # The package ships cnncli/zoo; samples/models links to it (one copy, nothing to keep equal).
+    # The package ships cnncli/model/zoo; samples/models links to it (one copy, nothing to keep equal).
     link = SAMPLES / f"{name}.yaml"
     assert link.is_symlink()
     assert link.resolve() == (ZOO_DIR / f"{name}.yaml").resolve()
@@ -92,16 +92,16 @@ def test_samples_point_at_the_packaged_zoo(name: str) -> None:
 def test_zoo_ships_inside_the_package() -> None:
     import cnncli
 
-    assert ZOO_DIR.parent == Path(cnncli.__file__).parent
+    assert ZOO_DIR == Path(cnncli.__file__).parent / "model" / "zoo"
     text = (ROOT / "pyproject.toml").read_text()
-    assert '"zoo/*.yaml"' in text
+    assert '"model/zoo/*.yaml"' in text
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_zoo_layer_by_layer_against_torch(name: str) -> None:
     pytest.importorskip("torch")
-    from cnncli.verify import check
+    from cnncli.model.torch_check import check
 
     checks = check(summarize(name))
     assert len(checks) == len(summarize(name).layers())
@@ -114,7 +114,7 @@ def test_zoo_layer_by_layer_against_torch(name: str) -> None:
 def test_zoo_runs_for_real_on_cpu(name: str) -> None:
     # The meta device runs PyTorch's shape rules; a real CPU run confirms them for a few models.
     pytest.importorskip("torch")
-    from cnncli.verify import check
+    from cnncli.model.torch_check import check
 
     assert all(c.ok for c in check(summarize(name), device="cpu"))
 
@@ -122,7 +122,7 @@ def test_zoo_runs_for_real_on_cpu(name: str) -> None:
 @pytest.mark.oracle
 def test_example_and_resnet152_against_torch() -> None:
     pytest.importorskip("torch")
-    from cnncli.verify import check
+    from cnncli.model.torch_check import check
 
     for path in ("example.yaml", "resnet152.yaml"):
         assert all(c.ok for c in check(summarize(str(SAMPLES / path))))

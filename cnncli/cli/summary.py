@@ -140,7 +140,7 @@ def summary(
     result = summarize(model, count_bias=count_bias)
     report = None
     if verify:
-        from cnncli.verify import verify_summary
+        from cnncli.model.torch_check import verify_summary
 
         report = verify_summary(result)  # raises ModelError on the first disagreement
     if as_json:

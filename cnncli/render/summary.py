@@ -165,25 +165,7 @@ def table(
     if chart:
         heads.append(("MACs share", False))
 
-    shown = visible_rows(summary, depth)
-    peak = max((r.macs for r, f in shown if r.kind == "layer" or f), default=0)
-    body: list[tuple[list[str], bool, bool]] = []  # cells, is block, is block header
-    for row, folded in shown:
-        header = row.kind == "block" and not folded
-        name = "  " * row.depth + (row.local if row.kind == "layer" or row.depth else row.name)
-        typ = row.type + (
-            f" ({row.activation})" if row.activation and row.type != "activation" else ""
-        )
-        if row.kind == "block":
-            typ = f"[{_block_type(row)}]"
-        # Names, block types and input names come from the model file: no control characters.
-        cells = [printable(c) for c in (name, typ, *_data_cells(row, columns, header))]
-        if chart:
-            share = row.macs / summary.totals.macs if summary.totals.macs else 0.0
-            bar = round(24 * row.macs / peak) if peak and not header else 0
-            cells.append("█" * bar + (f" {share:.1%}" if row.macs and not header else ""))
-        body.append((cells, row.kind == "block", header))
-
+    body = _body(summary, depth, columns, chart)
     # Every cell is one line, so the widths are known; drawing the box ourselves (as Rich's
     # HEAVY_HEAD table looks) is 5x faster than rich.table.Table for a thousand rows, which
     # otherwise dominated the run time of `cnncli summary resnet152.yaml`.
@@ -203,6 +185,31 @@ def table(
         tot.add_row(label + ":", value)
     conv = CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS
     return tbl, Group(tot, Text(conv, style="dim"), Text(NOTES, style="dim"))
+
+
+def _body(
+    summary: Summary, depth: int | None, columns: Sequence[str], chart: bool
+) -> list[tuple[list[str], bool, bool]]:
+    """The table's rows as text cells: (cells, is a block, is a block header)."""
+    shown = visible_rows(summary, depth)
+    peak = max((r.macs for r, f in shown if r.kind == "layer" or f), default=0)
+    body: list[tuple[list[str], bool, bool]] = []
+    for row, folded in shown:
+        header = row.kind == "block" and not folded
+        name = "  " * row.depth + (row.local if row.kind == "layer" or row.depth else row.name)
+        typ = row.type + (
+            f" ({row.activation})" if row.activation and row.type != "activation" else ""
+        )
+        if row.kind == "block":
+            typ = f"[{_block_type(row)}]"
+        # Names, block types and input names come from the model file: no control characters.
+        cells = [printable(c) for c in (name, typ, *_data_cells(row, columns, header))]
+        if chart:
+            share = row.macs / summary.totals.macs if summary.totals.macs else 0.0
+            bar = round(24 * row.macs / peak) if peak and not header else 0
+            cells.append("█" * bar + (f" {share:.1%}" if row.macs and not header else ""))
+        body.append((cells, row.kind == "block", header))
+    return body
 
 
 def _boxed(

@@ -19,8 +19,9 @@ from typing import Any
 
 from cnncli import arithmetic as ar
 from cnncli.errors import ModelError
-from cnncli.layers import TShape
-from cnncli.model import Node, Summary
+from cnncli.model.build import Summary
+from cnncli.model.graph import Node
+from cnncli.model.layers import LayerOut, TShape
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,8 @@ def _torch() -> Any:
         import torch
     except ImportError:
         raise ModelError(
-            "--verify needs PyTorch, which is not installed; install it (pip install torch) "
-            "or drop --verify"
+            "{opt:verify} needs PyTorch, which is not installed; install it (pip install torch) "
+            "or drop {opt:verify}"
         ) from None
     return torch
 
@@ -111,123 +112,176 @@ def _symmetric(geom: ar.Geometry) -> bool:
     return all(a.pad_before == a.pad_after for a in geom.axes)
 
 
+@dataclass(frozen=True)
+class _Layer:
+    """What a module factory needs: the node, its (first) input shape and torch's ``nn``."""
+
+    node: Node
+    x: TShape
+    nn: Any
+    torch_rules: bool  # the model follows PyTorch's framework rules
+    kw: dict[str, Any]  # device=…, for modules that hold tensors
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        return self.node.opts
+
+    @property
+    def out(self) -> LayerOut:
+        assert self.node.out is not None
+        return self.node.out
+
+    @property
+    def geometry(self) -> ar.Geometry:
+        assert self.node.out is not None and self.node.out.geometry is not None
+        return self.node.out.geometry
+
+
 def module_for(node: Node, inputs: list[TShape], summary: Summary, torch: Any, device: str) -> Any:
     """The ``torch.nn`` module a PyTorch user would write for one layer (None for merges)."""
     nn = torch.nn
     kind = node.kind.name
-    o = node.opts
-    out = node.out
-    assert out is not None
-    x = inputs[0] if inputs else None
-    fw_torch = summary.ctx.framework is ar.Framework.TORCH
-    kw = {"device": device}
+    assert node.out is not None
     if node.hidden or kind == "identity":
         return nn.Identity()
     if kind in ("add", "multiply", "concat"):
         return None
-    assert x is not None
-    nd = len(x.spatial)
-    if kind.startswith(("conv", "depthwise_conv")):
-        geom = out.geometry
-        assert geom is not None
-        transposed = kind.startswith("convtranspose")
-        cls = getattr(nn, f"{'ConvTranspose' if transposed else 'Conv'}{nd}d")
-        cout = out.shape.channels
-        groups = x.channels if kind.startswith("depthwise") else o["groups"]
-        pre = None
-        extra: dict[str, Any]
-        if transposed:
-            # PyTorch crops p on both sides; an uneven crop (Keras SAME) is the larger crop
-            # on both sides plus output padding for the difference.
-            padding: Any = tuple(max(a.pad_before, a.pad_after) for a in geom.axes)
-            extra = {
-                "output_padding": tuple(
-                    a.output_padding + abs(a.pad_before - a.pad_after) for a in geom.axes
-                )
-            }
-        elif fw_torch and isinstance(o["padding"], str) and o["padding"] in ("same", "valid"):
-            padding, extra = o["padding"], {}  # PyTorch's own rule for its named modes
-        elif _symmetric(geom):
-            padding, extra = tuple(a.pad_before for a in geom.axes), {}
-        else:
-            pre, padding, extra = _pad_module(nn, geom), 0, {}
-        conv = cls(
-            x.channels,
-            cout,
-            geom.spec.kernel,
-            stride=geom.spec.stride,
-            padding=padding,
-            dilation=geom.spec.dilation,
-            groups=groups,
-            bias=o["bias"],
-            **extra,
-            **kw,
-        )
-        parts = [m for m in (pre, conv, _act(o.get("activation"), nn, o)) if m is not None]
-        return parts[0] if len(parts) == 1 else nn.Sequential(*parts)
-    if kind.startswith(("maxpool", "avgpool")):
-        geom = out.geometry
-        assert geom is not None
-        pre = None
-        if _symmetric(geom):
-            padding = tuple(a.pad_before for a in geom.axes)
-        else:
-            pre, padding = _pad_module(nn, geom), 0
-        if kind.startswith("maxpool"):
-            pool = getattr(nn, f"MaxPool{nd}d")(
-                geom.spec.kernel,
-                geom.spec.stride,
-                padding,
-                geom.spec.dilation,
-                ceil_mode=o["ceil_mode"],
-            )
-        else:
-            pool = getattr(nn, f"AvgPool{nd}d")(
-                geom.spec.kernel, geom.spec.stride, padding, ceil_mode=o["ceil_mode"]
-            )
-        return pool if pre is None else nn.Sequential(pre, pool)
-    if kind in ("global_avgpool", "global_maxpool"):
-        cls = getattr(nn, f"Adaptive{'Avg' if kind == 'global_avgpool' else 'Max'}Pool{nd}d")
-        return nn.Sequential(cls(1), *(() if o["keepdims"] else (nn.Flatten(),)))
-    if kind in ("adaptive_avgpool", "adaptive_maxpool"):
-        cls = getattr(nn, f"Adaptive{'Avg' if kind == 'adaptive_avgpool' else 'Max'}Pool{nd}d")
-        return cls(out.shape.spatial)
-    if kind == "batchnorm":
-        cls = getattr(nn, f"BatchNorm{max(nd, 1)}d")
-        return cls(
-            x.channels,
-            eps=o["eps"],
-            momentum=o["momentum"],
-            affine=o["affine"],
-            track_running_stats=o["track_running_stats"],
-            **kw,
-        )
-    if kind == "layernorm":
-        return _channels_last(
-            nn, nn.LayerNorm(x.channels, eps=o["eps"], elementwise_affine=o["affine"], **kw)
-        )
-    if kind == "dropout":
-        return nn.Dropout(o["rate"])
-    if kind == "flatten":
-        return nn.Flatten()
-    if kind == "dense":
-        lin = nn.Linear(x.channels, o["units"], bias=o["bias"], **kw)
-        parts = [_channels_last(nn, lin) if x.spatial else lin]
-        act = _act(o.get("activation"), nn, o)
-        return parts[0] if act is None else nn.Sequential(*parts, act)
-    if kind.startswith("zeropad"):
-        assert out.geometry is not None
-        return _pad_module(nn, out.geometry)
-    if kind == "upsample":
-        mode = o["mode"]
-        corners: dict[str, Any] = {} if mode == "nearest" else {"align_corners": False}
-        return nn.Upsample(size=out.shape.spatial, mode=mode, **corners)
-    if kind == "activation":
-        return _act(o["function"], nn, o)
-    act = _act(kind, nn, o)
+    layer = _Layer(
+        node, inputs[0], nn, summary.ctx.framework is ar.Framework.TORCH, {"device": device}
+    )
+    for prefixes, make in _FACTORIES:
+        if kind.startswith(prefixes):
+            return make(layer)
+    act = _act(kind, nn, node.opts)
     if act is not None:
         return act
-    raise ModelError(f"--verify cannot build a {kind} layer yet")
+    raise ModelError(f"{{opt:verify}} cannot build a {kind} layer yet")
+
+
+def _sequence(nn: Any, *parts: Any) -> Any:
+    """One module, or the non-empty ``parts`` in a Sequential."""
+    kept = [m for m in parts if m is not None]
+    return kept[0] if len(kept) == 1 else nn.Sequential(*kept)
+
+
+def _conv_module(layer: _Layer) -> Any:
+    nn, o, x, geom = layer.nn, layer.opts, layer.x, layer.geometry
+    kind = layer.node.kind.name
+    nd = len(x.spatial)
+    transposed = kind.startswith("convtranspose")
+    cls = getattr(nn, f"{'ConvTranspose' if transposed else 'Conv'}{nd}d")
+    groups = x.channels if kind.startswith("depthwise") else o["groups"]
+    pre = None
+    extra: dict[str, Any] = {}
+    if transposed:
+        # PyTorch crops p on both sides; an uneven crop (Keras SAME) is the larger crop
+        # on both sides plus output padding for the difference.
+        padding: Any = tuple(max(a.pad_before, a.pad_after) for a in geom.axes)
+        extra["output_padding"] = tuple(
+            a.output_padding + abs(a.pad_before - a.pad_after) for a in geom.axes
+        )
+    elif layer.torch_rules and isinstance(o["padding"], str) and o["padding"] in ("same", "valid"):
+        padding = o["padding"]  # PyTorch's own rule for its named modes
+    elif _symmetric(geom):
+        padding = tuple(a.pad_before for a in geom.axes)
+    else:
+        pre, padding = _pad_module(nn, geom), 0
+    conv = cls(
+        x.channels,
+        layer.out.shape.channels,
+        geom.spec.kernel,
+        stride=geom.spec.stride,
+        padding=padding,
+        dilation=geom.spec.dilation,
+        groups=groups,
+        bias=o["bias"],
+        **extra,
+        **layer.kw,
+    )
+    return _sequence(nn, pre, conv, _act(o.get("activation"), nn, o))
+
+
+def _pool_module(layer: _Layer) -> Any:
+    nn, o, geom = layer.nn, layer.opts, layer.geometry
+    nd = len(layer.x.spatial)
+    pre = None
+    if _symmetric(geom):
+        padding: Any = tuple(a.pad_before for a in geom.axes)
+    else:
+        pre, padding = _pad_module(nn, geom), 0
+    spec = geom.spec
+    if layer.node.kind.name.startswith("maxpool"):
+        pool = getattr(nn, f"MaxPool{nd}d")(
+            spec.kernel, spec.stride, padding, spec.dilation, ceil_mode=o["ceil_mode"]
+        )
+    else:
+        pool = getattr(nn, f"AvgPool{nd}d")(
+            spec.kernel, spec.stride, padding, ceil_mode=o["ceil_mode"]
+        )
+    return _sequence(nn, pre, pool)
+
+
+def _global_pool_module(layer: _Layer) -> Any:
+    nn = layer.nn
+    which = "Avg" if layer.node.kind.name == "global_avgpool" else "Max"
+    cls = getattr(nn, f"Adaptive{which}Pool{len(layer.x.spatial)}d")
+    return nn.Sequential(cls(1), *(() if layer.opts["keepdims"] else (nn.Flatten(),)))
+
+
+def _adaptive_pool_module(layer: _Layer) -> Any:
+    which = "Avg" if layer.node.kind.name == "adaptive_avgpool" else "Max"
+    cls = getattr(layer.nn, f"Adaptive{which}Pool{len(layer.x.spatial)}d")
+    return cls(layer.out.shape.spatial)
+
+
+def _batchnorm_module(layer: _Layer) -> Any:
+    o = layer.opts
+    cls = getattr(layer.nn, f"BatchNorm{max(len(layer.x.spatial), 1)}d")
+    return cls(
+        layer.x.channels,
+        eps=o["eps"],
+        momentum=o["momentum"],
+        affine=o["affine"],
+        track_running_stats=o["track_running_stats"],
+        **layer.kw,
+    )
+
+
+def _layernorm_module(layer: _Layer) -> Any:
+    nn, o = layer.nn, layer.opts
+    norm = nn.LayerNorm(layer.x.channels, eps=o["eps"], elementwise_affine=o["affine"], **layer.kw)
+    return _channels_last(nn, norm)
+
+
+def _dense_module(layer: _Layer) -> Any:
+    nn, o, x = layer.nn, layer.opts, layer.x
+    lin = nn.Linear(x.channels, o["units"], bias=o["bias"], **layer.kw)
+    return _sequence(
+        nn, _channels_last(nn, lin) if x.spatial else lin, _act(o.get("activation"), nn, o)
+    )
+
+
+def _upsample_module(layer: _Layer) -> Any:
+    mode = layer.opts["mode"]
+    corners: dict[str, Any] = {} if mode == "nearest" else {"align_corners": False}
+    return layer.nn.Upsample(size=layer.out.shape.spatial, mode=mode, **corners)
+
+
+#: Layer type prefixes → the factory of their torch module (first match wins).
+_FACTORIES: tuple[tuple[tuple[str, ...], Callable[[_Layer], Any]], ...] = (
+    (("conv", "depthwise_conv"), _conv_module),
+    (("maxpool", "avgpool"), _pool_module),
+    (("global_avgpool", "global_maxpool"), _global_pool_module),
+    (("adaptive_avgpool", "adaptive_maxpool"), _adaptive_pool_module),
+    (("batchnorm",), _batchnorm_module),
+    (("layernorm",), _layernorm_module),
+    (("dropout",), lambda layer: layer.nn.Dropout(layer.opts["rate"])),
+    (("flatten",), lambda layer: layer.nn.Flatten()),
+    (("dense",), _dense_module),
+    (("zeropad",), lambda layer: _pad_module(layer.nn, layer.geometry)),
+    (("upsample",), _upsample_module),
+    (("activation",), lambda layer: _act(layer.opts["function"], layer.nn, layer.opts)),
+)
 
 
 def _count(module: Any) -> int:
@@ -275,7 +329,7 @@ def check(summary: Summary, device: str = "meta") -> list[Check]:
             except Exception as err:  # torch's own refusal is the finding
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise ModelError(
-                    f"{label}:{node.line}:{node.col}: --verify: PyTorch refuses layer {node.name!r} "
+                    f"{label}:{node.line}:{node.col}: {{opt:verify}}: PyTorch refuses layer {node.name!r} "
                     f"({node.kind.name}): {first}"
                 ) from None
             values[node.name] = y
@@ -304,7 +358,7 @@ def verify_summary(summary: Summary, device: str = "meta") -> str:
         c = bad[0]
         more = f" ({len(bad) - 1} more layers differ)" if len(bad) > 1 else ""
         raise ModelError(
-            f"{summary.source}:{c.line}: --verify: layer {c.name!r} ({c.type}): cnncli gives "
+            f"{summary.source}:{c.line}: {{opt:verify}}: layer {c.name!r} ({c.type}): cnncli gives "
             f"output {c.ours_shape} and {c.ours_params:,} params, PyTorch {torch.__version__} gives "
             f"{c.torch_shape} and {c.torch_params:,}{more}"
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnncli import arithmetic as ar
-from cnncli.errors import CnnCliError, ModelError
+from cnncli.errors import CnnCliError, ModelError, as_model_key
 
 #: Largest channel count, unit count, repeat factor the format accepts (frameworks index int32).
 MAX_SIZE = ar.MAX_VALUE
@@ -213,11 +213,17 @@ def _geometry(x: TShape, opts: dict[str, Any], op: ar.Op, ctx: Ctx) -> ar.Geomet
         )
         return ar.resolve(spec)
     except CnnCliError as err:
-        raise ModelError(_option_words(str(err))) from None
+        raise ModelError(_model_words(err)) from None
+
+
+def _model_words(err: CnnCliError) -> str:
+    """A core message as a model file reads it: options named as keys (``padding:``)."""
+    return _option_words(err.worded(as_model_key))
 
 
 def _option_words(message: str) -> str:
-    # arithmetic speaks in `cnncli shape` flags; the model file has options without dashes.
+    # Fallback while a core message still spells a `cnncli shape` flag literally instead of
+    # {opt:NAME}; once every arithmetic message uses tokens this table can go.
     for flag_, option in (
         ("--padding", "padding:"),
         ("--output-padding", "output_padding:"),
@@ -246,7 +252,7 @@ def _conv(ndim: int, op: ar.Op, depthwise: bool = False) -> Callable[..., LayerO
         try:
             cost = ar.layer_cost(geom, x.channels, filters, groups, bias)
         except CnnCliError as err:
-            raise ModelError(str(err).replace("in channels", "input channels")) from None
+            raise ModelError(_model_words(err).replace("in channels", "input channels")) from None
         return LayerOut(
             TShape(cost.out_channels, geom.output_size),
             trainable=cost.params,
@@ -299,7 +305,7 @@ def _adaptive_pool(
     try:
         size = ar.per_axis(opts["output_size"], len(x.spatial), "output_size")
     except CnnCliError as err:
-        raise ModelError(str(err)) from None
+        raise ModelError(_model_words(err)) from None
     # Window i covers [⌊i·n/out⌋, ⌈(i+1)·n/out⌉): exactly the input when out divides n.
     return LayerOut(TShape(x.channels, size), rf="global" if set(size) == {1} else "lost")
 
@@ -368,7 +374,7 @@ def _zeropad(ndim: int) -> Callable[..., LayerOut]:
             spec = ar.make_spec(x.spatial, 1, padding=opts["padding"], framework="tf")
             geom = ar.resolve(spec)
         except CnnCliError as err:
-            raise ModelError(_option_words(str(err))) from None
+            raise ModelError(_model_words(err)) from None
         return LayerOut(TShape(x.channels, geom.output_size), geometry=geom)
 
     return compute
@@ -389,7 +395,7 @@ def _upsample(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx:
     except ModelError:
         raise
     except CnnCliError as err:
-        raise ModelError(str(err)) from None
+        raise ModelError(_model_words(err)) from None
     mode = opts["mode"]
     if mode not in ("nearest", "bilinear", "bicubic", "trilinear", "linear"):
         raise ModelError(

@@ -1,0 +1,41 @@
+"""Model files → per-layer rows and totals (``cnncli summary``), numpy-free.
+
+Where things live:
+
+- :mod:`~cnncli.model.load`: zoo names, reading a file within the byte budget, YAML with
+  line/column positions (bounded, event-driven, plain data only);
+- :mod:`~cnncli.model.expressions`: the ``$param`` expression evaluator of block calls;
+- :mod:`~cnncli.model.graph`: layers and block calls expanded into nodes, references, order;
+- :mod:`~cnncli.model.layers`: the layer types (options, output shape, parameters, MACs);
+- :mod:`~cnncli.model.build`: shapes, rows, totals → :class:`Summary`;
+- :mod:`~cnncli.model.torch_check`: ``--verify``, the same graph built with ``torch.nn``
+  (torch imported only there, only when asked for);
+- ``zoo/``: the models shipped as package data (``cnncli summary resnet50``).
+
+The format is described in ``docs/model-format.md``.
+"""
+
+from cnncli.model.build import (
+    BYTES_PER_ELEMENT,
+    Row,
+    Summary,
+    Totals,
+    build,
+    summarize,
+    summarize_text,
+)
+from cnncli.model.load import ZOO_DIR, load_yaml, locate, zoo_names
+
+__all__ = [
+    "BYTES_PER_ELEMENT",
+    "ZOO_DIR",
+    "Row",
+    "Summary",
+    "Totals",
+    "build",
+    "load_yaml",
+    "locate",
+    "summarize",
+    "summarize_text",
+    "zoo_names",
+]

@@ -1,0 +1,513 @@
+"""The model graph: layers and block calls expanded into :class:`Node` objects, then wired.
+
+:class:`Expander` walks ``layers:`` lists, unrolls block calls (``repeat``, ``first``, ``if``),
+qualifies names (``layer1.0.conv1``), and keeps every item's line and column. Every expanded
+item counts against the work budget (``layers``, ``block-calls``, ``yaml-nodes``, ``nesting``).
+:meth:`Expander.resolve_refs` turns ``input:`` names into nodes and :meth:`Expander.topo`
+orders them (refusing cycles); shapes are computed afterwards by :mod:`cnncli.model.build`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnncli import arithmetic as ar
+from cnncli import limits
+from cnncli.errors import ModelError, as_model_key
+from cnncli.model.expressions import substitute
+from cnncli.model.layers import (
+    KERAS_NAMES,
+    Ctx,
+    LayerOut,
+    LayerType,
+    canonical_options,
+    closest,
+    flag,
+    layer_type,
+    show,
+    whole,
+)
+from cnncli.model.load import Mapping, Seq
+
+_LAYER_RESERVED = ("type", "name", "input", "trainable", "if")
+_CALL_RESERVED = ("block", "name", "input", "repeat", "first", "if")
+
+
+@dataclass
+class Node:
+    """One layer after expansion (blocks unrolled, names qualified)."""
+
+    name: str
+    local: str
+    kind: LayerType
+    opts: dict[str, Any]
+    refs: list[str] | None
+    scope: dict[str, str]
+    default_input: str | None
+    line: int
+    col: int
+    group: str | None
+    depth: int
+    trainable: bool = True
+    #: A layer switched off by `if:` - passes its input through and gets no row.
+    hidden: bool = False
+    inputs: list[str] = field(default_factory=list)
+    out: LayerOut | None = None
+    rf: tuple[ar.Receptive, ...] | None = None
+    is_input: bool = False
+
+
+@dataclass
+class Group:
+    """A block instance (or the group of a repeated block's instances)."""
+
+    name: str
+    local: str
+    block: str
+    line: int
+    col: int
+    parent: str | None
+    depth: int
+    output: str = ""
+    repeat: int = 1
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One ``- block:`` item, read and checked (``params`` are the block's defaults overridden)."""
+
+    block_name: str
+    block: Mapping
+    params: dict[str, Any]
+    first: dict[str, Any]
+    repeat: int
+    #: ``repeat:`` given (even ``repeat: 1``): each instance gets its own numbered row.
+    repeated: bool
+    cond: bool
+    name: str
+    refs: str | None
+
+
+def _known_params(
+    block_name: str, given: dict[str, Any], defaults: dict[str, Any], listed: bool
+) -> None:
+    """Refuse a parameter the block does not declare (``listed``: name the ones it has)."""
+    for key in given:
+        if key not in defaults:
+            more = ""
+            if listed:
+                more = f" (parameters: {', '.join(defaults)})" if defaults else " (it takes none)"
+            raise ModelError(
+                f"block {show(block_name)} has no parameter {show(key)}"
+                f"{closest(key, list(defaults))}{more}"
+            )
+
+
+class Expander:
+    """Expands a model's ``layers:`` into nodes (see the module docstring)."""
+
+    def __init__(self, label: str, ctx: Ctx) -> None:
+        self.label = label
+        self.ctx = ctx
+        self.nodes: dict[str, Node] = {}
+        self.order: list[Node] = []
+        self.groups: dict[str, Group] = {}
+        self.group_order: list[tuple[int, str]] = []  # (position in order, group) for rows
+        self.blocks: dict[str, Mapping] = {}
+        self.count = 0  # layers expanded so far
+        self.calls = 0  # block instances expanded so far (and calls switched off by if:)
+        self.work = 0  # YAML nodes of the layer and call items expanded so far
+        self.stack: list[str] = []
+
+    # -- errors --------------------------------------------------------------------------
+    def at(self, item: Any, message: str) -> ModelError:
+        line = getattr(item, "line", 0)
+        col = getattr(item, "col", 0)
+        where = f"{self.label}:{line}:{col}" if line else self.label
+        return ModelError(f"{where}: {message}")
+
+    # -- expansion -----------------------------------------------------------------------
+    def expand(
+        self,
+        items: Any,
+        where: Any,
+        params: dict[str, Any],
+        prefix: str,
+        scope: dict[str, str],
+        prev: str | None,
+        group: str | None,
+        depth: int,
+    ) -> str | None:
+        if not isinstance(items, list):
+            raise self.at(where, "layers must be a list of layers (one '- type: …' per layer)")
+        counters: dict[str, int] = {}
+        for item in items:
+            if not isinstance(item, Mapping):
+                raise self.at(
+                    item if isinstance(item, Seq) else where,
+                    f"each layer is a mapping like '- type: conv2d', got {show(item)}",
+                )
+            # Blocks and repeat multiply the YAML: each expanded item costs its nodes again.
+            self.work += item.size
+            if self.work > limits.get("yaml-nodes"):
+                limits.check(
+                    "yaml-nodes",
+                    self.work,
+                    f"{self.label}:{item.line}:{item.col}: the layers expand to at least "
+                    f"{self.work:,} YAML nodes through blocks and repeat",
+                )
+            if "block" in item:
+                prev = self.call(item, params, prefix, scope, prev, group, depth, counters)
+            else:
+                prev = self.layer(item, params, prefix, scope, prev, group, depth, counters)
+        return prev
+
+    def _name(
+        self,
+        item: Mapping,
+        base: str,
+        scope: dict[str, str],
+        counters: dict[str, int],
+        params: dict[str, Any],
+    ) -> str:
+        name = substitute(item.get("name"), params)
+        if name is None:
+            # Keras: conv2d, conv2d_1, conv2d_2 … skipping names already taken.
+            while True:
+                n = counters.get(base, 0)
+                counters[base] = n + 1
+                name = base if n == 0 else f"{base}_{n}"
+                if name not in scope:
+                    break
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w\-]*", name):
+            raise self.at(
+                item, f"layer name {show(name)} must be a word (letters, digits, _ and -)"
+            )
+        if name in scope:
+            raise self.at(
+                item, f"the name {show(name)} is used twice; give each layer its own name"
+            )
+        return name
+
+    def layer(
+        self,
+        item: Mapping,
+        params: dict[str, Any],
+        prefix: str,
+        scope: dict[str, str],
+        prev: str | None,
+        group: str | None,
+        depth: int,
+        counters: dict[str, int],
+    ) -> str:
+        self.count += 1
+        if self.count > limits.get("layers"):
+            limits.check(
+                "layers",
+                self.count,
+                f"{self.label}:{item.line}:{item.col}: the model expands to at least "
+                f"{self.count:,} layers",
+            )
+        try:
+            raw_type = substitute(item.get("type"), params)
+            if raw_type is None:
+                raise ModelError(
+                    "a layer needs a type (e.g. '- type: conv2d') or a block (e.g. '- block: name')"
+                )
+            if not isinstance(raw_type, str):
+                raise ModelError(f"layer type must be a name, got {show(raw_type)}")
+            kind = layer_type(raw_type)
+            base = KERAS_NAMES.get(kind.name, kind.name) if self.ctx.channels_last else kind.name
+            name = self._name(item, base, scope, counters, params)
+            raw_opts = {
+                k: substitute(v, params) for k, v in item.items() if k not in _LAYER_RESERVED
+            }
+            opts = canonical_options(kind, raw_opts)
+            cond = flag(substitute(item.get("if", True), params), "if")
+            trainable = substitute(item.get("trainable", True), params)
+            if not isinstance(trainable, bool):
+                raise ModelError(f"trainable must be true or false, got {show(trainable)}")
+            refs = substitute(item.get("input"), params)
+            if refs is not None:
+                refs = [refs] if isinstance(refs, str) else refs
+                if (
+                    not isinstance(refs, list)
+                    or not refs
+                    or not all(isinstance(r, str) for r in refs)
+                ):
+                    raise ModelError(
+                        "input must be a layer name or a list of names, e.g. input: [a, b]"
+                    )
+        except (ModelError, limits.LimitError) as err:
+            raise self._placed(err, item) from None
+        full = f"{prefix}{name}"
+        if prev is None and refs is None:
+            raise self.at(item, f"layer {show(name)} has no input: name one with input:")
+        node = Node(
+            full,
+            name,
+            kind,
+            opts,
+            refs,
+            scope,
+            prev,
+            item.line,
+            item.col,
+            group,
+            depth,
+            trainable,
+            hidden=not cond,
+        )
+        scope[name] = full
+        self.nodes[full] = node
+        self.order.append(node)
+        return full
+
+    def call(
+        self,
+        item: Mapping,
+        params: dict[str, Any],
+        prefix: str,
+        scope: dict[str, str],
+        prev: str | None,
+        group: str | None,
+        depth: int,
+        counters: dict[str, int],
+    ) -> str:
+        """Expand one ``- block: name`` item; returns the full name of its output layer."""
+        try:
+            call = self._read_call(item, params, scope, counters)
+        except (ModelError, limits.LimitError) as err:
+            raise self._placed(err, item) from None
+        self._count_call(item, call)
+        inp: str | None = prev
+        if call.refs is not None:
+            # The block's input is a hidden pass-through so forward references still work.
+            inp = self.layer(
+                _mk(item, {"type": "identity", "name": f"_{call.name}_in", "input": call.refs}),
+                {},
+                prefix,
+                scope,
+                prev,
+                group,
+                depth,
+                counters,
+            )
+            self.nodes[inp].hidden = True
+        if inp is None:
+            raise self.at(item, f"block {show(call.name)} has no input: name one with input:")
+        if not call.cond:
+            scope[call.name] = inp
+            return inp
+        out = self._instances(item, call, prefix, inp, group, depth)
+        scope[call.name] = out
+        return out
+
+    def _placed(self, err: ModelError | limits.LimitError, item: Mapping) -> Exception:
+        """``err`` with the item's ``label:line:col`` in front (unless it has a place already)."""
+        text = err.worded(as_model_key) if isinstance(err, ModelError) else str(err)
+        if text.startswith(self.label):
+            return type(err)(text)
+        return type(err)(str(self.at(item, text)))
+
+    def _block(self, item: Mapping) -> tuple[str, Mapping]:
+        """The block a call names, refusing unknown blocks and blocks that call themselves."""
+        block_name = item["block"]
+        if not isinstance(block_name, str):
+            raise ModelError(
+                f"block must name a block defined under blocks:, got {show(block_name)}"
+            )
+        if block_name not in self.blocks:
+            raise ModelError(
+                f"unknown block {show(block_name)}{closest(str(block_name), list(self.blocks))}"
+                + (
+                    f" (blocks: {', '.join(self.blocks)})"
+                    if self.blocks
+                    else " (the file defines no blocks:)"
+                )
+            )
+        if block_name in self.stack:
+            raise ModelError(
+                f"block {show(block_name)} uses itself ({' -> '.join([*self.stack, block_name])})"
+            )
+        return block_name, self.blocks[block_name]
+
+    def _read_call(
+        self,
+        item: Mapping,
+        params: dict[str, Any],
+        scope: dict[str, str],
+        counters: dict[str, int],
+    ) -> _Call:
+        """A block call's values with ``$params`` substituted, checked against the block."""
+        block_name, block = self._block(item)
+        defaults = dict(block.get("params") or {})
+        call_params = {k: substitute(v, params) for k, v in item.items() if k not in _CALL_RESERVED}
+        _known_params(block_name, call_params, defaults, listed=True)
+        first = item.get("first") or {}
+        if not isinstance(first, dict):
+            raise ModelError("first: must map parameter names to values for the first repetition")
+        first = {k: substitute(v, params) for k, v in first.items()}
+        _known_params(block_name, first, defaults, listed=False)
+        repeat_raw = substitute(item.get("repeat"), params)
+        repeat = 1 if repeat_raw is None else whole(repeat_raw, "repeat")
+        cond = flag(substitute(item.get("if", True), params), "if")
+        name = self._name(item, block_name, scope, counters, params)
+        refs = substitute(item.get("input"), params)
+        if refs is not None and not isinstance(refs, str):
+            raise ModelError("a block takes one input: give input: name")
+        return _Call(
+            block_name,
+            block,
+            defaults | call_params,
+            first,
+            repeat,
+            repeat_raw is not None,
+            cond,
+            name,
+            refs,
+        )
+
+    def _count_call(self, item: Mapping, call: _Call) -> None:
+        """Charge the call to the work budget before anything is expanded."""
+        # Empty blocks and switched-off calls cost too.
+        self.calls += call.repeat if call.cond else 1
+        if self.calls > limits.get("block-calls"):
+            limits.check(
+                "block-calls",
+                self.calls,
+                f"{self.label}:{item.line}:{item.col}: block {show(call.block_name)}"
+                + (f" repeated {call.repeat:,} times" if call.repeat > 1 else "")
+                + f" brings the model to at least {self.calls:,} block instances",
+            )
+        if len(self.stack) + 1 > limits.get("nesting"):
+            limits.check(
+                "nesting",
+                len(self.stack) + 1,
+                f"{self.label}:{item.line}:{item.col}: blocks call blocks "
+                f"{len(self.stack) + 1} deep here (… -> {self.stack[-1]} -> {call.block_name})",
+            )
+
+    def _instances(
+        self, item: Mapping, call: _Call, prefix: str, inp: str, group: str | None, depth: int
+    ) -> str:
+        """Expand the block ``call.repeat`` times in a row; returns the last instance's output."""
+        full = f"{prefix}{call.name}"
+        outer = Group(
+            full, call.name, call.block_name, item.line, item.col, group, depth, repeat=call.repeat
+        )
+        self.groups[full] = outer
+        self.group_order.append((len(self.order), full))
+        self.stack.append(call.block_name)
+        out = inp
+        for i in range(call.repeat):
+            if not call.repeated:
+                inst, inst_group, inst_depth = outer, full, depth + 1
+            else:
+                inst_name = f"{full}.{i}"
+                inst = Group(
+                    inst_name,
+                    f"{call.name}.{i}",
+                    call.block_name,
+                    item.line,
+                    item.col,
+                    full,
+                    depth + 1,
+                )
+                self.groups[inst_name] = inst
+                self.group_order.append((len(self.order), inst_name))
+                inst_group, inst_depth = inst_name, depth + 2
+            values = call.params | (call.first if i == 0 else {})
+            local: dict[str, str] = {"input": out}
+            last = self.expand(
+                call.block.get("layers"),
+                call.block,
+                values,
+                f"{inst.name}.",
+                local,
+                out,
+                inst_group,
+                inst_depth,
+            )
+            out = self._block_output(call, local, last) or out
+            inst.output = out
+        self.stack.pop()
+        outer.output = out
+        return out
+
+    def _block_output(self, call: _Call, local: dict[str, str], last: str | None) -> str | None:
+        """The layer an instance hands on: its ``output:`` when given, else its last layer."""
+        block, block_name = call.block, call.block_name
+        want = block.get("output")
+        if want is None:
+            return last
+        if not isinstance(want, str):
+            raise self.at(
+                block,
+                f"output of block {show(block_name)} must name one of its layers, got {show(want)}",
+            )
+        if want not in local:
+            raise self.at(
+                block,
+                f"block {show(block_name)} output {show(want)} is not one of its layers"
+                f"{closest(str(want), list(local))}",
+            )
+        return local[want]
+
+    # -- references, order, shapes -------------------------------------------------------
+    def resolve_refs(self) -> None:
+        for node in self.order:
+            if node.refs is None:
+                node.inputs = [node.default_input] if node.default_input else []
+                continue
+            names = []
+            for ref in node.refs:
+                if ref not in node.scope:
+                    known = [k for k in node.scope if not k.startswith("_")]
+                    raise self.at(
+                        node,
+                        f"layer {show(node.local)} takes input {show(ref)}, which is not defined here"
+                        f"{closest(ref, known)}",
+                    )
+                names.append(node.scope[ref])
+            node.inputs = names
+
+    def topo(self) -> list[Node]:
+        state: dict[str, int] = {}
+        out: list[Node] = []
+        for root in self.order:
+            if state.get(root.name):
+                continue
+            stack: list[tuple[Node, int]] = [(root, 0)]
+            path: list[str] = []
+            while stack:
+                node, i = stack.pop()
+                if i == 0:
+                    if state.get(node.name) == 2:
+                        continue
+                    state[node.name] = 1
+                    path.append(node.name)
+                if i < len(node.inputs):
+                    stack.append((node, i + 1))
+                    dep = self.nodes[node.inputs[i]]
+                    if state.get(dep.name) == 1:
+                        cycle = path[path.index(dep.name) :] + [dep.name]
+                        shown = " -> ".join(self.nodes[n].name for n in reversed(cycle))
+                        raise self.at(
+                            dep, f"cyclic reference: {shown}; a layer cannot depend on itself"
+                        )
+                    if not state.get(dep.name):
+                        stack.append((dep, 0))
+                    continue
+                state[node.name] = 2
+                path.pop()
+                out.append(node)
+        return out
+
+
+def _mk(where: Mapping, values: dict[str, Any]) -> Mapping:
+    m = Mapping(values)
+    m.line, m.col = where.line, where.col
+    return m
