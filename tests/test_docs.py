@@ -1,7 +1,6 @@
 """The docs cannot drift: every ``$ command`` shown in README.md runs, from a copy of the
 repository's samples, and prints what the README shows under it (``...`` stands for text left
-out); every YAML example in docs/model-format.md is read by the model loader, and those that are
-whole models are summarised."""
+out). docs/model-format.md's YAML examples are summarised by tests/test_model.py."""
 
 from __future__ import annotations
 
@@ -15,11 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cnncli.model import load_yaml, summarize_text
-
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-FORMAT = ROOT / "docs" / "model-format.md"
 FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
@@ -104,25 +100,3 @@ def test_readme_example_prints_what_the_readme_shows(
     assert want.fullmatch(actual), (
         f"$ {command}\n--- README shows:\n" + "\n".join(expected) + f"\n--- it prints:\n{actual}"
     )
-
-
-def yaml_examples() -> list[str]:
-    text = FORMAT.read_text(encoding="utf-8")
-    return [
-        m.group(1)
-        for m in re.finditer(r"^```yaml\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
-    ]
-
-
-@pytest.mark.parametrize("number", range(len(yaml_examples())))
-def test_model_format_yaml_examples_load(number: int) -> None:
-    source = yaml_examples()[number]
-    data = load_yaml(source, f"docs/model-format.md example {number + 1}")
-    assert isinstance(data, dict)
-    if "input" in data and "layers" in data:
-        summary = summarize_text(source, f"example {number + 1}")
-        assert summary.totals.params > 0
-
-
-def test_model_format_has_a_whole_model_example() -> None:
-    assert any("input:" in y and "layers:" in y for y in yaml_examples())
