@@ -440,11 +440,22 @@ def _axis_padding(spec: LayerSpec, i: int) -> tuple[int, int]:
         return keff - 1, keff - 1
     if pad is PadMode.CAUSAL:
         return keff - 1, 0
-    # same
-    if spec.framework is Framework.TORCH:
+    return same_padding(n, spec.kernel[i], s, spec.dilation[i], spec.framework)
+
+
+def same_padding(
+    n: int, kernel: int, stride: int, dilation: int = 1, framework: Framework = Framework.TF
+) -> tuple[int, int]:
+    """``(before, after)`` of 'same' padding on one axis, the odd pixel after.
+
+    TensorFlow (and Keras): output ``⌈n/s⌉``, total padding ``max((out−1)·s + k' − n, 0)``.
+    PyTorch (stride 1 only): total padding ``k' − 1``.
+    """
+    keff = effective_kernel(kernel, dilation)
+    if framework is Framework.TORCH:
         return _same_split(keff - 1)
-    out = -(-n // s)
-    return _same_split(max((out - 1) * s + keff - n, 0))
+    out = -(-n // stride)
+    return _same_split(max((out - 1) * stride + keff - n, 0))
 
 
 def _transposed_axis(spec: LayerSpec, i: int) -> tuple[int, int, int]:
