@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import TypeVar
 
-from cnncli.enums import FRAMEWORK_LABEL, Framework, Op, PadMode
+from cnncli.enums import FRAMEWORK_LABEL, Framework, Op, PadMode, Solve
 from cnncli.errors import ShapeError, UsageError
 
-__all__ = ["FRAMEWORK_LABEL", "Framework", "Op", "PadMode"]  # re-exported: callers say ar.Op
+# Re-exported: callers say ar.Op.
+__all__ = ["FRAMEWORK_LABEL", "Framework", "Op", "PadMode", "Solve"]
 
 #: Largest size, kernel, stride, dilation or padding accepted: the int32 limit frameworks use.
 MAX_VALUE = 2**31 - 1
@@ -112,6 +115,8 @@ class Geometry:
 # Building a spec: broadcasting and validation of user values (usage errors, exit 2)
 # --------------------------------------------------------------------------------------------
 
+_E = TypeVar("_E", bound=StrEnum)
+
 IntOrSeq = int | Sequence[int]
 PaddingArg = str | int | Sequence[int] | Sequence[Sequence[int]] | PadMode | None
 
@@ -184,6 +189,51 @@ def _padding(value: PaddingArg, ndim: int, framework: Framework) -> PadMode | Ex
     return tuple(pairs)
 
 
+def _choice(enum: type[_E], value: str, what: str) -> _E:
+    """``value`` as a member of ``enum``, or a usage error listing the members."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise UsageError(
+            f"unknown {what} {value!r}; use one of {', '.join(m.value for m in enum)}"
+        ) from None
+
+
+def _check_input_size(input_size: Sequence[int]) -> tuple[int, ...]:
+    sizes = tuple(input_size)
+    if not 1 <= len(sizes) <= 3:
+        raise UsageError(f"give 1, 2 or 3 spatial sizes (L, H W or D H W), got {len(sizes)}")
+    names = axis_names(len(sizes))
+    return tuple(_check_int(v, "input size", 1, n) for v, n in zip(sizes, names, strict=True))
+
+
+def _refuse_output_padding_option(op: Op, given: bool) -> None:
+    if given and op is not Op.CONVTRANSPOSE:
+        raise UsageError(
+            "{opt:output-padding} applies only to {opt:op} convtranspose; drop it or change {opt:op}"
+        )
+
+
+def _refuse_pool_options(
+    op: Op, framework: Framework, ceil_mode: bool, dilations: tuple[int, ...]
+) -> None:
+    """ceil_mode and dilation where the framework's layer has none."""
+    label = FRAMEWORK_LABEL[framework]
+    if ceil_mode and not op.is_pool:
+        raise UsageError(
+            "{opt:ceil-mode} applies only to pooling ({opt:op} maxpool or avgpool); drop it"
+        )
+    if ceil_mode and framework is not Framework.TORCH:
+        raise UsageError(
+            f"{label} pooling has no ceil_mode; use {{opt:padding}} same, or {{opt:framework}} torch"
+        )
+    dilated = any(d != 1 for d in dilations)
+    if op is Op.AVGPOOL and dilated:
+        raise UsageError("average pooling has no dilation in any framework; drop {opt:dilation}")
+    if op.is_pool and framework is not Framework.TORCH and dilated:
+        raise UsageError(f"{label} pooling has no dilation; drop {{opt:dilation}}")
+
+
 def make_spec(
     input_size: Sequence[int],
     kernel: IntOrSeq,
@@ -202,25 +252,10 @@ def make_spec(
     Keras); ``padding`` defaults to none (``valid``). Raises :class:`UsageError` for malformed
     values and for options that do not apply to ``op``.
     """
-    try:
-        op = Op(op)
-    except ValueError:
-        raise UsageError(
-            f"unknown op {op!r}; use one of {', '.join(o.value for o in Op)}"
-        ) from None
-    try:
-        framework = Framework(framework)
-    except ValueError:
-        raise UsageError(
-            f"unknown framework {framework!r}; use one of {', '.join(f.value for f in Framework)}"
-        ) from None
-    sizes = tuple(input_size)
-    if not 1 <= len(sizes) <= 3:
-        raise UsageError(f"give 1, 2 or 3 spatial sizes (L, H W or D H W), got {len(sizes)}")
+    op = _choice(Op, op, "op")
+    framework = _choice(Framework, framework, "framework")
+    sizes = _check_input_size(input_size)
     ndim = len(sizes)
-    sizes = tuple(
-        _check_int(v, "input size", 1, n) for v, n in zip(sizes, axis_names(ndim), strict=True)
-    )
     kernels = per_axis(kernel, ndim, "kernel")
     strides = (
         kernels
@@ -229,25 +264,11 @@ def make_spec(
     )
     dilations = per_axis(dilation, ndim, "dilation")
     pad = _padding(padding, ndim, framework)
-
-    if output_padding is not None and op is not Op.CONVTRANSPOSE:
-        raise UsageError(
-            "--output-padding applies only to --op convtranspose; drop it or change --op"
-        )
+    _refuse_output_padding_option(op, output_padding is not None)
     out_pad = (
         None if output_padding is None else per_axis(output_padding, ndim, "output padding", 0)
     )
-    if ceil_mode and not op.is_pool:
-        raise UsageError("--ceil-mode applies only to pooling (--op maxpool or avgpool); drop it")
-    if ceil_mode and framework is not Framework.TORCH:
-        raise UsageError(
-            f"{FRAMEWORK_LABEL[framework]} pooling has no ceil_mode; use --padding same, "
-            "or --framework torch"
-        )
-    if op is Op.AVGPOOL and any(d != 1 for d in dilations):
-        raise UsageError("average pooling has no dilation in any framework; drop --dilation")
-    if op.is_pool and framework is not Framework.TORCH and any(d != 1 for d in dilations):
-        raise UsageError(f"{FRAMEWORK_LABEL[framework]} pooling has no dilation; drop --dilation")
+    _refuse_pool_options(op, framework, ceil_mode, dilations)
     return LayerSpec(sizes, kernels, strides, dilations, pad, op, framework, ceil_mode, out_pad)
 
 
@@ -256,85 +277,141 @@ def make_spec(
 # --------------------------------------------------------------------------------------------
 
 
-def _refuse_framework_combinations(spec: LayerSpec) -> None:
-    fw, op, pad = spec.framework, spec.op, spec.padding
-    label = FRAMEWORK_LABEL[fw]
-    strided = any(s > 1 for s in spec.stride)
-    dilated = any(d > 1 for d in spec.dilation)
-    if fw is not Framework.TORCH and op in (Op.CONV, Op.CONVTRANSPOSE) and strided and dilated:
+def _refuse_stride_with_dilation(spec: LayerSpec) -> None:
+    """TensorFlow and Keras convolutions refuse stride > 1 with dilation > 1."""
+    if spec.framework is Framework.TORCH or spec.op not in (Op.CONV, Op.CONVTRANSPOSE):
+        return
+    if any(s > 1 for s in spec.stride) and any(d > 1 for d in spec.dilation):
         raise ShapeError(
-            f"{label} refuses stride > 1 together with dilation > 1 "
+            f"{FRAMEWORK_LABEL[spec.framework]} refuses stride > 1 together with dilation > 1 "
             f"(stride {_fmt(spec.stride)}, dilation {_fmt(spec.dilation)}); "
-            "use stride 1 or dilation 1, or --framework torch"
+            "use stride 1 or dilation 1, or {opt:framework} torch"
         )
-    if pad is PadMode.CAUSAL:
-        if spec.ndim != 1:
-            raise ShapeError(
-                f"causal padding exists only for 1-D inputs, this input is {spec.ndim}-D; "
-                "use --padding same or valid"
-            )
-        if op is Op.CONVTRANSPOSE or (fw is Framework.KERAS and op.is_pool):
-            raise ShapeError(f"{label} {op.value} has no causal padding; use valid or same")
-    if pad is PadMode.FULL and (fw is Framework.KERAS or op is Op.CONVTRANSPOSE):
-        who = "Keras" if fw is Framework.KERAS else "transposed convolution"
+
+
+def _refuse_causal(spec: LayerSpec) -> None:
+    """Causal padding: 1-D only, and not for transposed convolution or Keras pooling."""
+    if spec.padding is not PadMode.CAUSAL:
+        return
+    if spec.ndim != 1:
         raise ShapeError(
-            f"{who} has no 'full' padding; use --padding valid or same, or explicit padding"
+            f"causal padding exists only for 1-D inputs, this input is {spec.ndim}-D; "
+            "use {opt:padding} same or valid"
         )
-    if isinstance(pad, tuple) and fw is Framework.KERAS and any(p != (0, 0) for p in pad):
+    op = spec.op
+    if op is Op.CONVTRANSPOSE or (spec.framework is Framework.KERAS and op.is_pool):
         raise ShapeError(
-            "Keras layers take padding 'valid' or 'same' only; add a ZeroPadding layer with "
-            f"{_fmt_pairs(pad)} before a 'valid' layer, or use --framework torch"
+            f"{FRAMEWORK_LABEL[spec.framework]} {op.value} has no causal padding; use valid or same"
         )
-    if fw is Framework.TORCH:
-        if pad is PadMode.SAME and op is Op.CONV and strided:
+
+
+def _refuse_full(spec: LayerSpec) -> None:
+    """'full' padding: not in Keras, not for transposed convolution."""
+    keras = spec.framework is Framework.KERAS
+    if spec.padding is PadMode.FULL and (keras or spec.op is Op.CONVTRANSPOSE):
+        who = "Keras" if keras else "transposed convolution"
+        raise ShapeError(
+            f"{who} has no 'full' padding; use {{opt:padding}} valid or same, or explicit padding"
+        )
+
+
+def _refuse_keras_explicit(spec: LayerSpec) -> None:
+    """Keras layers take a padding mode, never numbers."""
+    pad = spec.padding
+    if spec.framework is not Framework.KERAS or not _nonzero_explicit(pad):
+        return
+    assert isinstance(pad, tuple)
+    raise ShapeError(
+        "Keras layers take padding 'valid' or 'same' only; add a ZeroPadding layer with "
+        f"{_fmt_pairs(pad)} before a 'valid' layer, or use {{opt:framework}} torch"
+    )
+
+
+def _refuse_torch_padding(spec: LayerSpec) -> None:
+    """PyTorch's padding rules: 'same' only for unstrided convolution, integers elsewhere,
+    both sides equal outside convolution."""
+    if spec.framework is not Framework.TORCH:
+        return
+    op, pad = spec.op, spec.padding
+    if pad is PadMode.SAME and op is Op.CONV and any(s > 1 for s in spec.stride):
+        raise ShapeError(
+            f"PyTorch refuses padding='same' with stride {_fmt(spec.stride)} "
+            "(\"padding='same' is not supported for strided convolutions\"); "
+            "use {opt:framework} tf for TensorFlow's SAME (output ⌈n/s⌉) or explicit padding"
+        )
+    if isinstance(pad, PadMode) and op is Op.CONVTRANSPOSE:
+        raise ShapeError(
+            f"PyTorch transposed convolution takes integer padding only, not '{pad.value}'; "
+            "use {opt:padding} N (0 for none)"
+        )
+    if pad is PadMode.SAME and op is not Op.CONV:
+        raise ShapeError(
+            f"PyTorch {op.value} takes integer padding only, not 'same'; "
+            "use {opt:solve} padding {opt:target} N to find it, or {opt:framework} tf"
+        )
+    if isinstance(pad, tuple) and op is not Op.CONV and any(b != a for b, a in pad):
+        raise ShapeError(
+            f"PyTorch {op.value} pads both sides equally, but padding {_fmt_pairs(pad)} is "
+            "asymmetric; pad first with nn.ZeroPad (F.pad) and use padding 0"
+        )
+
+
+def _refuse_torch_avgpool3d_small_input(spec: LayerSpec) -> None:
+    # avg_pool3d alone checks the unpadded input against the kernel (PyTorch 2.13).
+    if spec.framework is not Framework.TORCH or spec.op is not Op.AVGPOOL or spec.ndim != 3:
+        return
+    for name, n, k in zip(axis_names(3), spec.input_size, spec.kernel, strict=True):
+        if n < k:
             raise ShapeError(
-                f"PyTorch refuses padding='same' with stride {_fmt(spec.stride)} "
-                "(\"padding='same' is not supported for strided convolutions\"); "
-                "use --framework tf for TensorFlow's SAME (output ⌈n/s⌉) or explicit padding"
+                f"PyTorch AvgPool3d refuses an input smaller than the kernel: {n} < {k} on axis "
+                f"{name} (padding does not count); use a smaller kernel or a larger input"
             )
-        if isinstance(pad, PadMode) and op is Op.CONVTRANSPOSE:
-            raise ShapeError(
-                f"PyTorch transposed convolution takes integer padding only, not '{pad.value}'; "
-                "use --padding N (0 for none)"
-            )
-        if pad is PadMode.SAME and op is not Op.CONV:
-            raise ShapeError(
-                f"PyTorch {op.value} takes integer padding only, not 'same'; "
-                "use --solve padding --target N to find it, or --framework tf"
-            )
-        if isinstance(pad, tuple) and op is not Op.CONV and any(b != a for b, a in pad):
-            raise ShapeError(
-                f"PyTorch {op.value} pads both sides equally, but padding {_fmt_pairs(pad)} is "
-                "asymmetric; pad first with nn.ZeroPad (F.pad) and use padding 0"
-            )
-    if fw is Framework.TORCH and op is Op.AVGPOOL and spec.ndim == 3:
-        # avg_pool3d alone checks the unpadded input against the kernel (PyTorch 2.13).
-        for name, n, k in zip(axis_names(3), spec.input_size, spec.kernel, strict=True):
-            if n < k:
-                raise ShapeError(
-                    f"PyTorch AvgPool3d refuses an input smaller than the kernel: {n} < {k} on axis "
-                    f"{name} (padding does not count); use a smaller kernel or a larger input"
-                )
-    if (
-        fw is Framework.TF
-        and op is Op.AVGPOOL
-        and isinstance(pad, tuple)
-        and any(p != (0, 0) for p in pad)
+
+
+def _refuse_tf_avgpool_explicit(spec: LayerSpec) -> None:
+    if spec.framework is Framework.TF and spec.op is Op.AVGPOOL and _nonzero_explicit(spec.padding):
+        raise ShapeError(
+            "TensorFlow avg_pool takes 'VALID' or 'SAME' only; use {opt:padding} valid or same"
+        )
+
+
+def _refuse_output_padding(spec: LayerSpec) -> None:
+    """Output padding must be smaller than the stride (PyTorch: than the stride or dilation)."""
+    if spec.op is not Op.CONVTRANSPOSE or spec.output_padding is None:
+        return
+    torch = spec.framework is Framework.TORCH
+    limit_name = "stride or dilation" if torch else "stride"
+    for name, op_, s, d in zip(
+        axis_names(spec.ndim), spec.output_padding, spec.stride, spec.dilation, strict=True
     ):
-        raise ShapeError(
-            "TensorFlow avg_pool takes 'VALID' or 'SAME' only; use --padding valid or same"
-        )
-    if op is Op.CONVTRANSPOSE and spec.output_padding is not None:
-        limit_name = "stride or dilation" if fw is Framework.TORCH else "stride"
-        for name, op_, s, d in zip(
-            axis_names(spec.ndim), spec.output_padding, spec.stride, spec.dilation, strict=True
-        ):
-            limit = max(s, d) if fw is Framework.TORCH else s
-            if op_ >= limit:
-                raise ShapeError(
-                    f"output padding {op_} on axis {name} must be smaller than the {limit_name} "
-                    f"({limit}); use --output-padding {limit - 1} or less"
-                )
+        limit = max(s, d) if torch else s
+        if op_ >= limit:
+            raise ShapeError(
+                f"output padding {op_} on axis {name} must be smaller than the {limit_name} "
+                f"({limit}); use {{opt:output-padding}} {limit - 1} or less"
+            )
+
+
+#: The combinations a framework refuses, checked in this order (the first refusal is reported).
+_REFUSALS = (
+    _refuse_stride_with_dilation,
+    _refuse_causal,
+    _refuse_full,
+    _refuse_keras_explicit,
+    _refuse_torch_padding,
+    _refuse_torch_avgpool3d_small_input,
+    _refuse_tf_avgpool_explicit,
+    _refuse_output_padding,
+)
+
+
+def _refuse_framework_combinations(spec: LayerSpec) -> None:
+    for refuse in _REFUSALS:
+        refuse(spec)
+
+
+def _nonzero_explicit(pad: PadMode | Explicit) -> bool:
+    return isinstance(pad, tuple) and any(p != (0, 0) for p in pad)
 
 
 def _fmt(values: Sequence[int]) -> str:
@@ -363,11 +440,22 @@ def _axis_padding(spec: LayerSpec, i: int) -> tuple[int, int]:
         return keff - 1, keff - 1
     if pad is PadMode.CAUSAL:
         return keff - 1, 0
-    # same
-    if spec.framework is Framework.TORCH:
+    return same_padding(n, spec.kernel[i], s, spec.dilation[i], spec.framework)
+
+
+def same_padding(
+    n: int, kernel: int, stride: int, dilation: int = 1, framework: Framework = Framework.TF
+) -> tuple[int, int]:
+    """``(before, after)`` of 'same' padding on one axis, the odd pixel after.
+
+    TensorFlow (and Keras): output ``⌈n/s⌉``, total padding ``max((out−1)·s + k' − n, 0)``.
+    PyTorch (stride 1 only): total padding ``k' − 1``.
+    """
+    keff = effective_kernel(kernel, dilation)
+    if framework is Framework.TORCH:
         return _same_split(keff - 1)
-    out = -(-n // s)
-    return _same_split(max((out - 1) * s + keff - n, 0))
+    out = -(-n // stride)
+    return _same_split(max((out - 1) * stride + keff - n, 0))
 
 
 def _transposed_axis(spec: LayerSpec, i: int) -> tuple[int, int, int]:
@@ -402,7 +490,7 @@ def _pool_limit(spec: LayerSpec, i: int, before: int, after: int) -> None:
         raise ShapeError(
             f"PyTorch requires pooling padding at most half the kernel size on axis "
             f"{axis_names(spec.ndim)[i]} (pad {max(before, after)}, kernel {k}); "
-            f"use --padding {k // 2} or less"
+            f"use {{opt:padding}} {k // 2} or less"
         )
 
 
@@ -495,7 +583,7 @@ def resolve(spec: LayerSpec, *, coverage: bool = True) -> Geometry:
             fix = (
                 f"use padding of at least {need} in total"
                 if spec.padding is not PadMode.VALID or spec.framework is Framework.TORCH
-                else "use --padding same"
+                else "use {opt:padding} same"
             )
             raise ShapeError(
                 f"{kdesc} is larger than the padded input {padded} on axis {name} "
@@ -511,44 +599,68 @@ def resolve(spec: LayerSpec, *, coverage: bool = True) -> Geometry:
     return Geometry(spec, tuple(axes), _notes(spec))
 
 
-def _notes(spec: LayerSpec) -> tuple[str, ...]:
-    fw, op, pad = spec.framework, spec.op, spec.padding
-    notes: list[str] = []
-    if pad is PadMode.SAME and op is not Op.CONVTRANSPOSE:
-        if fw is Framework.TORCH:
-            notes.append("PyTorch 'same': total padding d·(k−1), the odd pixel after")
-        else:
-            notes.append(
-                f"{FRAMEWORK_LABEL[fw]} SAME: output ⌈n/s⌉, the odd pixel of padding after"
-            )
+def _note_padding_mode(spec: LayerSpec) -> str | None:
+    """How the named padding mode was split."""
+    pad, label = spec.padding, FRAMEWORK_LABEL[spec.framework]
+    if pad is PadMode.SAME and spec.op is not Op.CONVTRANSPOSE:
+        if spec.framework is Framework.TORCH:
+            return "PyTorch 'same': total padding d·(k−1), the odd pixel after"
+        return f"{label} SAME: output ⌈n/s⌉, the odd pixel of padding after"
     if pad is PadMode.FULL:
-        notes.append("full: padding d·(k−1) on both sides (PyTorch padding=d·(k−1))")
+        return "full: padding d·(k−1) on both sides (PyTorch padding=d·(k−1))"
     if pad is PadMode.CAUSAL:
-        notes.append("causal: padding d·(k−1) before, none after (Keras Conv1D padding='causal')")
-    if (
-        fw is Framework.TORCH
-        and isinstance(pad, tuple)
-        and op is Op.CONV
-        and any(b != a for b, a in pad)
-    ):
-        notes.append("asymmetric padding: in PyTorch, F.pad first, then padding=0")
-    if op is Op.CONVTRANSPOSE and fw is not Framework.TORCH:
-        notes.append(
+        return "causal: padding d·(k−1) before, none after (Keras Conv1D padding='causal')"
+    return None
+
+
+def _note_torch_asymmetric(spec: LayerSpec) -> str | None:
+    pad = spec.padding
+    if spec.framework is not Framework.TORCH or spec.op is not Op.CONV:
+        return None
+    if isinstance(pad, tuple) and any(b != a for b, a in pad):
+        return "asymmetric padding: in PyTorch, F.pad first, then padding=0"
+    return None
+
+
+def _note_keras_transposed(spec: LayerSpec) -> str | None:
+    if spec.op is Op.CONVTRANSPOSE and spec.framework is not Framework.TORCH:
+        return (
             "Keras Conv*DTranspose output length; shown as the PyTorch crop (padding) and "
             "output_padding that give it"
         )
-    if op is Op.AVGPOOL and not isinstance(pad, PadMode) and any(p != (0, 0) for p in pad):
-        if fw is Framework.TORCH:
-            notes.append(
-                "PyTorch AvgPool counts padded zeros in the average (count_include_pad=True)"
-            )
-    if op is Op.AVGPOOL and pad is PadMode.SAME:
-        notes.append(
-            f"{FRAMEWORK_LABEL[fw]} SAME average pooling leaves padding out of the average"
-        )
+    return None
+
+
+def _note_avgpool_padding(spec: LayerSpec) -> str | None:
+    """Whether padded positions count in an average."""
+    if spec.op is not Op.AVGPOOL:
+        return None
+    if spec.framework is Framework.TORCH and _nonzero_explicit(spec.padding):
+        return "PyTorch AvgPool counts padded zeros in the average (count_include_pad=True)"
+    if spec.padding is PadMode.SAME:
+        label = FRAMEWORK_LABEL[spec.framework]
+        return f"{label} SAME average pooling leaves padding out of the average"
+    return None
+
+
+def _note_ceil_mode(spec: LayerSpec) -> str | None:
     if spec.ceil_mode:
-        notes.append("ceil_mode: the last window may run past the input, but must start inside it")
-    return tuple(notes)
+        return "ceil_mode: the last window may run past the input, but must start inside it"
+    return None
+
+
+#: What a reader of the result should know, in this order.
+_NOTES = (
+    _note_padding_mode,
+    _note_torch_asymmetric,
+    _note_keras_transposed,
+    _note_avgpool_padding,
+    _note_ceil_mode,
+)
+
+
+def _notes(spec: LayerSpec) -> tuple[str, ...]:
+    return tuple(note for make in _NOTES if (note := make(spec)) is not None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -573,6 +685,7 @@ class Cost:
     biases: int
     macs: int
     output_elements: int
+    groups: int = 1
 
     @property
     def params(self) -> int:
@@ -612,10 +725,10 @@ def layer_cost(
         if out_channels is not None and out_channels != in_channels:
             raise UsageError(
                 f"pooling keeps the channels: out channels {out_channels} ≠ in channels {in_channels}; "
-                "drop --out-channels"
+                "drop {opt:out-channels}"
             )
         if groups != 1:
-            raise UsageError("--groups applies only to convolutions; drop it")
+            raise UsageError("{opt:groups} applies only to convolutions; drop it")
         check_channels(in_channels, None, 1)
         return Cost(in_channels, in_channels, 0, 0, 0, _prod(geom.output_size) * in_channels)
     cout = in_channels if out_channels is None else out_channels
@@ -627,7 +740,31 @@ def layer_cost(
         macs = _prod(geom.spec.input_size) * in_channels * kprod * (cout // groups)
     else:
         macs = _prod(geom.output_size) * cout * kprod * (in_channels // groups)
-    return Cost(in_channels, cout, weights, biases, macs, _prod(geom.output_size) * cout)
+    return Cost(in_channels, cout, weights, biases, macs, _prod(geom.output_size) * cout, groups)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A resolved layer and, when its channels are known, its cost."""
+
+    geometry: Geometry
+    cost: Cost | None = None
+
+
+def analyze(
+    spec: LayerSpec,
+    in_channels: int | None = None,
+    out_channels: int | None = None,
+    groups: int = 1,
+    bias: bool = True,
+) -> Layer:
+    """:func:`resolve` the layer, and count its cost when ``in_channels`` is given."""
+    if in_channels is None and (out_channels is not None or groups != 1):
+        raise UsageError("{opt:out-channels} and {opt:groups} need {opt:in-channels}")
+    geom = resolve(spec)
+    if in_channels is None:
+        return Layer(geom)
+    return Layer(geom, layer_cost(geom, in_channels, out_channels, groups, bias))
 
 
 # --------------------------------------------------------------------------------------------
@@ -701,7 +838,7 @@ def solve_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...
     total is odd, as PyTorch does it)."""
     if spec.framework is Framework.KERAS:
         raise ShapeError(
-            "Keras layers take no explicit padding; solve with --framework torch or tf "
+            "Keras layers take no explicit padding; solve with {opt:framework} torch or tf "
             "and add a ZeroPadding layer"
         )
     out: list[Solution] = []
@@ -714,7 +851,7 @@ def solve_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...
             if crop < 0:
                 raise ShapeError(
                     f"no padding gives {t} on axis {name}: the most a transposed convolution gives "
-                    f"is {full} without output padding; use --solve output-padding or a larger stride"
+                    f"is {full} without output padding; use {{opt:solve}} output-padding or a larger stride"
                 )
             p, extra = -(-crop // 2), crop % 2
             if extra and extra >= max(s, spec.dilation[i]):
@@ -756,7 +893,7 @@ def solve_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...
 def solve_output_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...]:
     """The output padding of a transposed convolution that gives ``target``."""
     if spec.op is not Op.CONVTRANSPOSE:
-        raise UsageError("--solve output-padding applies only to --op convtranspose")
+        raise UsageError("{opt:solve} output-padding applies only to {opt:op} convtranspose")
     out: list[Solution] = []
     for i, (name, t) in enumerate(zip(axis_names(spec.ndim), _targets(spec, target), strict=True)):
         base = resolve(_axis_spec(spec, i, output_padding=(0,))).axes[0].output
@@ -806,6 +943,60 @@ def solve_input(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...]:
         last = b - 1 if size(b) > t else b
         out.append(Solution(name, (a, last)))
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Solved:
+    """The answer to :func:`solve`, every axis."""
+
+    what: Solve
+    spec: LayerSpec
+    #: The wanted output size, one value per axis.
+    target: tuple[int, ...]
+    solutions: tuple[Solution, ...]
+    #: Padding solves: the layer with the padding found (its output is the target).
+    geometry: Geometry | None = None
+
+    @property
+    def padding(self) -> Explicit:
+        """Padding solves: ``(before, after)`` per axis."""
+        return tuple((s.values[0], s.values[1]) for s in self.solutions)
+
+    @property
+    def output_padding(self) -> tuple[int, ...] | None:
+        """The output padding found (output-padding solves), or the one a transposed
+        convolution's odd crop needs (padding solves); None otherwise."""
+        if self.what is Solve.OUTPUT_PADDING:
+            return tuple(s.values[0] for s in self.solutions)
+        if self.what is Solve.PADDING and self.spec.op is Op.CONVTRANSPOSE:
+            return tuple(s.values[2] for s in self.solutions)
+        return None
+
+    @property
+    def symmetric(self) -> bool:
+        return all(s.symmetric for s in self.solutions)
+
+    @property
+    def input_range(self) -> tuple[tuple[int, int], ...]:
+        """Input solves: ``(smallest, largest)`` input size per axis."""
+        return tuple((s.values[0], s.values[1]) for s in self.solutions)
+
+
+def solve(spec: LayerSpec, what: Solve | str, target: Sequence[int]) -> Solved:
+    """Find the padding, output padding or input size that gives ``target`` (one value, or one
+    per axis); a padding solve also resolves the layer with the padding it found."""
+    what = _choice(Solve, what, "solve")
+    solver = {
+        Solve.PADDING: solve_padding,
+        Solve.OUTPUT_PADDING: solve_output_padding,
+        Solve.INPUT: solve_input,
+    }[what]
+    solutions = solver(spec, target)  # each solver checks the op and the target first
+    found = Solved(what, spec, _targets(spec, target), solutions)
+    if what is not Solve.PADDING:
+        return found
+    final = replace(spec, padding=found.padding, output_padding=found.output_padding)
+    return replace(found, geometry=resolve(final))
 
 
 # --------------------------------------------------------------------------------------------

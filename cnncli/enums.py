@@ -54,6 +54,15 @@ class PadMode(StrEnum):
     CAUSAL = "causal"
 
 
+@unique
+class Solve(StrEnum):
+    """What ``cnncli shape --solve`` finds for a wanted output size."""
+
+    PADDING = "padding"
+    OUTPUT_PADDING = "output-padding"
+    INPUT = "input"
+
+
 # --------------------------------------------------------------------------------------------
 # Filtering
 # --------------------------------------------------------------------------------------------

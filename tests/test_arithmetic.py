@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cnncli import arithmetic as ar
-from cnncli.errors import ShapeError, UsageError
+from cnncli.errors import CnnCliError, ShapeError, UsageError, as_model_key
 
 
 def out(n: list[int], k: int | list[int], **kw: object) -> tuple[int, ...]:
@@ -371,3 +375,96 @@ def test_explain_substitutes_the_numbers() -> None:
 def test_receptive_field() -> None:
     rf = ar.Receptive().then(7, 2).then(3, 2)  # ResNet stem + max pool
     assert (rf.size, rf.jump) == (11, 4)
+
+
+def test_solve_answers_every_axis_in_one_call() -> None:
+    solved = ar.solve(ar.make_spec([7, 32], [4, 5]), ar.Solve.PADDING, [7, 32])
+    assert solved.padding == ((1, 2), (2, 2))
+    assert not solved.symmetric
+    assert solved.output_padding is None
+    assert solved.geometry is not None and solved.geometry.output_size == (7, 32)
+    solved = ar.solve(
+        ar.make_spec([4], 3, stride=2, padding=1, op="convtranspose"), "output-padding", [8]
+    )
+    assert (solved.target, solved.output_padding, solved.geometry) == ((8,), (1,), None)
+    solved = ar.solve(ar.make_spec([4, 4], 4, stride=2, op="convtranspose"), ar.Solve.PADDING, [8])
+    assert solved.padding == ((1, 1), (1, 1)) and solved.output_padding == (0, 0)
+    solved = ar.solve(ar.make_spec([10], 3, stride=2), ar.Solve.INPUT, [4])
+    assert solved.target == (4,) and solved.input_range == ((9, 10),)
+
+
+def test_solve_checks_the_op_before_the_target() -> None:
+    with pytest.raises(UsageError, match="applies only to --op convtranspose"):
+        ar.solve(ar.make_spec([4, 4], 3), ar.Solve.OUTPUT_PADDING, [1, 2, 3])
+
+
+def test_analyze_counts_cost_only_with_channels() -> None:
+    spec = ar.make_spec([224, 224], 7, stride=2, padding=3)
+    assert ar.analyze(spec).cost is None
+    cost = ar.analyze(spec, 3, 64, bias=False).cost
+    assert cost is not None and (cost.params, cost.groups) == (9408, 1)
+    with pytest.raises(UsageError, match="--out-channels and --groups need --in-channels"):
+        ar.analyze(spec, out_channels=64)
+
+
+@given(n=sizes, k=kernels, s=strides, d=st.integers(1, 3))
+def test_same_padding_is_the_tf_rule(n: int, k: int, s: int, d: int) -> None:
+    before, after = ar.same_padding(n, k, s, d)
+    assert after - before in (0, 1)
+    keff = ar.effective_kernel(k, d)
+    assert ar.forward_size(n, keff, s, before, after) == -(-n // s)  # ⌈n/s⌉
+    if s == 1 or d == 1:
+        assert pads([n], k, stride=s, dilation=d, padding="same", framework="tf") == (
+            (before, after),
+        )
+
+
+# ----- messages name options, not flags: the reader decides the words -----
+
+
+@pytest.mark.parametrize(
+    ("make", "flag_words", "key_words"),
+    [
+        (
+            lambda: ar.resolve(ar.make_spec([9], 3, stride=2, dilation=2, framework="tf")),
+            "use stride 1 or dilation 1, or --framework torch",
+            "use stride 1 or dilation 1, or framework: torch",
+        ),
+        (
+            lambda: ar.resolve(ar.make_spec([9], 3, padding=2, op="maxpool")),
+            "use --padding 1 or less",
+            "use padding: 1 or less",
+        ),
+        (
+            lambda: ar.resolve(
+                ar.make_spec([9], 3, stride=2, output_padding=2, op="convtranspose")
+            ),
+            "use --output-padding 1 or less",
+            "use output_padding: 1 or less",
+        ),
+        (
+            lambda: ar.make_spec([9], 3, dilation=2, op="avgpool"),
+            "average pooling has no dilation in any framework; drop --dilation",
+            "average pooling has no dilation in any framework; drop dilation:",
+        ),
+        (
+            lambda: ar.make_spec([9], 3, ceil_mode=True, op="maxpool", framework="keras"),
+            "use --padding same, or --framework torch",
+            "use padding: same, or framework: torch",
+        ),
+    ],
+)
+def test_messages_read_right_as_flags_and_as_model_keys(
+    make: Callable[[], object], flag_words: str, key_words: str
+) -> None:
+    with pytest.raises(CnnCliError) as info:
+        make()
+    assert flag_words in str(info.value)
+    assert key_words in info.value.worded(as_model_key)
+    assert "--" not in info.value.worded(as_model_key)
+
+
+def test_core_messages_carry_no_flags() -> None:
+    # Every option named in arithmetic's messages is an {opt:NAME} token (see errors.py).
+    source = Path(ar.__file__).read_text(encoding="utf-8")
+    assert re.findall(r"--[a-z]", source) == []

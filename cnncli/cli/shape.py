@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
-import sys
-from enum import StrEnum, unique
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from cnncli import arithmetic as ar
 from cnncli.cli import app
 from cnncli.cli.options import parse_ints
+from cnncli.enums import Solve
 from cnncli.errors import UsageError
 
 EXAMPLES = """Compute the output of a convolution or pooling layer, as PyTorch (default), TensorFlow or Keras
@@ -39,13 +37,6 @@ Examples:
 
   cnncli shape 224 224 -k 7 -s 2 -p 3 --json
 """
-
-
-@unique
-class Solve(StrEnum):
-    PADDING = "padding"
-    OUTPUT_PADDING = "output-padding"
-    INPUT = "input"
 
 
 def parse_sizes(sizes: list[str]) -> list[int]:
@@ -170,8 +161,6 @@ def shape(
         raise UsageError("--target goes with --solve padding|output-padding|input")
     if solve is Solve.PADDING and padding is not None:
         raise UsageError("--solve padding finds the padding; drop --padding")
-    if in_channels is None and (out_channels is not None or groups != 1):
-        raise UsageError("--out-channels and --groups need --in-channels")
     spec = ar.make_spec(
         input_size,
         parse_ints(kernel, "kernel"),
@@ -185,119 +174,18 @@ def shape(
         if output_padding is None
         else parse_ints(output_padding, "output padding"),
     )
+    from cnncli.render import shape as render  # here: other commands never load it
+
     if solve is not None:
         assert target is not None
-        _solve(spec, solve, parse_ints(target, "target"), as_json)
+        solved = ar.solve(spec, solve, parse_ints(target, "target"))
+        if as_json:
+            render.print_json(render.solution_json(solved))
+        else:
+            render.show_solution(solved)
         return
-    geom = ar.resolve(spec)
-    cost = (
-        None
-        if in_channels is None
-        else ar.layer_cost(geom, in_channels, out_channels, groups, bias)
-    )
+    layer = ar.analyze(spec, in_channels, out_channels, groups, bias)
     if as_json:
-        _print_json(_json(geom, cost, bias, groups))
-        return
-    from cnncli.render import shape as render
-
-    render.show(geom, cost, explain=explain, draw=draw, bias=bias)
-
-
-def _json(geom: ar.Geometry, cost: ar.Cost | None, bias: bool, groups: int) -> dict[str, Any]:
-    spec = geom.spec
-    data: dict[str, Any] = {
-        "op": spec.op.value,
-        "framework": spec.framework.value,
-        "input_shape": list(spec.input_size),
-        "output_shape": list(geom.output_size),
-        "padding": [list(p) for p in geom.padding],
-        "kernel": list(spec.kernel),
-        "stride": list(spec.stride),
-        "dilation": list(spec.dilation),
-        "effective_kernel": [a.effective_kernel for a in geom.axes],
-        "padding_mode": spec.padding.value if isinstance(spec.padding, ar.PadMode) else "explicit",
-        "uncovered_end": [a.uncovered_end for a in geom.axes],
-        "uncovered_total": [a.uncovered_total for a in geom.axes],
-        "notes": list(geom.notes),
-    }
-    if spec.op.is_pool:
-        data["ceil_mode"] = spec.ceil_mode
-    if spec.op is ar.Op.CONVTRANSPOSE:
-        data["output_padding"] = [a.output_padding for a in geom.axes]
-    if cost is not None:
-        data.update(
-            in_channels=cost.in_channels,
-            out_channels=cost.out_channels,
-            groups=groups,
-            bias=bias and not spec.op.is_pool,
-            output_tensor_shape=[cost.out_channels, *geom.output_size],
-            params=cost.params,
-            weights=cost.weights,
-            biases=cost.biases,
-            macs=cost.macs,
-            flops=cost.flops,
-            output_elements=cost.output_elements,
-            conventions=(
-                "MACs: multiply-accumulates, bias excluded; FLOPs = 2 × MACs"
-                + (
-                    "; transposed convolution counted on its input"
-                    if spec.op is ar.Op.CONVTRANSPOSE
-                    else ""
-                )
-            ),
-        )
-    return data
-
-
-def _print_json(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-
-
-def _solve(spec: ar.LayerSpec, what: Solve, target: list[int], as_json: bool) -> None:
-    if what is Solve.PADDING:
-        sols = ar.solve_padding(spec, target)
-        pad = [[s.values[0], s.values[1]] for s in sols]
-        # A transposed convolution's odd crop comes with an output padding of 1.
-        extra = [s.values[2] for s in sols] if spec.op is ar.Op.CONVTRANSPOSE else []
-        final = ar.make_spec(
-            spec.input_size,
-            spec.kernel,
-            stride=spec.stride,
-            dilation=spec.dilation,
-            padding=[(b, a) for b, a in pad],
-            op=spec.op,
-            framework=spec.framework,
-            ceil_mode=spec.ceil_mode,
-            output_padding=extra or None,
-        )
-        geom = ar.resolve(final)
-        data: dict[str, Any] = {
-            "solve": "padding",
-            "target": list(geom.output_size),
-            "padding": pad,
-            "symmetric": all(s.symmetric for s in sols),
-            "output_shape": list(geom.output_size),
-        }
-        if extra:
-            data["output_padding"] = extra
-    elif what is Solve.OUTPUT_PADDING:
-        sols = ar.solve_output_padding(spec, target)
-        data = {
-            "solve": "output-padding",
-            "target": target if len(target) == spec.ndim else target * spec.ndim,
-            "output_padding": [s.values[0] for s in sols],
-            "output_shape": target if len(target) == spec.ndim else target * spec.ndim,
-        }
+        render.print_json(render.layer_json(layer))
     else:
-        sols = ar.solve_input(spec, target)
-        data = {
-            "solve": "input",
-            "target": target if len(target) == spec.ndim else target * spec.ndim,
-            "input_range": [list(s.values) for s in sols],
-        }
-    if as_json:
-        _print_json(data)
-        return
-    from cnncli.render import shape as render
-
-    render.show_solution(spec, data)
+        render.show(layer, explain=explain, draw=draw)
