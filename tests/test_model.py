@@ -354,15 +354,15 @@ def test_missing_file() -> None:
 
 
 def test_core_messages_name_options_as_model_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    # arithmetic names options as {opt:NAME}; a model file reads them as its own keys, and a
-    # flag still spelled literally is mapped too (until every core message uses the tokens).
+    # arithmetic names options as {opt:NAME}; a model file reads them as its own keys
+    # (test_arithmetic checks arithmetic.py spells no flag literally).
     from cnncli import arithmetic as ar
     from cnncli.errors import ShapeError
 
     def refuse(spec: object) -> object:
         raise ShapeError(
             "kernel 5 is larger than the padded input 3 on axis H; use {opt:padding} 1 or more, "
-            "{opt:output-padding} 0 or --dilation 1; or {opt:framework} tf"
+            "{opt:output-padding} 0 or {opt:dilation} 1; or {opt:framework} tf"
         )
 
     monkeypatch.setattr(ar, "resolve", refuse)

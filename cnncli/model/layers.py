@@ -218,23 +218,7 @@ def _geometry(x: TShape, opts: dict[str, Any], op: ar.Op, ctx: Ctx) -> ar.Geomet
 
 def _model_words(err: CnnCliError) -> str:
     """A core message as a model file reads it: options named as keys (``padding:``)."""
-    return _option_words(err.worded(as_model_key))
-
-
-def _option_words(message: str) -> str:
-    # Fallback while a core message still spells a `cnncli shape` flag literally instead of
-    # {opt:NAME}; once every arithmetic message uses tokens this table can go.
-    for flag_, option in (
-        ("--padding", "padding:"),
-        ("--output-padding", "output_padding:"),
-        ("--dilation", "dilation:"),
-        ("--ceil-mode", "ceil_mode:"),
-        ("--framework tf", "framework: tf"),
-        ("--framework torch", "framework: torch"),
-        ("--framework", "framework:"),
-    ):
-        message = message.replace(flag_, option)
-    return message
+    return err.worded(as_model_key)
 
 
 def _conv(ndim: int, op: ar.Op, depthwise: bool = False) -> Callable[..., LayerOut]:
