@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cnncli import images, limits
-from cnncli.convolve import check_work, correlate, plan_geometry
-from cnncli.kernels import parse_stage, plan_stages, run_stage
+from cnncli.filtering.correlate import check_work, correlate, plan_geometry
+from cnncli.filtering.stages import parse_stage, plan_stages, run_stage
 from cnncli.limits import LimitError
 from cnncli.render.preview import Shrink, shrink_factor
 

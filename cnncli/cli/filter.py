@@ -22,8 +22,9 @@ from cnncli.errors import CnnCliError, ShapeError, UsageError
 from cnncli.limits import LimitError
 
 if TYPE_CHECKING:
+    from cnncli.filtering.kernels import Kernel
+    from cnncli.filtering.stages import Stage
     from cnncli.images import Picture
-    from cnncli.kernels import Kernel, Stage
 
 #: Result values per band when an image output is made band by band: 4 MiB of float32 (262
 #: rows of a 12-MP photo) measured fastest; smaller bands pay more Python per row, larger ones
@@ -315,9 +316,9 @@ _warned: set[str] = set()
 
 
 def _core() -> Any:
-    """The Numba core (:mod:`cnncli.convolve`), with its one warning printed once a run: no
-    writable cache directory for the compiled code."""
-    from cnncli import convolve
+    """The Numba core (:mod:`cnncli.filtering.correlate`), with its one warning printed once a
+    run: no writable cache directory for the compiled code."""
+    from cnncli.filtering import correlate as convolve
 
     note = convolve.cache_note()
     if note and note not in _warned:
@@ -333,7 +334,7 @@ def _plan_sizes(
     every size checked against the work budget before anything is allocated. Errors name the
     file (``what`` describes it) — in a batch, one image can be too small or too large while
     the others fit."""
-    from cnncli.kernels import plan_stages
+    from cnncli.filtering.stages import plan_stages
 
     convolve = _core()
     check_work, plan_geometry = convolve.check_work, convolve.plan_geometry
@@ -363,7 +364,8 @@ def _process(job: Job, s: Settings, inputs: list[Path]) -> str:
     import numpy as np
 
     from cnncli import images, limits
-    from cnncli.kernels import apply_kernel, run_stage
+    from cnncli.filtering.correlate import apply_kernel
+    from cnncli.filtering.stages import run_stage
 
     if job.output is not None:
         images.check_output(job.output, inputs, s.force)
@@ -729,9 +731,10 @@ def filter_command(
     if output is not None and out_dir is not None:
         raise UsageError("-o and --out-dir both given; use -o for one input or --out-dir for many")
 
-    from cnncli import kernels as kmod
+    from cnncli.filtering import kernels as kmod
+    from cnncli.filtering.stages import parse_stage
 
-    stages = [kmod.parse_stage(t) for t in (then or [])]
+    stages = [parse_stage(t) for t in (then or [])]
     k = kmod.resolve_kernel(kernel)
     if direction:
         k = kmod.direction_of(k)
@@ -840,7 +843,7 @@ def _warm_core(kernel: Kernel, first: Path, s: Settings) -> None:
         if hide:
             sys.modules["scipy"] = None  # type: ignore[assignment]
         try:
-            from cnncli import convolve
+            from cnncli.filtering import correlate as convolve
 
             if hint is None:
                 threads = convolve.warm_up(kernel.weights[0])
@@ -929,7 +932,7 @@ def kernels_command(
     apply_limits(limit)
     from rich.console import Console
 
-    from cnncli import kernels as kmod
+    from cnncli.filtering import kernels as kmod
     from cnncli.render.preview import kernel_detail, kernel_table
 
     console = Console(highlight=False)

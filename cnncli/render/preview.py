@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from cnncli.kernels import Kernel
+    from cnncli.filtering.kernels import Kernel
 
 #: Matrices up to this many rows and columns are printed number by number.
 MAX_NUMERIC = 7
@@ -257,7 +257,7 @@ def _shaded(m: npt.NDArray[np.float64], cells: int = 8) -> Text:
 
 
 def _params(kernel: Kernel) -> str:
-    from cnncli.kernels import default_params
+    from cnncli.filtering.kernels import default_params
 
     base = kernel.name.split(":")[0]
     for suffix in ("-x", "-y", "-dir"):
