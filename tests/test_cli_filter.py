@@ -975,7 +975,8 @@ def test_help_has_examples_and_border_names(capsys: pytest.CaptureFixture[str]) 
 
 def test_fast_start_does_not_import_numpy_or_pillow() -> None:
     code = (
-        "import sys, cnncli.cli, cnncli.cli.filter; "
+        "import sys, cnncli.cli, cnncli.cli.filter, cnncli.cli.kernels; "
+        "import cnncli.filtering.pipeline, cnncli.filtering.batch; "
         "bad = [m for m in ('numpy', 'PIL', 'numba', 'cnncli.filtering.correlate') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -1089,10 +1090,9 @@ def test_streamed_output_is_the_whole_result_mapped(
 ) -> None:
     """Image outputs are made band by band (never a whole float32 result): the pixels must be
     those of the whole result, mapped, as the library computes it in one piece."""
-    from cnncli import images
-    from cnncli.cli import filter as filter_cli
+    from cnncli import config, images
 
-    monkeypatch.setattr(filter_cli, "BAND_VALUES", band_values)
+    monkeypatch.setattr(config, "BAND_VALUES", band_values)
     from cnncli.enums import Mapping
     from cnncli.filtering.correlate import apply_kernel
     from cnncli.filtering.kernels import named
