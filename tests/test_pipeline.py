@@ -99,6 +99,9 @@ def test_scipy_is_hidden_from_the_warm_up_thread_only(
     assert seen == {"other": 8}
     assert sys.meta_path == finders
     assert importlib.import_module("hidden_pkg").VALUE == 7
+    monkeypatch.delitem(sys.modules, "hidden_pkg.sub")
+    with pipeline.hidden_in_this_thread("hidden_pkg"):  # in use already: nothing is hidden
+        assert importlib.import_module("hidden_pkg.sub").VALUE == 8
 
 
 def test_a_filter_run_leaves_scipy_importable(tmp_path: Path) -> None:

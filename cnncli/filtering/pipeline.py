@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cnncli import config
-from cnncli.enums import Border, Mapping
+from cnncli.enums import Border, Mapping, StageOp
 from cnncli.errors import CnnCliError, ShapeError, UsageError
 from cnncli.limits import LimitError
 
@@ -219,9 +219,13 @@ class _HideFromThread(MetaPathFinder):
 
 @contextmanager
 def hidden_in_this_thread(package: str) -> Iterator[None]:
-    """Imports of ``package`` fail in the calling thread while inside; other threads import
-    it as usual (a finder consulted only for modules not imported yet, keyed on the thread,
-    instead of ``sys.modules[package] = None``, which hid it from the whole process)."""
+    """Imports of ``package`` fail in the calling thread while inside, unless it was imported
+    already; other threads import it as usual (a finder consulted only for modules not imported
+    yet, keyed on the thread, instead of ``sys.modules[package] = None``, which hid it from the
+    whole process)."""
+    if package in sys.modules:  # someone uses it: its submodules stay importable too
+        yield
+        return
     finder = _HideFromThread(threading.current_thread(), package)
     sys.meta_path.insert(0, finder)
     try:
@@ -487,7 +491,7 @@ def _filter_file(
     tap = output_tap(spec.kernel.spatial, spec.anchor, spec.flip)
     alpha = alpha_through(pic.alpha, geom, tap, spec.dilation)
     for stage in spec.stages:
-        if alpha is not None and stage.op != "relu":
+        if alpha is not None and stage.op is not StageOp.RELU:
             alpha = np.rint(run_stage(stage, alpha.astype(np.float32))).astype(alpha.dtype)
     maps = spec.maps(pic.channels)
     produce = _Bands(spec, pic, geom)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from cnncli.enums import StageOp
 from cnncli.errors import ShapeError, UsageError
 
 
@@ -18,20 +19,20 @@ from cnncli.errors import ShapeError, UsageError
 class Stage:
     """One ``--then`` stage: ``relu``, or pooling with a square window and stride."""
 
-    op: str
+    op: StageOp
     size: int = 0
     stride: int = 0
 
     @property
     def label(self) -> str:
-        if self.op == "relu":
+        if self.op is StageOp.RELU:
             return "relu"
         return f"{self.op}{self.size}" + (f"s{self.stride}" if self.stride != self.size else "")
 
     @property
     def spec(self) -> str:
         """The stage as it is written: ``relu``, ``maxpool:2``, ``avgpool:3:2``."""
-        if self.op == "relu":
+        if self.op is StageOp.RELU:
             return "relu"
         return f"{self.op}:{self.size}" + (f":{self.stride}" if self.stride != self.size else "")
 
@@ -40,7 +41,7 @@ class Stage:
         the largest window that fits. Pooling follows PyTorch's MaxPool2d/AvgPool2d (no
         padding, floor mode); the size comes from the arithmetic core, like ``cnncli shape
         --op maxpool``."""
-        if self.op == "relu":
+        if self.op is StageOp.RELU:
             return hw
         if self.size > min(hw):
             fits = min(hw)
@@ -57,7 +58,7 @@ class Stage:
 
     def rows_needed(self, r0: int, r1: int) -> tuple[int, int]:
         """The input rows output rows ``r0 .. r1-1`` of this stage read (a band's source)."""
-        if self.op == "relu":
+        if self.op is StageOp.RELU:
             return r0, r1
         return r0 * self.stride, (r1 - 1) * self.stride + self.size
 
@@ -72,9 +73,9 @@ def plan_stages(stages: Sequence[Stage], hw: tuple[int, int]) -> tuple[int, int]
 def parse_stage(text: str) -> Stage:
     """``relu``, ``maxpool:2``, ``avgpool:3:2`` (window 3, stride 2)."""
     op, _, rest = text.strip().lower().partition(":")
-    if op == "relu" and not rest:
-        return Stage("relu")
-    if op in ("maxpool", "avgpool"):
+    if op == StageOp.RELU and not rest:
+        return Stage(StageOp.RELU)
+    if op in (StageOp.MAXPOOL, StageOp.AVGPOOL):
         parts = rest.split(":") if rest else ["2"]
         try:
             values = [int(p) for p in parts]
@@ -84,7 +85,7 @@ def parse_stage(text: str) -> Stage:
             raise UsageError(
                 f"--then {text!r}: write {op}:K or {op}:K:S with a positive window K and stride S"
             )
-        return Stage(op, values[0], values[-1])
+        return Stage(StageOp(op), values[0], values[-1])
     raise UsageError(f"--then {text!r} is not a stage; use relu, maxpool:K[:S] or avgpool:K[:S]")
 
 
@@ -97,14 +98,14 @@ def run_stage(stage: Stage, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float3
     (no window views reduced over two axes, no float64 copy). Average pooling sums in
     float32, as PyTorch's AvgPool2d does, then divides by K².
     """
-    if stage.op == "relu":
+    if stage.op is StageOp.RELU:
         if x.dtype == np.float32 and x.flags.writeable:
             return np.maximum(x, 0, out=x)
         return np.maximum(x, 0, dtype=np.float32)
     oh, ow = stage.output_size((int(x.shape[0]), int(x.shape[1])))
     k, s = stage.size, stage.stride
     x = np.asarray(x, dtype=np.float32)
-    reduce = np.maximum if stage.op == "maxpool" else np.add
+    reduce = np.maximum if stage.op is StageOp.MAXPOOL else np.add
     last = (oh - 1) * s + 1
     rows = np.array(x[0:last:s], dtype=np.float32)  # a copy: the caller's array stays as it is
     for i in range(1, k):
@@ -114,7 +115,7 @@ def run_stage(stage: Stage, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float3
     for j in range(1, k):
         reduce(out, rows[:, j : j + last : s], out=out)
     del rows
-    if stage.op == "avgpool":
+    if stage.op is StageOp.AVGPOOL:
         np.divide(out, np.float32(k * k), out=out)
     assert out.shape[:2] == (oh, ow)  # the arithmetic core and the passes agree by construction
     return out
