@@ -72,7 +72,7 @@ class FilterJob:
     make_dir: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # weight arrays: compared as objects, not element-wise
 class FilterSpec:
     """Everything a filter run does to each file, validated: the kernel, the ``--then``
     stages, the geometry options, and how the result becomes pixels."""
