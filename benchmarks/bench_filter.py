@@ -7,7 +7,7 @@ Run from the repository root::
 IMAGE defaults to ``../shared/images/coffee-12mp.jpg`` (a 4000×3000 photo); without it the script
 says so and exits 0. Prints Markdown tables:
 
-* core rows: ``cnncli.convolve.correlate`` on the gray float32 image ÷ ``cv2.filter2D`` (float32)
+* core rows: ``cnncli.filtering.correlate.correlate`` on the gray float32 image ÷ ``cv2.filter2D`` (float32)
   for dense random kernels, and ÷ ``cv2.sepFilter2D`` for separable Gaussians. Both sides run with
   the same number of threads (OpenCV's default is every core; so is ours). Each pair is warmed up,
   then timed interleaved (core, OpenCV, core, ...) so a busy machine slows both alike; the median
@@ -19,7 +19,7 @@ says so and exits 0. Prints Markdown tables:
   cache (``NUMBA_CACHE_DIR`` pointed at a fresh directory).
 
 ``--calibrate`` also prints the per-tap and per-FFT-element times behind the cost model in
-``cnncli/convolve.py``.
+``cnncli/config.py``.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def gaussian(sigma: float) -> np.ndarray:
 def core_rows(img: np.ndarray, repeats: int) -> list[str]:
     import cv2
 
-    from cnncli import convolve
+    from cnncli.filtering import correlate as convolve
 
     rng = np.random.default_rng(0)
     lines = [
@@ -317,8 +317,8 @@ def process_rows(image: Path, repeats: int) -> list[str]:
 
 
 def calibrate(img: np.ndarray) -> None:
-    """Per-unit times of each path, for the cost model constants in cnncli/convolve.py."""
-    from cnncli import convolve
+    """Per-unit times of each path, for the cost model constants in cnncli/config.py."""
+    from cnncli.filtering import correlate as convolve
 
     rng = np.random.default_rng(1)
     geom = {}

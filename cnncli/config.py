@@ -18,3 +18,38 @@ def usable_cores() -> int:
     if env.isdigit() and int(env) > 0:
         n = int(env)
     return max(1, n)
+
+
+# --------------------------------------------------------------------------------------------
+# Filtering (cnncli.filtering): bands, threads and the strategy cost model
+# --------------------------------------------------------------------------------------------
+
+#: Result values per band when a filter output is made band by band: 4 MiB of float32 (262
+#: rows of a 12-MP photo) measured fastest; smaller bands pay more Python per row, larger ones
+#: hold more memory.
+BAND_VALUES = 1 << 20
+
+#: Input values per band when ``--preview`` reduces the input picture (block sums in float32).
+PREVIEW_BAND_VALUES = 1 << 20
+
+#: Estimated single-thread nanoseconds of work a correlation needs per extra thread: smaller
+#: jobs run on fewer threads (one, for tiny images), where starting threads would cost more.
+NS_PER_THREAD = 2e6
+
+# Strategy cost model, in nanoseconds of one thread, calibrated with ``benchmarks/
+# bench_filter.py --calibrate`` on the development machine (Xeon, AVX-512). Only the ratios
+# matter. Measured on 12 MP, one thread: direct 3×3 12 ms, 7×7 32 ms, 15×15 111 ms; separable
+# 7×7 19 ms, 15×15 28 ms, 31×31 47 ms; fft 100-103 ms for any kernel up to 31×31. Every path
+# runs on all cores, so single-thread estimates compare fairly; a dense kernel goes to the FFT
+# from 15×15.
+
+#: direct: per output pixel per nonzero tap (nine taps per pass)
+NS_PER_TAP = 0.036
+#: separable: per pixel per vertical or horizontal tap, per rank-1 term
+NS_PER_SEP_TAP = 0.05
+#: fft: per transformed pixel (float32 rfft2 + product + irfft2, tiles ≤ FFT_MAX_TILE)
+NS_PER_FFT_PX = 7.5
+#: every path: writing the output once (page faults, stores, row overheads)
+NS_PER_PX = 0.8
+#: Largest FFT tile side: pocketfft slows ~2× per pixel past this (cache), measured 128..2048.
+FFT_MAX_TILE = 1152

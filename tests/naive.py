@@ -1,4 +1,4 @@
-"""Slow, obviously correct float64 references for cnncli.convolve (no Numba, no numpy.pad).
+"""Slow, obviously correct float64 references for cnncli.filtering.correlate (no Numba, no numpy.pad).
 
 The border index follows OpenCV's ``borderInterpolate`` loop literally (repeated reflection), so it
 checks cnncli's closed-form index maps and numpy.pad independently.
@@ -82,7 +82,7 @@ def correlate(
     border: str = "reflect101",
     value: float = 0.0,
 ) -> np.ndarray:
-    """Channel semantics of cnncli.convolve.correlate on top of :func:`correlate2d`."""
+    """Channel semantics of cnncli.filtering.correlate.correlate on top of :func:`correlate2d`."""
     img = np.asarray(img, dtype=np.float64)
     k = np.asarray(kernel, dtype=np.float64)
     planes = [img] if img.ndim == 2 else [img[:, :, c] for c in range(img.shape[2])]

@@ -357,7 +357,7 @@ def test_output_size_is_what_shape_prints(
     opts: list[str],
     shape_opts: list[str],
 ) -> None:
-    from cnncli.kernels import resolve_kernel
+    from cnncli.filtering.kernels import resolve_kernel
 
     code, _, err = run(
         ["filter", SAMPLES / "chelsea.png", "-k", kernel, *opts, "-o", tmp_path / "o.npy"], capsys
@@ -975,8 +975,9 @@ def test_help_has_examples_and_border_names(capsys: pytest.CaptureFixture[str]) 
 
 def test_fast_start_does_not_import_numpy_or_pillow() -> None:
     code = (
-        "import sys, cnncli.cli, cnncli.cli.filter; "
-        "bad = [m for m in ('numpy', 'PIL', 'numba', 'cnncli.convolve') if m in sys.modules]; "
+        "import sys, cnncli.cli, cnncli.cli.filter, cnncli.cli.kernels; "
+        "import cnncli.filtering.pipeline, cnncli.filtering.batch; "
+        "bad = [m for m in ('numpy', 'PIL', 'numba', 'cnncli.filtering.correlate') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -1089,12 +1090,12 @@ def test_streamed_output_is_the_whole_result_mapped(
 ) -> None:
     """Image outputs are made band by band (never a whole float32 result): the pixels must be
     those of the whole result, mapped, as the library computes it in one piece."""
-    from cnncli import images
-    from cnncli.cli import filter as filter_cli
+    from cnncli import config, images
 
-    monkeypatch.setattr(filter_cli, "BAND_VALUES", band_values)
+    monkeypatch.setattr(config, "BAND_VALUES", band_values)
     from cnncli.enums import Mapping
-    from cnncli.kernels import apply_kernel, named
+    from cnncli.filtering.correlate import apply_kernel
+    from cnncli.filtering.kernels import named
 
     r = np.random.default_rng(5)
     Image.fromarray(r.integers(0, 256, (70, 90, 4), dtype=np.uint8), "RGBA").save(

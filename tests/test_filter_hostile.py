@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cnncli import images, limits
-from cnncli.convolve import check_work, correlate, plan_geometry
-from cnncli.kernels import parse_stage, plan_stages, run_stage
+from cnncli.filtering.correlate import check_work, correlate, plan_geometry
+from cnncli.filtering.stages import parse_stage, plan_stages, run_stage
 from cnncli.limits import LimitError
 from cnncli.render.preview import Shrink, shrink_factor
 
@@ -251,7 +251,7 @@ def test_a_fifo_is_not_peeked_at(folder: Path, capsys: pytest.CaptureFixture[str
     """Warming the core reads the first file's header; a FIFO would block it forever."""
     if not hasattr(os, "mkfifo"):
         pytest.skip("no FIFOs")
-    from cnncli.cli.filter import _regular
+    from cnncli.filtering.pipeline import regular as _regular
 
     os.mkfifo(folder / "pipe.png")
     assert not _regular(folder / "pipe.png") and _regular(folder / "a.png")
@@ -351,13 +351,13 @@ def test_pooled_bands_equal_the_whole(
     then: list[str],
 ) -> None:
     """A PNG made band by band (small bands forced) holds what the whole float result maps to."""
-    from cnncli.cli import filter as cli_filter
+    from cnncli import config
 
     Image.fromarray(RNG.integers(0, 256, (97, 61), dtype=np.uint8)).save("g.png")
     stages = [a for t in then for a in ("--then", t)]
     code, _, err = run(["filter", "g.png", "-k", "sobel-x", *stages, "-o", "whole.npy"], capsys)
     assert code == 0, err
-    monkeypatch.setattr(cli_filter, "BAND_VALUES", 64)
+    monkeypatch.setattr(config, "BAND_VALUES", 64)
     code, _, err = run(["filter", "g.png", "-k", "sobel-x", *stages, "-o", "bands.png"], capsys)
     assert code == 0, err
     whole = np.load("whole.npy")
@@ -368,11 +368,11 @@ def test_pooled_bands_equal_the_whole(
 def test_normalize_in_two_passes_equals_the_whole(
     folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cnncli.cli import filter as cli_filter
+    from cnncli import config
 
     code, _, err = run(["filter", "a.png", "-k", "1,2;-3,1", "-o", "whole.npy"], capsys)
     assert code == 0, err
-    monkeypatch.setattr(cli_filter, "BAND_VALUES", 100)
+    monkeypatch.setattr(config, "BAND_VALUES", 100)
     code, _, err = run(
         ["filter", "a.png", "-k", "1,2;-3,1", "--map", "normalize", "-o", "n.png"], capsys
     )

@@ -14,19 +14,18 @@ import pytest
 
 from cnncli import arithmetic as ar
 from cnncli.errors import KernelError, UsageError
-from cnncli.kernels import (
+from cnncli.filtering.correlate import apply_kernel
+from cnncli.filtering.kernels import (
     NAMES,
     Combine,
     KernelSpecError,
     Mapping,
-    apply_kernel,
     catalogue,
     named,
     normalized,
-    parse_stage,
     resolve_kernel,
-    run_stage,
 )
+from cnncli.filtering.stages import parse_stage, run_stage
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 

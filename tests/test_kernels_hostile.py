@@ -22,10 +22,10 @@ from clirun import run
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cnncli import kernels as kmod
 from cnncli import limits
 from cnncli.errors import CnnCliError, KernelError, UsageError
-from cnncli.kernels import KernelSpecError, load_file, named, resolve_kernel
+from cnncli.filtering import kernels as kmod
+from cnncli.filtering.kernels import KernelSpecError, load_file, named, resolve_kernel
 from cnncli.limits import LimitError
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

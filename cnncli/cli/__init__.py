@@ -43,7 +43,7 @@ def _root() -> None:
     pass
 
 
-COMMANDS = {"shape": "shape", "filter": "filter", "kernels": "filter", "summary": "summary"}
+COMMANDS = {"shape": "shape", "filter": "filter", "kernels": "kernels", "summary": "summary"}
 
 
 def _register(argv: Sequence[str]) -> None:

@@ -1,4 +1,4 @@
-"""Pictures in the terminal for ``cnncli filter --preview`` and the ``cnncli kernels`` table.
+"""Pictures in the terminal for ``cnncli filter --preview`` (kernel matrices: :mod:`cnncli.render.kernels`).
 
 A half-block cell (``▀``) shows two pixels: the upper one as the foreground colour, the lower one
 as the background, so a W-column preview shows a W×2R picture in R text rows. Without colour (a
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.segment import Segment
 from rich.style import Style
@@ -23,10 +23,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from cnncli.kernels import Kernel
-
-#: Matrices up to this many rows and columns are printed number by number.
-MAX_NUMERIC = 7
+    from cnncli.enums import Mapping
+    from cnncli.images import Picture
 
 
 class HalfBlocks:
@@ -204,136 +202,65 @@ def show_side_by_side(
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Kernel matrices
-# --------------------------------------------------------------------------------------------
+class FilterPreview:
+    """The two pictures of ``cnncli filter --preview``, reduced to the preview's size as the
+    result's bands come (box means, in float32) and only then mapped to 8-bit RGB: never a
+    float or RGB copy of a whole large picture. Bands come from
+    :func:`cnncli.filtering.pipeline.filter_file` (the ``Preview`` it takes)."""
 
+    def __init__(
+        self, pic: Picture, shape: tuple[int, ...], how: Mapping, value_range: Any
+    ) -> None:
+        from cnncli.enums import Mapping
 
-def _num(v: float) -> str:
-    if v == int(v) and abs(v) < 1e6:
-        return str(int(v))
-    text = f"{v:.3f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
+        self.console = Console(highlight=False)
+        self.pic, self.how, self.value_range = pic, how, value_range
+        columns, pixel_rows = preview_pixels(self.console)
+        h, w = int(shape[0]), int(shape[1])
+        self.result = Shrink(h, w, shrink_factor((h, w), columns, pixel_rows))
+        ih, iw = int(pic.data.shape[0]), int(pic.data.shape[1])
+        self.input = Shrink(ih, iw, shrink_factor((ih, iw), columns, pixel_rows))
+        # Whether bands are mapped to pixels before they are averaged (clip, abs and offset
+        # are not linear) or averaged as floats and mapped once (normalize over the result's
+        # own min..max, known only at the end; linear, so the order does not matter).
+        self.deferred = how is Mapping.NORMALIZE and value_range is None
+        self.maxval = pic.maxval
 
+    def align(self, rows: int) -> int:
+        """Rows per band, rounded to whole blocks of the result's reduction."""
+        f = self.result.factor
+        return max(f, rows // f * f)
 
-def matrix_text(m: npt.NDArray[np.float64], max_numeric: int = MAX_NUMERIC) -> Text:
-    """Small matrices number by number (aligned); large ones as a shaded block plus a summary."""
-    if m.ndim > 2:
-        lead = "×".join(map(str, m.shape))
-        return Text(f"{lead} array, sum {m.sum():.4g}")
-    h, w = m.shape
-    if h <= max_numeric and w <= max_numeric:
-        cells = [[_num(float(v)) for v in row] for row in m]
-        width = max(len(c) for row in cells for c in row)
-        lines = [" ".join(c.rjust(width) for c in row) for row in cells]
-        return Text("\n".join(lines))
-    return _shaded(m, 8 if max_numeric < 10 else 16)
+    def add(self, band: Any) -> None:
+        from cnncli import images
 
+        if band.ndim == 3 and band.shape[2] not in (1, 3):
+            band = band[:, :, 0]
+        if not self.deferred:
+            band = images.map_values(band, self.how, self.maxval, self.value_range)
+        self.result.add(band)
 
-def _shaded(m: npt.NDArray[np.float64], cells: int = 8) -> Text:
-    # A heat map (blue negative, red positive, brighter = larger) at most `cells` across.
-    import numpy as np
+    def show(self, left_title: str, right_title: str) -> None:
+        import numpy as np
 
-    h, w = m.shape
-    step = max(1, -(-max(h, w) // cells))
-    small = m[::step, ::step]
-    peak = float(np.abs(m).max()) or 1.0
-    text = Text()
-    for row in small:
-        for v in row:
-            level = int(round(255 * min(1.0, abs(float(v)) / peak)))
-            colour = (
-                f"rgb({level},{level // 4},{level // 4})"
-                if v >= 0
-                else f"rgb({level // 4},{level // 4},{level})"
-            )
-            text.append("██", style=colour)
-        text.append("\n")
-    total = float(m.sum())
-    if abs(total) < 1e-9 * float(np.abs(m).sum()):
-        total = 0.0  # a zero-sum kernel, up to rounding
-    text.append(f"{h}×{w}, sum {total:.4g}\n{m.min():.3g} … {m.max():.3g}")
-    return text
+        from cnncli import config, images
 
-
-def _params(kernel: Kernel) -> str:
-    from cnncli.kernels import default_params
-
-    base = kernel.name.split(":")[0]
-    for suffix in ("-x", "-y", "-dir"):
-        if base.endswith(suffix):
-            base = base[: -len(suffix)]
-    try:
-        names = default_params(base)
-    except Exception:  # custom kernels have no parameters
-        return ""
-    shown = []
-    for key in names:
-        value = kernel.params.get(key)
-        shown.append(f"{key}={_num(float(value))}" if value is not None else f"{key}=auto")
-    return ", ".join(shown)
-
-
-def _combine_note(kernel: Kernel) -> str:
-    from cnncli.enums import Combine
-
-    return {
-        Combine.SINGLE: "",
-        Combine.MAGNITUDE: "x shown; y is its transpose; result √(gx²+gy²)",
-        Combine.DIRECTION: "x shown; y is its transpose; result atan2(gy, gx) in degrees",
-        Combine.MAXIMUM: f"north shown; max over {len(kernel.weights)} rotations",
-    }[kernel.combine]
-
-
-def kernel_table(kernels: list[Kernel]) -> Table:
-    """The library: name, matrix, default mapping, parameters, what it does."""
-    table = Table(
-        title="cnncli kernels (use NAME:param=value; see 'cnncli kernels NAME')", show_lines=True
-    )
-    table.add_column("name", style="bold", no_wrap=True)
-    table.add_column("matrix (correlation weights)", no_wrap=True)
-    table.add_column("map")
-    table.add_column("parameters")
-    table.add_column("what it does")
-    for k in kernels:
-        note = _combine_note(k)
-        desc = k.description + (f" ({note})" if note else "")
-        if k.combine.value in ("magnitude",):
-            desc += f"; also {k.name}-x, {k.name}-y, {k.name}-dir"
-        table.add_row(k.name, matrix_text(k.matrix, 5), k.mapping.value, _params(k), desc)
-    return table
-
-
-def kernel_detail(kernel: Kernel) -> Group:
-    """One kernel in full: every weight array numerically up to 15×15."""
-    parts: list[Any] = [Text(printable(f"{kernel.name}: {kernel.description}"), style="bold")]
-    params = _params(kernel)
-    info = f"default map: {kernel.mapping.value}"
-    if params:
-        info += f"; parameters: {params}"
-    parts.append(Text(info))
-    labels: list[str]
-    if kernel.combine.value in ("magnitude", "direction"):
-        labels = ["x", "y"]
-    elif kernel.combine.value == "maximum":
-        labels = ["N", "NE", "E", "SE", "S", "SW", "W", "NW"]
-    else:
-        labels = [""]
-    for label, w in zip(labels, kernel.weights, strict=False):
-        kh, kw = w.shape[-2:]
-        head = f"{label + ': ' if label else ''}{'×'.join(map(str, w.shape))}, sum {w.sum():.6g}"
-        parts.append(Text(head, style="dim"))
-        if w.ndim == 2:
-            parts.append(matrix_text(w, 15))
-        else:
-            flat = w.reshape(-1, kh, kw)
-            for i, plane in enumerate(flat[:8]):
-                idx = divmod(i, w.shape[1]) if w.ndim == 4 else (i,)
-                parts.append(Text(f"[{','.join(map(str, idx))}]", style="dim"))
-                parts.append(matrix_text(plane, 15))
-            if len(flat) > 8:
-                parts.append(Text(f"... {len(flat) - 8} more planes"))
-    note = _combine_note(kernel)
-    if note:
-        parts.append(Text(note, style="dim"))
-    return Group(*parts)
+        data = self.pic.data
+        # Bands of whole blocks, about PREVIEW_BAND_VALUES values each (block sums: float32).
+        f = self.input.factor
+        step = f * max(1, config.PREVIEW_BAND_VALUES // max(1, f * data[0].size))
+        for r0 in range(0, data.shape[0], step):
+            self.input.add(data[r0 : r0 + step])
+        left = self.input.result()
+        right = self.result.result()
+        if self.deferred:
+            span = (self.result.lo, self.result.hi)
+            right = images.map_values(right, self.how, self.maxval, span).astype(np.float32)
+        pic = self.pic
+        show_side_by_side(
+            images.to_rgb8(left, self.maxval if pic.bits != 32 else 255),
+            images.to_rgb8(np.rint(right), self.maxval),
+            left_title=left_title,
+            right_title=right_title,
+            console=self.console,
+        )

@@ -1,6 +1,6 @@
 """Every Numba-compiled function of cnncli, and nothing else.
 
-Imported only by :mod:`cnncli.convolve` (itself imported only by ``cnncli filter``), so ``cnncli
+Imported only by :mod:`cnncli.filtering.correlate` (itself imported only by ``cnncli filter``), so ``cnncli
 shape`` and ``cnncli summary`` never load Numba. The functions work on one plane at a time
 and on a band of output rows ``[r0, r1)``: the caller runs bands on a few threads (``nogil``),
 which adds nothing to the first-run compile (``parallel=True`` would add Numba's parfors passes
@@ -32,7 +32,7 @@ from typing import Any
 
 # Numba colours its compile-time messages with colorama, whose init()/deinit() replace and
 # then restore sys.stdout and sys.stderr, even for messages built and caught inside type
-# inference. The core compiles on a background thread (convolve.warm_up) while the main
+# inference. The core compiles on a background thread (correlate.warm_up) while the main
 # thread prints, so the streams must stay put: no highlighting (cnncli shows its own one-line
 # errors, never Numba's). Read once, when numba.core.errors is first imported.
 os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")

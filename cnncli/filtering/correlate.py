@@ -1,4 +1,4 @@
-"""2-D correlation of images with CNN semantics: the validating NumPy wrapper around :mod:`cnncli._jit`.
+"""2-D correlation of images with CNN semantics: the validating NumPy wrapper around :mod:`cnncli.filtering._jit`.
 
 Imported only by ``cnncli filter`` (it loads numpy and Numba at import time).
 
@@ -42,15 +42,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from cnncli import _jit, arithmetic, limits
+from cnncli import arithmetic, config, limits
 from cnncli.config import usable_cores
-from cnncli.enums import Border, parse_border
+from cnncli.enums import Border, Combine, parse_border
 from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
+from cnncli.filtering import _jit
+
+if TYPE_CHECKING:
+    from cnncli.filtering.kernels import Kernel
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -137,58 +141,78 @@ def plan_geometry(
             f"--anchor applies only to --padding same, not {padding!r}; drop --anchor or use same"
         )
     if anchor is None and not (same and flip):
-        # "same" always goes through the TensorFlow rule: PyTorch refuses same with a stride.
+        return _plain_geometry(image_hw, kernel_hw, padding, stride, dilation, same)
+    if anchor is None:
+        # flip with the default anchor: mirror the default split (before ↔ after).
+        base = _plain_geometry(image_hw, kernel_hw, padding, stride, dilation, same)
+        pairs = [(ax.pad_after, ax.pad_before) for ax in base.axes]
+    else:
+        taps = output_tap(kernel_hw, _checked_anchor(anchor, kernel_hw), flip)
+        ds = _pair(dilation, "dilation")
+        pairs = []
+        for a, k, d in zip(taps, _pair(kernel_hw, "kernel"), ds, strict=True):
+            keff = arithmetic.effective_kernel(k, d)
+            pairs.append((a * d, keff - 1 - a * d))
+    return arithmetic.resolve(
+        arithmetic.make_spec(image_hw, kernel_hw, stride=stride, dilation=dilation, padding=pairs)
+    )
+
+
+def _plain_geometry(
+    image_hw: tuple[int, int],
+    kernel_hw: tuple[int, int],
+    padding: arithmetic.PaddingArg,
+    stride: int | Sequence[int],
+    dilation: int | Sequence[int],
+    same: bool,
+) -> arithmetic.Geometry:
+    """The geometry with the default anchor and no flip, straight from the arithmetic core."""
+    # "same" always goes through the TensorFlow rule: PyTorch refuses same with a stride.
+    spec = arithmetic.make_spec(
+        image_hw,
+        kernel_hw,
+        stride=stride,
+        dilation=dilation,
+        padding=padding,
+        framework="tf" if same else "torch",
+    )
+    if same and any(d > 1 for d in spec.dilation) and any(s > 1 for s in spec.stride):
+        # TensorFlow refuses stride with dilation; keep its SAME rule (output ⌈n/s⌉) and hand
+        # the arithmetic core the resulting (before, after) explicitly.
         spec = arithmetic.make_spec(
             image_hw,
             kernel_hw,
             stride=stride,
             dilation=dilation,
-            padding=padding,
-            framework="tf" if same else "torch",
+            padding=arithmetic.same_padding(spec),
         )
-        if same and any(d > 1 for d in spec.dilation) and any(s > 1 for s in spec.stride):
-            # TensorFlow refuses stride with dilation; keep its SAME rule (output ⌈n/s⌉)
-            # and hand the arithmetic core the resulting (before, after) explicitly.
-            same_pairs = tuple(
-                _same_pair(n, k, s, d)
-                for n, k, s, d in zip(
-                    spec.input_size, spec.kernel, spec.stride, spec.dilation, strict=True
-                )
-            )
-            spec = arithmetic.make_spec(
-                image_hw, kernel_hw, stride=stride, dilation=dilation, padding=same_pairs
-            )
-        return arithmetic.resolve(spec)
-    ks = _pair(kernel_hw, "kernel")
-    ds = _pair(dilation, "dilation")
-    if anchor is None:
-        # flip with the default anchor: mirror the default split (before ↔ after).
-        pairs: list[tuple[int, int]] = []
-        base = plan_geometry(image_hw, kernel_hw, padding=padding, stride=stride, dilation=dilation)
-        for ax in base.axes:
-            pairs.append((ax.pad_after, ax.pad_before))
-        return arithmetic.resolve(
-            arithmetic.make_spec(
-                image_hw, kernel_hw, stride=stride, dilation=dilation, padding=pairs
-            )
-        )
+    return arithmetic.resolve(spec)
+
+
+def _checked_anchor(anchor: Sequence[Any], kernel_hw: tuple[int, int]) -> tuple[int, int]:
+    """``anchor`` as two whole numbers inside the kernel, or a UsageError saying which is not."""
     anchors = tuple(anchor)
     if len(anchors) != 2:
         raise UsageError(f"anchor {anchor!r} must be two numbers y,x (row, column of the kernel)")
-    pairs2: list[tuple[int, int]] = []
-    for name, a, k, d in zip(("y", "x"), anchors, ks, ds, strict=True):
+    for name, a, k in zip(("y", "x"), anchors, _pair(kernel_hw, "kernel"), strict=True):
         if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
             raise UsageError(f"anchor {name} must be a whole number, got {a!r}")
         if not 0 <= a < k:
             raise UsageError(
                 f"anchor {name}={a} lies outside the kernel (size {k}); use 0..{k - 1}"
             )
-        a = k - 1 - int(a) if flip else int(a)
-        keff = arithmetic.effective_kernel(k, d)
-        pairs2.append((a * d, keff - 1 - a * d))
-    return arithmetic.resolve(
-        arithmetic.make_spec(image_hw, kernel_hw, stride=stride, dilation=dilation, padding=pairs2)
-    )
+    return int(anchors[0]), int(anchors[1])
+
+
+def output_tap(
+    kernel_hw: tuple[int, int], anchor: tuple[int, int] | None = None, flip: bool = False
+) -> tuple[int, int]:
+    """The kernel tap ``(ty, tx)`` that lies on the output pixel: the anchor, by default the
+    centre (``(k-1)//2``, the ``same`` split at stride 1 without dilation); a flipped kernel's
+    tap is the mirrored anchor (``k-1-a``). The one place anchors and flips are combined."""
+    kh, kw = kernel_hw
+    ay, ax = anchor if anchor is not None else ((kh - 1) // 2, (kw - 1) // 2)
+    return (kh - 1 - ay, kw - 1 - ax) if flip else (ay, ax)
 
 
 def check_work(geom: arithmetic.Geometry, channels: int, maps: int) -> None:
@@ -220,13 +244,6 @@ def check_work(geom: arithmetic.Geometry, channels: int, maps: int) -> None:
             f"columns (kernel span {ay.effective_kernel}×{ax.effective_kernel}) would add "
             f"{added:,} values around the {ax.input}×{ay.input} input",
         )
-
-
-def _same_pair(n: int, k: int, s: int, d: int) -> tuple[int, int]:
-    keff = arithmetic.effective_kernel(k, d)
-    out = -(-n // s)
-    total = max((out - 1) * s + keff - n, 0)
-    return total // 2, total - total // 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,17 +336,6 @@ def lowrank(kernel2d: npt.ArrayLike, max_rank: int | None = None) -> list[tuple[
 # Strategy
 # --------------------------------------------------------------------------------------------
 
-# Cost model, in nanoseconds of one thread, calibrated with ``benchmarks/bench_filter.py
-# --calibrate`` on the development machine (Xeon, AVX-512). Only the ratios matter.
-_NS_PER_TAP = 0.036  # direct: per output pixel per nonzero tap (nine taps per pass)
-_NS_PER_SEP_TAP = 0.05  # separable: per pixel per vertical or horizontal tap, per rank-1 term
-_NS_PER_FFT_PX = 7.5  # fft: per transformed pixel (float32 rfft2 + product + irfft2, tiles ≤ 1152)
-_NS_PER_PX = 0.8  # every path: writing the output once (page faults, stores, row overheads)
-# Measured on 12 MP, one thread: direct 3×3 12 ms, 7×7 32 ms, 15×15 111 ms; separable 7×7 19 ms,
-# 15×15 28 ms, 31×31 47 ms; fft 100-103 ms for any kernel up to 31×31. Every path runs on all
-# cores, so single-thread estimates compare fairly; a dense kernel goes to the FFT from 15×15.
-_FFT_MAX_TILE = 1152  # pocketfft slows ~2× per pixel past this (cache), measured 128..2048
-
 
 def _fast_len(n: int) -> int:
     """Smallest 2^a·3^b·5^c ≥ n (sizes pocketfft transforms fastest)."""
@@ -353,13 +359,13 @@ def _fft_tile(n_full: int, keff: int, stride: int) -> tuple[int, int, int]:
     Overlap-save: a tile of ``T`` padded pixels gives ``T-k'+1`` outputs, so small tiles waste
     work on the overlap and tiles past ~1152 fall out of cache. Pick the length minimising the
     transformed length ``tiles · T`` (plus a per-tile overhead) among fast lengths up to
-    ``_FFT_MAX_TILE``, or one tile covering the whole axis if it is shorter.
+    ``config.FFT_MAX_TILE``, or one tile covering the whole axis if it is shorter.
     """
     whole = _fast_len(n_full + keff - 1)
     best: tuple[float, int, int, int] = (float("inf"), whole, n_full, 1)
     sizes = {_fast_len(c) for c in (16, 24, 32, 48, 64, 96, 128, 192, 256, 320, 384, 480, 512)}
     sizes |= {_fast_len(c) for c in (576, 640, 768, 864, 960, 1024, 1152)}
-    for t in sorted(t for t in sizes if keff <= t <= min(whole - 1, _FFT_MAX_TILE)):
+    for t in sorted(t for t in sizes if keff <= t <= min(whole - 1, config.FFT_MAX_TILE)):
         v = (t - keff + 1) // stride * stride
         if v <= 0:
             continue
@@ -367,7 +373,7 @@ def _fft_tile(n_full: int, keff: int, stride: int) -> tuple[int, int, int]:
         cost = tiles * (t + 64.0)
         if cost < best[0]:
             best = (cost, t, min(v, n_full), tiles)
-    if whole <= _FFT_MAX_TILE or best[0] == float("inf"):
+    if whole <= config.FFT_MAX_TILE or best[0] == float("inf"):
         # One tile covering the axis, if it fits the cache or nothing else fits the kernel.
         cost = whole + 64.0
         if cost < best[0]:
@@ -386,9 +392,9 @@ def choose_method(
     ho, wo = ay.output, ax.output
     kh, kw = kernel2d.shape
     nnz = int(np.count_nonzero(kernel2d))
-    write = _NS_PER_PX * ho * wo
+    write = config.NS_PER_PX * ho * wo
     wf = _full_width(ax)  # the Numba paths compute every column, then take every s-th
-    costs: dict[Method, float] = {"direct": write + _NS_PER_TAP * ho * wf * max(nnz, 1)}
+    costs: dict[Method, float] = {"direct": write + config.NS_PER_TAP * ho * wf * max(nnz, 1)}
     terms = lowrank(kernel2d, max_rank=min(kh, kw))
     if terms is not None:
         # Vertical taps over whole image rows, horizontal taps over output rows.
@@ -397,14 +403,14 @@ def choose_method(
             for col, row in terms
         )
         name = "separable" if len(terms) <= 1 else "lowrank"
-        costs[name] = write + _NS_PER_SEP_TAP * float(per)
+        costs[name] = write + config.NS_PER_SEP_TAP * float(per)
     if allow_fft or only == "fft":
         # Full-resolution outputs per axis (the FFT computes them all, then takes every s-th).
         vh = ay.input + ay.pad_before + ay.pad_after - ay.effective_kernel + 1
         vw = ax.input + ax.pad_before + ax.pad_after - ax.effective_kernel + 1
         th, _, nh = _fft_tile(vh, ay.effective_kernel, ay.stride)
         tw, _, nw = _fft_tile(vw, ax.effective_kernel, ax.stride)
-        costs["fft"] = write + _NS_PER_FFT_PX * th * nh * tw * nw
+        costs["fft"] = write + config.NS_PER_FFT_PX * th * nh * tw * nw
     if only is not None:
         return only, costs.get(only, float("inf"))
     best = min(costs, key=lambda m: costs[m])
@@ -427,7 +433,9 @@ def _pool() -> ThreadPoolExecutor:
 
 def _bands(run: Callable[[int, int], None], rows: int, work: float) -> None:
     """Run ``run(r0, r1)`` over row bands on a few threads (the jitted code releases the GIL)."""
-    n = min(usable_cores(), rows, max(1, int(work // 2e6)))  # tiny jobs: one thread, no overhead
+    n = min(
+        usable_cores(), rows, max(1, int(work // config.NS_PER_THREAD))
+    )  # tiny jobs: one thread, no overhead
     if n <= 1:
         run(0, rows)
         return
@@ -908,3 +916,53 @@ def work_dtype(dtype: npt.DTypeLike, border: Border | str, border_value: float) 
         if parse_border(border) is not Border.CONSTANT or fits:
             return dt
     return np.dtype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Applying a library kernel: its responses combined
+# --------------------------------------------------------------------------------------------
+
+
+def apply_kernel(
+    kernel: Kernel,
+    image: npt.NDArray[Any],
+    *,
+    padding: Any = "same",
+    stride: Any = 1,
+    dilation: Any = 1,
+    border: str = "reflect101",
+    border_value: float = 0.0,
+    anchor: tuple[int, int] | None = None,
+    flip: bool = False,
+    rows: tuple[int, int] | None = None,
+) -> npt.NDArray[np.float32]:
+    """Correlate (or with ``flip`` convolve) ``image`` with ``kernel`` and combine the responses
+    of gradient pairs (magnitude or direction in degrees 0..360) and compass sets (maximum).
+    ``rows``: only those output rows (see :func:`correlate`)."""
+
+    def run(w: F64) -> npt.NDArray[np.float32]:
+        return correlate(
+            image,
+            w,
+            padding=padding,
+            stride=stride,
+            dilation=dilation,
+            border=border,
+            border_value=border_value,
+            anchor=anchor,
+            flip=flip,
+            rows=rows,
+        )
+
+    if kernel.combine is Combine.SINGLE:
+        return run(kernel.matrix)
+    if kernel.combine is Combine.MAXIMUM:
+        out = run(kernel.weights[0])
+        for w in kernel.weights[1:]:
+            np.maximum(out, run(w), out=out)
+        return out
+    gx, gy = run(kernel.weights[0]), run(kernel.weights[1])
+    if kernel.combine is Combine.MAGNITUDE:
+        return np.hypot(gx, gy).astype(np.float32)
+    angle = np.degrees(np.arctan2(gy.astype(np.float64), gx.astype(np.float64))) % 360.0
+    return angle.astype(np.float32)
