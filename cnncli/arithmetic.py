@@ -1057,11 +1057,3 @@ def explain(geom: Geometry) -> list[str]:
             if span % a.stride:
                 lines.append(f"  the floor drops a remainder of {span % a.stride}")
     return lines
-
-
-def same_padding(spec: LayerSpec) -> tuple[tuple[int, int], ...]:
-    """TensorFlow's SAME ``(before, after)`` on each axis of ``spec`` (output ``⌈n/s⌉``, the odd
-    pixel after), for any stride and dilation: ``cnncli filter`` keeps this rule where
-    TensorFlow itself refuses stride with dilation, and passes the pairs as explicit padding."""
-    tf_same = replace(spec, padding=PadMode.SAME, framework=Framework.TF)
-    return tuple(_axis_padding(tf_same, i) for i in range(spec.ndim))

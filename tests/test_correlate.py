@@ -549,7 +549,7 @@ def test_output_size_is_arithmetic_core(n, k, s, d, pad):
     fw = "tf" if pad == "same" else "torch"
     if fw == "tf" and s > 1 and d > 1:
         fw = "torch"  # TensorFlow refuses this pair; filter plans it as explicit padding
-        pairs = arithmetic.same_padding(arithmetic.make_spec((n, n + 1), k, stride=s, dilation=d))
+        pairs = tuple(arithmetic.same_padding(size, k, s, d) for size in (n, n + 1))
         spec = arithmetic.make_spec((n, n + 1), k, stride=s, dilation=d, padding=pairs)
     else:
         spec = arithmetic.make_spec((n, n + 1), k, stride=s, dilation=d, padding=pad, framework=fw)

@@ -184,7 +184,12 @@ def _plain_geometry(
             kernel_hw,
             stride=stride,
             dilation=dilation,
-            padding=arithmetic.same_padding(spec),
+            padding=tuple(
+                arithmetic.same_padding(n, k, st, d)
+                for n, k, st, d in zip(
+                    spec.input_size, spec.kernel, spec.stride, spec.dilation, strict=True
+                )
+            ),
         )
     return arithmetic.resolve(spec)
 
