@@ -63,7 +63,7 @@ from typing import IO, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from cnncli.encoder import BandEncoder
+from cnncli.images._bands import BandEncoder
 
 __all__ = ["TiffWriter", "write_tiff"]
 

@@ -27,10 +27,10 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-import cnncli.encoder
-import cnncli.png
+import cnncli.images._bands
+import cnncli.images._png
 import cnncli.tiff
-from cnncli.encoder import BandEncoder
+from cnncli.images._bands import BandEncoder
 
 WAIT = 30.0  # seconds before a check gives up on something that should take milliseconds
 
@@ -119,7 +119,12 @@ def _tiff_finished(data: bytes) -> bool:
 
 
 PNG = Format(
-    "PNG", cnncli.png.PngWriter, cnncli.png.write_png, cnncli.png, "_BAND_BYTES", _png_finished
+    "PNG",
+    cnncli.images._png.PngWriter,
+    cnncli.images._png.write_png,
+    cnncli.images._png,
+    "_BAND_BYTES",
+    _png_finished,
 )
 TIFF = Format(
     "TIFF",
@@ -182,7 +187,7 @@ def pool_of(n: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadPoolExecu
     """The writers' shared pool is one of ``n`` workers for the block (else the machine's core
     count would decide what a test can see)."""
     pool = ThreadPoolExecutor(n, thread_name_prefix="test-pool")
-    monkeypatch.setattr(cnncli.encoder, "_pool", pool)
+    monkeypatch.setattr(cnncli.images._bands, "_pool", pool)
     try:
         yield pool
     finally:

@@ -902,7 +902,8 @@ def test_unwritable_output(
 def test_failed_write_leaves_no_partial_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, ext: str
 ) -> None:
-    from cnncli import png, tiff
+    from cnncli import tiff
+    from cnncli.images import _png as png
 
     real_save = Image.Image.save
 

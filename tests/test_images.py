@@ -167,7 +167,7 @@ def test_sixteen_bit_planar_tiff_is_read_as_8_bits_with_a_warning() -> None:
 def test_sixteen_bit_colour_orientation_from_exif_in_png(tmp_path: Path) -> None:
     # Our own PNG encoder writes the samples; Pillow adds an eXIf chunk only on its own
     # saves, so splice one in after IHDR: orientation 3 (turned half round).
-    from cnncli.png import write_png
+    from cnncli.images._png import write_png
 
     buf = tmp_path / "plain.png"
     with open(buf, "wb") as fh:
@@ -451,7 +451,8 @@ def test_raw_npy_and_float_tiff(tmp_path: Path) -> None:
 def test_atomic_write_leaves_nothing_on_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ext: str
 ) -> None:
-    from cnncli import png, tiff
+    from cnncli import tiff
+    from cnncli.images import _png as png
 
     def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
         Path(str(fp)).write_bytes(b"half a file")

@@ -29,7 +29,7 @@ from PIL import Image
 
 from cnncli import images, limits
 from cnncli.errors import CnnCliError, ImageError
-from cnncli.images import load_image, peek
+from cnncli.images import load_image, peek, read
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -632,7 +632,7 @@ def test_fuzz_the_opener_with_mutated_files(
 
 
 def test_fuzz_bases_are_the_formats_they_are_named_for() -> None:
-    formats = {name: images._sniff(data[:16]) for name, data in BASES.items()}
+    formats = {name: read._sniff(data[:16]) for name, data in BASES.items()}
     assert set(formats.values()) == {"PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF", "PPM", "NPY"}
     for name in BASES:
         assert load_image_bytes(name).data.size > 0
@@ -648,5 +648,5 @@ def load_image_bytes(name: str) -> images.Picture:
 def test_stat_is_what_decides_special_files() -> None:
     """The refusal table names every special kind stat can report."""
     kinds = [stat.S_IFDIR, stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK]
-    texts = {str(images._not_regular(Path("p"), k)) for k in kinds}
+    texts = {str(read._not_regular(Path("p"), k)) for k in kinds}
     assert len(texts) == len(kinds)

@@ -41,7 +41,7 @@ from typing import IO, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from cnncli.encoder import BandEncoder
+from cnncli.images._bands import BandEncoder
 
 __all__ = ["PngWriter", "write_png"]
 

@@ -1,4 +1,4 @@
-"""Load and save images for ``cnncli filter``.
+"""Reading pictures and arrays for ``cnncli filter``: the one opener every read goes through.
 
 Loading gives the pixels (H×W or H×W×C) in the file's own value scale: 8- and 16-bit pixels as
 they are stored (uint8 0..255, uint16 0..65535; the Numba core reads them without a float32
@@ -10,10 +10,6 @@ Opening is hostile-input safe: regular files only (a pipe, device or socket is r
 allowed only that one format (PostScript named ``.png`` never reaches Ghostscript), sizes
 checked from headers against the ``pixels`` limit before anything is decoded or allocated, and
 every error or warning of the decoders turned into one line naming the file.
-
-Saving maps the float result to the output's pixel type (``clip``, ``abs``, ``normalize``,
-``offset``) or, for ``.npy`` and raw float TIFF, stores it unmapped. Every write is atomic: a temp
-file in the target directory, then ``os.replace``; a failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ import struct
 import sys
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from cnncli import limits, outputs
-from cnncli.enums import Mapping
-from cnncli.errors import ImageError, UsageError
-
-F32 = npt.NDArray[np.float32]
+from cnncli.errors import ImageError
+from cnncli.images.pixels import Picture
 
 #: Extensions ``cnncli filter`` looks for in directories (what a file is, is told by its content).
 IMAGE_EXTENSIONS = (
@@ -56,56 +50,6 @@ IMAGE_EXTENSIONS = (
     ".pgm",
     ".ppm",
 )
-
-#: Output formats by extension (Pillow format name).
-SAVE_FORMATS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".webp": "WEBP",
-    ".bmp": "BMP",
-    ".npy": "NPY",
-}
-_ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
-#: Written by cnncli's own streaming encoders (cnncli.png, cnncli.tiff): 8 or 16 bits, gray or
-#: colour, with alpha.
-_16BIT_FORMATS = {"PNG", "TIFF"}
-
-
-@dataclass
-class Picture:
-    """A loaded image: its pixels, plus what saving it back needs."""
-
-    path: Path
-    #: uint8 (8-bit files), uint16 (16-bit files) or float32 (float files, ``.npy``, luma of
-    #: 16-bit colour), H×W or H×W×C.
-    data: npt.NDArray[Any]
-    #: The alpha plane as stored (uint8/uint16), or None.
-    alpha: npt.NDArray[Any] | None
-    #: Pillow mode as read ("RGB", "I;16", ...), or "npy".
-    mode: str
-    #: 8 or 16 for integer pixels, 32 for float files and arrays.
-    bits: int
-    #: Pillow format name ("PNG", "JPEG", ...) or "NPY".
-    format: str
-
-    @property
-    def maxval(self) -> int:
-        """Largest pixel value of the type results are mapped to (float inputs map to 8 bits)."""
-        return 65535 if self.bits == 16 else 255
-
-    @property
-    def channels(self) -> int:
-        return 1 if self.data.ndim == 2 else int(self.data.shape[2])
-
-    def describe(self) -> str:
-        h, w = self.data.shape[:2]
-        kind = {1: "gray", 3: "RGB"}.get(self.channels, f"{self.channels}-channel")
-        extra = "+alpha" if self.alpha is not None else ""
-        depth = "float" if self.bits == 32 else f"{self.bits}-bit"
-        return f"{w}×{h} {kind}{extra} {depth}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -725,282 +669,3 @@ def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
     elif mode in ("F", "I"):
         dt = np.dtype(np.float32)
     return dt, (h, w)
-
-
-# --------------------------------------------------------------------------------------------
-# Colour
-# --------------------------------------------------------------------------------------------
-
-
-def to_gray(pic: Picture) -> Picture:
-    """ITU-R 601 luma. 8-bit RGB goes through Pillow's own ``convert("L")`` arithmetic
-    (``(R·19595 + G·38470 + B·7471 + 0x8000) >> 16``) so the result is bit-identical to it."""
-    if pic.channels == 1:
-        return pic
-    if pic.channels != 3:
-        raise UsageError(
-            f"{pic.path}: --gray needs an RGB image but this one has {pic.channels} channels"
-        )
-    d = pic.data
-    if pic.bits == 8:
-        from PIL import Image
-
-        # 8-bit pixels are whole numbers 0..255, so the uint8 round trip is exact, and Pillow's
-        # "L" is the definition (no uint32 temporaries: 4 bytes a pixel less than numpy).
-        luma = Image.fromarray(d.astype(np.uint8)).convert("L")  # H×W×3 uint8: RGB
-        gray = np.asarray(luma, dtype=np.float32)
-    else:
-        gray = (d[..., 0] * 0.299 + d[..., 1] * 0.587 + d[..., 2] * 0.114).astype(np.float32)
-    return Picture(pic.path, gray, pic.alpha, pic.mode, pic.bits, pic.format)
-
-
-# --------------------------------------------------------------------------------------------
-# Mapping a float result to pixels
-# --------------------------------------------------------------------------------------------
-
-
-def map_values(
-    result: F32,
-    how: Mapping | str,
-    maxval: int,
-    value_range: tuple[float, float] | None = None,
-) -> npt.NDArray[Any]:
-    """Float result → uint8 (maxval 255) or uint16 (65535) pixels.
-
-    ``clip`` rounds half to even and saturates, as OpenCV's ``saturate_cast``; ``abs`` does the
-    same to the absolute value (``cv2.convertScaleAbs``); ``normalize`` stretches min..max (or the
-    fixed ``value_range``) of the whole result over 0..maxval; ``offset`` adds mid-grey.
-    """
-    how = Mapping(how)
-    x = np.asarray(result)
-    out = np.empty(x.shape, dtype=np.uint16 if maxval > 255 else np.uint8)
-    # abs, rint and clipping are exact in any float type, so clip and abs work in the result's
-    # own float type (float32 from the core: half the memory traffic of float64); offset and
-    # normalize add and scale, which float32 would round differently, so they stay float64.
-    exact = how in (Mapping.CLIP, Mapping.ABS) and x.dtype.kind == "f"
-    work = x.dtype if exact else np.dtype(np.float64)
-    lo = hi = 0.0
-    if how is Mapping.NORMALIZE:
-        lo, hi = value_range if value_range else (float(x.min()), float(x.max()))
-    flat, dest = x.reshape(-1), out.reshape(-1)
-    # In blocks of ~1M values: no whole-image float temporaries (a 12-MP float64 copy is 92 MiB)
-    # and each block stays in cache through its few passes.
-    step = 1 << 20
-    for i in range(0, flat.size, step):
-        # A copy: the caller's result is left as it is.
-        b: npt.NDArray[np.floating[Any]] = flat[i : i + step].astype(work)
-        if how is Mapping.ABS:
-            np.abs(b, out=b)
-        elif how is Mapping.OFFSET:
-            np.add(b, (maxval + 1) / 2, out=b)
-        elif how is Mapping.NORMALIZE:
-            if hi > lo:
-                np.subtract(b, lo, out=b)
-                np.multiply(b, maxval / (hi - lo), out=b)
-            else:
-                b[...] = 0
-        np.rint(b, out=b)
-        np.clip(b, 0, maxval, out=b)
-        np.copyto(dest[i : i + step], b, casting="unsafe")  # whole numbers within 0..maxval
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Saving
-# --------------------------------------------------------------------------------------------
-
-
-def output_format(path: Path) -> str:
-    """The format an output extension asks for, or a usage error listing the choices."""
-    fmt = SAVE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise UsageError(
-            f"cannot tell the output format of {str(path)!r} from {path.suffix or 'no extension'!r}; "
-            "use .png, .jpg, .tif, .webp, .bmp or .npy"
-        )
-    return fmt
-
-
-def check_output(path: Path, inputs: Iterable[Path], force: bool) -> None:
-    """Refuse an output format we cannot write, then everything :func:`outputs.check_output`
-    refuses: an input of the run (ever), a directory, an existing file without ``force``."""
-    output_format(path)
-    outputs.check_output(path, inputs, force)
-
-
-atomic_write = outputs.atomic_write
-
-
-@dataclass
-class Bands:
-    """A float32 result made band by band, so it never exists whole (a 12-MP float32 plane is
-    46 MiB): ``shape`` is the whole result's (H×W or H×W×C); ``produce(r0, r1)`` computes rows
-    ``r0 .. r1-1``; bands of ``rows`` rows are asked for in order."""
-
-    shape: tuple[int, ...]
-    produce: Callable[[int, int], F32]
-    rows: int = 64
-
-    def spans(self) -> Iterator[tuple[int, int]]:
-        h = self.shape[0]
-        step = max(1, self.rows)
-        for r0 in range(0, h, step):
-            yield r0, min(h, r0 + step)
-
-
-def save_result(
-    path: Path,
-    result: F32 | Bands,
-    *,
-    like: Picture,
-    how: Mapping | str,
-    value_range: tuple[float, float] | None = None,
-    raw: bool = False,
-    alpha: npt.NDArray[Any] | None = None,
-    warn: Any = None,
-    make_dir: bool = False,
-) -> str:
-    """Write ``result`` to ``path`` in the format its extension names; returns a description.
-
-    ``.npy`` (and ``.tif`` with ``raw``) hold the float32 values unmapped. Other formats get pixels
-    mapped with ``how`` to 8 bits, or 16 when the input was 16-bit and the format holds it.
-    ``alpha`` (same height and width as ``result``) is attached where the format allows it.
-    ``result`` may be :class:`Bands` for the mapped formats (``normalize`` then needs a fixed
-    ``value_range``): each band is mapped as it comes, and a PNG is encoded as it comes too.
-    """
-    fmt = output_format(path)
-    shape = result.shape
-    channels = 1 if len(shape) == 2 else int(shape[2])
-    if fmt == "NPY" or (raw and fmt == "TIFF"):
-        if isinstance(result, Bands):
-            raise ValueError("raw float output needs the whole result, not bands")
-        return _save_raw(path, np.ascontiguousarray(result, dtype=np.float32), fmt, make_dir)
-    if raw:
-        raise UsageError(
-            f"--raw writes float values, which only .npy and .tif hold; not {path.suffix}"
-        )
-    if channels not in (1, 3):
-        raise UsageError(
-            f"{path}: the result has {channels} channels; an image holds 1 (gray) or 3 (RGB), "
-            "so save it as .npy"
-        )
-    how = Mapping(how)
-    if isinstance(result, Bands) and how is Mapping.NORMALIZE and value_range is None:
-        raise ValueError("normalize over bands needs a fixed value_range")
-    bits = 16 if like.bits == 16 and fmt in _16BIT_FORMATS else 8
-    if like.bits == 16 and bits == 8 and warn:
-        warn(f"{path}: {fmt} holds 8 bits; the 16-bit result was scaled to 8 bits")
-    if alpha is not None and fmt not in _ALPHA_FORMATS:
-        if warn:
-            warn(f"{path}: {fmt} has no alpha channel; alpha dropped")
-        alpha = None
-    if alpha is not None and alpha.shape != tuple(shape[:2]):
-        if warn:
-            warn(f"{path}: alpha dropped (it does not fit this output)")
-        alpha = None
-    if alpha is not None:
-        alpha = _alpha_as(alpha, bits)
-
-    def pixels(band: F32) -> npt.NDArray[Any]:
-        px = map_values(band, how, 65535 if like.bits == 16 else 255, value_range)
-        if like.bits == 16 and bits == 8:
-            px = np.rint(px.astype(np.float64) / 257).astype(np.uint8)
-        return px
-
-    if isinstance(result, Bands):
-        bands = result
-    else:
-        # One band: normalize without a fixed range stretches the min..max of what it is given.
-        whole = np.asarray(result, dtype=np.float32)
-        bands = Bands(whole.shape, lambda r0, r1: whole[r0:r1], max(1, whole.shape[0]))
-
-    def each_band() -> Iterator[tuple[int, int, npt.NDArray[Any]]]:
-        for r0, r1 in bands.spans():
-            yield r0, r1, pixels(bands.produce(r0, r1))
-
-    h, w = int(shape[0]), int(shape[1])
-    if fmt in _16BIT_FORMATS:
-        # Our own encoders: bands are encoded as they come, on every core.
-        from cnncli.png import PngWriter
-        from cnncli.tiff import TiffWriter
-
-        Writer = PngWriter if fmt == "PNG" else TiffWriter
-
-        def write_streamed(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                ch = channels + (alpha is not None)
-                try:
-                    enc = Writer(fh, w, h, ch, bits)
-                except ValueError as err:  # a size the format cannot hold
-                    raise ImageError(f"{path}: {err}; save it as .npy") from None
-                with enc:
-                    for r0, r1, px in each_band():
-                        if alpha is not None:
-                            px = np.concatenate(
-                                [px.reshape(r1 - r0, w, channels), alpha[r0:r1, :, None]], axis=2
-                            )
-                        enc.write(px, copy=False)
-
-        atomic_write(path, write_streamed, make_dir)
-    else:
-        from PIL import Image
-
-        def write_pillow(tmp: Path) -> None:
-            out = np.empty((h, w) if channels == 1 else (h, w, 3), np.uint8)
-            for r0, r1, px in each_band():
-                out[r0:r1] = px
-            im = Image.fromarray(out, mode="L" if channels == 1 else "RGB")
-            if alpha is not None:
-                im.putalpha(Image.fromarray(alpha, mode="L"))
-            im.save(tmp, format=fmt, **_PILLOW_OPTIONS.get(fmt, {}))
-
-        atomic_write(path, write_pillow, make_dir)
-    kind = "gray" if channels == 1 else "RGB"
-    return f"{w}×{h} {kind}{'+alpha' if alpha is not None else ''} {bits}-bit"
-
-
-#: Pillow's save options per format: JPEG 4:4:4 (edge maps keep their colour), lossless WebP.
-_PILLOW_OPTIONS: dict[str, dict[str, Any]] = {
-    "JPEG": {"quality": 95, "subsampling": 0},
-    "WEBP": {"lossless": True},
-}
-
-
-def _alpha_as(alpha: npt.NDArray[Any], bits: int) -> npt.NDArray[Any]:
-    """The alpha plane in the output's sample type (8-bit ↔ 16-bit scaled by 257)."""
-    if bits == 16:
-        return alpha.astype(np.uint16) * np.uint16(257) if alpha.dtype == np.uint8 else alpha
-    return alpha if alpha.dtype == np.uint8 else np.rint(alpha / 257).astype(np.uint8)
-
-
-def _save_raw(path: Path, result: F32, fmt: str, make_dir: bool) -> str:
-    channels = 1 if result.ndim == 2 else int(result.shape[2])
-    if fmt == "TIFF" and channels != 1:
-        raise UsageError(
-            f"{path}: a float TIFF holds one channel but the result has {channels}; save it as .npy"
-        )
-    if fmt == "NPY":
-        atomic_write(path, lambda tmp: _save_npy(tmp, result), make_dir)
-    else:
-        from PIL import Image
-
-        atomic_write(
-            path, lambda tmp: Image.fromarray(result, mode="F").save(tmp, format="TIFF"), make_dir
-        )
-    return f"float32 {'×'.join(map(str, result.shape))}, unmapped"
-
-
-def _save_npy(tmp: Path, result: F32) -> None:
-    with open(tmp, "wb") as fh:
-        np.save(fh, result, allow_pickle=False)
-
-
-def to_rgb8(pic_data: npt.NDArray[Any], maxval: int) -> npt.NDArray[np.uint8]:
-    """Any loaded picture as 8-bit for display (preview)."""
-    x = pic_data.astype(np.float64)
-    if maxval == 65535:
-        x = x / 257
-    elif pic_data.size and (x.min() < 0 or x.max() > 255):
-        lo, hi = float(x.min()), float(x.max())
-        x = (x - lo) * (255 / (hi - lo)) if hi > lo else np.zeros_like(x)
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
