@@ -232,6 +232,10 @@ def _quiet_libtiff() -> None:
             continue
 
 
+#: The loggers of the decoders: Pillow's, tifffile's.
+_LOGGERS = ("PIL", "tifffile")
+
+
 class _Collect(logging.Handler):
     """Pillow's log records (it logs "More samples per pixel than can be decoded" before
     refusing a TIFF), kept as text instead of reaching logging's last-resort stderr printer."""
@@ -249,7 +253,7 @@ class _Collect(logging.Handler):
 
 @contextmanager
 def _decoding(src: _Source, limit: int, warn: Any) -> Iterator[None]:
-    """Open and decode a picture with Pillow under the pixel ``limit``: every failure becomes
+    """Open and decode a picture with Pillow or tifffile under the pixel ``limit``: every failure becomes
     one :class:`ImageError` line naming the file, and Pillow's warnings and log records (damaged
     EXIF, odd TIFF tags) reach ``warn`` as one line instead of printing with source lines."""
     from PIL import Image, UnidentifiedImageError
@@ -258,9 +262,9 @@ def _decoding(src: _Source, limit: int, warn: Any) -> Iterator[None]:
         _quiet_libtiff()
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = limit
-    log = logging.getLogger("PIL")
     collect = _Collect()
-    log.addHandler(collect)
+    for name in _LOGGERS:
+        logging.getLogger(name).addHandler(collect)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -287,7 +291,8 @@ def _decoding(src: _Source, limit: int, warn: Any) -> Iterator[None]:
                 raise ImageError(f"{src.path}: damaged image ({_squash(err)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
-        log.removeHandler(collect)
+        for name in _LOGGERS:
+            logging.getLogger(name).removeHandler(collect)
     texts = [
         str(w.message)
         for w in caught
@@ -297,13 +302,26 @@ def _decoding(src: _Source, limit: int, warn: Any) -> Iterator[None]:
     _pass_on(src.path, texts + collect.texts, warn)
 
 
+#: tifffile's log records wrap the error they met ("<TiffTag.fromfile> raised
+#: TiffFileError('<tifffile.TiffTag 305 @130> invalid value offset 2147483632')"): the inner text,
+#: with the tag by its number.
+_RAISED = re.compile(r"^<[^>]*> raised \w+\((['\"])(.*)\1\)$", re.S)
+_TAG = re.compile(r"<tifffile\.TiffTag (\d+) @\d+>")
+
+
+def _plain(message: str) -> str:
+    m = _RAISED.match(message)
+    text = m.group(2) if m else message
+    return _TAG.sub(r"TIFF tag \1:", text)
+
+
 def _pass_on(path: Path, messages: list[str], warn: Any) -> None:
-    """What Pillow said while reading a picture it read anyway, as one line."""
+    """What the decoders said while reading a picture they read anyway, as one line."""
     from cnncli.render.term import printable
 
     texts: list[str] = []
     for message in messages:
-        text = _squash(message, 120)
+        text = _squash(_plain(message), 120)
         if text and text not in texts:
             texts.append(text)
     if texts and warn:
@@ -466,6 +484,120 @@ def _size_of(src: _Source) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# TIFF through tifffile
+# --------------------------------------------------------------------------------------------
+
+#: Compressions tifffile decodes on its own (zlib and lzma are in Python's standard library).
+#: LZW, JPEG, CCITT, PackBits' cousins and the rest need the imagecodecs package, which cnncli
+#: does not depend on: such a file is read by Pillow (libtiff) instead, as before tifffile.
+_TIFF_COMPRESSIONS = {1, 8, 32946, 34925}  # none, Adobe deflate, old deflate, LZMA
+#: Photometric interpretation and samples per pixel read here: gray (+ alpha), RGB (+ alpha).
+_TIFF_LAYOUTS = {(1, 1): "L", (1, 2): "LA", (2, 3): "RGB", (2, 4): "RGBA"}
+_UNASSOCIATED_ALPHA = 2
+
+
+@dataclass
+class _TiffPage:
+    """What the first page of a TIFF is, from its tags, when tifffile reads it."""
+
+    page: Any
+    mode: str  # "L", "LA", "RGB", "RGBA"
+    bits: int  # 8 or 16
+    width: int
+    height: int
+    orientation: int  # TIFF tag 274, 1..8
+
+
+def _tiff_page(tif: Any) -> _TiffPage | None:
+    """The first page of ``tif`` if tifffile decodes it to pixels cnncli takes as they are
+    (8/16-bit unsigned gray or RGB, alpha unassociated, any planar or tiled layout, a
+    compression Python's standard library decodes), else None: Pillow reads the file."""
+    page = tif.pages.first
+    mode = _TIFF_LAYOUTS.get((int(page.photometric), int(page.samplesperpixel)))
+    extra = tuple(int(v) for v in page.extrasamples)
+    alpha_ok = extra == (_UNASSOCIATED_ALPHA,) if mode in ("LA", "RGBA") else not extra
+    if (
+        mode is None
+        or not alpha_ok
+        or int(page.compression) not in _TIFF_COMPRESSIONS
+        or int(page.predictor) not in (1, 2)
+        or int(page.sampleformat) != 1
+        or int(page.bitspersample) not in (8, 16)
+        or page.imagedepth != 1
+    ):
+        return None
+    tag = page.tags.get(274)
+    orientation = tag.value if tag is not None and tag.value in range(1, 9) else 1
+    w, h = int(page.imagewidth), int(page.imagelength)
+    return _TiffPage(page, mode, int(page.bitspersample), w, h, int(orientation))
+
+
+#: The EXIF/TIFF orientations as numpy views of a stored H×W(×C) array: what Pillow's
+#: ``ImageOps.exif_transpose`` does (2 mirror, 3 half turn, 4 flip, 5 transpose, 6 quarter turn
+#: clockwise, 7 transverse, 8 quarter turn anticlockwise).
+_UPRIGHT: dict[int, Callable[[npt.NDArray[Any]], npt.NDArray[Any]]] = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _load_tiff(src: _Source, limit: int, gray: bool, warn: Any) -> Picture | None:
+    """A TIFF read by tifffile (16-bit colour, planar and tiled included), or None when its
+    first page is one :func:`_tiff_page` leaves to Pillow."""
+    import tifffile
+
+    with _decoding(src, limit, warn):
+        src.fh.seek(0)
+        with tifffile.TiffFile(src.fh, name=src.path.name) as tif:
+            info = _tiff_page(tif)
+            if info is None:
+                return None
+            if info.width * info.height > limit:
+                raise ImageError(
+                    f"{src.path}: {info.width}×{info.height} = {info.width * info.height:,} "
+                    f"pixels is more than {limit:,} pixels, refused as a possible decompression "
+                    "bomb; raise the limit with --max-pixels N if you trust the file"
+                )
+            px = info.page.asarray()
+            axes = str(info.page.axes)
+    if "S" in axes and axes.index("S") == 0:  # separate planes: samples first
+        px = np.moveaxis(px, 0, -1)
+    px = _UPRIGHT[info.orientation](px.astype(np.uint8 if info.bits == 8 else np.uint16))
+    if px.ndim == 3 and px.shape[2] == 1:
+        px = px[:, :, 0]
+    alpha = None
+    if info.mode in ("LA", "RGBA"):
+        alpha = np.ascontiguousarray(px[:, :, -1])
+        px = px[:, :, 0] if info.mode == "LA" else px[:, :, :3]
+    mode = "I;16" if info.mode == "L" and info.bits == 16 else info.mode
+    if gray and info.bits == 8 and px.ndim == 3:
+        from PIL import Image
+
+        # Pillow's convert("L"), as for every other 8-bit RGB file read with gray.
+        px = np.asarray(Image.fromarray(np.ascontiguousarray(px)).convert("L"))
+    return Picture(src.path, np.ascontiguousarray(px), alpha, mode, info.bits, "TIFF")
+
+
+def _peek_tiff(src: _Source) -> tuple[np.dtype[Any], tuple[int, int]] | None:
+    """:func:`peek` of a TIFF tifffile reads; None leaves it to Pillow's header."""
+    import tifffile
+
+    src.fh.seek(0)
+    with tifffile.TiffFile(src.fh, name=src.path.name) as tif:
+        info = _tiff_page(tif)
+    if info is None:
+        return None
+    h, w = (info.width, info.height) if info.orientation >= 5 else (info.height, info.width)
+    return np.dtype(np.uint8 if info.bits == 8 else np.uint16), (h, w)
+
+
+# --------------------------------------------------------------------------------------------
 # .npy arrays
 # --------------------------------------------------------------------------------------------
 
@@ -561,8 +693,8 @@ def load_image(
     ``.npy`` array, told by its content, from a regular file only.
 
     ``max_pixels`` (by default the ``pixels`` limit) bounds the pixels of the picture or array,
-    checked from its header before anything is decoded. ``warn`` receives one line when Pillow
-    reads a damaged file anyway.
+    checked from its header before anything is decoded. ``warn`` receives one line when a
+    decoder reads a damaged file anyway.
 
     ``gray``: a JPEG is decoded straight to its stored luma (libjpeg, as OpenCV's
     ``IMREAD_GRAYSCALE``; within a few levels of converting its decoded RGB), another 8-bit RGB
@@ -575,6 +707,10 @@ def load_image(
     with _opened(p) as src:
         if src.format == "NPY":
             return _load_npy(src, limit)
+        if src.format == "TIFF":
+            pic = _load_tiff(src, limit, gray, warn)
+            if pic is not None:
+                return pic
         with _decoding(src, limit, warn):
             im, tiles = _open_pil(src, gray)
             fmt = str(im.format or "")
@@ -585,43 +721,11 @@ def load_image(
                 im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
     if deep is not None:
         del im
-        px, has_alpha = deep
-        alpha16 = np.ascontiguousarray(px[:, :, -1]) if has_alpha else None
-        colour = px[:, :, :-1] if has_alpha else px
-        data16 = colour[:, :, 0] if colour.shape[2] == 1 else colour
-        mode = "LA" if data16.ndim == 2 else mode  # Pillow calls 16-bit gray+alpha "RGBA"
-        return Picture(p, np.ascontiguousarray(data16), alpha16, mode, 16, fmt)
-    alpha: npt.NDArray[Any] | None = None
-    if mode == "1":
-        im = im.convert("L")
-    elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
-        im = im.convert("RGB")
-    elif mode == "La":
-        im = im.convert("LA")
-    elif mode == "RGBa":
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA"):
-        alpha = np.array(im.getchannel("A"))
-        im = im.convert("RGB" if im.mode == "RGBA" else "L")
+        return _deep_picture(p, deep, mode, fmt)
+    im, alpha = _split_alpha(im, mode)
     if gray and im.mode == "RGB":
         im = im.convert("L")
-    data: npt.NDArray[Any]
-    if im.mode in ("L", "RGB"):
-        data = np.asarray(im)  # uint8
-        bits = 8
-    elif im.mode.startswith("I;16"):
-        data = np.asarray(im).astype(np.uint16)  # native byte order (I;16B is big-endian)
-        bits = 16
-    elif im.mode == "I":
-        arr = np.asarray(im)
-        # 32-bit integer files holding 16-bit data (old Pillow read 16-bit PNGs as "I").
-        bits = 16 if arr.min() >= 0 and arr.max() <= 65535 else 32
-        data = arr.astype(np.uint16 if bits == 16 else np.float32)
-    elif im.mode == "F":
-        data = np.asarray(im, dtype=np.float32)
-        bits = 32
-    else:
-        raise ImageError(f"{p}: Pillow mode {im.mode!r} is not supported; convert it to RGB or L")
+    data, bits = _pixels_of(p, im)
     del im  # the decoded picture is no longer needed; free it before anything else is made
     if data.ndim == 3 and data.shape[2] == 1:
         data = data[:, :, 0]
@@ -631,11 +735,65 @@ def load_image(
     return Picture(p, np.ascontiguousarray(data), alpha, mode, bits, fmt)
 
 
+def _deep_picture(
+    p: Path, deep: tuple[npt.NDArray[np.uint16], bool], mode: str, fmt: str
+) -> Picture:
+    """The :class:`Picture` of the 16-bit samples :func:`_deep_colour` read."""
+    px, has_alpha = deep
+    alpha16 = np.ascontiguousarray(px[:, :, -1]) if has_alpha else None
+    colour = px[:, :, :-1] if has_alpha else px
+    data16 = colour[:, :, 0] if colour.shape[2] == 1 else colour
+    mode = "LA" if data16.ndim == 2 else mode  # Pillow calls 16-bit gray+alpha "RGBA"
+    return Picture(p, np.ascontiguousarray(data16), alpha16, mode, 16, fmt)
+
+
+#: Pillow modes turned into one cnncli reads, before the alpha plane is split off.
+_CONVERT = {
+    "1": "L",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+    "RGBX": "RGB",
+    "La": "LA",
+    "RGBa": "RGBA",
+}
+
+
+def _split_alpha(im: Any, mode: str) -> tuple[Any, npt.NDArray[Any] | None]:
+    """``im`` in a mode cnncli reads (L, RGB, I;16, I, F), and its alpha plane as stored."""
+    if mode in _CONVERT:
+        im = im.convert(_CONVERT[mode])
+    if im.mode not in ("RGBA", "LA"):
+        return im, None
+    alpha = np.array(im.getchannel("A"))
+    return im.convert("RGB" if im.mode == "RGBA" else "L"), alpha
+
+
+def _pixels_of(p: Path, im: Any) -> tuple[npt.NDArray[Any], int]:
+    """The pixels of a decoded Pillow picture and their bits (8, 16, or 32 for float)."""
+    if im.mode in ("L", "RGB"):
+        return np.asarray(im), 8  # uint8
+    if im.mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16), 16  # native byte order (I;16B is big-endian)
+    if im.mode == "I":
+        arr = np.asarray(im)
+        # 32-bit integer files holding 16-bit data (old Pillow read 16-bit PNGs as "I").
+        if arr.min() >= 0 and arr.max() <= 65535:
+            return arr.astype(np.uint16), 16
+        return arr.astype(np.float32), 32
+    if im.mode == "F":
+        return np.asarray(im, dtype=np.float32), 32
+    raise ImageError(f"{p}: Pillow mode {im.mode!r} is not supported; convert it to RGB or L")
+
+
 def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
     """The pixel type and (height, width) :func:`load_image` will give for ``path``, from the
     file's header alone (nothing decoded), or None if that cannot be told cheaply. The filter
     command uses it to load the matching compiled core while the image decodes."""
-    hush: _Collect | None = None
+    hush = _Collect()
+    for name in _LOGGERS:
+        logging.getLogger(name).addHandler(hush)
     try:
         with _opened(Path(path)) as src:
             if src.format == "NPY":
@@ -644,11 +802,11 @@ def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
             # Only headers are read, through the same opener as load_image: nothing is
             # consumed or blocked on, no other format tried. Warnings, log records and a
             # decompression bomb are load_image's to report.
-            log = logging.getLogger("PIL")
-            hush = _Collect()
-            log.addHandler(hush)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                told = _peek_tiff(src) if src.format == "TIFF" else None
+                if told is not None:
+                    return told
                 if src.format == "TIFF":
                     _quiet_libtiff()
                 with _pil(src) as im:
@@ -661,8 +819,8 @@ def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
     except Exception:  # only a hint: load_image reports any problem with the file
         return None
     finally:
-        if hush is not None:
-            logging.getLogger("PIL").removeHandler(hush)
+        for name in _LOGGERS:
+            logging.getLogger(name).removeHandler(hush)
     dt: np.dtype[Any] = np.dtype(np.uint8)  # every 8-bit mode, converted or not
     if mode.startswith("I;16") or deep:
         dt = np.dtype(np.uint16)
