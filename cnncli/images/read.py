@@ -368,7 +368,7 @@ def _open_pil(
     return im, tiles
 
 
-# Pillow decodes 16-bit colour (PNG, TIFF: raw modes "RGB;16B", "RGBA;16L", "LA;16B", ...)
+# Pillow decodes 16-bit colour (PNG, and the TIFFs tifffile leaves to it: raw modes "RGB;16B", "RGBA;16L", "LA;16B", ...)
 # to 8 bits by keeping the high byte of each sample. Its decoders (inflate + PNG unfiltering,
 # libtiff) work on the raw bytes, and only the last step, the unpacker named by the raw mode,
 # drops the low byte; so a second decode whose raw mode reads the samples in the other byte
@@ -413,6 +413,7 @@ def _deep_colour(
     alpha; None if ``im`` is not such a picture. Runs inside :func:`_decoding`."""
     path = src.path
     if im.format == "TIFF" and im.tag_v2.get(284, 1) == 2 and 16 in im.tag_v2.get(258, ()):
+        # Only TIFFs tifffile leaves to Pillow come here (LZW or JPEG: they need imagecodecs).
         # Separate colour planes: Pillow's TIFF decoder picks each plane's unpacker itself, so
         # the second decode cannot reach the low bytes.
         if warn and not im.mode.startswith("I;16"):
