@@ -1,5 +1,5 @@
 """What the PNG and TIFF writer tests share: test pictures, feeding a writer in bands, and
-:class:`BandEncoderTests`, the tests of what the PNG writer gets from cnncli.images._bands (the
+:class:`BandEncoderTests`, the tests of what the PNG writer gets from its band loop (the
 band pipeline and the worker pool every writer shares).
 
 Each test module runs them for its own writer with a subclass named ``Test…`` that sets
@@ -27,9 +27,8 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-import cnncli.images._bands
 import cnncli.images._png
-from cnncli.images._bands import BandEncoder
+import cnncli.images._pool
 
 WAIT = 30.0  # seconds before a check gives up on something that should take milliseconds
 
@@ -72,7 +71,7 @@ class Format:
     """One of cnncli's streaming encoders, as the shared checks drive it."""
 
     name: str  # as the writer's messages spell it
-    writer: type[BandEncoder[Any]]
+    writer: type[cnncli.images._png.PngWriter]
     write_whole: Callable[..., None]  # write_png
     module: ModuleType
     unit_bytes: str  # the module constant that sizes a work unit
@@ -98,7 +97,9 @@ class Format:
                 r += n
         return bio.getvalue()
 
-    def open(self, fh: io.BytesIO, img: npt.NDArray[Any], **opts: Any) -> BandEncoder[Any]:
+    def open(
+        self, fh: io.BytesIO, img: npt.NDArray[Any], **opts: Any
+    ) -> cnncli.images._png.PngWriter:
         """A writer for a picture of ``img``'s size, channels and bits."""
         c = 1 if img.ndim == 2 else img.shape[2]
         bits = 8 if img.dtype == np.uint8 else 16
@@ -174,7 +175,7 @@ def pool_of(n: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadPoolExecu
     """The writers' shared pool is one of ``n`` workers for the block (else the machine's core
     count would decide what a test can see)."""
     pool = ThreadPoolExecutor(n, thread_name_prefix="test-pool")
-    monkeypatch.setattr(cnncli.images._bands, "_pool", pool)
+    monkeypatch.setattr(cnncli.images._pool, "_pool", pool)
     try:
         yield pool
     finally:
@@ -198,7 +199,7 @@ def bands_of(img: npt.NDArray[Any], n: int) -> list[npt.NDArray[Any]]:
 
 
 class BandEncoderTests:
-    """What every writer gets from cnncli.images._bands.BandEncoder: the checks of its rows, close and
+    """What every writer gets from cnncli.images._png.PngWriter: the checks of its rows, close and
     abort, and its life on the shared worker pool beside another writer."""
 
     fmt: ClassVar[Format]  # the writer under test

@@ -246,7 +246,7 @@ def test_threads_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert usable_cores() >= 1
 
 
-# --- what PngWriter has from cnncli.images._bands: the band pipeline, the shared worker pool ------------
+# --- the band loop and the shared worker pool ----------------------------------------------------
 
 
 class TestBandEncoder(encoders.BandEncoderTests):

@@ -368,8 +368,8 @@ def _open_pil(
     return im, tiles
 
 
-# Pillow decodes 16-bit colour (PNG, and the TIFFs tifffile leaves to it: raw modes "RGB;16B", "RGBA;16L", "LA;16B", ...)
-# to 8 bits by keeping the high byte of each sample. Its decoders (inflate + PNG unfiltering,
+# Pillow decodes 16-bit colour (PNG, and the TIFFs tifffile leaves to it: raw modes "RGB;16B",
+# "RGBA;16L", "LA;16B", ...) to 8 bits by keeping the high byte of each sample. Its decoders (inflate + PNG unfiltering,
 # libtiff) work on the raw bytes, and only the last step, the unpacker named by the raw mode,
 # drops the low byte; so a second decode whose raw mode reads the samples in the other byte
 # order gives the low bytes, and the two make the 16-bit samples exactly.

@@ -336,7 +336,7 @@ def _tiff_strips(
     the picture's size). Stopped early (an error while writing), what has not started is
     cancelled and what runs is waited for."""
     from cnncli.config import usable_cores
-    from cnncli.images._bands import shared_pool
+    from cnncli.images._pool import shared_pool
 
     threads = usable_cores()
     strips = _strips_of(rows, per_strip, samples, bits)
