@@ -310,20 +310,24 @@ def _strips_of(
     """The rows regrouped into strips of ``per_strip`` rows (the last one may be shorter), each
     n × (width · samples) in the file's sample type, C-contiguous."""
     dtype = np.dtype(np.uint8 if bits == 8 else "<u2")
-    pending: list[npt.NDArray[Any]] = []
+    pending: list[npt.NDArray[Any]] = []  # the start of the next strip, from earlier bands
     held = 0
     for px in rows:
         flat = np.ascontiguousarray(px.reshape(px.shape[0], -1), dtype=dtype)
-        pending.append(flat)
-        held += flat.shape[0]
-        if held < per_strip:
-            continue
-        joined = np.concatenate(pending, dtype=dtype) if len(pending) > 1 else flat
-        full = held - held % per_strip
-        for r in range(0, full, per_strip):
-            yield joined[r : r + per_strip]
-        pending = [joined[full:]] if full < held else []
-        held -= full
+        start = 0
+        if held:  # complete the strip begun by earlier bands: only its rows are copied
+            start = min(flat.shape[0], per_strip - held)
+            pending.append(flat[:start])
+            held += start
+            if held < per_strip:
+                continue
+            yield np.concatenate(pending, dtype=dtype)
+            pending, held = [], 0
+        while flat.shape[0] - start >= per_strip:  # whole strips: views of the band
+            yield flat[start : start + per_strip]
+            start += per_strip
+        if start < flat.shape[0]:
+            pending, held = [flat[start:]], flat.shape[0] - start
     if held:
         yield np.concatenate(pending, dtype=dtype)
 
