@@ -18,7 +18,7 @@ import PIL
 from interleaved import arguments, cv2, measure, report  # benchmarks/interleaved.py
 from PIL import Image
 
-from cnncli.png import write_png
+from cnncli.images._png import write_png
 
 
 def edge_map(gray: np.ndarray) -> np.ndarray:

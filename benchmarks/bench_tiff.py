@@ -1,4 +1,5 @@
-"""TIFF encode time and size: cnncli.tiff (predictor on/off, zlib levels) vs Pillow vs OpenCV.
+"""TIFF encode time and size: cnncli's TIFF writer (tifffile, with strips encoded by cnncli) vs
+tifffile's own deflate, Pillow and OpenCV.
 
 Run: .venv/bin/python benchmarks/bench_tiff.py [--repeat 7] [--image path] [--explore]
 
@@ -7,12 +8,14 @@ temporary folder, as ``cnncli filter`` does), ratio to Pillow's deflate (or Open
 cannot write the picture) and file size. Pictures, all from the 12-MP photo: the abs Sobel-x in
 gray 8-bit (what ``cnncli filter -k sobel-x --gray`` writes), the RGB photo, and 16-bit versions
 of both (the photo ×257 blurred with σ = 1 in float, so the low bytes carry real detail, as a
-filtered 16-bit input does). ``--explore`` adds more zlib levels, memLevel 8 and strip sizes of cnncli.tiff. Level 1 is
-zlib's run-length strategy, 2..9 its LZ77 search (see cnncli/tiff.py).
+filtered 16-bit input does). cnncli's writer (``cnncli.images.write``) hands tifffile strips it
+has differenced (horizontal predictor) and deflated with zlib level 1's run-length strategy on
+every core, fed in 64-row bands as ``cnncli filter`` makes them. ``--explore`` adds strip sizes.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,11 +24,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import PIL
+import tifffile
 from interleaved import arguments, cv2, measure, report  # benchmarks/interleaved.py
 from PIL import Image
 
-import cnncli.tiff
-from cnncli.tiff import write_tiff
+from cnncli.images import write as cnncli_write
 
 
 def sobel_x(gray: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -52,20 +55,38 @@ def blur16(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint16]:
 def cases(img: npt.NDArray[Any], folder: Path, explore: bool) -> dict[str, Callable[[], int]]:
     out: dict[str, Callable[[], int]] = {}
 
-    def ours(**opts: object) -> Callable[[], int]:
+    def ours(threads: int, strip_bytes: int = cnncli_write._STRIP_BYTES) -> Callable[[], int]:
         path = folder / "ours.tif"
-        constants = {k: opts.pop(k) for k in ("_STRIP_BYTES", "_MEM_LEVEL") if k in opts}
+        c = 1 if img.ndim == 2 else img.shape[2]
+        bits = 8 * img.dtype.itemsize
+        out = cnncli_write._Output(path, "TIFF", img.shape[:2], c, bits)
 
         def run() -> int:
-            saved = {k: getattr(cnncli.tiff, k) for k in constants}
-            for k, v in constants.items():
-                setattr(cnncli.tiff, k, v)
+            saved = cnncli_write._STRIP_BYTES, os.environ.get("CNNCLI_THREADS")
+            cnncli_write._STRIP_BYTES = strip_bytes
+            os.environ["CNNCLI_THREADS"] = str(threads)
             try:
-                with open(path, "wb") as fh:
-                    write_tiff(fh, img, **opts)  # type: ignore[arg-type]
+                bands = (img[r : r + 64] for r in range(0, img.shape[0], 64))
+                cnncli_write._write_tiff(path, out, bands)
             finally:
-                for k, v in saved.items():
-                    setattr(cnncli.tiff, k, v)
+                cnncli_write._STRIP_BYTES = saved[0]
+                if saved[1] is None:
+                    del os.environ["CNNCLI_THREADS"]
+                else:
+                    os.environ["CNNCLI_THREADS"] = saved[1]
+            return path.stat().st_size
+
+        return run
+
+    def tiffile_own(level: int | None) -> Callable[[], int]:
+        path = folder / "tifffile.tif"
+        photometric = "minisblack" if img.ndim == 2 else "rgb"
+        opts: dict[str, Any] = {"compression": None, "predictor": None}
+        if level is not None:
+            opts = {"compression": "zlib", "compressionargs": {"level": level}, "predictor": True}
+
+        def run() -> int:
+            tifffile.imwrite(path, img, photometric=photometric, maxworkers=2, **opts)
             return path.stat().st_size
 
         return run
@@ -105,25 +126,14 @@ def cases(img: npt.NDArray[Any], folder: Path, explore: bool) -> dict[str, Calla
         out["cv2.imwrite deflate, no predictor"] = opencv(
             [cv2.IMWRITE_TIFF_COMPRESSION, 8, cv2.IMWRITE_TIFF_PREDICTOR, 1]
         )
+    out["cnncli (tifffile, own strips), 2 threads"] = ours(2)
+    out["cnncli (tifffile, own strips), 1 thread"] = ours(1)
     for level in (1, 6):
-        for predictor in (True, False):
-            out[f"cnncli.tiff level {level}, predictor {'on' if predictor else 'off'}"] = ours(
-                level=level, predictor=predictor, threads=2
-            )
-    out["cnncli.tiff level 1, predictor on, 1 thread"] = ours(level=1, predictor=True, threads=1)
-    out["cnncli.tiff none"] = ours(compression="none", threads=2)
+        out[f"tifffile's own zlib level {level} + predictor, 2 threads"] = tiffile_own(level)
+    out["tifffile none"] = tiffile_own(None)
     if explore:
-        for level in (2, 3, 9):
-            out[f"cnncli.tiff level {level}, predictor on"] = ours(
-                level=level, predictor=True, threads=2
-            )
-        out["cnncli.tiff level 1, predictor on, memLevel 8"] = ours(
-            level=1, predictor=True, threads=2, _MEM_LEVEL=8
-        )
         for kb in (64, 128, 256, 1024, 2048):
-            out[f"cnncli.tiff level 1, predictor on, {kb} KB strips"] = ours(
-                level=1, predictor=True, threads=2, _STRIP_BYTES=kb << 10
-            )
+            out[f"cnncli, {kb} KB strips"] = ours(2, kb << 10)
     return out
 
 

@@ -1,6 +1,6 @@
-"""What tests/test_png.py and tests/test_tiff.py share: test pictures, feeding a writer in bands,
-and :class:`BandEncoderTests`, the tests of what both writers get from cnncli.encoder (the band
-pipeline and the worker pool every writer shares).
+"""What the PNG and TIFF writer tests share: test pictures, feeding a writer in bands, and
+:class:`BandEncoderTests`, the tests of what the PNG writer gets from its band loop (the
+band pipeline and the worker pool every writer shares).
 
 Each test module runs them for its own writer with a subclass named ``Test…`` that sets
 :attr:`BandEncoderTests.fmt` (and :attr:`BandEncoderTests.other`, the writer to run beside it);
@@ -27,10 +27,8 @@ import numpy.typing as npt
 import pytest
 from PIL import Image
 
-import cnncli.encoder
-import cnncli.png
-import cnncli.tiff
-from cnncli.encoder import BandEncoder
+import cnncli.images._png
+import cnncli.images._pool
 
 WAIT = 30.0  # seconds before a check gives up on something that should take milliseconds
 
@@ -73,8 +71,8 @@ class Format:
     """One of cnncli's streaming encoders, as the shared checks drive it."""
 
     name: str  # as the writer's messages spell it
-    writer: type[BandEncoder[Any]]
-    write_whole: Callable[..., None]  # write_png, write_tiff
+    writer: type[cnncli.images._png.PngWriter]
+    write_whole: Callable[..., None]  # write_png
     module: ModuleType
     unit_bytes: str  # the module constant that sizes a work unit
     finished: Callable[[bytes], bool]  # whether the file got its trailer
@@ -99,7 +97,9 @@ class Format:
                 r += n
         return bio.getvalue()
 
-    def open(self, fh: io.BytesIO, img: npt.NDArray[Any], **opts: Any) -> BandEncoder[Any]:
+    def open(
+        self, fh: io.BytesIO, img: npt.NDArray[Any], **opts: Any
+    ) -> cnncli.images._png.PngWriter:
         """A writer for a picture of ``img``'s size, channels and bits."""
         c = 1 if img.ndim == 2 else img.shape[2]
         bits = 8 if img.dtype == np.uint8 else 16
@@ -114,20 +114,13 @@ def _png_finished(data: bytes) -> bool:
     return b"IEND" in data
 
 
-def _tiff_finished(data: bytes) -> bool:
-    return data[4:8] != b"\0\0\0\0"  # close() patches the first-IFD offset last
-
-
 PNG = Format(
-    "PNG", cnncli.png.PngWriter, cnncli.png.write_png, cnncli.png, "_BAND_BYTES", _png_finished
-)
-TIFF = Format(
-    "TIFF",
-    cnncli.tiff.TiffWriter,
-    cnncli.tiff.write_tiff,
-    cnncli.tiff,
-    "_STRIP_BYTES",
-    _tiff_finished,
+    "PNG",
+    cnncli.images._png.PngWriter,
+    cnncli.images._png.write_png,
+    cnncli.images._png,
+    "_BAND_BYTES",
+    _png_finished,
 )
 
 
@@ -182,7 +175,7 @@ def pool_of(n: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadPoolExecu
     """The writers' shared pool is one of ``n`` workers for the block (else the machine's core
     count would decide what a test can see)."""
     pool = ThreadPoolExecutor(n, thread_name_prefix="test-pool")
-    monkeypatch.setattr(cnncli.encoder, "_pool", pool)
+    monkeypatch.setattr(cnncli.images._pool, "_pool", pool)
     try:
         yield pool
     finally:
@@ -206,7 +199,7 @@ def bands_of(img: npt.NDArray[Any], n: int) -> list[npt.NDArray[Any]]:
 
 
 class BandEncoderTests:
-    """What every writer gets from cnncli.encoder.BandEncoder: the checks of its rows, close and
+    """What every writer gets from cnncli.images._png.PngWriter: the checks of its rows, close and
     abort, and its life on the shared worker pool beside another writer."""
 
     fmt: ClassVar[Format]  # the writer under test

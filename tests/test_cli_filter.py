@@ -902,7 +902,9 @@ def test_unwritable_output(
 def test_failed_write_leaves_no_partial_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, ext: str
 ) -> None:
-    from cnncli import png, tiff
+    import tifffile
+
+    from cnncli.images import _png as png
 
     real_save = Image.Image.save
 
@@ -911,7 +913,7 @@ def test_failed_write_leaves_no_partial_file(
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(Image.Image, "save", dies_halfway)
-    for writer in (png.PngWriter, tiff.TiffWriter):
+    for writer in (png.PngWriter, tifffile.TiffWriter):
         real_close = writer.close
 
         def dies_at_the_end(self: object, real=real_close) -> None:

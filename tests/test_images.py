@@ -107,6 +107,7 @@ TRUTH = np.load(SIXTEEN / "truth.npy")  # 13×17×4 uint16: the samples every fi
         ("rgb16_zip.tif", False),
         ("rgb16_lzw_tiled.tif", False),
         ("rgb16_msb_raw.tif", False),
+        ("rgb16_planar.tif", False),
         ("rgba16_zip.tif", True),
         ("rgb16.ppm", False),
     ],
@@ -156,18 +157,20 @@ def test_sixteen_bit_colour_orientation() -> None:
     assert images.peek(SIXTEEN / "rgb16_rot6.tif") == (np.uint16, (17, 13))
 
 
-def test_sixteen_bit_planar_tiff_is_read_as_8_bits_with_a_warning() -> None:
+def test_sixteen_bit_planar_tiff_is_read_with_its_16_bits() -> None:
+    # Separate colour planes (PlanarConfiguration 2): tifffile reads every plane whole (Pillow
+    # kept only the high byte, and cnncli used to warn).
     said: list[str] = []
     pic = load_image(SIXTEEN / "rgb16_planar.tif", warn=said.append)
-    assert pic.bits == 8
-    np.testing.assert_array_equal(pic.data, TRUTH[..., :3] >> 8)
-    assert len(said) == 1 and "read as 8 bits" in said[0] and "PNG" in said[0]
+    assert pic.bits == 16 and pic.data.dtype == np.uint16 and said == []
+    np.testing.assert_array_equal(pic.data, TRUTH[..., :3])
+    assert images.peek(SIXTEEN / "rgb16_planar.tif") == (np.uint16, (13, 17))
 
 
 def test_sixteen_bit_colour_orientation_from_exif_in_png(tmp_path: Path) -> None:
     # Our own PNG encoder writes the samples; Pillow adds an eXIf chunk only on its own
     # saves, so splice one in after IHDR: orientation 3 (turned half round).
-    from cnncli.png import write_png
+    from cnncli.images._png import write_png
 
     buf = tmp_path / "plain.png"
     with open(buf, "wb") as fh:
@@ -324,6 +327,132 @@ def test_decompression_bomb_guard(tmp_path: Path) -> None:
     assert Image.MAX_IMAGE_PIXELS == 89478485  # the global guard is restored
 
 
+def test_decompression_bomb_guard_for_tiff(tmp_path: Path) -> None:
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "big.tif", np.zeros((100, 100), np.uint8), compression="zlib")
+    assert refused_text(tmp_path / "big.tif", max_pixels=5000) == (
+        f"{tmp_path / 'big.tif'}: 100×100 = 10,000 pixels is more than 5,000 pixels, refused as "
+        "a possible decompression bomb; raise the limit with --max-pixels N if you trust the file"
+    )
+    assert load_image(tmp_path / "big.tif", max_pixels=10000).data.shape == (100, 100)
+
+
+def refused_text(path: Path, **kw: int) -> str:
+    with pytest.raises(ImageError) as err:
+        load_image(path, **kw)
+    return str(err.value)
+
+
+# ------------------------------------------------------------------ TIFF through tifffile
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_orientation_as_pillow_turns_it(tmp_path: Path, orientation: int) -> None:
+    import tifffile
+    from PIL import ImageOps
+
+    a = rgb8(5, 7)
+    path = tmp_path / f"o{orientation}.tif"
+    tifffile.imwrite(path, a, photometric="rgb", extratags=[(274, "H", 1, orientation, True)])
+    with Image.open(path) as im:
+        want = np.asarray(ImageOps.exif_transpose(im))
+    pic = load_image(path)
+    np.testing.assert_array_equal(pic.data, want)
+    assert images.peek(path) == (np.uint8, want.shape[:2])
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        dict(planarconfig="separate"),
+        dict(tile=(16, 16)),
+        dict(tile=(16, 16), planarconfig="separate"),
+        dict(byteorder=">", compression="zlib", predictor=True),
+        dict(compression="lzma"),
+    ],
+    ids=["planar", "tiled", "tiled-planar", "big-endian-deflate-predictor", "lzma"],
+)
+@pytest.mark.parametrize("bits", [8, 16])
+def test_tiff_layouts_tifffile_reads(tmp_path: Path, layout: dict[str, object], bits: int) -> None:
+    import tifffile
+
+    rng = np.random.default_rng(bits)
+    dt = np.uint8 if bits == 8 else np.uint16
+    a = rng.integers(0, 1 << bits, (20, 35, 4), dtype=dt)
+    planar = layout.get("planarconfig") == "separate"
+    stored = np.moveaxis(a, -1, 0) if planar else a  # separate planes: samples first
+    tifffile.imwrite(
+        tmp_path / "a.tif", stored, photometric="rgb", extrasamples=["unassalpha"], **layout
+    )
+    pic = load_image(tmp_path / "a.tif")
+    assert pic.bits == bits and pic.data.dtype == dt and pic.mode == "RGBA"
+    np.testing.assert_array_equal(pic.data, a[..., :3])
+    np.testing.assert_array_equal(pic.alpha, a[..., 3])
+    g = a[..., 0]
+    one = {k: v for k, v in layout.items() if k != "planarconfig"}  # one plane either way
+    tifffile.imwrite(tmp_path / "g.tif", g, photometric="minisblack", **one)
+    pic = load_image(tmp_path / "g.tif")
+    assert pic.describe() == f"35×20 gray {bits}-bit"
+    np.testing.assert_array_equal(pic.data, g)
+    assert images.peek(tmp_path / "g.tif") == (np.dtype(dt), (20, 35))
+
+
+def test_tiff_gray_alpha_16_bit(tmp_path: Path) -> None:
+    import tifffile
+
+    ga = TRUTH[..., [0, 3]]
+    tifffile.imwrite(tmp_path / "ga.tif", ga, photometric="minisblack", extrasamples=[2])
+    pic = load_image(tmp_path / "ga.tif")
+    assert pic.describe() == "17×13 gray+alpha 16-bit" and pic.mode == "LA"
+    np.testing.assert_array_equal(pic.data, TRUTH[..., 0])
+    np.testing.assert_array_equal(pic.alpha, TRUTH[..., 3])
+
+
+def test_tiff_gray_option_is_pillows_luma(tmp_path: Path) -> None:
+    import tifffile
+
+    a = rgb8(9, 11)
+    tifffile.imwrite(tmp_path / "c.tif", a, photometric="rgb", compression="zlib")
+    pic = load_image(tmp_path / "c.tif", gray=True)
+    np.testing.assert_array_equal(pic.data, np.asarray(Image.fromarray(a).convert("L")))
+
+
+def test_tiffs_tifffile_leaves_to_pillow(tmp_path: Path) -> None:
+    # LZW (needs imagecodecs in tifffile), float, palette, bilevel: read by Pillow as before.
+    a = rgb8(6, 8)
+    Image.fromarray(a).save(tmp_path / "lzw.tif", compression="tiff_lzw")
+    np.testing.assert_array_equal(load_image(tmp_path / "lzw.tif").data, a)
+    f = np.linspace(-1, 1, 48, dtype=np.float32).reshape(6, 8)
+    Image.fromarray(f, mode="F").save(tmp_path / "f.tif")
+    pic = load_image(tmp_path / "f.tif")
+    assert pic.bits == 32
+    np.testing.assert_array_equal(pic.data, f)
+    Image.fromarray(a).convert("P").save(tmp_path / "p.tif")
+    assert load_image(tmp_path / "p.tif").describe() == "8×6 RGB 8-bit"
+    Image.fromarray(a[..., 0] > 128).save(tmp_path / "b.tif")
+    assert load_image(tmp_path / "b.tif").describe() == "8×6 gray 8-bit"
+
+
+def test_peek_of_a_damaged_tiff_prints_nothing(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "t.tif", rgb8(), photometric="rgb", description="d" * 40)
+    raw = bytearray((tmp_path / "t.tif").read_bytes())
+    at = raw.index(b"d" * 40)
+    off = struct.pack("<I", at)
+    raw[raw.index(off) : raw.index(off) + 4] = struct.pack("<I", 0x7FFFFFF0)  # past the end
+    (tmp_path / "t.tif").write_bytes(bytes(raw))
+    capfd.readouterr()
+    images.peek(tmp_path / "t.tif")
+    said: list[str] = []
+    load_image(tmp_path / "t.tif", warn=said.append)
+    assert capfd.readouterr() == ("", "")
+    assert len(said) == 1 and "read despite damage (TIFF tag 270:" in said[0]
+
+
 # ------------------------------------------------------------------ gray
 
 
@@ -451,14 +580,16 @@ def test_raw_npy_and_float_tiff(tmp_path: Path) -> None:
 def test_atomic_write_leaves_nothing_on_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ext: str
 ) -> None:
-    from cnncli import png, tiff
+    import tifffile
+
+    from cnncli.images import _png as png
 
     def broken_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
         Path(str(fp)).write_bytes(b"half a file")
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    for writer in (png.PngWriter, tiff.TiffWriter):
+    for writer in (png.PngWriter, tifffile.TiffWriter):
         real_write = writer.write
 
         def broken_write(self: object, rows: np.ndarray, real=real_write, **kw: bool) -> None:

@@ -29,7 +29,7 @@ from PIL import Image
 
 from cnncli import images, limits
 from cnncli.errors import CnnCliError, ImageError
-from cnncli.images import load_image, peek
+from cnncli.images import load_image, peek, read
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -174,8 +174,8 @@ def test_postscript_through_the_cli_is_one_line(
 def test_image_open_is_told_the_one_format_the_bytes_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every read (load, the 16-bit second decode, peek) goes through Image.open restricted
-    to one allowed format."""
+    """Every read by Pillow (load, the 16-bit second decode, peek) goes through Image.open
+    restricted to one allowed format; a TIFF tifffile reads never reaches Pillow."""
     calls: list[Any] = []
     real = Image.open
 
@@ -184,7 +184,11 @@ def test_image_open_is_told_the_one_format_the_bytes_name(
         return real(fp, mode, formats)
 
     monkeypatch.setattr(Image, "open", spy)
-    load_image(SIXTEEN / "rgb16_zip.tif")  # decoded twice: high bytes, then low bytes
+    load_image(SIXTEEN / "rgb16_zip.tif")  # tifffile
+    peek(SIXTEEN / "rgb16_zip.tif")
+    assert calls == []
+    # LZW needs imagecodecs in tifffile: Pillow decodes it twice, high bytes then low bytes.
+    load_image(SIXTEEN / "rgb16_lzw_tiled.tif")
     assert peek(SIXTEEN / "rgb16_interlaced.png") == (np.uint16, (13, 17))
     assert calls == [["TIFF"], ["TIFF"], ["PNG"]]
 
@@ -471,7 +475,9 @@ def test_a_damaged_tiff_tag_is_one_warning_line(tmp_path: Path) -> None:
         pic = load_image(tmp_path / "t.tif", warn=said.append)
         assert load_image(tmp_path / "t.tif").describe() == "5×4 RGB 8-bit"  # no warn: silent
     assert pic.describe() == "5×4 RGB 8-bit"
-    assert said == [f"{tmp_path / 't.tif'}: read despite damage (Truncated File Read)"]
+    assert said == [
+        f"{tmp_path / 't.tif'}: read despite damage (TIFF tag 305: invalid value offset 2147483632)"
+    ]
 
 
 def test_damaged_exif_in_a_jpeg_is_one_warning_line(tmp_path: Path) -> None:
@@ -503,32 +509,48 @@ def test_a_damaged_file_warning_through_the_cli(
     )
     assert code == 0 and out != ""
     assert err == (
-        f"cnncli: warning: {tmp_path / 't.tif'}: read despite damage (Truncated File Read)\n"
+        f"cnncli: warning: {tmp_path / 't.tif'}: read despite damage (TIFF tag 305: invalid "
+        "value offset 2147483632)\n"
     )
 
 
-def _zip_tiff() -> tuple[bytes, int]:
+def _zip_tiff(compression: str = "tiff_adobe_deflate") -> tuple[bytes, int]:
     a = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="TIFF", compression="tiff_adobe_deflate")
+    Image.fromarray(a).save(buf, format="TIFF", compression=compression)
     raw = buf.getvalue()
     (e, _, order) = next(x for x in _ifd(raw) if x[1] == 273)  # StripOffsets: one strip
     return raw, struct.unpack(order + "I", raw[e + 8 : e + 12])[0]
 
 
-def test_libtiff_prints_nothing_on_a_damaged_strip(
+def test_a_damaged_deflate_strip_is_one_line(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """libtiff wrote "ZIPDecode: Decoding error at scanline 0, incorrect data check." straight
-    to the process's stderr, beside cnncli's own line."""
+    """tifffile reads deflate TIFFs: a damaged strip is its zlib error, in one line."""
     raw, strip = _zip_tiff()
     bad = bytearray(raw)
     bad[strip + 20 : strip + 40] = bytes(20)
     (tmp_path / "z.tif").write_bytes(bytes(bad))
     capfd.readouterr()
     assert refused(tmp_path / "z.tif") == (
-        f"{tmp_path / 'z.tif'}: truncated or damaged image (decoder error -2)"
+        f"{tmp_path / 'z.tif'}: damaged image (Error -3 while decompressing data: incorrect "
+        "data check)"
     )
+    assert capfd.readouterr() == ("", "")
+
+
+def test_libtiff_prints_nothing_on_a_damaged_strip(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """libtiff (Pillow reads the LZW TIFFs tifffile leaves to it) wrote "LZWDecode: Corrupted
+    LZW table at scanline 0" straight to the process's stderr, beside cnncli's own line."""
+    raw, strip = _zip_tiff("tiff_lzw")
+    bad = bytearray(raw)
+    bad[strip + 1 : strip + 40] = b"\xff" * 39
+    (tmp_path / "z.tif").write_bytes(bytes(bad))
+    capfd.readouterr()
+    text = refused(tmp_path / "z.tif")
+    assert text.startswith(f"{tmp_path / 'z.tif'}: truncated or damaged image (")
     assert capfd.readouterr() == ("", "")
 
 
@@ -632,7 +654,7 @@ def test_fuzz_the_opener_with_mutated_files(
 
 
 def test_fuzz_bases_are_the_formats_they_are_named_for() -> None:
-    formats = {name: images._sniff(data[:16]) for name, data in BASES.items()}
+    formats = {name: read._sniff(data[:16]) for name, data in BASES.items()}
     assert set(formats.values()) == {"PNG", "JPEG", "TIFF", "BMP", "WEBP", "GIF", "PPM", "NPY"}
     for name in BASES:
         assert load_image_bytes(name).data.size > 0
@@ -648,5 +670,5 @@ def load_image_bytes(name: str) -> images.Picture:
 def test_stat_is_what_decides_special_files() -> None:
     """The refusal table names every special kind stat can report."""
     kinds = [stat.S_IFDIR, stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK]
-    texts = {str(images._not_regular(Path("p"), k)) for k in kinds}
+    texts = {str(read._not_regular(Path("p"), k)) for k in kinds}
     assert len(texts) == len(kinds)

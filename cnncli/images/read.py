@@ -1,4 +1,4 @@
-"""Load and save images for ``cnncli filter``.
+"""Reading pictures and arrays for ``cnncli filter``: the one opener every read goes through.
 
 Loading gives the pixels (H×W or H×W×C) in the file's own value scale: 8- and 16-bit pixels as
 they are stored (uint8 0..255, uint16 0..65535; the Numba core reads them without a float32
@@ -10,10 +10,6 @@ Opening is hostile-input safe: regular files only (a pipe, device or socket is r
 allowed only that one format (PostScript named ``.png`` never reaches Ghostscript), sizes
 checked from headers against the ``pixels`` limit before anything is decoded or allocated, and
 every error or warning of the decoders turned into one line naming the file.
-
-Saving maps the float result to the output's pixel type (``clip``, ``abs``, ``normalize``,
-``offset``) or, for ``.npy`` and raw float TIFF, stores it unmapped. Every write is atomic: a temp
-file in the target directory, then ``os.replace``; a failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ import struct
 import sys
 import warnings
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from cnncli import limits, outputs
-from cnncli.enums import Mapping
-from cnncli.errors import ImageError, UsageError
-
-F32 = npt.NDArray[np.float32]
+from cnncli.errors import ImageError
+from cnncli.images.pixels import Picture
 
 #: Extensions ``cnncli filter`` looks for in directories (what a file is, is told by its content).
 IMAGE_EXTENSIONS = (
@@ -56,56 +50,6 @@ IMAGE_EXTENSIONS = (
     ".pgm",
     ".ppm",
 )
-
-#: Output formats by extension (Pillow format name).
-SAVE_FORMATS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".webp": "WEBP",
-    ".bmp": "BMP",
-    ".npy": "NPY",
-}
-_ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
-#: Written by cnncli's own streaming encoders (cnncli.png, cnncli.tiff): 8 or 16 bits, gray or
-#: colour, with alpha.
-_16BIT_FORMATS = {"PNG", "TIFF"}
-
-
-@dataclass
-class Picture:
-    """A loaded image: its pixels, plus what saving it back needs."""
-
-    path: Path
-    #: uint8 (8-bit files), uint16 (16-bit files) or float32 (float files, ``.npy``, luma of
-    #: 16-bit colour), H×W or H×W×C.
-    data: npt.NDArray[Any]
-    #: The alpha plane as stored (uint8/uint16), or None.
-    alpha: npt.NDArray[Any] | None
-    #: Pillow mode as read ("RGB", "I;16", ...), or "npy".
-    mode: str
-    #: 8 or 16 for integer pixels, 32 for float files and arrays.
-    bits: int
-    #: Pillow format name ("PNG", "JPEG", ...) or "NPY".
-    format: str
-
-    @property
-    def maxval(self) -> int:
-        """Largest pixel value of the type results are mapped to (float inputs map to 8 bits)."""
-        return 65535 if self.bits == 16 else 255
-
-    @property
-    def channels(self) -> int:
-        return 1 if self.data.ndim == 2 else int(self.data.shape[2])
-
-    def describe(self) -> str:
-        h, w = self.data.shape[:2]
-        kind = {1: "gray", 3: "RGB"}.get(self.channels, f"{self.channels}-channel")
-        extra = "+alpha" if self.alpha is not None else ""
-        depth = "float" if self.bits == 32 else f"{self.bits}-bit"
-        return f"{w}×{h} {kind}{extra} {depth}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,6 +232,10 @@ def _quiet_libtiff() -> None:
             continue
 
 
+#: The loggers of the decoders: Pillow's, tifffile's.
+_LOGGERS = ("PIL", "tifffile")
+
+
 class _Collect(logging.Handler):
     """Pillow's log records (it logs "More samples per pixel than can be decoded" before
     refusing a TIFF), kept as text instead of reaching logging's last-resort stderr printer."""
@@ -305,7 +253,7 @@ class _Collect(logging.Handler):
 
 @contextmanager
 def _decoding(src: _Source, limit: int, warn: Any) -> Iterator[None]:
-    """Open and decode a picture with Pillow under the pixel ``limit``: every failure becomes
+    """Open and decode a picture with Pillow or tifffile under the pixel ``limit``: every failure becomes
     one :class:`ImageError` line naming the file, and Pillow's warnings and log records (damaged
     EXIF, odd TIFF tags) reach ``warn`` as one line instead of printing with source lines."""
     from PIL import Image, UnidentifiedImageError
@@ -314,9 +262,9 @@ def _decoding(src: _Source, limit: int, warn: Any) -> Iterator[None]:
         _quiet_libtiff()
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = limit
-    log = logging.getLogger("PIL")
     collect = _Collect()
-    log.addHandler(collect)
+    for name in _LOGGERS:
+        logging.getLogger(name).addHandler(collect)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -343,7 +291,8 @@ def _decoding(src: _Source, limit: int, warn: Any) -> Iterator[None]:
                 raise ImageError(f"{src.path}: damaged image ({_squash(err)})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
-        log.removeHandler(collect)
+        for name in _LOGGERS:
+            logging.getLogger(name).removeHandler(collect)
     texts = [
         str(w.message)
         for w in caught
@@ -353,13 +302,26 @@ def _decoding(src: _Source, limit: int, warn: Any) -> Iterator[None]:
     _pass_on(src.path, texts + collect.texts, warn)
 
 
+#: tifffile's log records wrap the error they met ("<TiffTag.fromfile> raised
+#: TiffFileError('<tifffile.TiffTag 305 @130> invalid value offset 2147483632')"): the inner text,
+#: with the tag by its number.
+_RAISED = re.compile(r"^<[^>]*> raised \w+\((['\"])(.*)\1\)$", re.S)
+_TAG = re.compile(r"<tifffile\.TiffTag (\d+) @\d+>")
+
+
+def _plain(message: str) -> str:
+    m = _RAISED.match(message)
+    text = m.group(2) if m else message
+    return _TAG.sub(r"TIFF tag \1:", text)
+
+
 def _pass_on(path: Path, messages: list[str], warn: Any) -> None:
-    """What Pillow said while reading a picture it read anyway, as one line."""
+    """What the decoders said while reading a picture they read anyway, as one line."""
     from cnncli.render.term import printable
 
     texts: list[str] = []
     for message in messages:
-        text = _squash(message, 120)
+        text = _squash(_plain(message), 120)
         if text and text not in texts:
             texts.append(text)
     if texts and warn:
@@ -406,8 +368,8 @@ def _open_pil(
     return im, tiles
 
 
-# Pillow decodes 16-bit colour (PNG, TIFF: raw modes "RGB;16B", "RGBA;16L", "LA;16B", ...)
-# to 8 bits by keeping the high byte of each sample. Its decoders (inflate + PNG unfiltering,
+# Pillow decodes 16-bit colour (PNG, and the TIFFs tifffile leaves to it: raw modes "RGB;16B",
+# "RGBA;16L", "LA;16B", ...) to 8 bits by keeping the high byte of each sample. Its decoders (inflate + PNG unfiltering,
 # libtiff) work on the raw bytes, and only the last step, the unpacker named by the raw mode,
 # drops the low byte; so a second decode whose raw mode reads the samples in the other byte
 # order gives the low bytes, and the two make the 16-bit samples exactly.
@@ -451,6 +413,7 @@ def _deep_colour(
     alpha; None if ``im`` is not such a picture. Runs inside :func:`_decoding`."""
     path = src.path
     if im.format == "TIFF" and im.tag_v2.get(284, 1) == 2 and 16 in im.tag_v2.get(258, ()):
+        # Only TIFFs tifffile leaves to Pillow come here (LZW or JPEG: they need imagecodecs).
         # Separate colour planes: Pillow's TIFF decoder picks each plane's unpacker itself, so
         # the second decode cannot reach the low bytes.
         if warn and not im.mode.startswith("I;16"):
@@ -519,6 +482,120 @@ def _size_of(src: _Source) -> str:
         return f"{w}×{h} = {w * h:,} pixels is "
     except Exception:  # the size is a courtesy; the refusal stands without it
         return ""
+
+
+# --------------------------------------------------------------------------------------------
+# TIFF through tifffile
+# --------------------------------------------------------------------------------------------
+
+#: Compressions tifffile decodes on its own (zlib and lzma are in Python's standard library).
+#: LZW, JPEG, CCITT, PackBits' cousins and the rest need the imagecodecs package, which cnncli
+#: does not depend on: such a file is read by Pillow (libtiff) instead, as before tifffile.
+_TIFF_COMPRESSIONS = {1, 8, 32946, 34925}  # none, Adobe deflate, old deflate, LZMA
+#: Photometric interpretation and samples per pixel read here: gray (+ alpha), RGB (+ alpha).
+_TIFF_LAYOUTS = {(1, 1): "L", (1, 2): "LA", (2, 3): "RGB", (2, 4): "RGBA"}
+_UNASSOCIATED_ALPHA = 2
+
+
+@dataclass
+class _TiffPage:
+    """What the first page of a TIFF is, from its tags, when tifffile reads it."""
+
+    page: Any
+    mode: str  # "L", "LA", "RGB", "RGBA"
+    bits: int  # 8 or 16
+    width: int
+    height: int
+    orientation: int  # TIFF tag 274, 1..8
+
+
+def _tiff_page(tif: Any) -> _TiffPage | None:
+    """The first page of ``tif`` if tifffile decodes it to pixels cnncli takes as they are
+    (8/16-bit unsigned gray or RGB, alpha unassociated, any planar or tiled layout, a
+    compression Python's standard library decodes), else None: Pillow reads the file."""
+    page = tif.pages.first
+    mode = _TIFF_LAYOUTS.get((int(page.photometric), int(page.samplesperpixel)))
+    extra = tuple(int(v) for v in page.extrasamples)
+    alpha_ok = extra == (_UNASSOCIATED_ALPHA,) if mode in ("LA", "RGBA") else not extra
+    if (
+        mode is None
+        or not alpha_ok
+        or int(page.compression) not in _TIFF_COMPRESSIONS
+        or int(page.predictor) not in (1, 2)
+        or int(page.sampleformat) != 1
+        or int(page.bitspersample) not in (8, 16)
+        or page.imagedepth != 1
+    ):
+        return None
+    tag = page.tags.get(274)
+    orientation = tag.value if tag is not None and tag.value in range(1, 9) else 1
+    w, h = int(page.imagewidth), int(page.imagelength)
+    return _TiffPage(page, mode, int(page.bitspersample), w, h, int(orientation))
+
+
+#: The EXIF/TIFF orientations as numpy views of a stored H×W(×C) array: what Pillow's
+#: ``ImageOps.exif_transpose`` does (2 mirror, 3 half turn, 4 flip, 5 transpose, 6 quarter turn
+#: clockwise, 7 transverse, 8 quarter turn anticlockwise).
+_UPRIGHT: dict[int, Callable[[npt.NDArray[Any]], npt.NDArray[Any]]] = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _load_tiff(src: _Source, limit: int, gray: bool, warn: Any) -> Picture | None:
+    """A TIFF read by tifffile (16-bit colour, planar and tiled included), or None when its
+    first page is one :func:`_tiff_page` leaves to Pillow."""
+    import tifffile
+
+    with _decoding(src, limit, warn):
+        src.fh.seek(0)
+        with tifffile.TiffFile(src.fh, name=src.path.name) as tif:
+            info = _tiff_page(tif)
+            if info is None:
+                return None
+            if info.width * info.height > limit:
+                raise ImageError(
+                    f"{src.path}: {info.width}×{info.height} = {info.width * info.height:,} "
+                    f"pixels is more than {limit:,} pixels, refused as a possible decompression "
+                    "bomb; raise the limit with --max-pixels N if you trust the file"
+                )
+            px = info.page.asarray()
+            axes = str(info.page.axes)
+    if "S" in axes and axes.index("S") == 0:  # separate planes: samples first
+        px = np.moveaxis(px, 0, -1)
+    px = _UPRIGHT[info.orientation](px.astype(np.uint8 if info.bits == 8 else np.uint16))
+    if px.ndim == 3 and px.shape[2] == 1:
+        px = px[:, :, 0]
+    alpha = None
+    if info.mode in ("LA", "RGBA"):
+        alpha = np.ascontiguousarray(px[:, :, -1])
+        px = px[:, :, 0] if info.mode == "LA" else px[:, :, :3]
+    mode = "I;16" if info.mode == "L" and info.bits == 16 else info.mode
+    if gray and info.bits == 8 and px.ndim == 3:
+        from PIL import Image
+
+        # Pillow's convert("L"), as for every other 8-bit RGB file read with gray.
+        px = np.asarray(Image.fromarray(np.ascontiguousarray(px)).convert("L"))
+    return Picture(src.path, np.ascontiguousarray(px), alpha, mode, info.bits, "TIFF")
+
+
+def _peek_tiff(src: _Source) -> tuple[np.dtype[Any], tuple[int, int]] | None:
+    """:func:`peek` of a TIFF tifffile reads; None leaves it to Pillow's header."""
+    import tifffile
+
+    src.fh.seek(0)
+    with tifffile.TiffFile(src.fh, name=src.path.name) as tif:
+        info = _tiff_page(tif)
+    if info is None:
+        return None
+    h, w = (info.width, info.height) if info.orientation >= 5 else (info.height, info.width)
+    return np.dtype(np.uint8 if info.bits == 8 else np.uint16), (h, w)
 
 
 # --------------------------------------------------------------------------------------------
@@ -617,8 +694,8 @@ def load_image(
     ``.npy`` array, told by its content, from a regular file only.
 
     ``max_pixels`` (by default the ``pixels`` limit) bounds the pixels of the picture or array,
-    checked from its header before anything is decoded. ``warn`` receives one line when Pillow
-    reads a damaged file anyway.
+    checked from its header before anything is decoded. ``warn`` receives one line when a
+    decoder reads a damaged file anyway.
 
     ``gray``: a JPEG is decoded straight to its stored luma (libjpeg, as OpenCV's
     ``IMREAD_GRAYSCALE``; within a few levels of converting its decoded RGB), another 8-bit RGB
@@ -631,6 +708,10 @@ def load_image(
     with _opened(p) as src:
         if src.format == "NPY":
             return _load_npy(src, limit)
+        if src.format == "TIFF":
+            pic = _load_tiff(src, limit, gray, warn)
+            if pic is not None:
+                return pic
         with _decoding(src, limit, warn):
             im, tiles = _open_pil(src, gray)
             fmt = str(im.format or "")
@@ -641,43 +722,11 @@ def load_image(
                 im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
     if deep is not None:
         del im
-        px, has_alpha = deep
-        alpha16 = np.ascontiguousarray(px[:, :, -1]) if has_alpha else None
-        colour = px[:, :, :-1] if has_alpha else px
-        data16 = colour[:, :, 0] if colour.shape[2] == 1 else colour
-        mode = "LA" if data16.ndim == 2 else mode  # Pillow calls 16-bit gray+alpha "RGBA"
-        return Picture(p, np.ascontiguousarray(data16), alpha16, mode, 16, fmt)
-    alpha: npt.NDArray[Any] | None = None
-    if mode == "1":
-        im = im.convert("L")
-    elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
-        im = im.convert("RGB")
-    elif mode == "La":
-        im = im.convert("LA")
-    elif mode == "RGBa":
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "LA"):
-        alpha = np.array(im.getchannel("A"))
-        im = im.convert("RGB" if im.mode == "RGBA" else "L")
+        return _deep_picture(p, deep, mode, fmt)
+    im, alpha = _split_alpha(im, mode)
     if gray and im.mode == "RGB":
         im = im.convert("L")
-    data: npt.NDArray[Any]
-    if im.mode in ("L", "RGB"):
-        data = np.asarray(im)  # uint8
-        bits = 8
-    elif im.mode.startswith("I;16"):
-        data = np.asarray(im).astype(np.uint16)  # native byte order (I;16B is big-endian)
-        bits = 16
-    elif im.mode == "I":
-        arr = np.asarray(im)
-        # 32-bit integer files holding 16-bit data (old Pillow read 16-bit PNGs as "I").
-        bits = 16 if arr.min() >= 0 and arr.max() <= 65535 else 32
-        data = arr.astype(np.uint16 if bits == 16 else np.float32)
-    elif im.mode == "F":
-        data = np.asarray(im, dtype=np.float32)
-        bits = 32
-    else:
-        raise ImageError(f"{p}: Pillow mode {im.mode!r} is not supported; convert it to RGB or L")
+    data, bits = _pixels_of(p, im)
     del im  # the decoded picture is no longer needed; free it before anything else is made
     if data.ndim == 3 and data.shape[2] == 1:
         data = data[:, :, 0]
@@ -687,11 +736,65 @@ def load_image(
     return Picture(p, np.ascontiguousarray(data), alpha, mode, bits, fmt)
 
 
+def _deep_picture(
+    p: Path, deep: tuple[npt.NDArray[np.uint16], bool], mode: str, fmt: str
+) -> Picture:
+    """The :class:`Picture` of the 16-bit samples :func:`_deep_colour` read."""
+    px, has_alpha = deep
+    alpha16 = np.ascontiguousarray(px[:, :, -1]) if has_alpha else None
+    colour = px[:, :, :-1] if has_alpha else px
+    data16 = colour[:, :, 0] if colour.shape[2] == 1 else colour
+    mode = "LA" if data16.ndim == 2 else mode  # Pillow calls 16-bit gray+alpha "RGBA"
+    return Picture(p, np.ascontiguousarray(data16), alpha16, mode, 16, fmt)
+
+
+#: Pillow modes turned into one cnncli reads, before the alpha plane is split off.
+_CONVERT = {
+    "1": "L",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+    "RGBX": "RGB",
+    "La": "LA",
+    "RGBa": "RGBA",
+}
+
+
+def _split_alpha(im: Any, mode: str) -> tuple[Any, npt.NDArray[Any] | None]:
+    """``im`` in a mode cnncli reads (L, RGB, I;16, I, F), and its alpha plane as stored."""
+    if mode in _CONVERT:
+        im = im.convert(_CONVERT[mode])
+    if im.mode not in ("RGBA", "LA"):
+        return im, None
+    alpha = np.array(im.getchannel("A"))
+    return im.convert("RGB" if im.mode == "RGBA" else "L"), alpha
+
+
+def _pixels_of(p: Path, im: Any) -> tuple[npt.NDArray[Any], int]:
+    """The pixels of a decoded Pillow picture and their bits (8, 16, or 32 for float)."""
+    if im.mode in ("L", "RGB"):
+        return np.asarray(im), 8  # uint8
+    if im.mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16), 16  # native byte order (I;16B is big-endian)
+    if im.mode == "I":
+        arr = np.asarray(im)
+        # 32-bit integer files holding 16-bit data (old Pillow read 16-bit PNGs as "I").
+        if arr.min() >= 0 and arr.max() <= 65535:
+            return arr.astype(np.uint16), 16
+        return arr.astype(np.float32), 32
+    if im.mode == "F":
+        return np.asarray(im, dtype=np.float32), 32
+    raise ImageError(f"{p}: Pillow mode {im.mode!r} is not supported; convert it to RGB or L")
+
+
 def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
     """The pixel type and (height, width) :func:`load_image` will give for ``path``, from the
     file's header alone (nothing decoded), or None if that cannot be told cheaply. The filter
     command uses it to load the matching compiled core while the image decodes."""
-    hush: _Collect | None = None
+    hush = _Collect()
+    for name in _LOGGERS:
+        logging.getLogger(name).addHandler(hush)
     try:
         with _opened(Path(path)) as src:
             if src.format == "NPY":
@@ -700,11 +803,11 @@ def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
             # Only headers are read, through the same opener as load_image: nothing is
             # consumed or blocked on, no other format tried. Warnings, log records and a
             # decompression bomb are load_image's to report.
-            log = logging.getLogger("PIL")
-            hush = _Collect()
-            log.addHandler(hush)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                told = _peek_tiff(src) if src.format == "TIFF" else None
+                if told is not None:
+                    return told
                 if src.format == "TIFF":
                     _quiet_libtiff()
                 with _pil(src) as im:
@@ -717,290 +820,11 @@ def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
     except Exception:  # only a hint: load_image reports any problem with the file
         return None
     finally:
-        if hush is not None:
-            logging.getLogger("PIL").removeHandler(hush)
+        for name in _LOGGERS:
+            logging.getLogger(name).removeHandler(hush)
     dt: np.dtype[Any] = np.dtype(np.uint8)  # every 8-bit mode, converted or not
     if mode.startswith("I;16") or deep:
         dt = np.dtype(np.uint16)
     elif mode in ("F", "I"):
         dt = np.dtype(np.float32)
     return dt, (h, w)
-
-
-# --------------------------------------------------------------------------------------------
-# Colour
-# --------------------------------------------------------------------------------------------
-
-
-def to_gray(pic: Picture) -> Picture:
-    """ITU-R 601 luma. 8-bit RGB goes through Pillow's own ``convert("L")`` arithmetic
-    (``(R·19595 + G·38470 + B·7471 + 0x8000) >> 16``) so the result is bit-identical to it."""
-    if pic.channels == 1:
-        return pic
-    if pic.channels != 3:
-        raise UsageError(
-            f"{pic.path}: --gray needs an RGB image but this one has {pic.channels} channels"
-        )
-    d = pic.data
-    if pic.bits == 8:
-        from PIL import Image
-
-        # 8-bit pixels are whole numbers 0..255, so the uint8 round trip is exact, and Pillow's
-        # "L" is the definition (no uint32 temporaries: 4 bytes a pixel less than numpy).
-        luma = Image.fromarray(d.astype(np.uint8)).convert("L")  # H×W×3 uint8: RGB
-        gray = np.asarray(luma, dtype=np.float32)
-    else:
-        gray = (d[..., 0] * 0.299 + d[..., 1] * 0.587 + d[..., 2] * 0.114).astype(np.float32)
-    return Picture(pic.path, gray, pic.alpha, pic.mode, pic.bits, pic.format)
-
-
-# --------------------------------------------------------------------------------------------
-# Mapping a float result to pixels
-# --------------------------------------------------------------------------------------------
-
-
-def map_values(
-    result: F32,
-    how: Mapping | str,
-    maxval: int,
-    value_range: tuple[float, float] | None = None,
-) -> npt.NDArray[Any]:
-    """Float result → uint8 (maxval 255) or uint16 (65535) pixels.
-
-    ``clip`` rounds half to even and saturates, as OpenCV's ``saturate_cast``; ``abs`` does the
-    same to the absolute value (``cv2.convertScaleAbs``); ``normalize`` stretches min..max (or the
-    fixed ``value_range``) of the whole result over 0..maxval; ``offset`` adds mid-grey.
-    """
-    how = Mapping(how)
-    x = np.asarray(result)
-    out = np.empty(x.shape, dtype=np.uint16 if maxval > 255 else np.uint8)
-    # abs, rint and clipping are exact in any float type, so clip and abs work in the result's
-    # own float type (float32 from the core: half the memory traffic of float64); offset and
-    # normalize add and scale, which float32 would round differently, so they stay float64.
-    exact = how in (Mapping.CLIP, Mapping.ABS) and x.dtype.kind == "f"
-    work = x.dtype if exact else np.dtype(np.float64)
-    lo = hi = 0.0
-    if how is Mapping.NORMALIZE:
-        lo, hi = value_range if value_range else (float(x.min()), float(x.max()))
-    flat, dest = x.reshape(-1), out.reshape(-1)
-    # In blocks of ~1M values: no whole-image float temporaries (a 12-MP float64 copy is 92 MiB)
-    # and each block stays in cache through its few passes.
-    step = 1 << 20
-    for i in range(0, flat.size, step):
-        # A copy: the caller's result is left as it is.
-        b: npt.NDArray[np.floating[Any]] = flat[i : i + step].astype(work)
-        if how is Mapping.ABS:
-            np.abs(b, out=b)
-        elif how is Mapping.OFFSET:
-            np.add(b, (maxval + 1) / 2, out=b)
-        elif how is Mapping.NORMALIZE:
-            if hi > lo:
-                np.subtract(b, lo, out=b)
-                np.multiply(b, maxval / (hi - lo), out=b)
-            else:
-                b[...] = 0
-        np.rint(b, out=b)
-        np.clip(b, 0, maxval, out=b)
-        np.copyto(dest[i : i + step], b, casting="unsafe")  # whole numbers within 0..maxval
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Saving
-# --------------------------------------------------------------------------------------------
-
-
-def output_format(path: Path) -> str:
-    """The format an output extension asks for, or a usage error listing the choices."""
-    fmt = SAVE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise UsageError(
-            f"cannot tell the output format of {str(path)!r} from {path.suffix or 'no extension'!r}; "
-            "use .png, .jpg, .tif, .webp, .bmp or .npy"
-        )
-    return fmt
-
-
-def check_output(path: Path, inputs: Iterable[Path], force: bool) -> None:
-    """Refuse an output format we cannot write, then everything :func:`outputs.check_output`
-    refuses: an input of the run (ever), a directory, an existing file without ``force``."""
-    output_format(path)
-    outputs.check_output(path, inputs, force)
-
-
-atomic_write = outputs.atomic_write
-
-
-@dataclass
-class Bands:
-    """A float32 result made band by band, so it never exists whole (a 12-MP float32 plane is
-    46 MiB): ``shape`` is the whole result's (H×W or H×W×C); ``produce(r0, r1)`` computes rows
-    ``r0 .. r1-1``; bands of ``rows`` rows are asked for in order."""
-
-    shape: tuple[int, ...]
-    produce: Callable[[int, int], F32]
-    rows: int = 64
-
-    def spans(self) -> Iterator[tuple[int, int]]:
-        h = self.shape[0]
-        step = max(1, self.rows)
-        for r0 in range(0, h, step):
-            yield r0, min(h, r0 + step)
-
-
-def save_result(
-    path: Path,
-    result: F32 | Bands,
-    *,
-    like: Picture,
-    how: Mapping | str,
-    value_range: tuple[float, float] | None = None,
-    raw: bool = False,
-    alpha: npt.NDArray[Any] | None = None,
-    warn: Any = None,
-    make_dir: bool = False,
-) -> str:
-    """Write ``result`` to ``path`` in the format its extension names; returns a description.
-
-    ``.npy`` (and ``.tif`` with ``raw``) hold the float32 values unmapped. Other formats get pixels
-    mapped with ``how`` to 8 bits, or 16 when the input was 16-bit and the format holds it.
-    ``alpha`` (same height and width as ``result``) is attached where the format allows it.
-    ``result`` may be :class:`Bands` for the mapped formats (``normalize`` then needs a fixed
-    ``value_range``): each band is mapped as it comes, and a PNG is encoded as it comes too.
-    """
-    fmt = output_format(path)
-    shape = result.shape
-    channels = 1 if len(shape) == 2 else int(shape[2])
-    if fmt == "NPY" or (raw and fmt == "TIFF"):
-        if isinstance(result, Bands):
-            raise ValueError("raw float output needs the whole result, not bands")
-        return _save_raw(path, np.ascontiguousarray(result, dtype=np.float32), fmt, make_dir)
-    if raw:
-        raise UsageError(
-            f"--raw writes float values, which only .npy and .tif hold; not {path.suffix}"
-        )
-    if channels not in (1, 3):
-        raise UsageError(
-            f"{path}: the result has {channels} channels; an image holds 1 (gray) or 3 (RGB), "
-            "so save it as .npy"
-        )
-    how = Mapping(how)
-    if isinstance(result, Bands) and how is Mapping.NORMALIZE and value_range is None:
-        raise ValueError("normalize over bands needs a fixed value_range")
-    bits = 16 if like.bits == 16 and fmt in _16BIT_FORMATS else 8
-    if like.bits == 16 and bits == 8 and warn:
-        warn(f"{path}: {fmt} holds 8 bits; the 16-bit result was scaled to 8 bits")
-    if alpha is not None and fmt not in _ALPHA_FORMATS:
-        if warn:
-            warn(f"{path}: {fmt} has no alpha channel; alpha dropped")
-        alpha = None
-    if alpha is not None and alpha.shape != tuple(shape[:2]):
-        if warn:
-            warn(f"{path}: alpha dropped (it does not fit this output)")
-        alpha = None
-    if alpha is not None:
-        alpha = _alpha_as(alpha, bits)
-
-    def pixels(band: F32) -> npt.NDArray[Any]:
-        px = map_values(band, how, 65535 if like.bits == 16 else 255, value_range)
-        if like.bits == 16 and bits == 8:
-            px = np.rint(px.astype(np.float64) / 257).astype(np.uint8)
-        return px
-
-    if isinstance(result, Bands):
-        bands = result
-    else:
-        # One band: normalize without a fixed range stretches the min..max of what it is given.
-        whole = np.asarray(result, dtype=np.float32)
-        bands = Bands(whole.shape, lambda r0, r1: whole[r0:r1], max(1, whole.shape[0]))
-
-    def each_band() -> Iterator[tuple[int, int, npt.NDArray[Any]]]:
-        for r0, r1 in bands.spans():
-            yield r0, r1, pixels(bands.produce(r0, r1))
-
-    h, w = int(shape[0]), int(shape[1])
-    if fmt in _16BIT_FORMATS:
-        # Our own encoders: bands are encoded as they come, on every core.
-        from cnncli.png import PngWriter
-        from cnncli.tiff import TiffWriter
-
-        Writer = PngWriter if fmt == "PNG" else TiffWriter
-
-        def write_streamed(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                ch = channels + (alpha is not None)
-                try:
-                    enc = Writer(fh, w, h, ch, bits)
-                except ValueError as err:  # a size the format cannot hold
-                    raise ImageError(f"{path}: {err}; save it as .npy") from None
-                with enc:
-                    for r0, r1, px in each_band():
-                        if alpha is not None:
-                            px = np.concatenate(
-                                [px.reshape(r1 - r0, w, channels), alpha[r0:r1, :, None]], axis=2
-                            )
-                        enc.write(px, copy=False)
-
-        atomic_write(path, write_streamed, make_dir)
-    else:
-        from PIL import Image
-
-        def write_pillow(tmp: Path) -> None:
-            out = np.empty((h, w) if channels == 1 else (h, w, 3), np.uint8)
-            for r0, r1, px in each_band():
-                out[r0:r1] = px
-            im = Image.fromarray(out, mode="L" if channels == 1 else "RGB")
-            if alpha is not None:
-                im.putalpha(Image.fromarray(alpha, mode="L"))
-            im.save(tmp, format=fmt, **_PILLOW_OPTIONS.get(fmt, {}))
-
-        atomic_write(path, write_pillow, make_dir)
-    kind = "gray" if channels == 1 else "RGB"
-    return f"{w}×{h} {kind}{'+alpha' if alpha is not None else ''} {bits}-bit"
-
-
-#: Pillow's save options per format: JPEG 4:4:4 (edge maps keep their colour), lossless WebP.
-_PILLOW_OPTIONS: dict[str, dict[str, Any]] = {
-    "JPEG": {"quality": 95, "subsampling": 0},
-    "WEBP": {"lossless": True},
-}
-
-
-def _alpha_as(alpha: npt.NDArray[Any], bits: int) -> npt.NDArray[Any]:
-    """The alpha plane in the output's sample type (8-bit ↔ 16-bit scaled by 257)."""
-    if bits == 16:
-        return alpha.astype(np.uint16) * np.uint16(257) if alpha.dtype == np.uint8 else alpha
-    return alpha if alpha.dtype == np.uint8 else np.rint(alpha / 257).astype(np.uint8)
-
-
-def _save_raw(path: Path, result: F32, fmt: str, make_dir: bool) -> str:
-    channels = 1 if result.ndim == 2 else int(result.shape[2])
-    if fmt == "TIFF" and channels != 1:
-        raise UsageError(
-            f"{path}: a float TIFF holds one channel but the result has {channels}; save it as .npy"
-        )
-    if fmt == "NPY":
-        atomic_write(path, lambda tmp: _save_npy(tmp, result), make_dir)
-    else:
-        from PIL import Image
-
-        atomic_write(
-            path, lambda tmp: Image.fromarray(result, mode="F").save(tmp, format="TIFF"), make_dir
-        )
-    return f"float32 {'×'.join(map(str, result.shape))}, unmapped"
-
-
-def _save_npy(tmp: Path, result: F32) -> None:
-    with open(tmp, "wb") as fh:
-        np.save(fh, result, allow_pickle=False)
-
-
-def to_rgb8(pic_data: npt.NDArray[Any], maxval: int) -> npt.NDArray[np.uint8]:
-    """Any loaded picture as 8-bit for display (preview)."""
-    x = pic_data.astype(np.float64)
-    if maxval == 65535:
-        x = x / 257
-    elif pic_data.size and (x.min() < 0 or x.max() > 255):
-        lo, hi = float(x.min()), float(x.max())
-        x = (x - lo) * (255 / (hi - lo)) if hi > lo else np.zeros_like(x)
-    return np.clip(np.rint(x), 0, 255).astype(np.uint8)

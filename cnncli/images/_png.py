@@ -3,7 +3,7 @@
 Rows arrive in bands (:class:`PngWriter`), so a caller can stream a result without holding the
 whole picture. Each band of about 1 MB is filtered and deflated on a worker thread (NumPy and
 zlib release the GIL) and written as one IDAT chunk, in order, with at most 2 × threads bands
-in flight; the workers are the pool every encoder of the process shares (cnncli.encoder).
+in flight; the workers are the pool every encoder of the process shares (cnncli.images._pool).
 
 One zlib stream, many independent pieces (as pigz does): every band gets its own raw-deflate
 compressor ended by a sync flush (byte-aligned, not final); the first IDAT carries the zlib
@@ -34,14 +34,18 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, wait
 from functools import partial
-from typing import IO, Any, Final, Literal
+from types import TracebackType
+from typing import IO, Any, Final, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
 
-from cnncli.encoder import BandEncoder
+from cnncli.config import usable_cores
+from cnncli.images._pool import Lane
 
 __all__ = ["PngWriter", "write_png"]
 
@@ -167,6 +171,9 @@ def _filter(
     return out
 
 
+_Piece = tuple[bytes, int, int, int]  # deflated piece, Adler-32 halves, filtered length
+
+
 def _encode(
     raw: npt.NDArray[np.uint8], prev: npt.NDArray[np.uint8], bpp: int, level: int, mode: FilterMode
 ) -> tuple[bytes, int, int, int]:
@@ -182,12 +189,13 @@ def _encode(
     return piece, adler & 0xFFFF, adler >> 16, filtered.size
 
 
-class PngWriter(BandEncoder[tuple[bytes, int, int, int]]):
+class PngWriter:
     """Write a PNG band by band; see the module docstring for the format choices.
 
-    The band pipeline (checks, bands cut into pieces of about 1 MB, the shared worker pool,
-    ``write``, ``close``, ``abort``) is :class:`cnncli.encoder.BandEncoder`'s; this class adds
-    the PNG header, the row filters and deflate of a piece, the IDAT chunks and IEND.
+    Rows arrive in bands of any height; they are cut into pieces of about 1 MB
+    (``_BAND_BYTES``), each filtered and deflated on the shared worker pool
+    (:mod:`cnncli.images._pool`), and the pieces written in order as IDAT chunks, with at most
+    ``2 × threads`` in flight; ``threads=1`` encodes on the calling thread.
 
     Parameters
     ----------
@@ -213,8 +221,6 @@ class PngWriter(BandEncoder[tuple[bytes, int, int, int]]):
 
     FORMAT = "PNG"
     MAX_SIDE = 2**31 - 1
-    _BYTE_ORDER = ">"  # PNG stores 16-bit samples big-endian
-    _BOOL_SIDES_REFUSED = False
 
     def __init__(
         self,
@@ -230,7 +236,35 @@ class PngWriter(BandEncoder[tuple[bytes, int, int, int]]):
     ) -> None:
         self._level = level
         self._mode: FilterMode = filters
-        super().__init__(fh, width, height, channels, bits, threads=threads, unit_bytes=_BAND_BYTES)
+        for name, v in (("width", width), ("height", height)):
+            if not isinstance(v, int) or not 1 <= v <= self.MAX_SIDE:  # bools pass, as ints
+                raise ValueError(
+                    f"{self.FORMAT} {name} must be an integer from 1 to "
+                    f"2**{self.MAX_SIDE.bit_length()}-1, not {v!r}"
+                )
+        if channels not in (1, 2, 3, 4):
+            raise ValueError(
+                f"{self.FORMAT} holds 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels"
+                f", not {channels!r}"
+            )
+        if bits not in (8, 16):
+            raise ValueError(f"{self.FORMAT} bits per sample must be 8 or 16 here, not {bits!r}")
+        self._check_options()
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be ≥ 1, not {threads!r}")
+        self._fh = fh
+        self.width, self.height, self.channels, self.bits = width, height, channels, bits
+        self._dtype = np.dtype(np.uint8 if bits == 8 else np.uint16)  # as messages name it
+        self._unit_dtype = np.dtype(np.uint8 if bits == 8 else ">u2")  # PNG: big-endian
+        self._rowbytes = width * channels * (bits // 8)
+        self._unit_rows = max(1, min(height, _BAND_BYTES // self._rowbytes))
+        self._threads = threads if threads is not None else usable_cores()
+        self._lane: Lane[_Piece] | None = None if self._threads == 1 else Lane(self._threads)
+        self._inflight: deque[Future[_Piece]] = deque()  # in file order
+        self._pending: list[npt.NDArray[Any]] = []  # rows waiting to make a full unit
+        self._pending_rows = 0
+        self._rows = 0  # rows handed to units
+        self._closed = False
         self._bpp = channels * (bits // 8)
         self._prev = np.zeros(self._rowbytes, np.uint8)  # raw row above the next band
         self._adler = (1, 0)
@@ -246,13 +280,129 @@ class PngWriter(BandEncoder[tuple[bytes, int, int, int]]):
                 f"PNG filters must be one of {', '.join(_FILTER_MODES)}, not {self._mode!r}"
             )
 
-    def _job(self, band: npt.NDArray[Any]) -> Callable[[], tuple[bytes, int, int, int]]:
+    @classmethod
+    def _takes(cls, dtype: np.dtype[Any], bits: int) -> bool:
+        """Whether samples of ``dtype`` are taken as ``bits``-bit ones (only the native uint8 or
+        uint16)."""
+        return dtype == np.dtype(np.uint8 if bits == 8 else np.uint16)
+
+    @classmethod
+    def _write_image(
+        cls, fh: IO[bytes], pixels: npt.NDArray[np.generic], caller: str, **options: Any
+    ) -> None:
+        """Write a whole H×W or H×W×C (C = 1..4) array: what ``write_png``
+        does, named by ``caller`` in the messages; ``options`` go to the writer."""
+        a = np.asarray(pixels)
+        if a.ndim == 2:
+            channels = 1
+        elif a.ndim == 3 and 1 <= a.shape[2] <= 4:
+            channels = a.shape[2]
+        else:
+            raise ValueError(
+                f"{caller} takes an H×W or H×W×C array with C from 1 to 4, not shape {a.shape}"
+            )
+        bits = 8 * a.dtype.itemsize
+        if bits not in (8, 16) or not cls._takes(a.dtype, bits):
+            raise ValueError(
+                f"{caller} takes uint8 or uint16 pixels, not {a.dtype}; "
+                "convert with .astype(np.uint8)"
+            )
+        if a.shape[0] < 1 or a.shape[1] < 1:
+            raise ValueError(f"{caller} needs at least one pixel, not shape {a.shape}")
+        with cls(fh, a.shape[1], a.shape[0], channels, bits, **options) as w:
+            # The array is ours until the caller returns, and close() waits for every unit.
+            w.write(a, copy=False)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, rows: npt.NDArray[np.generic], *, copy: bool = True) -> None:
+        """Append the next ``n`` rows: (n, width) or (n, width, channels), uint8 or uint16.
+
+        With ``copy=False`` the caller promises not to change ``rows`` before :meth:`close`
+        returns (the workers read it later); the default takes a private copy.
+        """
+        if self._closed:
+            raise ValueError(f"{type(self).__name__} is closed; make a new one for another image")
+        a = np.asarray(rows)
+        if not self._takes(a.dtype, self.bits):
+            raise ValueError(
+                f"{self.FORMAT} rows for {self.bits}-bit samples must be {self._dtype.name}, "
+                f"not {a.dtype}; convert with .astype(np.{self._dtype.name})"
+            )
+        want = (self.width,) if self.channels == 1 else (self.width, self.channels)
+        shape_ok = a.ndim >= 2 and a.shape[0] >= 1 and a.shape[1:] == want
+        if self.channels == 1 and a.ndim == 3 and a.shape[1:] == (self.width, 1):
+            shape_ok = a.shape[0] >= 1
+        if not shape_ok:
+            raise ValueError(
+                f"{self.FORMAT} rows must have shape (n, {', '.join(map(str, want))}) with n ≥ 1, "
+                f"not {a.shape}"
+            )
+        n = a.shape[0]
+        end = self._rows + self._pending_rows + n
+        if end > self.height:
+            raise ValueError(
+                f"too many rows: the {self.FORMAT} is {self.height} rows high and this band would "
+                f"end at row {end}"
+            )
+        flat = a.reshape(n, -1)
+        if flat.dtype != self._unit_dtype:
+            # A byte swap is a copy anyway, so it is the private one; in C order, as the
+            # workers' byte views and zlib need.
+            flat = flat.astype(self._unit_dtype, order="C")
+        elif copy or not flat.flags.c_contiguous:
+            flat = np.array(flat, order="C")
+        start = 0
+        if self._pending:
+            take = min(n, self._unit_rows - self._pending_rows)
+            self._pending.append(flat[:take])
+            self._pending_rows += take
+            start = take
+            if self._pending_rows < self._unit_rows:
+                return
+            self._submit_pending()
+        while n - start >= self._unit_rows:
+            self._submit(flat[start : start + self._unit_rows])
+            start += self._unit_rows
+        if start < n:
+            self._pending.append(flat[start:])
+            self._pending_rows = n - start
+
+    def _submit_pending(self) -> None:
+        # NumPy would join big-endian pieces into native ones: keep the units' byte order.
+        self._submit(np.concatenate(self._pending, dtype=self._unit_dtype))
+        self._pending, self._pending_rows = [], 0
+
+    def _submit(self, unit: npt.NDArray[Any]) -> None:
+        self._rows += unit.shape[0]
+        job = self._job(unit)
+        if self._lane is None:
+            self._emit(job())  # on this thread, so nothing is in flight to wait for
+            return
+        self._inflight.append(self._lane.submit(job))
+        # Bound the memory held by queued units and by finished ones not yet written.
+        while len(self._inflight) > 2 * self._threads:
+            self._emit(self._inflight.popleft().result())
+
+    def _job(self, band: npt.NDArray[Any]) -> Callable[[], _Piece]:
         raw = band.view(np.uint8)  # 16-bit samples are big-endian words by now: their bytes
         prev = self._prev
         self._prev = raw[-1].copy()  # the Up filter of the next band starts from it
         return partial(_encode, raw, prev, self._bpp, self._level, self._mode)
 
-    def _emit(self, result: tuple[bytes, int, int, int]) -> None:
+    def _emit(self, result: _Piece) -> None:
         piece, a, b, length = result
         self._adler = _adler_combine(*self._adler, a, b, length)
         if self._first:
@@ -266,6 +416,45 @@ class PngWriter(BandEncoder[tuple[bytes, int, int, int]]):
         # A final, empty, fixed-Huffman block (BFINAL=1, BTYPE=01, end-of-block code) then Adler-32.
         tail = b"\x03\x00" + struct.pack(">I", (b << 16) | a)
         self._fh.write(_chunk(b"IDAT", tail) + _chunk(b"IEND", b""))
+
+    def close(self) -> None:
+        """Finish the image: encode what is pending, write every unit in order, then the trailer.
+
+        Raises ValueError, and leaves the file unfinished, if fewer rows than ``height`` were
+        written. Closing a closed or aborted writer does nothing.
+        """
+        if self._closed:
+            return
+        if self._rows + self._pending_rows != self.height:
+            self.abort()
+            raise ValueError(
+                f"too few rows: the {self.FORMAT} is {self.height} rows high but "
+                f"{self._rows + self._pending_rows} were written"
+            )
+        try:
+            if self._pending:
+                self._submit_pending()
+            while self._inflight:
+                self._emit(self._inflight.popleft().result())
+            self._finish()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+    def abort(self) -> None:
+        """Stop without finishing the file (the caller removes it).
+
+        This writer's units that have not started are cancelled and those running (at most
+        ``threads``) are waited for, so no worker reads the caller's rows after it returns;
+        other writers' units on the shared pool are neither cancelled nor waited for.
+        """
+        # Wait only for the units cancel() could not stop: wait() would count a cancelled unit
+        # as done only once a worker reached it in the pool's queue, behind other writers' work.
+        wait([f for f in self._inflight if not f.cancel()])
+        self._inflight.clear()
+        self._pending = []
+        self._closed = True
 
 
 def write_png(
