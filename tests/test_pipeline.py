@@ -93,10 +93,20 @@ def test_scipy_is_hidden_from_the_warm_up_thread_only(
             importlib.import_module("hidden_pkg")
         with pytest.raises(ModuleNotFoundError):
             importlib.import_module("hidden_pkg.sub")
+
+        def compile_thread() -> None:  # the warm-up's compile threads are hidden from too
+            try:
+                importlib.import_module("hidden_pkg.sub")
+            except ModuleNotFoundError:
+                seen["warm"] = "hidden"
+
+        t = threading.Thread(target=compile_thread, name=f"{pipeline.WARM_THREAD_PREFIX}-x")
+        t.start()
+        t.join()
         t = threading.Thread(target=other_thread)
         t.start()
         t.join()
-    assert seen == {"other": 8}
+    assert seen == {"other": 8, "warm": "hidden"}
     assert sys.meta_path == finders
     assert importlib.import_module("hidden_pkg").VALUE == 7
     monkeypatch.delitem(sys.modules, "hidden_pkg.sub")

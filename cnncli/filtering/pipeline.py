@@ -201,8 +201,13 @@ def _core(warn: Warn) -> ModuleType:
     return correlate
 
 
+#: Threads the warm-up starts are named with this prefix (see correlate.warm_up).
+WARM_THREAD_PREFIX = "cnncli-warm"
+
+
 class _HideFromThread(MetaPathFinder):
-    """Makes ``import scipy`` (and its submodules) fail in one thread only."""
+    """Makes ``import scipy`` (and its submodules) fail in one thread and in the warm-up's
+    compile threads (named ``cnncli-warm-…``) only."""
 
     def __init__(self, thread: threading.Thread, package: str) -> None:
         self.thread = thread
@@ -212,7 +217,10 @@ class _HideFromThread(MetaPathFinder):
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
         top = fullname.partition(".")[0]
-        if top == self.package and threading.current_thread() is self.thread:
+        current = threading.current_thread()
+        if top == self.package and (
+            current is self.thread or current.name.startswith(WARM_THREAD_PREFIX)
+        ):
             raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
         return None  # someone else's import: the other finders decide
 
@@ -270,7 +278,7 @@ def warm_core(spec: FilterSpec, first: Path) -> None:
         except Exception:  # only a head start: the real call reports any problem itself
             pass
 
-    threading.Thread(target=run, name="cnncli-warm-core", daemon=True).start()
+    threading.Thread(target=run, name=f"{WARM_THREAD_PREFIX}-core", daemon=True).start()
 
 
 # --------------------------------------------------------------------------------------------
