@@ -596,3 +596,44 @@ def test_report_lines_escape_control_characters_in_file_names(
     assert code == 0, err
     assert "\x1b" not in out and "\x07" not in out
     assert "\\x1b]0;owned\\x07b" in out.replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    ("kernel", "extra", "message"),
+    [
+        (
+            "unsharp:amount=3e38",
+            [],
+            "kernel unsharp can reach 1.29e+41 on this input (Σ|k| = 5.04e+38 × values up to "
+            "255), beyond the float32 range (±3.4e+38) filters compute in; scale the kernel or "
+            "the input down",
+        ),
+        (
+            "box",
+            ["--border", "constant=1e300"],
+            "kernel box can reach 1e+300 on this input (Σ|k| = 1 × values up to 1e+300), beyond "
+            "the float32 range (±3.4e+38) filters compute in; scale the kernel or the input down",
+        ),
+        (  # the magnitude squares each response: sobel-x alone would fit
+            "sobel",
+            ["--border", "constant=1e19"],
+            "kernel sobel can reach 8e+19 on this input (Σ|k| = 8 × values up to 1e+19), beyond "
+            "the float32 range (±1.3e+19) filters compute in; scale the kernel or the input down",
+        ),
+    ],
+)
+def test_results_beyond_float32_are_refused_before_work(
+    folder: Path, capsys: pytest.CaptureFixture[str], kernel: str, extra: list[str], message: str
+) -> None:
+    Image.fromarray(np.full((6, 6), 255, np.uint8)).save(folder / "w.png")
+    code, out, err = run(["filter", "w.png", "-k", kernel, *extra, "-o", "o.png"], capsys)
+    assert code == 1
+    assert out == ""
+    assert err == f"cnncli: error: w.png: {message}\n"
+    assert not (folder / "o.png").exists()
+    # Within range, the same kind of job runs.
+    ok = {"unsharp:amount=3e38": ["-k", "unsharp:amount=1e30"], "box": ["-k", "box"]}
+    code, _, err = run(
+        ["filter", "w.png", *ok.get(kernel, ["-k", "sobel-x", *extra]), "-o", "o.png"], capsys
+    )
+    assert code == 0, err

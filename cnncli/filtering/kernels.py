@@ -129,6 +129,15 @@ class Kernel:
         return int(h), int(w)
 
 
+def gain(kernel: Kernel) -> float:
+    """The largest Σ|k| of one output map: how far the result can exceed the input's values."""
+    best = 0.0
+    for w in kernel.weights:
+        sums = np.abs(w).reshape(w.shape[0], -1).sum(axis=1) if w.ndim == 4 else [np.abs(w).sum()]
+        best = max(best, float(np.max(sums)))
+    return best
+
+
 # --------------------------------------------------------------------------------------------
 # Builders of the named kernels
 # --------------------------------------------------------------------------------------------

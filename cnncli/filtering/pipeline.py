@@ -27,8 +27,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cnncli import config
-from cnncli.enums import Border, Mapping, StageOp
-from cnncli.errors import CnnCliError, ShapeError, UsageError
+from cnncli.enums import Border, Combine, Mapping, StageOp
+from cnncli.errors import CnnCliError, KernelError, ShapeError, UsageError
 from cnncli.limits import LimitError
 
 if TYPE_CHECKING:
@@ -495,6 +495,7 @@ def _filter_file(
     pic = _load(job, spec, inputs, warn)
     hw = (int(pic.data.shape[0]), int(pic.data.shape[1]))
     geom, (fh, fw) = plan_sizes(job, spec, hw, pic.channels, pic.describe(), warn)
+    _refuse_overflow(job, spec, pic)
     how = spec.how
     tap = output_tap(spec.kernel.spatial, spec.anchor, spec.flip)
     alpha = alpha_through(pic.alpha, geom, tap, spec.dilation)
@@ -545,6 +546,29 @@ def _filter_file(
             right_title=f"{spec.kernel.name} ({how.value})",
         )
     return FilterResult(job.source, job.output, described, spec.label, "raw" if raw else how.value)
+
+
+def _refuse_overflow(job: FilterJob, spec: FilterSpec, pic: Picture) -> None:
+    """Refuse a kernel whose result can leave float32 on this input (it would be written as
+    inf or garbage): Σ|k| times the largest input or border value, checked before any work."""
+    import numpy as np
+
+    from cnncli.filtering.kernels import F32_MAX, gain
+
+    if pic.bits == 32:  # .npy values: as stored
+        peak = float(np.max(np.abs(pic.data))) if pic.data.size else 0.0
+    else:
+        peak = float(pic.maxval)
+    peak = max(peak, abs(spec.border_value))
+    reach = gain(spec.kernel) * peak
+    # sqrt(gx² + gy²) squares each response first.
+    limit = F32_MAX if spec.kernel.combine is not Combine.MAGNITUDE else (F32_MAX / 2) ** 0.5
+    if reach > limit:
+        raise KernelError(
+            f"{short(job.source)}: kernel {spec.kernel.name} can reach {reach:.3g} on this input "
+            f"(Σ|k| = {gain(spec.kernel):.3g} × values up to {peak:.3g}), beyond the float32 "
+            f"range (±{limit:.3g}) filters compute in; scale the kernel or the input down"
+        )
 
 
 def _shown(produce: _Bands, preview: Preview | None) -> Callable[[int, int], Any]:
