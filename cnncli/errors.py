@@ -12,7 +12,28 @@ from collections.abc import Callable
 #: An option named inside a core message: ``{opt:padding}``. The core does not know whether
 #: the user typed a flag or a model-file key; the reader of the message decides (sqlite-utils'
 #: way: the core raises, the front end adds its own words).
-_OPTION = re.compile(r"\{opt:([a-z][a-z-]*)\}")
+#: The option names a core message may use; other ``{opt:…}`` text (inside a file name or a
+#: value the user typed) is left as it is. tests/test_cli_main.py checks the sources use no other.
+OPTION_NAMES = frozenset(
+    {
+        "anchor",
+        "ceil-mode",
+        "dilation",
+        "framework",
+        "groups",
+        "in-channels",
+        "op",
+        "out-channels",
+        "output-padding",
+        "padding",
+        "solve",
+        "target",
+        "verify",
+    }
+)
+#: Actions of the command line with no model-file key: a model message still names the flag.
+_COMMAND_LINE_ONLY = frozenset({"solve", "target", "verify"})
+_OPTION = re.compile(r"\{opt:(" + "|".join(sorted(OPTION_NAMES, key=len, reverse=True)) + r")\}")
 
 
 def as_flag(name: str) -> str:
@@ -21,7 +42,10 @@ def as_flag(name: str) -> str:
 
 
 def as_model_key(name: str) -> str:
-    """``output-padding`` → ``output_padding:`` (the model file's word)."""
+    """``output-padding`` → ``output_padding:`` (the model file's word); ``--solve`` and the
+    other command-line actions stay flags."""
+    if name in _COMMAND_LINE_ONLY:
+        return as_flag(name)
     return f"{name.replace('-', '_')}:"
 
 

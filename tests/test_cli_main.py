@@ -85,3 +85,17 @@ def test_ascii_only_stdout_gets_escapes_not_a_crash() -> None:
     proc = _cli("summary", "mnist-convnet", env={"PYTHONIOENCODING": "ascii"})
     assert proc.returncode == 0, proc.stderr
     assert "34,826" in proc.stdout
+
+
+def test_core_messages_name_only_known_options() -> None:
+    import re
+
+    from cnncli.errors import OPTION_NAMES, ShapeError, as_model_key
+
+    used: set[str] = set()
+    for source in (ROOT / "cnncli").rglob("*.py"):
+        used |= set(re.findall(r"\{+opt:([a-z][a-z-]*)\}+", source.read_text(encoding="utf-8")))
+    assert used <= OPTION_NAMES, used - OPTION_NAMES
+    err = ShapeError("use {opt:padding} 1, {opt:solve} padding; file a{opt:x}b.yaml")
+    assert str(err) == "use --padding 1, --solve padding; file a{opt:x}b.yaml"
+    assert err.worded(as_model_key) == "use padding: 1, --solve padding; file a{opt:x}b.yaml"
