@@ -375,6 +375,24 @@ def _refuse_tf_avgpool_explicit(spec: LayerSpec) -> None:
         )
 
 
+def _refuse_tf_transposed_explicit(spec: LayerSpec) -> None:
+    # tf.nn.conv2d_transpose crops explicit padding from its output and conv1d/conv3d_transpose
+    # take none; until that is modelled and checked against TensorFlow, refuse rather than
+    # print the size without the padding (which is what the Keras rule alone would give).
+    pad = spec.padding
+    if (
+        spec.framework is Framework.TF
+        and spec.op is Op.CONVTRANSPOSE
+        and isinstance(pad, tuple)
+        and _nonzero_explicit(pad)
+    ):
+        raise ShapeError(
+            "cnncli does not model TensorFlow's explicit padding of a transposed convolution "
+            f"yet (padding {_fmt_pairs(pad)}); use {{opt:padding}} valid or same, or "
+            "{opt:framework} torch"
+        )
+
+
 def _refuse_output_padding(spec: LayerSpec) -> None:
     """Output padding must be smaller than the stride (PyTorch: than the stride or dilation)."""
     if spec.op is not Op.CONVTRANSPOSE or spec.output_padding is None:
@@ -401,6 +419,7 @@ _REFUSALS = (
     _refuse_torch_padding,
     _refuse_torch_avgpool3d_small_input,
     _refuse_tf_avgpool_explicit,
+    _refuse_tf_transposed_explicit,
     _refuse_output_padding,
 )
 

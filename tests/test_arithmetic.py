@@ -468,3 +468,16 @@ def test_core_messages_carry_no_flags() -> None:
     # Every option named in arithmetic's messages is an {opt:NAME} token (see errors.py).
     source = Path(ar.__file__).read_text(encoding="utf-8")
     assert re.findall(r"--[a-z]", source) == []
+
+
+def test_tf_transposed_explicit_padding_is_refused_not_ignored() -> None:
+    # The Keras output-length rule alone ignored the padding: 9 -k 3 -p 1 gave 11.
+    spec = ar.make_spec([9], [3], padding=1, op="convtranspose", framework="tf")
+    with pytest.raises(ShapeError) as err:
+        ar.resolve(spec)
+    assert str(err.value) == (
+        "cnncli does not model TensorFlow's explicit padding of a transposed convolution yet "
+        "(padding 1:1); use --padding valid or same, or --framework torch"
+    )
+    for padding in ("valid", "same", 0):
+        ar.resolve(ar.make_spec([9], [3], padding=padding, op="convtranspose", framework="tf"))
