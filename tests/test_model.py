@@ -411,3 +411,20 @@ def test_doc_zoo_table_matches_the_zoo() -> None:
             int(non_trainable.replace(",", "")),
         ), name
         assert f"{t.macs / 1e9:.3f}" == gmacs, name
+
+
+@pytest.mark.parametrize("text", ["1e-6", "1E-6", "5e-1", "+2.5e-3", ".5e-2"])
+def test_exponent_floats_are_numbers_as_in_yaml_1_2(text: str) -> None:
+    from cnncli.model import load_yaml
+
+    data = load_yaml(f"eps: {text}\nname: '1e-6'\n", "m.yaml")
+    assert data["eps"] == float(text)
+    assert data["name"] == "1e-6"  # quoted: text
+    summary = summarize_text(
+        "input: [3, 8, 8]\nlayers:\n  - {type: conv2d, filters: 4, kernel: 3}\n"
+        f"  - {{type: batchnorm, eps: {text}}}\n",
+        "m.yaml",
+    )
+    assert (
+        summary.totals.params == 3 * 4 * 9 + 4 + 4 * 4
+    )  # conv + bias, BN weight, bias, running stats

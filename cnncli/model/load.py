@@ -8,6 +8,7 @@ mapping and list remembers its line and column for error messages, and the work 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ _MERGE_TAG = _TAG + "merge"
 _NOTHING: Any = object()
 _MERGE: Any = object()  # the `<<` key
 _resolver = yaml.resolver.Resolver()
+#: Floats with an exponent and no dot (``1e-6``, ``5E-1``): YAML 1.1 reads them as text, YAML 1.2
+#: and every framework's config as numbers; model files follow 1.2 here.
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$")
 _constructor = yaml.constructor.SafeConstructor()
 #: libyaml's parser when the wheel has it: 20× faster than PyYAML's pure-Python one (a 10 MB
 #: file's first million nodes in 2 s instead of 35 s); the events and their marks are the same.
@@ -84,6 +88,8 @@ def _scalar(event: Any, label: str, cache: dict[str, Any]) -> Any:
         tag = _resolver.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
         if tag == _MERGE_TAG:
             return _MERGE
+        if tag == _TAG + "str" and _EXPONENT_FLOAT.match(value):
+            tag = _TAG + "float"  # 1e-6: a number in YAML 1.2 (1.1 wants 1.0e-6)
     elif tag not in _SCALAR_TAGS:
         raise ModelError(
             f"{_where(label, event.start_mark)}: the YAML tag {tag!r} is refused; model files "
