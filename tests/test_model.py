@@ -12,6 +12,7 @@ import pytest
 from cnncli.errors import ModelError
 from cnncli.limits import LimitError
 from cnncli.model import Summary, summarize, summarize_text, zoo_names
+from cnncli.model.layers import LAYER_TYPES
 
 
 def build(text: str) -> Summary:
@@ -185,7 +186,8 @@ ERRORS = [
     ),
     (
         "input: [3, 8, 8]\nlayers:\n  - {type: Conv2x, filters: 8, kernel: 3}\n",
-        "m.yaml:3:5: unknown layer type 'Conv2x'; did you mean conv2d, conv3d, conv1d?",
+        "m.yaml:3:5: unknown layer type 'Conv2x'; did you mean conv2d? (layer "
+        f"types: {', '.join(sorted(LAYER_TYPES))}; see docs/model-format.md)",
     ),
     (
         "input: [3, 8, 8]\nlayers:\n  - {type: conv2d, filters: 8, kernal: 3}\n",
@@ -428,3 +430,12 @@ def test_exponent_floats_are_numbers_as_in_yaml_1_2(text: str) -> None:
     assert (
         summary.totals.params == 3 * 4 * 9 + 4 + 4 * 4
     )  # conv + bias, BN weight, bias, running stats
+
+
+@pytest.mark.parametrize("name", ["layer_scale", "mean", "reshape", "scale"])
+def test_unknown_types_get_the_list_not_a_far_guess(name: str) -> None:
+    message = error(f"input: [3, 8, 8]\nlayers:\n  - {{type: {name}}}\n")
+    assert message == (
+        f"m.yaml:3:5: unknown layer type {name!r} (layer types: "
+        f"{', '.join(sorted(LAYER_TYPES))}; see docs/model-format.md)"
+    )

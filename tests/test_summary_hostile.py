@@ -408,7 +408,8 @@ def test_control_characters_escaped_in_errors(
 ) -> None:
     model = _model(tmp_path, 'input: [3, 8, 8]\nlayers:\n  - {type: "\\e]0;t\\a"}\n')
     assert _fails(["summary", str(model)], capsys) == (
-        f"{model}:3:5: unknown layer type '\\x1b]0;t\\x07'"
+        f"{model}:3:5: unknown layer type '\\x1b]0;t\\x07' (layer types: "
+        f"{', '.join(sorted(LAYER_TYPES))}; see docs/model-format.md)"
     )
 
 

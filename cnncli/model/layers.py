@@ -586,8 +586,13 @@ def layer_type(name: str) -> LayerType:
     key = name.lower().replace("_", "").replace("-", "")
     if key in _LOOKUP:
         return LAYER_TYPES[_LOOKUP[key]]
+    # A close name first, only when it is really close ('mean' is not 'tanh'), then every type:
+    # the user learns what exists, not only what is spelled alike.
+    near = difflib.get_close_matches(name.lower(), list(LAYER_TYPES), n=3, cutoff=0.75)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
     raise ModelError(
-        f"unknown layer type {shorten(name)!r}{closest(name.lower(), list(LAYER_TYPES))}"
+        f"unknown layer type {shorten(name)!r}{hint} (layer types: {', '.join(sorted(LAYER_TYPES))}; "
+        "see docs/model-format.md)"
     )
 
 
