@@ -40,6 +40,7 @@ import numpy.typing as npt
 from cnncli import limits
 from cnncli.enums import Combine, Mapping
 from cnncli.errors import KernelError, UsageError
+from cnncli.npyfile import NpyHeaderError, read_header
 
 
 class KernelSpecError(KernelError, UsageError):
@@ -904,31 +905,22 @@ def _load_npy(fh: BinaryIO, source: str) -> Array:
             f"kernel {source} is a .npz archive, not a .npy array; save one of its arrays "
             "with numpy.save"
         )
-    fh.seek(0)
-    fmt = np.lib.format
-    header: tuple[tuple[int, ...], bool, np.dtype[Any]] | None = None
     try:
-        version = fmt.read_magic(fh)
-        if version == (1, 0):
-            header = fmt.read_array_header_1_0(fh)
-        elif version == (2, 0):
-            header = fmt.read_array_header_2_0(fh)
-    except (ValueError, EOFError) as err:  # numpy's own words: "EOF: reading array header..."
-        raise KernelError(
-            f"kernel {source} is not a .npy array or is truncated ({_cut(str(err))}); {_NPY_FIX}"
-        ) from None
-    except Exception:  # noqa: BLE001
-        # numpy parses the header with tokenize, ast and dtype(): on hostile bytes these also
-        # raise SyntaxError, TokenError, TypeError..., a set nowhere documented.
+        shape, fortran, dtype = read_header(fh)
+    except NpyHeaderError as err:
+        if err.version is not None:  # 3.0 exists for structured (named-field) dtypes only
+            raise KernelError(
+                f"kernel {source} is a .npy file of format version {err.version[0]}."
+                f"{err.version[1]}, which holds no plain numbers; {_NPY_FIX}"
+            ) from None
+        if isinstance(err.cause, (ValueError, EOFError)):  # numpy's own words
+            raise KernelError(
+                f"kernel {source} is not a .npy array or is truncated ({_cut(str(err.cause))}); "
+                f"{_NPY_FIX}"
+            ) from None
         raise KernelError(
             f"kernel {source} is not a .npy array (its header cannot be parsed); {_NPY_FIX}"
         ) from None
-    if header is None:  # version 3.0 exists for structured (named-field) dtypes only
-        raise KernelError(
-            f"kernel {source} is a .npy file of format version {version[0]}.{version[1]}, "
-            f"which holds no plain numbers; {_NPY_FIX}"
-        )
-    shape, fortran, dtype = header
     if any(n < 0 for n in shape):  # numpy's header check lets these through
         raise KernelError(
             f"kernel {source} is not a .npy array (its header gives shape {shape}); {_NPY_FIX}"

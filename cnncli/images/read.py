@@ -35,6 +35,7 @@ import numpy.typing as npt
 from cnncli import limits, outputs
 from cnncli.errors import ImageError
 from cnncli.images.pixels import Picture
+from cnncli.npyfile import NpyHeaderError, read_header
 
 #: Extensions ``cnncli filter`` looks for in directories (what a file is, is told by its content).
 IMAGE_EXTENSIONS = (
@@ -605,20 +606,14 @@ def _peek_tiff(src: _Source) -> tuple[np.dtype[Any], tuple[int, int]] | None:
 
 def _npy_header(src: _Source) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
     """Shape, dtype and Fortran order from a .npy header; the file is left at the data."""
-    fh = src.fh
-    fh.seek(0)
-    fmt = np.lib.format
     try:
-        version = fmt.read_magic(fh)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
-        elif version == (2, 0):
-            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
-        else:
-            raise ValueError(f"format version {version[0]}.{version[1]} is not 1.0 or 2.0")
-    except Exception as err:  # numpy's header parser raises many kinds (tokenize, ast, dtype)
-        raise ImageError(f"{src.path}: not a NumPy .npy array ({_squash(err)})") from None
-    return tuple(int(n) for n in shape), np.dtype(dtype), bool(fortran)
+        shape, fortran, dtype = read_header(src.fh)
+    except NpyHeaderError as err:
+        why: object = err.cause
+        if err.version is not None:
+            why = f"format version {err.version[0]}.{err.version[1]} is not 1.0 or 2.0"
+        raise ImageError(f"{src.path}: not a NumPy .npy array ({_squash(why)})") from None
+    return shape, dtype, fortran
 
 
 def _check_npy(src: _Source, limit: int) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
