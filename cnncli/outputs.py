@@ -112,19 +112,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: Per folder: the temp files of dead runs found there, listed once per process (a batch
+#: writing many files into one folder would otherwise list it again for every file).
+_leftovers: dict[str, list[os.DirEntry[str]]] = {}
+
+
+def _dead_runs_files(parent: Path) -> list[os.DirEntry[str]]:
+    key = os.path.abspath(parent)
+    if key not in _leftovers:
+        try:
+            entries = list(os.scandir(parent))
+        except OSError:
+            entries = []
+        found = []
+        for entry in entries:
+            m = _PART.search(entry.name) if entry.name.startswith(".") else None
+            if m is not None and not _alive(int(m.group(1))):
+                found.append(entry)
+        _leftovers[key] = found
+    return _leftovers[key]
+
+
 def sweep_stale(parent: Path, name: str) -> None:
     """Remove temp files that a killed run writing ``name`` in ``parent`` left behind."""
     prefixes = (f".{name}.", _SHORT_PREFIX)
-    try:
-        entries = list(os.scandir(parent))
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.name.startswith(prefixes):
-            continue
-        m = _PART.search(entry.name)
-        if m is None or _alive(int(m.group(1))):
-            continue
+    files = _dead_runs_files(parent)
+    for entry in [e for e in files if e.name.startswith(prefixes)]:
+        files.remove(entry)
         try:
             os.unlink(entry.path)
         except OSError:
