@@ -72,6 +72,8 @@ class LayerOut:
     geometry: ar.Geometry | None = None
     #: Receptive field changes: "window" (kernel/stride/dilation above), "global", "keep", "lost".
     rf: str = "keep"
+    #: A layer with several outputs (split): each one; ``shape`` is then all of them together.
+    outputs: tuple[TShape, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -446,6 +448,88 @@ def _mean(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
     return LayerOut(shape, rf="keep" if shape.spatial == x.spatial else "lost")
 
 
+def split_count(opts: dict[str, Any]) -> int:
+    """How many outputs a split has: ``chunks``, or one per entry of ``sizes``."""
+    if (opts["chunks"] is None) == (opts["sizes"] is None):
+        raise ModelError(
+            "split takes chunks: N (as torch.chunk) or sizes: [a, b, …] (as torch.split), one of them"
+        )
+    return whole(opts["chunks"], "chunks") if opts["sizes"] is None else len(opts["sizes"])
+
+
+def split_pieces(opts: dict[str, Any], x: TShape, ctx: Ctx) -> tuple[TShape, ...]:
+    """The outputs of a split along the channels, as torch.chunk or torch.split gives them."""
+    c = x.channels
+    n = split_count(opts)
+    if opts["sizes"] is not None:
+        sizes = list(opts["sizes"])
+        if sum(sizes) != c:
+            raise ModelError(
+                f"sizes {show(sizes)} add up to {sum(sizes)}, but the input {ctx.show(x)} has "
+                f"{c} channels; the sizes must add up to the channels"
+            )
+    else:
+        # torch.chunk: pieces of ceil(C / N) channels, the last one smaller; it may give fewer
+        # than N pieces (5 channels in 4 chunks are 2, 2, 1), which cnncli refuses.
+        each = -(-c // n)
+        sizes = [each] * (c // each) + ([c % each] if c % each else [])
+        if len(sizes) != n:
+            raise ModelError(
+                f"torch.chunk cuts {c} channels into {len(sizes)} pieces of {show(sizes)}, not "
+                f"{n}; give the sizes instead, e.g. sizes: {show(sizes)}"
+            )
+    return tuple(TShape(k, x.spatial) for k in sizes)
+
+
+def _split(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    _channels_only(opts, ctx, "cuts")
+    return LayerOut(x, outputs=split_pieces(opts, x, ctx))
+
+
+def _split_output(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
+    return LayerOut(split_pieces(opts["split"], _one(inputs), ctx)[opts["index"]])
+
+
+#: The hidden node ``NAME.i`` that reads output i of the split NAME (not a type users write):
+#: every other part of cnncli keeps seeing layers with one output.
+SPLIT_OUTPUT = LayerType("split_output", _split_output, {"index": 0, "split": None})
+
+
+def _channel_shuffle(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
+    x = _one(inputs)
+    groups = whole(opts["groups"], "groups")
+    if x.channels % groups:
+        raise ModelError(
+            f"channel_shuffle needs channels divisible by groups, but the input {ctx.show(x)} has "
+            f"{x.channels} channels and groups is {groups}"
+        )
+    return LayerOut(x)
+
+
+def _layer_scale(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
+    x = _one(inputs)
+    # torchvision's ConvNeXt: nn.Parameter(torch.ones(C, 1, 1) * layer_scale); Keras's LayerScale:
+    # gamma of shape (C,). One learnable multiplier per channel.
+    return LayerOut(x, trainable=x.channels)
+
+
+def _stochastic_depth(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
+    if opts["mode"] not in ("row", "batch"):
+        raise ModelError(
+            f"stochastic_depth mode {show(opts['mode'])} is not known; use row or batch"
+        )
+    return LayerOut(_one(inputs))
+
+
 def _pool(ndim: int, op: ar.Op) -> Callable[..., LayerOut]:
     def compute(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
         x = _one(inputs)
@@ -602,12 +686,18 @@ def _broadcast(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx
     return LayerOut(TShape(dims[0], tuple(dims[1:])))
 
 
-def _concat(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+def _channels_only(opts: dict[str, Any], ctx: Ctx, does: str) -> None:
+    """Concat and split work along the channel axis only (``channels``, or its number)."""
     axis = opts["axis"]
     if axis not in ("channels", -1 if ctx.channels_last else 1):
         raise ModelError(
-            f"concat joins along the channels only; drop axis {show(axis)} or use axis: channels"
+            f"{opts['_type']} {does} along the channels only; drop axis {show(axis)} or use "
+            "axis: channels"
         )
+
+
+def _concat(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    _channels_only(opts, ctx, "joins")
     first = inputs[0]
     for name, shape in zip(names[1:], inputs[1:], strict=True):
         if shape.spatial != first.spatial:
@@ -720,6 +810,25 @@ def _build_registry() -> dict[str, LayerType]:
             aliases={"axis": "axes", "dim": "axes", "keepdim": "keepdims"},
         ),
         LayerType("layernorm", _layernorm, {"eps": 1e-5, "affine": True}),
+        LayerType(
+            "split",
+            _split,
+            {"chunks": None, "sizes": None, "axis": "channels"},
+            summary="outputs NAME.0, NAME.1, … (torch.chunk / torch.split along the channels)",
+        ),
+        LayerType("channel_shuffle", _channel_shuffle, {"groups": None}, ("groups",)),
+        LayerType(
+            "layer_scale",
+            _layer_scale,
+            {"init": 1e-6},
+            aliases={"init_values": "init", "layer_scale": "init"},
+        ),
+        LayerType(
+            "stochastic_depth",
+            _stochastic_depth,
+            {"rate": 0.0, "mode": "row"},
+            aliases={"drop_path_rate": "rate", "drop_prob": "rate"},
+        ),
         LayerType("dropout", _dropout, {"rate": 0.5}),
         LayerType("flatten", _flatten),
         LayerType("dense", _dense, {"units": None, "bias": True, "activation": None}, ("units",)),
@@ -775,6 +884,8 @@ _TYPE_ALIASES = {
     "upsampling3d": "upsample",
     "upsample": "upsample",
     "relu": "relu",
+    "chunk": "split",
+    "droppath": "stochastic_depth",
 }
 for _nd in (1, 2, 3):
     _TYPE_ALIASES |= {
@@ -915,6 +1026,12 @@ _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "channels, an axis number, a list of them, or null (one mean for everything)",
     ),
     "mean.axes": (_axis_list, "an axis number, channels, or a list of them, e.g. [2, 3]"),
+    "chunks": (_is_int, "a whole number"),
+    "sizes": (
+        lambda v: isinstance(v, list) and 1 <= len(v) <= MAX_LIST and all(map(_is_int, v)),
+        "a list of channel counts, e.g. [58, 58]",
+    ),
+    "init": (_number, "a finite number"),
     "cropping": (
         lambda v: _sizes(v, pairs=True) and _all_ints(v, lambda n: n >= 0),
         "a whole number ≥ 0, a list of them, or [before, after] pairs, e.g. [[0, 1], [0, 1]]",
