@@ -126,9 +126,7 @@ def test_merges() -> None:
 
 
 def test_dropout_rate_checked() -> None:
-    with pytest.raises(
-        ModelError, match="^dropout rate must be a number from 0 to below 1, got 1.5$"
-    ):
+    with pytest.raises(ModelError, match="^rate must be a number from 0 to below 1, got 1.5$"):
         run("dropout", [TShape(3)], rate=1.5)
 
 
@@ -364,18 +362,18 @@ def test_random_layers_against_torch(
 @pytest.mark.parametrize(
     ("kind", "options", "message"),
     [
-        ("conv2d", {"filters": 4.0, "kernel": 3}, "filters must be a whole number, got 4.0"),
-        ("conv2d", {"filters": True, "kernel": 3}, "filters must be a whole number, got True"),
+        ("conv2d", {"filters": 4.0, "kernel": 3}, "filters must be a whole number ≥ 1, got 4.0"),
+        ("conv2d", {"filters": True, "kernel": 3}, "filters must be a whole number ≥ 1, got True"),
         (
             "conv2d",
             {"filters": 4, "kernel_size": [3, "3"]},
-            "kernel_size must be a whole number or a list of 1 to 3 whole numbers, e.g. 3 or "
+            "kernel_size must be a whole number ≥ 1 or a list of 1 to 3 of them, e.g. 3 or "
             "[3, 3], got [3, '3']",
         ),
         (
             "conv2d",
             {"filters": 4, "kernel": [3, 3, 3, 3]},
-            "kernel must be a whole number or a list of 1 to 3 whole numbers, e.g. 3 or [3, 3], "
+            "kernel must be a whole number ≥ 1 or a list of 1 to 3 of them, e.g. 3 or [3, 3], "
             "got [3, 3, 3, 3]",
         ),
         (
@@ -388,7 +386,7 @@ def test_random_layers_against_torch(
             {"filters": 4, "kernel": 3, "activation": 1},
             "activation must be a name, got 1",
         ),
-        ("batchnorm", {"eps": float("inf")}, "eps must be a finite number, got inf"),
+        ("batchnorm", {"eps": float("inf")}, "eps must be a finite number > 0, e.g. 1e-5, got inf"),
         ("concat", {"axis": 1.5}, "axis must be channels or an axis number, got 1.5"),
         (
             "upsample",
@@ -398,7 +396,7 @@ def test_random_layers_against_torch(
         (
             "dense",
             {"units": list(range(100))},
-            "units must be a whole number, got a list of 100 items",
+            "units must be a whole number ≥ 1, got a list of 100 items",
         ),
     ],
 )
@@ -478,8 +476,7 @@ def test_split_rows_show_every_output() -> None:
         ),
         (
             ["{type: stochastic_depth, mode: col}"],
-            "3:5: layer 'stochastic_depth' (stochastic_depth): stochastic_depth mode 'col' is not "
-            "known; use row or batch",
+            "3:5: mode must be row or batch, got 'col'",
         ),
     ],
 )

@@ -9,7 +9,7 @@ and the torch builder in :mod:`cnncli.model.torch_check` all read the same :clas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,9 @@ class Summary:
     count_bias: bool
     nodes: list[Node]
     ctx: Ctx
+    #: One line each, for stderr: things that change no number (a momentum in the other
+    #: framework's convention).
+    warnings: list[str] = field(default_factory=list)
 
     def layers(self) -> list[Row]:
         return [r for r in self.rows if r.kind == "layer"]
@@ -167,7 +170,26 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
         count_bias=count_bias,
         nodes=list(ordered),
         ctx=ctx,
+        warnings=_warnings(visible, label),
     )
+
+
+def _warnings(visible: list[Node], label: str) -> list[str]:
+    """Each layer warning once, at its first layer, with how many more layers share it."""
+    seen: dict[str, list[Node]] = {}
+    for n in visible:
+        if n.out is not None and n.out.warning:
+            seen.setdefault(n.out.warning, []).append(n)
+    out = []
+    for text, nodes in seen.items():
+        first = nodes[0]
+        rest = len(nodes) - 1
+        more = f" (and {rest} more layer{'s' if rest > 1 else ''})" if rest else ""
+        out.append(
+            f"{label}:{first.line}:{first.col}: layer {show(first.name)} ({first.kind.name}): "
+            f"{text}{more}"
+        )
+    return out
 
 
 def _check_top_keys(data: Mapping, label: str) -> None:

@@ -29,6 +29,7 @@ from cnncli.model.layers import (
     axis_indices,
     crop_pairs,
     stats_size,
+    torch_momentum,
 )
 
 
@@ -277,7 +278,7 @@ def _batchnorm_module(layer: _Layer) -> Any:
     norm = cls(
         c,
         eps=o["eps"],
-        momentum=o["momentum"],
+        momentum=torch_momentum(o["momentum"], layer.ctx),
         affine=o["affine"] and both,
         track_running_stats=o["track_running_stats"],
         **layer.kw,
