@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from typing import Any
 
 import pytest
@@ -356,3 +357,38 @@ def test_split_outputs_verified_by_torch(torch: Any) -> None:
         checks = check(s, device)
         assert len(checks) == len(s.layers()) and all(c.ok for c in checks), checks
     assert s.layers()[0].output_shapes == ((12, 14, 14), (12, 14, 14))
+
+
+def test_default_names_are_keras_names(keras: Any) -> None:
+    """A channels-last model names its layers as Keras does (separable_conv2d, cropping2d, …)."""
+    from keras.src.applications.convnext import LayerScale, StochasticDepth
+
+    made = [
+        ("SeparableConv1D", keras.layers.SeparableConv1D(2, 1), (5, 2)),
+        ("SeparableConv2D", keras.layers.SeparableConv2D(2, 1), (5, 5, 2)),
+        ("Cropping1D", keras.layers.Cropping1D(), (5, 2)),
+        ("Cropping2D", keras.layers.Cropping2D(), (5, 5, 2)),
+        ("Cropping3D", keras.layers.Cropping3D(), (5, 5, 5, 2)),
+        ("Reshape", keras.layers.Reshape((-1,)), (5, 2)),
+        ("Permute", keras.layers.Permute((2, 1)), (5, 2)),
+        ("Rescaling", keras.layers.Rescaling(0.5), (5, 2)),
+        ("Normalization", keras.layers.Normalization(), (5, 2)),
+        ("BatchNormalization", keras.layers.BatchNormalization(scale=False), (5, 2)),
+        ("LayerScale", LayerScale(1e-6, 2), (5, 2)),
+        ("StochasticDepth", StochasticDepth(0.1), (5, 2)),
+    ]
+    for type_name, layer, shape in made:
+        extra = {
+            "SeparableConv1D": ", filters: 2, kernel: 1",
+            "SeparableConv2D": ", filters: 2, kernel: 1",
+            "Reshape": ", shape: [-1]",
+            "Permute": ", dims: [2, 1]",
+            "Rescaling": ", scale: 0.5",
+        }.get(type_name, "")
+        text = (
+            f"input: {list(shape)}\nlayout: channels_last\nlayers:\n"
+            f"  - {{type: {type_name}{extra}}}\n"
+        )
+        row = summarize_text(text, "n.yaml").layers()[0]
+        # Keras numbers later instances of a class name_1, name_2 …: compare the base name.
+        assert row.name == re.sub(r"_\d+$", "", layer.name), type_name
