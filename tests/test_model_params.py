@@ -18,7 +18,13 @@ from hypothesis import strategies as st
 from cnncli.errors import ModelError
 from cnncli.limits import LimitError
 from cnncli.model import Summary, load, summarize, summarize_text, zoo_names
-from cnncli.model.expressions import FUNCTIONS, Inexact, make_divisible, substitute
+from cnncli.model.expressions import (
+    BLOCK_INPUT_NAMES,
+    FUNCTIONS,
+    Inexact,
+    make_divisible,
+    substitute,
+)
 from cnncli.model.load import ZOO_DIR, declared_variants, find_model
 
 FAMILY = """\
@@ -969,3 +975,119 @@ def test_sizes_are_computed_only_when_read() -> None:
 )
 def test_block_input_errors(text: str, message: str) -> None:
     assert error(text) == message
+
+
+# ------------------------------------------------------------------ behaviour the docs now state
+
+
+def test_lists_and_text_as_block_parameters() -> None:
+    s = build(
+        """
+        input: [3, 16, 16]
+        blocks:
+          b:
+            params: {ks: [3, 3], act: relu, pad: valid}
+            layers:
+              - {type: conv2d, filters: 4, kernel: $ks, padding: $pad, activation: $act}
+              - {type: $act}
+        layers:
+          - {block: b}
+          - {block: b, ks: [1, 5], act: sigmoid, pad: same}
+        """
+    )
+    assert [(r.name, r.type, r.output_shape, r.activation) for r in s.layers()] == [
+        ("b.conv2d", "conv2d", (4, 14, 14), "relu"),
+        ("b.relu", "relu", (4, 14, 14), None),
+        ("b_1.conv2d", "conv2d", (4, 14, 14), "sigmoid"),
+        ("b_1.sigmoid", "sigmoid", (4, 14, 14), None),
+    ]
+    assert s.layers()[2].kernel == (1, 5)
+
+
+@pytest.mark.parametrize(
+    ("cond", "on"),
+    [
+        ("true", True),
+        ("false", False),
+        ("1", True),
+        ("0", False),
+        ("2.5", True),
+        ("0.0", False),
+        ("$stride - 1", True),
+        ("$stride - 2", False),
+        ("$stride % 2", False),
+    ],
+)
+def test_if_takes_true_false_or_a_number(cond: str, on: bool) -> None:
+    s = build(
+        f"""
+        input: [3, 8, 8]
+        blocks:
+          b:
+            params: {{stride: 2}}
+            layers:
+              - {{type: conv2d, name: proj, filters: 4, kernel: 1, stride: $stride, if: {cond}}}
+              - {{type: relu}}
+        layers:
+          - {{block: b}}
+        """
+    )
+    assert [r.local for r in s.layers()] == (["proj", "relu"] if on else ["relu"])
+
+
+@pytest.mark.parametrize(
+    ("cond", "message"),
+    [
+        ("relu", "m.yaml:3:5: if must be true, false or a number (0 is off), got 'relu'"),
+        (".nan", "m.yaml:3:5: if must be true, false or a number (0 is off), got nan"),
+        ("[1]", "m.yaml:3:5: if must be true, false or a number (0 is off), got [1]"),
+    ],
+)
+def test_if_refuses_anything_else(cond: str, message: str) -> None:
+    assert error(f"input: [3, 8, 8]\nlayers:\n  - {{type: relu, if: {cond}}}\n") == message
+
+
+def test_blocks_without_params() -> None:
+    text = "input: [3, 8, 8]\nblocks:\n  b: {layers: [{type: relu}]}\nlayers:\n  - {block: b}\n"
+    assert build(text).layers()[0].name == "b.relu"
+    assert error(text.replace("{block: b}", "{block: b, c: 1}")) == (
+        "m.yaml:5:5: block 'b' has no parameter 'c' (it takes none)"
+    )
+
+
+def test_a_block_takes_exactly_one_input() -> None:
+    text = (
+        "input: [3, 8, 8]\nblocks:\n  b: {layers: [{type: relu}]}\nlayers:\n"
+        "  - {type: relu, name: a}\n  - {block: b, input: [input, a]}\n"
+    )
+    assert error(text) == (
+        "m.yaml:6:5: a block takes one input, got ['input', 'a']: give input: name (merge "
+        "several first, with a concat, add or multiply layer, and give its name)"
+    )
+    assert build(text.replace("[input, a]", "a")).layers()[-1].inputs == ("a",)
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "model-format.md"
+
+
+def test_the_docs_family_example_builds_every_variant() -> None:
+    examples = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    families = [text for text in examples if re.search(r"^variants:", text, re.M)]
+    assert families
+    for text in families:
+        variants = declared_variants(text, "doc.yaml")
+        assert len(variants) >= 2
+        totals = set()
+        for name in variants:
+            s = summarize_text(text, "doc.yaml", variant=name)
+            assert s.name == name
+            totals.add(s.totals.params + s.totals.macs)
+        assert len(totals) == len(variants)  # each variant is another model
+
+
+def test_the_docs_name_every_function_and_block_input_name() -> None:
+    doc = DOC.read_text(encoding="utf-8")
+    for name in FUNCTIONS:
+        assert f"`{name}(" in doc, name
+    for name in BLOCK_INPUT_NAMES:
+        assert f"`${name}`" in doc, name

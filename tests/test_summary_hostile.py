@@ -279,7 +279,7 @@ SIZES = "a whole number or a list of 1 to 3 whole numbers, e.g. 3 or [3, 3]"
         ("{type: maxpool2d, pool_size: [2, 2.0]}", f"3:5: pool_size must be {SIZES}, got [2, 2.0]"),
         ("{type: dropout, rate: .nan}", "3:5: rate must be a finite number, got nan"),
         ("{type: batchnorm, affine: 1}", "3:5: affine must be true or false, got 1"),
-        ("{type: relu, if: [a]}", "3:5: if must be true or false, got ['a']"),
+        ("{type: relu, if: [a]}", "3:5: if must be true, false or a number (0 is off), got ['a']"),
         (
             "{type: conv2d, filters: 4, kernel: 3, padding: {a: 1}}",
             "3:5: padding must be a whole number, a list like [1, 2] or [[0, 1], [1, 0]], or "

@@ -4,11 +4,14 @@
 qualifies names (``layer1.0.conv1``), and keeps every item's line and column. Every expanded
 item counts against the work budget (``layers``, ``block-calls``, ``yaml-nodes``, ``nesting``).
 :meth:`Expander.resolve_refs` turns ``input:`` names into nodes and :meth:`Expander.topo`
-orders them (refusing cycles); shapes are computed afterwards by :mod:`cnncli.model.build`.
+orders them (refusing cycles); shapes are computed afterwards by :mod:`cnncli.model.build`,
+except those a block reads through ``$in_channels`` & co., which :meth:`Expander.settle`
+computes during expansion with the same rule.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +29,6 @@ from cnncli.model.layers import (
     TShape,
     canonical_options,
     closest,
-    flag,
     layer_type,
     show,
     whole,
@@ -90,6 +92,16 @@ class _Call:
     cond: bool
     name: str
     refs: str | None
+
+
+def switch(value: Any) -> bool:
+    """An ``if:`` value: true or false, or a number such as ``$stride - 1`` (0 is off, any
+    other number on, as Python reads a number as a truth value)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) or isinstance(value, float) and math.isfinite(value):
+        return value != 0
+    raise ModelError(f"if must be true, false or a number (0 is off), got {show(value)}")
 
 
 def _known_params(
@@ -234,7 +246,7 @@ class Expander:
                 k: substitute(v, params) for k, v in item.items() if k not in _LAYER_RESERVED
             }
             opts = canonical_options(kind, raw_opts)
-            cond = flag(substitute(item.get("if", True), params), "if")
+            cond = switch(substitute(item.get("if", True), params))
             trainable = substitute(item.get("trainable", True), params)
             if not isinstance(trainable, bool):
                 raise ModelError(f"trainable must be true or false, got {show(trainable)}")
@@ -363,11 +375,14 @@ class Expander:
         _known_params(block_name, first, defaults, listed=False)
         repeat_raw = substitute(item.get("repeat"), params)
         repeat = 1 if repeat_raw is None else whole(repeat_raw, "repeat")
-        cond = flag(substitute(item.get("if", True), params), "if")
+        cond = switch(substitute(item.get("if", True), params))
         name = self._name(item, block_name, scope, counters, params)
         refs = substitute(item.get("input"), params)
         if refs is not None and not isinstance(refs, str):
-            raise ModelError("a block takes one input: give input: name")
+            raise ModelError(
+                f"a block takes one input, got {show(refs)}: give input: name (merge several "
+                "first, with a concat, add or multiply layer, and give its name)"
+            )
         return _Call(
             block_name,
             block,
