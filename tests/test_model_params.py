@@ -12,9 +12,13 @@ from textwrap import dedent
 
 import pytest
 from clirun import run  # tests/clirun.py
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cnncli.errors import ModelError
+from cnncli.limits import LimitError
 from cnncli.model import Summary, load, summarize, summarize_text, zoo_names
+from cnncli.model.expressions import FUNCTIONS, Inexact, make_divisible, substitute
 from cnncli.model.load import ZOO_DIR, declared_variants, find_model
 
 FAMILY = """\
@@ -402,3 +406,295 @@ def test_finding_a_zoo_name_is_cheap() -> None:
     elapsed = time.perf_counter() - start
     assert names
     assert elapsed < 0.05 + 0.002 * len(names)
+
+
+# ------------------------------------------------------------------ expressions (decision 3)
+
+
+def value(text: str, **params: object) -> object:
+    """The value of an expression (``$`` marks one: a text without it is not evaluated)."""
+    if "$" not in text:
+        text, params = f"$zero + {text}", {**params, "zero": 0}
+    return substitute(text, dict(params))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("$w * 0.75", 48),  # a decimal result with a whole value is a whole number
+        ("$w * 0.5 + 0.25 * 4", 33),
+        ("$w / 4", 16),
+        ("$w // 3", 21),
+        ("$w % 10", 4),
+        ("-$w + +2", -62),
+        ("($w + 2) * 4 // 2", 132),
+        ("min($w, 100, 7)", 7),
+        ("max(1, $w // 256)", 1),  # the SE squeeze of a narrow input
+        ("round($w * 0.039)", 2),
+        ("round(2.5) + round(3.5)", 6),  # Python's round: halves to even
+        ("floor(-2.5)", -3),
+        ("ceil(2.1)", 3),
+        ("int(-2.7)", -2),  # truncates, as int()
+        ("int($w / 3)", 21),
+        ("make_divisible($w * 0.75, 8)", 48),
+        ("make_divisible(37 * 0.75, 8)", 32),  # 24 would be > 10 % below 27.75
+        ("make_divisible($w * 0.1, 8)", 8),  # at least the divisor
+        ("make_divisible($w * 0.1, 8, 4)", 8),
+        ("make_divisible(3, 8, 1)", 9),  # 1 would be > 10 % below 3
+        ("make_divisible(0.5, 8, 1)", 1),
+        ("1e3 / 10", 100),
+        (".5 * 4", 2),
+        ("1. * 3", 3),
+    ],
+)
+def test_expression_values(text: str, expected: int) -> None:
+    got = value(text, w=64)
+    assert got == expected and type(got) is int
+
+
+def test_a_decimal_result_stays_decimal_and_remembers_its_expression() -> None:
+    got = value("$w * 0.3", w=7)
+    assert isinstance(got, Inexact) and got == 7 * 0.3 and got.expr == "$w * 0.3"
+    assert type(value("$w * 0.3", w=50)) is int  # 15.0 in float arithmetic, as in Python
+    rate = value("$p * 0.5", p=0.5)
+    assert rate == 0.25 and isinstance(rate, Inexact)
+    assert repr(rate) == "0.25 (= $p * 0.5; use round(), floor() or ceil())"
+    # A reference alone keeps its value and type; a decimal passed on keeps its expression.
+    assert value("$a", a="relu") == "relu"
+    assert value("$a", a=[3, 5]) == [3, 5]
+    assert value("$a", a=2.0) == 2 and type(value("$a", a=2.0)) is int
+    assert repr(value("$a", a=rate)) == repr(rate)
+    # Too long to quote beside the cure: the value and the cure stay.
+    assert repr(value("0.1 * 3 + $z", z=0)) == (
+        "0.30000000000000004 (not whole; use round(), floor() or ceil())"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("$c ** 2", "cannot read the expression '$c ** 2'"),
+        ("$c $c", "cannot read the expression '$c $c'"),
+        (
+            "$c @ 2",
+            "cannot read the expression '$c @ 2' at '@ 2'; use numbers, $params, + - * / // %, parentheses and min, max, round, floor, ceil, int, make_divisible",
+        ),
+        (
+            "mx($c, 2)",
+            "unknown function 'mx' in 'mx($c, 2)'; did you mean max? (functions: min, max, round, floor, ceil, int, make_divisible; parameters are written $name)",
+        ),
+        (
+            "c * 2 + $c",
+            "unknown function 'c' in 'c * 2 + $c' (functions: min, max, round, floor, ceil, int, make_divisible; parameters are written $name)",
+        ),
+        ("round($c, 1)", "round takes one number, got 2 in 'round($c, 1)'"),
+        ("max($c)", "max takes two or more numbers, got 1 in 'max($c)'"),
+        (
+            "make_divisible($c)",
+            "make_divisible takes (v, divisor) or (v, divisor, min_value), got 1 in 'make_divisible($c)'",
+        ),
+        (
+            "make_divisible($c, 0)",
+            "make_divisible's divisor must be a whole number ≥ 1, got 0 in 'make_divisible($c, 0)'",
+        ),
+        (
+            "make_divisible($c, 8, -1)",
+            "make_divisible's min_value must be a whole number ≥ 0, got -1 in 'make_divisible($c, 8, -1)'",
+        ),
+        ("round $c", "round needs its arguments in parentheses, e.g. round(…) in 'round $c'"),
+        ("min($c, 2", "missing ')' after the arguments of min in 'min($c, 2'"),
+        ("($c + 2", "missing ')' in '($c + 2'"),
+        ("$c / ($c - 4)", "division by zero in '$c / ($c - 4)'"),
+        ("$c % 0.0", "division by zero in '$c % 0.0'"),
+        ("$c * 1e300", "the expression '$c * 1e300' is absurdly large"),
+        ("$c * 4611686018427387904", "the expression '$c * 4611686018427387904' is absurdly large"),
+        (
+            "$c + 1234567890123456789012345",
+            "the number 12345678901234567890123… in the expression is absurdly large",
+        ),
+        ("$s * 2", "parameter $s is 'relu', not a number, in '$s * 2'"),
+        ("$t + 1", "parameter $t is True, not a number, in '$t + 1'"),
+        ("$x + 1", "unknown parameter $x (parameters: $c, $s, $t)"),
+        ("$cc + 1", "unknown parameter $cc; did you mean c? (parameters: $c, $s, $t)"),
+    ],
+)
+def test_expression_errors(text: str, message: str) -> None:
+    with pytest.raises(ModelError) as exc:
+        value(text, c=4, s="relu", t=True)
+    assert str(exc.value) == message
+
+
+def test_expression_depth_is_bounded_before_parsing() -> None:
+    text = "max(" * 150 + "$c" + ", 1)" * 150
+    with pytest.raises(LimitError) as exc:
+        value(text, c=1)
+    assert "has 150 parentheses and signs, over the nesting limit of 100" in str(exc.value)
+    assert value("max(" * 90 + "$c" + ", 1)" * 90, c=3) == 3
+
+
+def test_no_python_is_evaluated() -> None:
+    assert substitute("__import__('os')", {}) == "__import__('os')"  # no $: text, as written
+    for text in ("__import__('os') + $c", "$c.__class__", "[$c]", "lambda: $c", "'a' + $c"):
+        with pytest.raises(ModelError):
+            value(text, c=1)
+
+
+_ATOMS = st.one_of(
+    st.integers(-50, 50).map(str),
+    st.sampled_from(["$a", "$b", "0.5", "2.25", "1e1", "$h"]),
+)
+
+
+def _expressions(depth: int) -> st.SearchStrategy[str]:
+    if depth == 0:
+        return _ATOMS
+    sub = _expressions(depth - 1)
+    return st.one_of(
+        sub,
+        st.tuples(sub, st.sampled_from(["+", "-", "*", "/", "//", "%"]), sub).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
+        sub.map(lambda t: f"-{t}"),
+        st.tuples(st.sampled_from(["min", "max"]), sub, sub).map(
+            lambda t: f"{t[0]}({t[1]}, {t[2]})"
+        ),
+        st.tuples(st.sampled_from(["round", "floor", "ceil", "int"]), sub).map(
+            lambda t: f"{t[0]}({t[1]})"
+        ),
+    )
+
+
+@given(_expressions(3), st.integers(-100, 100), st.integers(1, 100))
+def test_arithmetic_is_pythons(text: str, a: int, b: int) -> None:
+    # Python itself is the reference here (the test may eval; cnncli never does).
+    import math as m
+
+    params = {"a": a, "b": b, "h": 0.5}
+    try:
+        expected = eval(  # noqa: S307
+            text.replace("$", "").replace("floor", "m.floor").replace("ceil", "m.ceil"),
+            {"m": m, "a": a, "b": b, "h": 0.5},
+        )
+    except (ZeroDivisionError, OverflowError, ValueError):
+        with pytest.raises(ModelError):
+            substitute("$a * 0 + " + text, params)
+        return
+    if abs(expected) > 2**62:
+        return
+    try:
+        got = substitute("$a * 0 + " + text, params)
+    except ModelError as err:
+        assert "absurdly large" in str(err)  # an intermediate result past 2**62
+        return
+    assert got == expected
+    assert isinstance(got, int) == (float(expected).is_integer())
+
+
+def test_functions_are_the_documented_ones() -> None:
+    assert list(FUNCTIONS) == ["min", "max", "round", "floor", "ceil", "int", "make_divisible"]
+
+
+@pytest.fixture(scope="module")
+def torchvision_make_divisible() -> object:
+    torch = pytest.importorskip("torch")
+    saved = torch.library.register_fake
+    # torchvision's compiled ops do not load with this torch; its model code is plain torch.nn.
+    torch.library.register_fake = lambda *args, **kwargs: lambda fn: fn
+    try:
+        utils = pytest.importorskip("torchvision.models._utils")
+    finally:
+        torch.library.register_fake = saved
+    return utils._make_divisible
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("divisor", [1, 2, 3, 4, 8, 16, 32])
+def test_make_divisible_is_torchvisions(torchvision_make_divisible: object, divisor: int) -> None:
+    # The widths torchvision rounds: channels × width multipliers (MobileNet V2/V3, MNASNet,
+    # EfficientNet), 2,400 values per divisor, with and without min_value.
+    ref = torchvision_make_divisible
+    assert callable(ref)
+    mismatches = []
+    for c in range(1, 1300, 7):
+        for m in (0.25, 0.35, 0.5, 0.75, 1.0, 1.1, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 3.1):
+            params = {"c": c, "m": m, "d": divisor}
+            for text, args in (
+                ("make_divisible($c * $m, $d)", (c * m, divisor)),
+                ("make_divisible($c * $m, $d, $d // 2 + 1)", (c * m, divisor, divisor // 2 + 1)),
+                ("make_divisible($c * $m, $d, 64)", (c * m, divisor, 64)),
+            ):
+                got = substitute(text, params)
+                want = ref(*args)
+                if got != want or type(got) is not int:
+                    mismatches.append((text, params, got, want))
+    assert mismatches == []
+
+
+def test_make_divisible_matches_its_definition() -> None:
+    # The rule spelled out: nearest multiple (halves up), at least min_value, never > 10 % down.
+    for v in (0.5, 3.0, 7.9, 12.0, 27.75, 37.5, 100.0, 1023.9):
+        for d in (1, 4, 8):
+            q = int(v + d / 2) // d * d
+            expected = max(d, q)
+            if expected < 0.9 * v:
+                expected += d
+            assert make_divisible(v, d) == expected
+
+
+# ------------------------------------------------------------------ decimals in model files
+
+WIDTH = """
+params: {n: 1, s: 8}
+input: [3, $s, 8]
+blocks:
+  b:
+    params: {c: 16, ratio: 1.0, n: 1}
+    layers:
+      - {type: conv2d, filters: $c * $ratio, kernel: 1}
+layers:
+  - {block: b, ratio: 0.75, repeat: $n}
+"""
+
+
+def test_a_decimal_block_parameter_giving_a_whole_width() -> None:
+    s = build(WIDTH)
+    assert s.layers()[0].output_shape == (12, 8, 8)
+    s = build(WIDTH.replace("ratio: 0.75", "ratio: 0.3, c: 10"))
+    assert s.layers()[0].output_shape == (3, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "ratio: 0.75",
+            "ratio: 0.7",
+            "m.yaml:8:9: filters must be a whole number, got 11.2 (= $c * $ratio; use round(), "
+            "floor() or ceil())",
+        ),
+        (
+            "repeat: $n",
+            "repeat: $n / 2",
+            "m.yaml:10:5: repeat must be a whole number, got 0.5 (= $n / 2; use round(), floor() "
+            "or ceil())",
+        ),
+        (
+            "[3, $s, 8]",
+            "[3, ($s + 1) / 2, 8]",
+            "m.yaml:3:8: input size must be a whole number, got 4.5 (= ($s + 1) / 2; use round(), floor() "
+            "or ceil())",
+        ),
+    ],
+)
+def test_a_decimal_where_a_whole_number_is_needed(old: str, new: str, message: str) -> None:
+    assert error(WIDTH.replace(old, new)) == message
+
+
+def test_make_divisible_in_a_model() -> None:
+    # Inside { } a comma ends the value: the expression is quoted.
+    s = build(WIDTH.replace("$c * $ratio", "'make_divisible($c * $ratio, 8)'"))
+    assert s.layers()[0].output_shape == (16, 8, 8)  # 12 -> 16: nearest multiple, halves up
+    assert error(WIDTH.replace("$c * $ratio", "make_divisible($c * $ratio, 8)")) == (
+        "m.yaml:8:9: missing ')' after the arguments of make_divisible in 'make_divisible($c * "
+        "$ratio'; inside { } a comma ends the value: quote an expression with commas"
+    )
