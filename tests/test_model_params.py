@@ -698,3 +698,274 @@ def test_make_divisible_in_a_model() -> None:
         "m.yaml:8:9: missing ')' after the arguments of make_divisible in 'make_divisible($c * "
         "$ratio'; inside { } a comma ends the value: quote an expression with commas"
     )
+
+
+# ------------------------------------------------------------------ blocks see their input (decision 2)
+
+DENSENET121 = """
+name: densenet121
+input: [3, 224, 224]
+blocks:
+  dense_layer:
+    params: {growth: 32, bn_size: 4}
+    layers:
+      - {type: batchnorm, name: norm1}
+      - {type: relu, name: relu1}
+      - {type: conv2d, name: conv1, filters: $bn_size * $growth, kernel: 1, bias: false}
+      - {type: batchnorm, name: norm2}
+      - {type: relu, name: relu2}
+      - {type: conv2d, name: conv2, filters: $growth, kernel: 3, padding: 1, bias: false}
+      - {type: concat, input: [input, conv2]}
+  transition:            # half the input's channels, as torchvision's _Transition
+    layers:
+      - {type: batchnorm, name: norm}
+      - {type: relu}
+      - {type: conv2d, name: conv, filters: $in_channels // 2, kernel: 1, bias: false}
+      - {type: avgpool2d, name: pool, kernel: 2}
+layers:
+  - {type: conv2d, name: conv0, filters: 64, kernel: 7, stride: 2, padding: 3, bias: false}
+  - {type: batchnorm, name: norm0}
+  - {type: relu}
+  - {type: maxpool2d, kernel: 3, stride: 2, padding: 1}
+  - {block: dense_layer, name: denseblock1, repeat: 6}
+  - {block: transition, name: transition1}
+  - {block: dense_layer, name: denseblock2, repeat: 12}
+  - {block: transition, name: transition2}
+  - {block: dense_layer, name: denseblock3, repeat: 24}
+  - {block: transition, name: transition3}
+  - {block: dense_layer, name: denseblock4, repeat: 16}
+  - {type: batchnorm, name: norm5}
+  - {type: relu}
+  - {type: adaptive_avgpool, output_size: 1}
+  - {type: flatten}
+  - {type: dense, name: classifier, units: 1000}
+"""
+
+
+def test_densenet_transitions_halve_their_input() -> None:
+    s = build(DENSENET121)
+    convs = {r.name: r.output_shape for r in s.layers() if r.name.endswith(".conv")}
+    assert convs == {
+        "transition1.conv": (128, 56, 56),  # 64 + 6 × 32 = 256 in
+        "transition2.conv": (256, 28, 28),  # 128 + 12 × 32 = 512 in
+        "transition3.conv": (512, 14, 14),  # 256 + 24 × 32 = 1024 in
+    }
+    # torchvision's published densenet121: 7,978,856 params, 2.834 GFLOPS (MACs).
+    assert s.totals.trainable_params == 7_978_856
+    assert f"{s.totals.macs / 1e9:.3f}" == "2.834"
+
+
+def _torchvision() -> object:
+    torch = pytest.importorskip("torch")
+    saved = torch.library.register_fake
+    torch.library.register_fake = lambda *args, **kwargs: lambda fn: fn
+    try:
+        return pytest.importorskip("torchvision")
+    finally:
+        torch.library.register_fake = saved
+
+
+def _torch_counts(net: object, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """Parameters, buffers (num_batches_tracked excluded) and conv + linear MACs (bias
+    excluded) of a torch module, the MACs from hooks on a forward pass on the meta device."""
+    import torch
+
+    macs = 0
+
+    def hook(module: torch.nn.Module, _: object, out: torch.Tensor) -> None:
+        nonlocal macs
+        weight = module.weight
+        per_output = weight[0].numel() if isinstance(module, torch.nn.Conv2d) else weight.shape[1]
+        macs += out.numel() * per_output
+
+    for m in net.modules():  # type: ignore[attr-defined]
+        if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        net(torch.zeros((1, *shape), device="meta"))  # type: ignore[operator]
+    params = sum(p.numel() for p in net.parameters())  # type: ignore[attr-defined]
+    buffers = sum(
+        b.numel()
+        for n, b in net.named_buffers()  # type: ignore[attr-defined]
+        if not n.endswith("num_batches_tracked")
+    )
+    return params, buffers, macs
+
+
+@pytest.mark.oracle
+def test_densenet121_with_in_channels_is_torchvisions() -> None:
+    tv = _torchvision()
+    import torch
+
+    with torch.device("meta"):
+        net = tv.models.densenet121()  # type: ignore[attr-defined]
+    t = build(DENSENET121).totals
+    assert (t.trainable_params, t.non_trainable_params, t.macs) == _torch_counts(net, (3, 224, 224))
+
+
+SE = """
+input: [{c}, 7, 7]
+blocks:
+  se:                     # torchvision.ops.SqueezeExcitation(C, max(1, C // 4))
+    layers:
+      - {{type: adaptive_avgpool, output_size: 1}}
+      - {{type: conv2d, name: fc1, filters: 'max(1, $in_channels // 4)', kernel: 1}}
+      - {{type: relu}}
+      - {{type: conv2d, name: fc2, filters: $in_channels, kernel: 1}}
+      - {{type: sigmoid}}
+      - {{type: multiply, input: [input, sigmoid]}}
+layers:
+  - {{block: se}}
+"""
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 4, 5, 16, 17, 96, 1000])
+def test_se_block_squeezes_a_quarter_of_its_input(c: int) -> None:
+    s = build(SE.format(c=c))
+    squeeze = max(1, c // 4)
+    rows = {r.local: r for r in s.layers()}
+    assert rows["fc1"].output_shape == (squeeze, 1, 1)
+    assert rows["fc2"].output_shape == (c, 1, 1)
+    assert s.totals.params == (c * squeeze + squeeze) + (squeeze * c + c)
+    assert s.layers()[-1].output_shape == (c, 7, 7)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("c", [1, 3, 16, 17, 96])
+def test_se_block_is_torchvisions(c: int) -> None:
+    tv = _torchvision()
+    import torch
+
+    from cnncli.model.torch_check import check
+
+    with torch.device("meta"):
+        se = tv.ops.SqueezeExcitation(c, max(1, c // 4))  # type: ignore[attr-defined]
+    s = build(SE.format(c=c))
+    assert (s.totals.trainable_params, 0, s.totals.macs) == _torch_counts(se, (c, 7, 7))
+    assert all(row.ok for row in check(s))  # and --verify agrees layer by layer
+
+
+def test_each_repetition_sees_its_own_input() -> None:
+    s = build(
+        """
+        input: [4, 8, 8]
+        blocks:
+          grow:
+            layers:
+              - {type: conv2d, filters: $in_channels + 1, kernel: 1}
+        layers:
+          - {block: grow, repeat: 3}
+        """
+    )
+    assert [r.output_shape[0] for r in s.layers()] == [5, 6, 7]
+
+
+def test_spatial_sizes_per_rank_and_layout() -> None:
+    def last_shape(head: str, expr: str, conv: str = "conv2d") -> tuple[int, ...]:
+        text = (
+            f"{head}\nblocks:\n  b:\n    layers:\n"
+            f"      - {{type: {conv}, filters: {expr}, kernel: 1}}\n"
+            f"layers:\n  - {{type: {conv}, filters: 2, kernel: 1}}\n  - {{block: b}}\n"
+        )
+        return build(text).layers()[-1].output_shape
+
+    assert last_shape("input: [3, 10, 6]", "$in_height * 10 + $in_width") == (106, 10, 6)
+    assert last_shape(
+        "input: [10, 6, 3]\nlayout: channels_last",
+        "$in_height * 100 + $in_width * 10 + $in_channels",
+    ) == (10, 6, 1062)
+    assert last_shape("input: [3, 9]", "$in_length", "conv1d") == (9, 9)
+    assert last_shape(
+        "input: [3, 4, 5, 6]", "$in_depth * 100 + $in_height * 10 + $in_width", "conv3d"
+    ) == (456, 4, 5, 6)
+
+
+def test_a_nested_call_reads_the_enclosing_blocks_input() -> None:
+    # MBConv's squeeze-and-excite squeezes a quarter of the MBConv input, not of its own input.
+    s = build(
+        """
+        input: [16, 8, 8]
+        blocks:
+          se:
+            params: {squeeze: 1}
+            layers:
+              - {type: global_avgpool, keepdims: true}
+              - {type: conv2d, name: reduce, filters: $squeeze, kernel: 1}
+              - {type: conv2d, name: expand, filters: $in_channels, kernel: 1}
+              - {type: multiply, input: [input, expand]}
+          mbconv:
+            layers:
+              - {type: conv2d, name: expand, filters: $in_channels * 6, kernel: 1}
+              - {block: se, squeeze: 'max(1, $in_channels // 4)'}
+        layers:
+          - {block: mbconv}
+        """
+    )
+    shapes = {r.name: r.output_shape for r in s.layers()}
+    assert shapes["mbconv.expand"] == (96, 8, 8)
+    assert shapes["mbconv.se.reduce"] == (4, 1, 1)  # 16 // 4, the MBConv's input
+    assert shapes["mbconv.se.expand"] == (96, 1, 1)  # the SE block's own input
+
+
+def test_a_forward_reference_is_fine_unless_the_block_reads_its_size() -> None:
+    text = """
+        input: [3, 8, 8]
+        blocks:
+          b:
+            layers:
+              - {type: conv2d, filters: FILTERS, kernel: 1}
+        layers:
+          - {block: b, input: later}
+          - {type: conv2d, name: later, input: input, filters: 5, kernel: 1}
+        """
+    assert build(text.replace("FILTERS", "2")).layers()[0].output_shape == (2, 8, 8)
+    assert error(text.replace("FILTERS", "$in_channels")) == (
+        "m.yaml:6:9: block 'b' reads its input's size ($in_…), so it needs the shape of "
+        "'later', which is defined further down (a forward reference); define it above the "
+        "block, or pass the size as a parameter"
+    )
+
+
+def test_sizes_are_computed_only_when_read() -> None:
+    # A block that does not read $in_… leaves every shape to the pass after expansion.
+    s = build(DENSENET121.replace("$in_channels // 2", "128"))
+    assert s.totals.layers == build(DENSENET121).totals.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "input: [3, 8, 8]\nlayers:\n  - {type: conv2d, filters: $in_channels, kernel: 1}\n",
+            "m.yaml:3:5: $in_channels is a size of a block's input: it exists inside blocks "
+            "only; at the top level, use the sizes of input: or a parameter",
+        ),
+        (
+            "input: [3, 8]\nblocks:\n  b: {layers: [{type: conv1d, filters: $in_height, "
+            "kernel: 1}]}\nlayers:\n  - {block: b}\n",
+            "m.yaml:3:16: $in_height is not defined: the block input has 1 spatial axes (it "
+            "has $in_channels, $in_length)",
+        ),
+        (
+            "input: [3]\nblocks:\n  b: {layers: [{type: dense, units: $in_width}]}\n"
+            "layers:\n  - {block: b}\n",
+            "m.yaml:3:16: $in_width is not defined: the block input has 0 spatial axes (it "
+            "has $in_channels)",
+        ),
+        (
+            "input: [3, 8, 8]\nblocks:\n  b: {layers: [{type: relu}]}\n"
+            "layers:\n  - {block: b, in_channels: 4}\n",
+            "m.yaml:5:5: block 'b' is given in_channels, but $in_channels is computed from the "
+            "block's input; leave it out",
+        ),
+        (
+            "input: [3, 8, 8]\nblocks:\n  b: {layers: [{type: conv2d, filters: $in_channels, "
+            "kernel: 9}]}\nlayers:\n  - {type: conv2d, filters: 4, kernel: 9}\n  - {block: b}\n",
+            "m.yaml:5:5: layer 'conv2d' (conv2d): kernel 9 is larger than the padded input 8 "
+            "on axis H (input 8 + padding 0+0); use padding of at least 1 in total, or a "
+            "smaller kernel",
+        ),
+    ],
+)
+def test_block_input_errors(text: str, message: str) -> None:
+    assert error(text) == message

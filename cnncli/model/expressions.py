@@ -18,7 +18,7 @@ from typing import Any
 
 from cnncli import limits
 from cnncli.errors import ModelError
-from cnncli.model.layers import closest, shorten, show
+from cnncli.model.layers import TShape, closest, shorten, show
 
 Number = int | float
 #: Past this size a number in an expression is absurd (no size, count or factor comes close).
@@ -275,8 +275,16 @@ def _settled(value: Any, text: str) -> Any:
     return Inexact(value, text.strip())
 
 
+#: The spatial sizes a block reads from its input's computed shape, per number of spatial axes
+#: (format decision 2); with ``in_channels`` they are :data:`BLOCK_INPUT_NAMES`.
+_SPATIAL_NAMES = {
+    0: (),
+    1: ("in_length",),
+    2: ("in_height", "in_width"),
+    3: ("in_depth", "in_height", "in_width"),
+}
 #: Names a block reads from its input's computed shape (``$in_channels``…); never declared.
-BLOCK_INPUT_NAMES = ("in_channels", "in_depth", "in_height", "in_width", "in_length")
+BLOCK_INPUT_NAMES = ("in_channels", *_SPATIAL_NAMES[3], *_SPATIAL_NAMES[1])
 _NAME = re.compile(r"[A-Za-z_]\w*")
 
 
@@ -296,14 +304,21 @@ def check_param_name(name: Any, owner: str) -> None:
 
 class Params(dict[str, Any]):
     """The parameter values visible in one place: a block instance's, or the model's top
-    level (``top``: the file's ``params:`` with the chosen variant's values)."""
+    level (``top``: the file's ``params:`` with the chosen variant's values).
+
+    In a block instance, ``input_shape`` gives the block input's computed shape: it is called
+    (and the shapes it needs computed) only when ``$in_channels`` & co. are read.
+    """
 
     top: bool = False
+    input_shape: Callable[[], TShape] | None = None
 
 
 def _param(name: str, params: dict[str, Any]) -> Any:
     if name in params:
         return params[name]
+    if name in BLOCK_INPUT_NAMES:
+        return _input_size(name, params)
     if params:
         listing = f" (parameters: {', '.join('$' + p for p in params)})"
     elif getattr(params, "top", False):
@@ -311,6 +326,27 @@ def _param(name: str, params: dict[str, Any]) -> Any:
     else:
         listing = " (no parameters here)"
     raise ModelError(f"unknown parameter ${name}{closest(name, list(params))}{listing}")
+
+
+def _input_size(name: str, params: dict[str, Any]) -> int:
+    """``$in_channels``, ``$in_height``… of the block input (decision 2)."""
+    shape_of: Callable[[], TShape] | None = getattr(params, "input_shape", None)
+    if shape_of is None:
+        raise ModelError(
+            f"${name} is a size of a block's input: it exists inside blocks only; "
+            "at the top level, use the sizes of input: or a parameter"
+        )
+    shape = shape_of()
+    if name == "in_channels":
+        return shape.channels
+    axes = _SPATIAL_NAMES[len(shape.spatial)]
+    if name not in axes:
+        have = ", ".join(f"${a}" for a in ("in_channels", *axes))
+        raise ModelError(
+            f"${name} is not defined: the block input has {len(shape.spatial)} spatial "
+            f"axes (it has {have})"
+        )
+    return shape.spatial[axes.index(name)]
 
 
 def substitute(value: Any, params: dict[str, Any]) -> Any:
