@@ -256,7 +256,7 @@ def test_deep_expression_refused() -> None:
         summarize_text(text, "m.yaml")
     assert str(exc.value) == (
         "m.yaml:3:32: the expression '((((((((((((((((((((((((((((((((((((((((((((((((((((((((((("
-        "…' has 5,000 parentheses and minus signs, over the nesting limit of 100; raise it with "
+        "…' has 5,000 parentheses and signs, over the nesting limit of 100; raise it with "
         "--limit nesting=5000 if you mean it"
     )
 
@@ -330,8 +330,9 @@ def test_wrong_types_name_key_value_and_line(
         ),
         (
             "input: [3, 8, 8]\nblocks:\n  a: {params: {c: 4.5}, layers: [{type: conv2d, "
-            "filters: $c * 2, kernel: 3}]}\nlayers:\n  - {block: a}\n",
-            "3:34: parameter $c is 4.5, not a whole number, in '$c * 2'",
+            "filters: $c * 3, kernel: 3}]}\nlayers:\n  - {block: a}\n",
+            "3:34: filters must be a whole number, got 13.5 (= $c * 3; use round(), floor() or "
+            "ceil())",
         ),
         (
             "name: [a]\ninput: [3, 8, 8]\nlayers: [{type: relu}]\n",
