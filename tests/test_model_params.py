@@ -304,7 +304,7 @@ def test_unknown_name_lists_models_and_suggests_close_ones(zoo: Path) -> None:
         summarize("tiny-x")
     assert str(exc.value) == (
         "unknown model 'tiny-x': no such file and not in the zoo; did you mean tiny-c, tiny-b, "
-        "tiny-a? (zoo: plain, tiny-a, tiny-b, tiny-c)"
+        "tiny-a? (cnncli summary --list shows the 4 zoo models)"
     )
 
 
