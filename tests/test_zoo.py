@@ -26,7 +26,8 @@ PUBLISHED = {
 
 
 def test_zoo_is_complete() -> None:
-    assert zoo_names() == sorted(PUBLISHED)
+    # The keras-* models are checked against Keras in tests/test_zoo_keras.py.
+    assert [n for n in zoo_names() if not n.startswith("keras-")] == sorted(PUBLISHED)
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
