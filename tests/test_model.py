@@ -343,8 +343,9 @@ def test_unknown_zoo_name_lists_the_zoo() -> None:
         summarize("resnet5")
     assert str(exc.value) == (
         "unknown model 'resnet5': no such file and not in the zoo; did you mean resnet50, resnet18, "
-        "lenet5? (zoo: alexnet, googlenet, lenet5, mnist-convnet, mobilenet_v2, resnet18, resnet50, vgg16)"
+        f"lenet5? (zoo: {', '.join(zoo_names())})"
     )
+    assert "alexnet, googlenet" in str(exc.value)
 
 
 def test_missing_file() -> None:
