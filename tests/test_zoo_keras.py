@@ -56,6 +56,12 @@ KERAS_ZOO = {
     "keras-densenet121": Published(
         "DenseNet121", 8_062_504, 7_978_856, 83_648, (1000,), 428, 2_834_161_664
     ),
+    "keras-efficientnetb0": Published(
+        "EfficientNetB0", 5_330_571, 5_288_548, 42_023, (1000,), 239, 385_814_752
+    ),
+    "keras-inceptionv3": Published(
+        "InceptionV3", 23_851_784, 23_817_352, 34_432, (1000,), 312, 5_713_216_096
+    ),
 }
 
 
