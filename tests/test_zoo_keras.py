@@ -62,6 +62,12 @@ KERAS_ZOO = {
     "keras-inceptionv3": Published(
         "InceptionV3", 23_851_784, 23_817_352, 34_432, (1000,), 312, 5_713_216_096
     ),
+    "keras-xception": Published(
+        "Xception", 22_910_480, 22_855_952, 54_528, (1000,), 133, 8_357_403_496
+    ),
+    "keras-nasnetmobile": Published(
+        "NASNetMobile", 5_326_716, 5_289_978, 36_738, (1000,), 770, 563_638_816
+    ),
 }
 
 
