@@ -9,8 +9,9 @@ Layers are matched by the graph, not by name: both graphs are walked depth first
 output, each layer's inputs in order, and the two post-orders are paired one to one (Keras's
 ``model.layers``, InputLayer excepted, against our rows). Every Keras layer and every row must be
 paired; each pair must agree on the layer type, output shape, parameters (trainable and
-non-trainable) and the activation inside a conv or dense layer. Where our row carries a Keras
-name (``block1.conv1`` → ``block1_conv1``) it must be the name of the Keras layer it is paired with.
+non-trainable), the kernel or pool window and stride, and the activation inside a conv or dense
+layer. Where our row carries a Keras name (``block1.conv1`` → ``block1_conv1``) it must be the
+name of the Keras layer it is paired with.
 
 MACs follow the format's convention: multiply-accumulates of convolutions (regular, depthwise,
 separable = depthwise + pointwise) and dense layers, bias excluded; everything else counts 0.
@@ -28,7 +29,7 @@ from typing import Any
 import pytest
 
 from cnncli.errors import ModelError
-from cnncli.model import Row, Summary, summarize, zoo_names
+from cnncli.model import ZOO_DIR, Row, Summary, summarize, zoo_names
 from cnncli.model.layers import activation_name, layer_type
 
 
@@ -71,7 +72,9 @@ KERAS_ZOO = {
 }
 
 
+@functools.cache
 def _summary(name: str) -> Summary:
+    """The zoo model's summary, built once per test session (NASNetMobile has 770 rows)."""
     return summarize(name)
 
 
@@ -93,6 +96,18 @@ def test_totals_are_keras_totals(name: str) -> None:
     assert list(s.outputs.values()) == [want.output]
     assert len(s.layers()) == want.layers
     assert t.macs == want.macs
+
+
+@pytest.mark.parametrize("name", sorted(KERAS_ZOO))
+def test_file_header_states_the_published_totals(name: str) -> None:
+    want = KERAS_ZOO[name]
+    text = (ZOO_DIR / f"{name}.yaml").read_text(encoding="utf-8")
+    header = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+    assert f"keras.applications.{want.application}()" in header
+    assert (
+        f"Total params {want.total:,}; Trainable {want.trainable:,}; "
+        f"Non-trainable {want.non_trainable:,}"
+    ) in header
 
 
 @pytest.mark.parametrize("name", sorted(KERAS_ZOO))
@@ -221,6 +236,12 @@ def _differences(layer: Any, row: Row, keras_names: set[str]) -> list[str]:
         and _activation(cfg["activation"]) != row.activation
     ):
         out.append(f"{layer.name} activation {cfg['activation']} vs {row.name} {row.activation}")
+    window = cfg.get("kernel_size") or cfg.get("pool_size")
+    if window is not None and (tuple(window), tuple(cfg["strides"])) != (row.kernel, row.stride):
+        out.append(
+            f"{layer.name} window {window} stride {cfg['strides']} vs {row.name} {row.kernel} "
+            f"stride {row.stride}"
+        )
     named = row.name.replace(".", "_")
     if named in keras_names and named != layer.name:
         out.append(f"{row.name} is paired with {layer.name}, not with Keras's {named}")
