@@ -120,7 +120,7 @@ def test_blocks_repeat_first_and_if() -> None:
 
 
 def test_unknown_parameter_in_call() -> None:
-    assert error(BLOCKS) == "m.yaml:13:5: unknown parameter $missing (no parameters here)"
+    assert error(BLOCKS) == "m.yaml:13:5: unknown parameter $missing (the file declares no params:)"
 
 
 def test_expressions() -> None:
@@ -174,6 +174,76 @@ def test_trainable_false_moves_params() -> None:
         """
     )
     assert (s.totals.trainable_params, s.totals.non_trainable_params) == (0, 112)
+
+
+AUX = """
+input: [3, 16, 16]
+blocks:
+  aux:
+    layers:
+      - {type: conv2d, name: conv, filters: 4, kernel: 1}
+      - {type: flatten}
+      - {type: dense, name: fc, units: 10}
+layers:
+  - {type: conv2d, name: stem, filters: 8, kernel: 3, padding: 1}
+  - {block: aux, name: AuxLogits, training_only: true}
+  - {type: conv2d, name: head_conv, input: stem, filters: 8, kernel: 3, padding: 1}
+  - {type: global_avgpool, name: pool}
+  - {type: dense, name: fc, units: 10}
+"""
+
+
+def test_training_only_branch_counts_params_not_macs() -> None:
+    # Inception v3's auxiliary classifier: parameters published, no MACs at inference.
+    s = build(AUX)
+    rows = {r.name: r for r in s.layers()}
+    aux = [r for r in s.layers() if r.name.startswith("AuxLogits.")]
+    assert [r.training_only for r in aux] == [True, True, True]
+    assert not rows["head_conv"].training_only
+    assert rows["AuxLogits.conv"].params == 8 * 4 + 4 and rows["AuxLogits.conv"].macs == 0
+    assert rows["AuxLogits.fc"].params == 4 * 16 * 16 * 10 + 10
+    main = (3 * 9 * 8 + 8) + (8 * 9 * 8 + 8) + (8 * 10 + 10)
+    assert s.totals.trainable_params == main + 36 + 10_250
+    assert s.totals.macs == 16 * 16 * (3 * 9 * 8 + 8 * 9 * 8) + 8 * 10
+    assert s.outputs == {"fc": (10,)}
+    elements = 2 * 8 * 16 * 16 + 8 + 10  # stem, head_conv, pool, fc
+    assert s.totals.activation_bytes == 4 * elements
+
+
+def test_training_only_follows_its_inputs() -> None:
+    # Marking the first layer of a branch is enough: what it feeds runs only in training too.
+    text = AUX.replace(
+        "{block: aux, name: AuxLogits, training_only: true}", "{block: aux, name: AuxLogits}"
+    )
+    text = text.replace(
+        "{type: conv2d, name: conv, filters: 4, kernel: 1}",
+        "{type: conv2d, name: conv, filters: 4, kernel: 1, training_only: true}",
+    )
+    assert [r.training_only for r in build(text).layers()] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert build(text).totals.macs == build(AUX).totals.macs
+
+
+def test_training_only_is_shown_and_exported() -> None:
+    from cnncli.render.summary import TRAINING_ONLY_NOTE, to_dict, to_markdown
+
+    s = build(AUX)
+    assert to_dict(s)["layers"][1]["training_only"] is True
+    assert TRAINING_ONLY_NOTE in to_dict(s)["conventions"]["notes"]
+    assert "| conv | conv2d [training only] |" in to_markdown(s).replace("&nbsp;", "")
+    assert TRAINING_ONLY_NOTE not in to_dict(build(SEQ))["conventions"]["notes"]
+
+
+def test_training_only_must_be_a_flag() -> None:
+    text = AUX.replace("training_only: true", "training_only: 3")
+    assert error(text) == "m.yaml:11:5: training_only must be true or false, got 3"
 
 
 # ---- errors: each one line, naming the file and line ----------------------------------------
@@ -242,7 +312,7 @@ ERRORS = [
     (
         "input: [3, 8, 8]\nlayer: [{type: relu}]\n",
         "m.yaml:1:1: unknown top-level key 'layer'; did you mean layers, layout? "
-        "(keys: name, description, input, inputs, layout, framework, blocks, layers)",
+        "(keys: name, description, params, variants, input, inputs, layout, framework, blocks, layers)",
     ),
     (
         "input: [3, 8, 8]\nlayers: []\n",
