@@ -9,8 +9,8 @@ Layers are matched by the graph, not by name: both graphs are walked depth first
 output, each layer's inputs in order, and the two post-orders are paired one to one (Keras's
 ``model.layers``, InputLayer excepted, against our rows). Every Keras layer and every row must be
 paired; each pair must agree on the layer type, output shape, parameters (trainable and
-non-trainable), the kernel or pool window and stride, and the activation inside a conv or dense
-layer. Where our row carries a Keras name (``block1.conv1`` → ``block1_conv1``) it must be the
+non-trainable), the kernel or pool window and stride, the activation inside a conv or dense
+layer, and the dropout rate and batch normalisation's epsilon and momentum. Where our row carries a Keras name (``block1.conv1`` → ``block1_conv1``) it must be the
 name of the Keras layer it is paired with.
 
 MACs follow the format's convention: multiply-accumulates of convolutions (regular, depthwise,
@@ -199,7 +199,11 @@ def _activation(value: Any) -> str | None:
     return activation_name(value) if isinstance(value, str) else None
 
 
-def _differences(layer: Any, row: Row, keras_names: set[str]) -> list[str]:
+#: Keras config keys the file states too (as our option names), compared where both have them.
+_SETTINGS = {"rate": "rate", "epsilon": "eps", "momentum": "momentum"}
+
+
+def _differences(layer: Any, row: Row, opts: dict[str, Any], keras_names: set[str]) -> list[str]:
     """How a Keras layer and the row paired with it differ (empty when they agree)."""
     cls = type(layer).__name__
     cfg = layer.get_config()
@@ -242,6 +246,9 @@ def _differences(layer: Any, row: Row, keras_names: set[str]) -> list[str]:
             f"{layer.name} window {window} stride {cfg['strides']} vs {row.name} {row.kernel} "
             f"stride {row.stride}"
         )
+    for key, ours_key in _SETTINGS.items():
+        if key in cfg and not math.isclose(cfg[key], opts[ours_key], rel_tol=1e-9):
+            out.append(f"{layer.name} {key} {cfg[key]} vs {row.name} {opts[ours_key]}")
     named = row.name.replace(".", "_")
     if named in keras_names and named != layer.name:
         out.append(f"{row.name} is paired with {layer.name}, not with Keras's {named}")
@@ -259,10 +266,11 @@ def test_every_layer_against_keras(name: str) -> None:
     # No layer left out on either side: every Keras layer and every row is reached and paired.
     assert len(keras_order) == len(keras_layers) == want.layers
     assert len(our_order) == len(rows) == want.layers
+    opts = {n.name: n.opts for n in s.nodes}
     bad = [
         diff
         for k, r in zip(keras_order, our_order, strict=True)
-        for diff in _differences(keras_layers[k], rows[r], set(keras_layers))
+        for diff in _differences(keras_layers[k], rows[r], opts[r], set(keras_layers))
     ]
     assert not bad, f"{len(bad)} differences, first: {bad[:5]}"
 
