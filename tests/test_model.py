@@ -479,15 +479,15 @@ def zoo_table() -> str:
     from cnncli.model import zoo_entries
 
     lines = [
-        "| model | file | input | trainable params | non-trainable | GMACs | description |",
-        "|---|---|---|---:|---:|---:|---|",
+        "| model | file | input | total params | trainable | non-trainable | GMACs | description |",
+        "|---|---|---|---:|---:|---:|---:|---|",
     ]
     for entry in zoo_entries():
         s = summarize(entry.name)
         t = s.totals
         shape = "×".join(str(d) for d in next(iter(s.inputs.values())))
         lines.append(
-            f"| `{entry.name}` | {entry.file} | {shape} | {t.trainable_params:,} | "
+            f"| `{entry.name}` | {entry.file} | {shape} | {t.params:,} | {t.trainable_params:,} | "
             f"{t.non_trainable_params:,} | {t.macs / 1e9:.3f} | {entry.description} |"
         )
     return "\n".join(lines)
