@@ -22,17 +22,19 @@ OPTION_NAMES = frozenset(
         "framework",
         "groups",
         "in-channels",
+        "input",
         "op",
         "out-channels",
         "output-padding",
         "padding",
         "solve",
         "target",
+        "variant",
         "verify",
     }
 )
 #: Actions of the command line with no model-file key: a model message still names the flag.
-_COMMAND_LINE_ONLY = frozenset({"solve", "target", "verify"})
+_COMMAND_LINE_ONLY = frozenset({"solve", "target", "verify", "variant", "input"})
 _OPTION = re.compile(r"\{opt:(" + "|".join(sorted(OPTION_NAMES, key=len, reverse=True)) + r")\}")
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cnncli.cli import app
-from cnncli.cli.options import LimitOption, apply_limits
+from cnncli.cli.options import LimitOption, apply_limits, parse_ints
 from cnncli.enums import Column
 from cnncli.errors import UsageError
 
@@ -130,11 +130,18 @@ def summary(
             help="Build the model with PyTorch and compare every layer's shape and params.",
         ),
     ] = False,
+    input_shape: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            help="Input shape without the batch (e.g. 3,224,224) for ONNX, Keras and PyTorch models whose file leaves sizes open.",
+        ),
+    ] = None,
     limit: LimitOption = None,
 ) -> None:
     """Summarise a model."""
     apply_limits(limit)
-    from cnncli.model import locate, summarize
+    from cnncli.model import summarize
     from cnncli.render import summary as render
 
     if list_zoo:
@@ -159,9 +166,14 @@ def summary(
         from cnncli.outputs import check_output
 
         # Refused before any work and before any output: never over the model file itself.
-        check_output(svg, [locate(model)], force)
+        check_output(svg, [_model_file(model)], force)
         _check_svg_target(svg)
-    result = summarize(model, count_bias=count_bias, variant=variant)
+    from cnncli.model.readers import ReadOptions
+
+    shape = tuple(parse_ints(input_shape, "--input")) if input_shape is not None else None
+    result = summarize(
+        model, count_bias=count_bias, variant=variant, options=ReadOptions(input_shape=shape)
+    )
     for warning in result.warnings:
         from cnncli.render.term import printable
 
@@ -186,6 +198,19 @@ def summary(
     if report is not None:
         # Machine-readable output stays clean: the verdict goes to stderr there.
         (sys.stderr if formats else sys.stdout).write(report + "\n")
+
+
+def _model_file(model: str) -> Path:
+    """The file a model source reads (a PyTorch ``file.py:Name`` reads file.py)."""
+    from cnncli.model import locate
+    from cnncli.model.readers import PYTHON_SOURCE
+
+    if Path(model).is_file():
+        return Path(model)
+    python = PYTHON_SOURCE.match(model)
+    if python and python["where"].endswith(".py"):
+        return Path(python["where"])
+    return locate(model)
 
 
 def _list(model: str | None, variant: str | None, as_json: bool) -> None:

@@ -31,6 +31,7 @@ from cnncli.model.layers import (
     whole,
 )
 from cnncli.model.load import Mapping, Seq, find_model, load_yaml, read_text
+from cnncli.model.readers import ReadOptions, reader_for
 
 # Sizes refused before any work (file bytes, YAML nodes, nesting, layers, block calls) are the
 # work budget of cnncli.limits, which --limit changes for one run.
@@ -123,6 +124,9 @@ class Summary:
     #: One line each, for stderr: things that change no number (a momentum in the other
     #: framework's convention).
     warnings: list[str] = field(default_factory=list)
+    #: One line each, printed under the table: what a reader of a non-YAML file did (see
+    #: :mod:`cnncli.model.readers`).
+    notes: list[str] = field(default_factory=list)
 
     def layers(self) -> list[Row]:
         return [r for r in self.rows if r.kind == "layer"]
@@ -655,8 +659,30 @@ def _visible(b: Expander, node: Node) -> Node:
     return node
 
 
-def summarize(source: str, count_bias: bool = False, variant: str | None = None) -> Summary:
-    """Load a model file (or a zoo name, which may name a variant) and summarise it."""
+def summarize(
+    source: str,
+    count_bias: bool = False,
+    variant: str | None = None,
+    options: ReadOptions | None = None,
+) -> Summary:
+    """Load a model file (or a zoo name, which may name a variant) and summarise it.
+
+    ONNX, Keras and PyTorch sources go through their reader (:mod:`cnncli.model.readers`) into
+    the same model-format data a YAML file gives; ``options`` carries ``--input``.
+    """
+    reader = reader_for(source)
+    if reader is not None:
+        if variant is not None:
+            raise UsageError("{opt:variant} is for model files with variants:; drop it")
+        read = reader(source, options or ReadOptions())
+        summary = build(read.data, read.label, count_bias)
+        summary.notes = list(read.notes)
+        return summary
+    if options is not None and options.input_shape is not None:
+        raise UsageError(
+            "{opt:input} is for ONNX, Keras and PyTorch models; a YAML model gives its input: "
+            "itself (edit the file, or use a variant)"
+        )
     ref = find_model(source)
     if variant is not None and ref.variant not in (None, variant):
         raise ModelError(

@@ -205,7 +205,12 @@ def table(
     for label, value in totals_lines(summary):
         tot.add_row(label + ":", value)
     conv = CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS
-    return tbl, Group(tot, Text(conv, style="dim"), Text(notes(summary), style="dim"))
+    return tbl, Group(
+        tot,
+        Text(conv, style="dim"),
+        Text(notes(summary), style="dim"),
+        *(Text(printable(n), style="dim") for n in summary.notes),
+    )
 
 
 def _body(
@@ -397,6 +402,8 @@ def to_dict(summary: Summary) -> dict[str, Any]:
             "bytes_per_element": BYTES_PER_ELEMENT,
             "notes": notes(summary),
         },
+        # What the reader of an ONNX, Keras or PyTorch model did (empty for YAML models).
+        "reader_notes": list(summary.notes),
     }
 
 
@@ -488,6 +495,7 @@ def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[st
     lines.append(CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS)
     lines.append("")
     lines.append(notes(summary))
+    lines.extend(f"\n{_md(n)}" for n in summary.notes)
     return "\n".join(lines) + "\n"
 
 

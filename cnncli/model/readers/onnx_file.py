@@ -1,0 +1,10 @@
+"""ONNX models for `cnncli summary` (being built: issue #12)."""
+
+from __future__ import annotations
+
+from cnncli.errors import ModelError
+from cnncli.model.readers import ReadModel, ReadOptions
+
+
+def read_onnx(source: str, options: ReadOptions) -> ReadModel:
+    raise ModelError(f"{source}: reading ONNX models is not built yet (issue #12)")
