@@ -120,7 +120,7 @@ def test_blocks_repeat_first_and_if() -> None:
 
 
 def test_unknown_parameter_in_call() -> None:
-    assert error(BLOCKS) == "m.yaml:13:5: unknown parameter $missing (no parameters here)"
+    assert error(BLOCKS) == "m.yaml:13:5: unknown parameter $missing (the file declares no params:)"
 
 
 def test_expressions() -> None:
@@ -242,7 +242,7 @@ ERRORS = [
     (
         "input: [3, 8, 8]\nlayer: [{type: relu}]\n",
         "m.yaml:1:1: unknown top-level key 'layer'; did you mean layers, layout? "
-        "(keys: name, description, input, inputs, layout, framework, blocks, layers)",
+        "(keys: name, description, params, variants, input, inputs, layout, framework, blocks, layers)",
     ),
     (
         "input: [3, 8, 8]\nlayers: []\n",

@@ -16,12 +16,16 @@ from cnncli.errors import UsageError
 EXAMPLES = """Print a model's layers, output shapes, parameters and MACs, from a YAML
 model file or a model of the zoo, with numbers that match torchvision's and Keras's own.
 
-Zoo: alexnet, googlenet, lenet5, mnist-convnet, mobilenet_v2, resnet18, resnet50, vgg16.
-The format: docs/model-format.md; a commented example: samples/models/example.yaml.
+The zoo: cnncli summary --list. The format: docs/model-format.md; a commented example:
+samples/models/example.yaml.
 
 Examples:
 
   cnncli summary resnet50              # 25,557,032 params, 4.089 GMACs
+
+  cnncli summary --list                # every zoo model, its file and description
+
+  cnncli summary family.yaml --variant big   # one of the file's variants:
 
   cnncli summary resnet50 --depth 1    # fold each stage into one row
 
@@ -68,8 +72,20 @@ def _columns(text: str | None) -> list[str]:
 @app.command(help=EXAMPLES)
 def summary(
     model: Annotated[
-        str, typer.Argument(help="A model YAML file, or a zoo name such as resnet50.")
-    ],
+        str | None,
+        typer.Argument(help="A model YAML file, or a zoo name such as resnet50 (see --list)."),
+    ] = None,
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            "--variant",
+            help="Which of the file's variants: to summarise (default: the first).",
+        ),
+    ] = None,
+    list_zoo: Annotated[
+        bool,
+        typer.Option("--list", help="List the zoo's models (name, file, description) and exit."),
+    ] = False,
     depth: Annotated[
         int | None,
         typer.Option(
@@ -121,6 +137,14 @@ def summary(
     from cnncli.model import locate, summarize
     from cnncli.render import summary as render
 
+    if list_zoo:
+        _list(model, variant, as_json)
+        return
+    if model is None:
+        raise UsageError(
+            "give a model YAML file or a zoo name (cnncli summary --list shows the zoo)"
+        )
+
     formats = [
         n for n, on in (("--json", as_json), ("--csv", as_csv), ("--markdown", as_markdown)) if on
     ]
@@ -137,7 +161,7 @@ def summary(
         # Refused before any work and before any output: never over the model file itself.
         check_output(svg, [locate(model)], force)
         _check_svg_target(svg)
-    result = summarize(model, count_bias=count_bias)
+    result = summarize(model, count_bias=count_bias, variant=variant)
     report = None
     if verify:
         from cnncli.model.torch_check import verify_summary
@@ -158,6 +182,19 @@ def summary(
     if report is not None:
         # Machine-readable output stays clean: the verdict goes to stderr there.
         (sys.stderr if formats else sys.stdout).write(report + "\n")
+
+
+def _list(model: str | None, variant: str | None, as_json: bool) -> None:
+    """``--list``: the zoo, read without building any model."""
+    from cnncli.model import zoo_entries
+    from cnncli.render import summary as render
+
+    if model is not None or variant is not None:
+        raise UsageError(
+            f"--list takes no {'model' if model is not None else '--variant'}; drop it"
+        )
+    entries = zoo_entries()
+    sys.stdout.write(render.zoo_json(entries) if as_json else render.zoo_table(entries))
 
 
 def _check_svg_target(svg: Path) -> None:

@@ -2,7 +2,7 @@
 
 Where things live:
 
-- :mod:`~cnncli.model.load`: zoo names, reading a file within the byte budget, YAML with
+- :mod:`~cnncli.model.load`: zoo names (variants found by a cheap scan of the zoo files), reading a file within the byte budget, YAML with
   line/column positions (bounded, event-driven, plain data only);
 - :mod:`~cnncli.model.expressions`: the ``$param`` expression evaluator of block calls;
 - :mod:`~cnncli.model.graph`: layers and block calls expanded into nodes, references, order;
@@ -24,7 +24,16 @@ from cnncli.model.build import (
     summarize,
     summarize_text,
 )
-from cnncli.model.load import ZOO_DIR, load_yaml, locate, zoo_names
+from cnncli.model.load import (
+    ZOO_DIR,
+    ModelRef,
+    ZooEntry,
+    find_model,
+    load_yaml,
+    locate,
+    zoo_entries,
+    zoo_names,
+)
 
 __all__ = [
     "BYTES_PER_ELEMENT",
@@ -32,10 +41,14 @@ __all__ = [
     "Row",
     "Summary",
     "Totals",
+    "ModelRef",
+    "ZooEntry",
     "build",
+    "find_model",
     "load_yaml",
     "locate",
     "summarize",
     "summarize_text",
+    "zoo_entries",
     "zoo_names",
 ]

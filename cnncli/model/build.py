@@ -9,6 +9,7 @@ and the torch builder in :mod:`cnncli.model.torch_check` all read the same :clas
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from cnncli import arithmetic as ar
 from cnncli import limits
 from cnncli.errors import CnnCliError, ModelError, UsageError, as_model_key
+from cnncli.model.expressions import Params, check_param_name, substitute
 from cnncli.model.graph import Expander, Node
 from cnncli.model.layers import (
     LAYER_TYPES,
@@ -27,7 +29,7 @@ from cnncli.model.layers import (
     show,
     whole,
 )
-from cnncli.model.load import Mapping, Seq, load_yaml, locate, read_text
+from cnncli.model.load import Mapping, Seq, find_model, load_yaml, read_text
 
 # Sizes refused before any work (file bytes, YAML nodes, nesting, layers, block calls) are the
 # work budget of cnncli.limits, which --limit changes for one run.
@@ -36,7 +38,20 @@ BYTES_PER_ELEMENT = 4
 #: Elements of one tensor (one sample) past which a model is refused as absurd.
 _MAX_ELEMENTS = 2**40
 
-_TOP_KEYS = ("name", "description", "input", "inputs", "layout", "framework", "blocks", "layers")
+_TOP_KEYS = (
+    "name",
+    "description",
+    "params",
+    "variants",
+    "input",
+    "inputs",
+    "layout",
+    "framework",
+    "blocks",
+    "layers",
+)
+#: What a variant may set besides the top-level parameters.
+_VARIANT_KEYS = ("description",)
 _BLOCK_KEYS = ("params", "layers", "output", "description")
 
 
@@ -121,15 +136,20 @@ def _at(label: str, item: Any, msg: str) -> ModelError:
     )
 
 
-def build(data: Any, label: str, count_bias: bool = False) -> Summary:
-    """Turn parsed YAML into a :class:`Summary` (every error names ``label:line:col``)."""
+def build(data: Any, label: str, count_bias: bool = False, variant: str | None = None) -> Summary:
+    """Turn parsed YAML into a :class:`Summary` (every error names ``label:line:col``).
+
+    ``variant`` picks one of the file's ``variants:`` (default: the first); the summary is
+    then named after it.
+    """
     if not isinstance(data, Mapping):
         raise ModelError(
             f"{label}: a model file is a mapping with input: and layers: (see docs/model-format.md)"
         )
     _check_top_keys(data, label)
+    chosen, params = _model_params(data, label, variant)
     layout, ctx = _conventions(data, label)
-    raw_inputs = _raw_inputs(data, label)
+    raw_inputs = _raw_inputs(data, label, params)
     b = Expander(label, ctx)
     b.blocks = _blocks(data, label)
     scope: dict[str, str] = {}
@@ -140,7 +160,7 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
             data,
             "the model has no layers; list them under layers: (see docs/model-format.md)",
         )
-    b.expand(data["layers"], data, {}, "", scope, first, None, 0)
+    b.expand(data["layers"], data, params, "", scope, first, None, 0)
     b.resolve_refs()
     ordered = b.topo()
     for node in ordered:
@@ -152,7 +172,7 @@ def build(data: Any, label: str, count_bias: bool = False) -> Summary:
     outputs = [n for n in b.order if n.name not in consumed and not n.hidden] or visible[-1:]
     last = ctx.channels_last
     return Summary(
-        name=str(data.get("name") or Path(label).stem),
+        name=chosen or str(data.get("name") or Path(label).stem),
         source=label,
         layout=layout,
         framework=ctx.framework.value,
@@ -201,7 +221,118 @@ def _conventions(data: Mapping, label: str) -> tuple[str, Ctx]:
     return layout, Ctx(framework, last)
 
 
-def _raw_inputs(data: Mapping, label: str) -> dict[str, Any]:
+def _model_params(data: Mapping, label: str, variant: str | None) -> tuple[str | None, Params]:
+    """The top-level ``params:`` with the chosen variant's values, and the variant's name.
+
+    Every variant is checked (not only the chosen one): a typo in any of them is an error.
+    """
+    defaults = data.get("params")
+    if defaults is None:
+        defaults = {}
+    if not isinstance(defaults, dict):
+        raise _at(
+            label, data, "params: must map parameter names to default values, e.g. {width: 64}"
+        )
+    for name, value in defaults.items():
+        try:
+            check_param_name(name, "the model")
+            _kind(value)
+        except ModelError as err:
+            raise _at(label, defaults, str(err)) from None
+    params = Params(defaults)
+    params.top = True
+    variants = data.get("variants")
+    if variants is None:
+        if variant is not None:
+            raise _at(
+                label, data, f"there is no variant {show(variant)}: the file declares no variants:"
+            )
+        return None, params
+    if not isinstance(variants, dict) or not variants:
+        raise _at(
+            label,
+            data,
+            "variants: must map model names to parameter values, "
+            "e.g. variants: {resnet50: {depths: [3, 4, 6, 3]}}",
+        )
+    for vname, values in variants.items():
+        _check_variant(label, vname, values, defaults, variants)
+    chosen = next(iter(variants)) if variant is None else variant
+    if chosen not in variants:
+        raise _at(
+            label,
+            variants,
+            f"unknown variant {show(chosen)}{closest(chosen, list(variants))} "
+            f"(variants: {', '.join(variants)})",
+        )
+    params.update((k, v) for k, v in (variants[chosen] or {}).items() if k not in _VARIANT_KEYS)
+    return chosen, params
+
+
+def _kind(value: Any) -> str:
+    """What a parameter holds, as messages say it: a number, true or false, text or a list."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    raise ModelError(
+        f"a parameter holds a number, true or false, text or a list, got {show(value)}"
+    )
+
+
+def _check_variant(
+    label: str, vname: Any, values: Any, defaults: dict[str, Any], variants: Any
+) -> None:
+    """A variant: a model name mapping declared parameters to values of the defaults' kinds."""
+    where = values if isinstance(values, Mapping) else variants
+    if not re.fullmatch(r"[A-Za-z0-9_][\w.\-]*", vname):
+        raise _at(
+            label, where, f"variant name {show(vname)} must be a word (letters, digits, _ . -)"
+        )
+    if values is None:
+        return
+    if not isinstance(values, dict):
+        raise _at(
+            label,
+            where,
+            f"variant {show(vname)} must map parameters to values, e.g. {{width: 64}}, "
+            f"got {show(values)}",
+        )
+    for key, value in values.items():
+        if key == "description":
+            if not isinstance(value, str):
+                raise _at(label, where, f"description of variant {show(vname)} must be text")
+            continue
+        if key not in defaults:
+            listing = (
+                f"parameters: {', '.join(defaults)}" if defaults else "the file declares no params:"
+            )
+            raise _at(
+                label,
+                where,
+                f"variant {show(vname)} sets {show(key)}, which is not a parameter"
+                f"{closest(key, list(defaults))} ({listing})",
+            )
+        try:
+            given = _kind(value)
+        except ModelError as err:
+            raise _at(label, where, f"variant {show(vname)}, {key}: {err}") from None
+        if defaults[key] is not None and given != _kind(defaults[key]):
+            raise _at(
+                label,
+                where,
+                f"variant {show(vname)} sets {key} to {show(value)}; the parameter holds "
+                f"{_kind(defaults[key])} (its default is {show(defaults[key])})",
+            )
+
+
+def _raw_inputs(data: Mapping, label: str, params: Params) -> dict[str, Any]:
     if ("input" in data) == ("inputs" in data):
         raise _at(
             label,
@@ -213,7 +344,13 @@ def _raw_inputs(data: Mapping, label: str) -> dict[str, Any]:
         raise _at(
             label, data, "inputs: must map names to shapes, e.g. inputs: {image: [3, 224, 224]}"
         )
-    return raw_inputs
+    out = {}
+    for name, shape in raw_inputs.items():
+        try:
+            out[name] = substitute(shape, params)
+        except ModelError as err:
+            raise _at(label, shape if isinstance(shape, Seq) else data, str(err)) from None
+    return out
 
 
 def _blocks(data: Mapping, label: str) -> dict[str, Mapping]:
@@ -242,6 +379,11 @@ def _blocks(data: Mapping, label: str) -> dict[str, Mapping]:
             raise _at(
                 label, block, f"params of block {show(bname)} must map names to default values"
             )
+        for name in block.get("params") or {}:
+            try:
+                check_param_name(name, f"block {show(bname)}")
+            except ModelError as err:
+                raise _at(label, block["params"], str(err)) from None
     return dict(blocks)
 
 
@@ -461,16 +603,23 @@ def _visible(b: Expander, node: Node) -> Node:
     return node
 
 
-def summarize(source: str, count_bias: bool = False) -> Summary:
-    """Load a model file (or a zoo name) and summarise it."""
-    path = locate(source)
-    return summarize_text(read_text(path), str(path), count_bias)
+def summarize(source: str, count_bias: bool = False, variant: str | None = None) -> Summary:
+    """Load a model file (or a zoo name, which may name a variant) and summarise it."""
+    ref = find_model(source)
+    if variant is not None and ref.variant not in (None, variant):
+        raise ModelError(
+            f"{source} names one model of the zoo already (variant {ref.variant} of "
+            f"{ref.path.name}); for the variant {variant}, give {variant} instead"
+        )
+    return summarize_text(read_text(ref.path), str(ref.path), count_bias, variant or ref.variant)
 
 
-def summarize_text(text: str, label: str = "<model>", count_bias: bool = False) -> Summary:
+def summarize_text(
+    text: str, label: str = "<model>", count_bias: bool = False, variant: str | None = None
+) -> Summary:
     """Summarise a model given as YAML text (``label`` names it in errors)."""
     try:
-        return build(load_yaml(text, label), label, count_bias)
+        return build(load_yaml(text, label), label, count_bias, variant)
     except RecursionError:
         # Only when --limit nesting was raised far above its default.
         raise ModelError(

@@ -112,17 +112,42 @@ def _expr(text: str, params: dict[str, Any]) -> Any:
     return value
 
 
-def _param(name: str, params: dict[str, Any]) -> Any:
-    if name not in params:
+#: Names a block reads from its input's computed shape (``$in_channels``…); never declared.
+BLOCK_INPUT_NAMES = ("in_channels", "in_depth", "in_height", "in_width", "in_length")
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def check_param_name(name: Any, owner: str) -> None:
+    """A declarable parameter name: a word ``$name`` can reach, not a block-input name."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ModelError(
-            f"unknown parameter ${name}{closest(name, list(params))}"
-            + (
-                f" (parameters: {', '.join('$' + p for p in params)})"
-                if params
-                else " (no parameters here)"
-            )
+            f"{owner} declares the parameter {show(name)}; names are words "
+            "(letters, digits and _, not starting with a digit) that $name can read"
         )
-    return params[name]
+    if name in BLOCK_INPUT_NAMES:
+        raise ModelError(
+            f"{owner} declares the parameter {name}, but ${name} is the block input's size "
+            f"(computed, never declared); rename it"
+        )
+
+
+class Params(dict[str, Any]):
+    """The parameter values visible in one place: a block instance's, or the model's top
+    level (``top``: the file's ``params:`` with the chosen variant's values)."""
+
+    top: bool = False
+
+
+def _param(name: str, params: dict[str, Any]) -> Any:
+    if name in params:
+        return params[name]
+    if params:
+        listing = f" (parameters: {', '.join('$' + p for p in params)})"
+    elif getattr(params, "top", False):
+        listing = " (the file declares no params:)"
+    else:
+        listing = " (no parameters here)"
+    raise ModelError(f"unknown parameter ${name}{closest(name, list(params))}{listing}")
 
 
 def substitute(value: Any, params: dict[str, Any]) -> Any:
@@ -130,5 +155,10 @@ def substitute(value: Any, params: dict[str, Any]) -> Any:
     if isinstance(value, str) and "$" in value:
         return _expr(value, params)
     if isinstance(value, list):
-        return [substitute(v, params) for v in value]
+        out = [substitute(v, params) for v in value]
+        if type(value) is list:
+            return out
+        kept = type(value)(out)  # a YAML list keeps its line and column for messages
+        kept.__dict__.update(value.__dict__)
+        return kept
     return value

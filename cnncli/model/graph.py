@@ -312,9 +312,10 @@ class Expander:
             return type(err)(text)
         return type(err)(str(self.at(item, text)))
 
-    def _block(self, item: Mapping) -> tuple[str, Mapping]:
-        """The block a call names, refusing unknown blocks and blocks that call themselves."""
-        block_name = item["block"]
+    def _block(self, item: Mapping, params: dict[str, Any]) -> tuple[str, Mapping]:
+        """The block a call names (``block: $unit`` through a parameter), refusing unknown
+        blocks and blocks that call themselves."""
+        block_name = substitute(item["block"], params)
         if not isinstance(block_name, str):
             raise ModelError(
                 f"block must name a block defined under blocks:, got {show(block_name)}"
@@ -342,7 +343,7 @@ class Expander:
         counters: dict[str, int],
     ) -> _Call:
         """A block call's values with ``$params`` substituted, checked against the block."""
-        block_name, block = self._block(item)
+        block_name, block = self._block(item, params)
         defaults = dict(block.get("params") or {})
         call_params = {k: substitute(v, params) for k, v in item.items() if k not in _CALL_RESERVED}
         _known_params(block_name, call_params, defaults, listed=True)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from cnncli.enums import Column
-from cnncli.model import BYTES_PER_ELEMENT, Row, Summary
+from cnncli.model import BYTES_PER_ELEMENT, Row, Summary, ZooEntry
 from cnncli.render import si, thousands
 from cnncli.render.term import printable
 
@@ -461,3 +461,18 @@ def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[st
     lines.append("")
     lines.append(NOTES)
     return "\n".join(lines) + "\n"
+
+
+def zoo_table(entries: Sequence[ZooEntry]) -> str:
+    """``cnncli summary --list``: one aligned line per zoo model (name, file, description)."""
+    rows = [("model", "file", "description")] + [
+        (printable(e.name), printable(e.file), printable(e.description)) for e in entries
+    ]
+    wide = [max(len(r[i]) for r in rows) for i in range(2)]
+    return "".join(f"{n:<{wide[0]}}  {f:<{wide[1]}}  {d}".rstrip() + "\n" for n, f, d in rows)
+
+
+def zoo_json(entries: Sequence[ZooEntry]) -> str:
+    """``cnncli summary --list --json``: the zoo as a list of {name, file, description}."""
+    items = [{"name": e.name, "file": e.file, "description": e.description} for e in entries]
+    return json.dumps(items, indent=2) + "\n"
