@@ -181,6 +181,50 @@ MODELS = {
           - {type: GlobalAveragePooling2D}
           - {type: Dense, units: 3}
     """,
+    "keras_issue_11": """
+        input: [23, 29, 3]
+        layout: channels_last
+        layers:
+          - {type: Rescaling, scale: 0.00392156862745098, offset: -0.5}
+          - {type: Normalization}
+          - {type: Rescaling, scale: [0.5, 1.0, 2.0]}
+          - {type: SeparableConv2D, filters: 8, kernel_size: 3, strides: 2, padding: same,
+             depth_multiplier: 2, activation: relu}
+          - {type: BatchNormalization, scale: false}
+          - {type: SeparableConv2D, filters: 6, kernel_size: [3, 5], use_bias: false, dilation_rate: 2}
+          - {type: BatchNormalization, center: false}
+          - {type: Cropping2D, cropping: [[1, 0], [0, 2]], name: crop}
+          - {type: ZeroPadding2D, padding: [[1, 1], [1, 1]]}
+          - {type: Cropping2D, cropping: 1}
+          - {type: mean, axes: [1, 2], keepdims: true, name: squeezed}
+          - {type: Reshape, shape: [-1]}
+          - {type: Reshape, shape: [1, 1, 6]}
+          - {type: Dense, units: 6, activation: sigmoid, name: gate}
+          - {type: multiply, input: [crop, gate]}
+          - {type: Permute, dims: [2, 1, 3]}
+          - {type: Normalization, axis: [1, 3]}
+          - {type: Normalization, axis: null}
+          - {type: Normalization, mean: 0.5, variance: 4}
+          - {type: mean, axes: channels}
+          - {type: Reshape, shape: [-1, 5]}
+          - {type: Cropping1D}
+          - {type: Cropping1D, cropping: [0, 2]}
+          - {type: SeparableConv1D, filters: 4, kernel_size: 2, depth_multiplier: 3}
+    """,
+    "channels_first_issue_11": """
+        input: [4, 6, 7, 8]
+        layers:
+          - {type: Cropping3D}
+          - {type: Cropping3D, cropping: [[0, 1], 1, [2, 0]]}
+          - {type: batchnorm, scale: false, momentum: 0.1}
+          - {type: mean, dim: [2, 3], keepdim: false}
+          - {type: permute, dims: [0, 2, 1]}
+          - {type: reshape, shape: [2, -1, 4]}
+          - {type: batchnorm, center: false}
+          - {type: Rescaling, scale: 2}
+          - {type: mean, axes: -1}
+          - {type: flatten}
+    """,
     "one_d": """
         input: [2, 50]
         layers:

@@ -85,6 +85,8 @@ class LayerType:
     #: Number of inputs: 1, or 0 for "two or more".
     arity: int = 1
     summary: str = ""
+    #: Option spellings of this type only (``dim`` of ``mean`` is ``axes``), before OPTION_ALIASES.
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 #: Option spellings of PyTorch and Keras accepted as the canonical name.
@@ -188,6 +190,32 @@ def _one(inputs: list[TShape]) -> TShape:
     return inputs[0]
 
 
+def _from_dims(dims: Sequence[int], ctx: Ctx) -> TShape:
+    """A shape given in the model's layout order (channels first or last) as a :class:`TShape`."""
+    if ctx.channels_last:
+        return TShape(dims[-1], tuple(dims[:-1]))
+    return TShape(dims[0], tuple(dims[1:]))
+
+
+def axis_indices(value: Any, rank: int, what: str, ctx: Ctx) -> tuple[int, ...]:
+    """Axis numbers as PyTorch and Keras count them with the batch (0 = batch, 1 = the first axis
+    of the layout, negatives from the end; ``channels`` is the channel axis), as 0-based indices
+    of the shape without its batch, sorted and without repeats."""
+    items = value if isinstance(value, list) else [value]
+    out: set[int] = set()
+    for item in items:
+        if item == "channels":
+            out.add(rank - 1 if ctx.channels_last else 0)
+            continue
+        if not _is_int(item) or not (1 <= item <= rank or -rank <= item <= -1):
+            raise ModelError(
+                f"{what} {show(value)} does not fit a shape of {rank} ax{'is' if rank == 1 else 'es'} "
+                f"without the batch; use axes 1 to {rank} (0 is the batch) or -1 to -{rank}"
+            )
+        out.add(item - 1 if item > 0 else rank + item)
+    return tuple(sorted(out))
+
+
 def _need_spatial(name: str, x: TShape, ndim: int, ctx: Ctx) -> None:
     if len(x.spatial) != ndim:
         axes = " ".join(ar.axis_names(ndim))
@@ -252,6 +280,172 @@ def _conv(ndim: int, op: ar.Op, depthwise: bool = False) -> Callable[..., LayerO
     return compute
 
 
+def _separable(ndim: int) -> Callable[..., LayerOut]:
+    """Keras SeparableConv: a depthwise conv (no bias) then a 1×1 conv with the bias."""
+
+    def compute(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+        x = _one(inputs)
+        _need_spatial(opts["_type"], x, ndim, ctx)
+        geom = _geometry(x, opts, ar.Op.CONV, ctx)
+        bias = flag(opts["bias"], "bias")
+        mid = x.channels * whole(opts["depth_multiplier"], "depth_multiplier")
+        filters = whole(opts["filters"], "filters")
+        try:
+            depthwise = ar.layer_cost(geom, x.channels, mid, x.channels, bias=False)
+            point = ar.resolve(ar.make_spec(geom.output_size, 1, framework=ctx.framework))
+            pointwise = ar.layer_cost(point, mid, filters, 1, bias)
+        except CnnCliError as err:
+            raise ModelError(_model_words(err).replace("in channels", "input channels")) from None
+        return LayerOut(
+            TShape(filters, geom.output_size),
+            trainable=depthwise.params + pointwise.params,
+            macs=depthwise.macs + pointwise.macs,
+            bias_macs=pointwise.output_elements if bias else 0,
+            kernel=geom.spec.kernel,
+            stride=geom.spec.stride,
+            dilation=geom.spec.dilation,
+            geometry=geom,
+            rf="window",
+        )
+
+    return compute
+
+
+def crop_pairs(value: Any, ndim: int) -> tuple[tuple[int, int], ...]:
+    """Keras's ``cropping``: one number for every side; for 1-D ``[start, end]``; for 2-D and 3-D
+    one number per axis (both sides) or ``[before, after]`` per axis."""
+    if _is_int(value):
+        return ((value, value),) * ndim
+    items = list(value)
+    if ndim == 1:
+        if len(items) == 2 and all(map(_is_int, items)):
+            return ((items[0], items[1]),)
+        raise ModelError(
+            f"cropping {show(value)} is not one number or [start, end] (Keras's Cropping1D)"
+        )
+    if len(items) != ndim:
+        raise ModelError(
+            f"cropping {show(value)} has {len(items)} values for {ndim} spatial axes; give one "
+            f"number, {ndim} numbers or {ndim} [before, after] pairs"
+        )
+    return tuple((v, v) if _is_int(v) else (v[0], v[1]) for v in items)
+
+
+def _cropping(ndim: int) -> Callable[..., LayerOut]:
+    def compute(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+        x = _one(inputs)
+        _need_spatial(opts["_type"], x, ndim, ctx)
+        pairs = crop_pairs(opts["cropping"], ndim)
+        sizes = []
+        for n, (a, b), axis in zip(x.spatial, pairs, ar.axis_names(ndim), strict=True):
+            if a + b >= n:
+                raise ModelError(
+                    f"cropping {a}+{b} on axis {axis} leaves nothing of its {n} positions; "
+                    "crop less than the size"
+                )
+            sizes.append(n - a - b)
+        return LayerOut(TShape(x.channels, tuple(sizes)))
+
+    return compute
+
+
+def _reshape(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    target = list(opts["shape"])
+    known = math.prod(d for d in target if d != -1)
+    if target.count(-1) > 1:
+        raise ModelError(f"shape {show(target)} has more than one -1; give every size but one")
+    if -1 in target:
+        if x.elements % known:
+            raise ModelError(
+                f"shape {show(target)} cannot hold the input {ctx.show(x)} ({x.elements:,} "
+                f"elements are not a multiple of {known:,})"
+            )
+        target[target.index(-1)] = x.elements // known
+    elif known != x.elements:
+        raise ModelError(
+            f"shape {show(target)} holds {known:,} elements, but the input {ctx.show(x)} has "
+            f"{x.elements:,}; the sizes must multiply to the same number"
+        )
+    return LayerOut(_from_dims(target, ctx), rf="lost")
+
+
+def _permute(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    dims = x.dims(ctx.channels_last)
+    order = list(opts["dims"])
+    if len(order) == len(dims) + 1 and order[0] == 0:
+        order = order[1:]  # PyTorch's spelling, batch included: [0, 2, 3, 1]
+    if sorted(order) != list(range(1, len(dims) + 1)):
+        raise ModelError(
+            f"dims {show(opts['dims'])} is not an order of the axes 1 to {len(dims)} of the input "
+            f"{ctx.show(x)}; e.g. {list(range(len(dims), 0, -1))} (the batch, 0, stays first)"
+        )
+    return LayerOut(_from_dims([dims[i - 1] for i in order], ctx), rf="lost")
+
+
+def _per_channel(value: Any, what: str, x: TShape, ctx: Ctx) -> None:
+    """A number, or a list of one number per channel (broadcast along the channel axis)."""
+    if isinstance(value, list) and len(value) not in (1, x.channels):
+        raise ModelError(
+            f"{what} has {len(value)} values but the input {ctx.show(x)} has {x.channels} "
+            "channels; give one number or one per channel"
+        )
+
+
+def _rescaling(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    _per_channel(opts["scale"], "scale", x, ctx)
+    _per_channel(opts["offset"], "offset", x, ctx)
+    return LayerOut(x)
+
+
+def stats_size(opts: dict[str, Any], x: TShape, ctx: Ctx) -> int:
+    """Numbers in each of Keras Normalization's mean and variance: the sizes of its kept axes."""
+    if opts["axis"] is None:
+        return 1
+    dims = x.dims(ctx.channels_last)
+    return math.prod(dims[i] for i in axis_indices(opts["axis"], len(dims), "axis", ctx))
+
+
+def _normalization(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
+    x = _one(inputs)
+    size = stats_size(opts, x, ctx)
+    given = [k for k in ("mean", "variance") if opts[k] is not None]
+    if len(given) == 1:
+        raise ModelError(f"normalization takes mean and variance together, got only {given[0]}")
+    for k in given:
+        if isinstance(opts[k], list) and len(opts[k]) not in (1, size):
+            raise ModelError(
+                f"{k} has {len(opts[k])} values; give one number or {size} (one per normalised "
+                "position)"
+            )
+    # Keras: mean and variance (one number per kept position) and the sample count are
+    # non-trainable weights, unless mean and variance are given as constants.
+    return LayerOut(x, non_trainable=0 if given else 2 * size + 1)
+
+
+def _mean(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    dims = x.dims(ctx.channels_last)
+    axes = axis_indices(opts["axes"], len(dims), "axes", ctx)
+    keep = flag(opts["keepdims"], "keepdims")
+    out = (
+        [1 if i in axes else d for i, d in enumerate(dims)]
+        if keep
+        else [d for i, d in enumerate(dims) if i not in axes]
+    )
+    if not out:
+        raise ModelError(
+            f"mean over every axis of {ctx.show(x)} leaves a single number; keep an axis or "
+            "use keepdims: true"
+        )
+    shape = _from_dims(out, ctx)
+    return LayerOut(shape, rf="keep" if shape.spatial == x.spatial else "lost")
+
+
 def _pool(ndim: int, op: ar.Op) -> Callable[..., LayerOut]:
     def compute(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
         x = _one(inputs)
@@ -299,9 +493,10 @@ def _batchnorm(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx
     c = x.channels
     affine = flag(opts["affine"], "affine")
     stats = flag(opts["track_running_stats"], "track_running_stats")
-    # PyTorch: weight, bias (trainable); running_mean, running_var (buffers). Keras: gamma, beta;
-    # moving_mean, moving_variance (non-trainable weights). num_batches_tracked is not counted.
-    return LayerOut(x, trainable=2 * c if affine else 0, non_trainable=2 * c if stats else 0)
+    # PyTorch: weight, bias (trainable); running_mean, running_var (buffers). Keras: gamma (scale),
+    # beta (center); moving_mean, moving_variance (non-trainable). num_batches_tracked not counted.
+    kept = flag(opts["scale"], "scale") + flag(opts["center"], "center") if affine else 0
+    return LayerOut(x, trainable=kept * c, non_trainable=2 * c if stats else 0)
 
 
 def _layernorm(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
@@ -479,6 +674,19 @@ def _build_registry() -> dict[str, LayerType]:
             )
         )
         reg.append(LayerType(f"zeropad{nd}d", _zeropad(nd), {"padding": 1}))
+        # Keras's defaults: Cropping1D (1, 1), Cropping2D nothing, Cropping3D one on every side.
+        reg.append(LayerType(f"cropping{nd}d", _cropping(nd), {"cropping": 0 if nd == 2 else 1}))
+        if nd < 3:
+            reg.append(
+                LayerType(
+                    f"separable_conv{nd}d",
+                    _separable(nd),
+                    {k: v for k, v in _CONV_OPTS.items() if k != "groups"}
+                    | {"depth_multiplier": 1},
+                    ("filters", "kernel"),
+                    summary="Keras SeparableConv: depthwise (no bias), then 1×1 conv",
+                )
+            )
     reg += [
         LayerType("global_avgpool", _global_pool, {"keepdims": False}),
         LayerType("global_maxpool", _global_pool, {"keepdims": False}),
@@ -487,7 +695,29 @@ def _build_registry() -> dict[str, LayerType]:
         LayerType(
             "batchnorm",
             _batchnorm,
-            {"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True},
+            {
+                "eps": 1e-5,
+                "momentum": 0.1,
+                "affine": True,
+                "track_running_stats": True,
+                "scale": True,
+                "center": True,
+            },
+        ),
+        LayerType(
+            "normalization",
+            _normalization,
+            {"axis": "channels", "mean": None, "variance": None, "invert": False},
+        ),
+        LayerType("rescaling", _rescaling, {"scale": None, "offset": 0.0}, ("scale",)),
+        LayerType("reshape", _reshape, {"shape": None}, ("shape",)),
+        LayerType("permute", _permute, {"dims": None}, ("dims",)),
+        LayerType(
+            "mean",
+            _mean,
+            {"axes": None, "keepdims": False},
+            ("axes",),
+            aliases={"axis": "axes", "dim": "axes", "keepdim": "keepdims"},
         ),
         LayerType("layernorm", _layernorm, {"eps": 1e-5, "affine": True}),
         LayerType("dropout", _dropout, {"rate": 0.5}),
@@ -623,6 +853,33 @@ def _number(value: Any) -> bool:
     return _is_int(value) or (isinstance(value, float) and math.isfinite(value))
 
 
+def _numbers(value: Any) -> bool:
+    """A finite number or a short list of them."""
+    if isinstance(value, list):
+        return 1 <= len(value) <= MAX_LIST and all(map(_number, value))
+    return _number(value)
+
+
+def _axis_list(value: Any, allow_null: bool = False) -> bool:
+    """An axis number, ``channels``, or a list of them (``null`` too where it means something)."""
+    if value is None:
+        return allow_null
+    items = value if isinstance(value, list) else [value]
+    return 1 <= len(items) <= 5 and all(v == "channels" or _is_int(v) for v in items)
+
+
+def _all_ints(value: Any, test: Callable[[int], bool]) -> bool:
+    """Every whole number inside ``value`` (lists of any depth) passes ``test``."""
+    if isinstance(value, list):
+        return all(_all_ints(v, test) for v in value)
+    return not _is_int(value) or test(value)
+
+
+#: Longest list of per-channel numbers an option may hold (Rescaling's scale, mean, variance).
+MAX_LIST = 4096
+#: Options where an explicit ``null`` is a value of its own, checked like any other.
+_NULL_MEANS = frozenset({"normalization.axis"})
+
 #: What each option holds: (test, what the message says is expected). ``None`` is each
 #: option's default and always allowed here; the layer's rule decides whether it may be missing.
 _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -644,6 +901,36 @@ _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     **dict.fromkeys(("activation", "function", "mode"), (lambda v: isinstance(v, str), "a name")),
     **dict.fromkeys(("eps", "momentum", "rate", "negative_slope"), (_number, "a finite number")),
     "axis": (lambda v: isinstance(v, str) or _is_int(v), "channels or an axis number"),
+    # Options of one type only are keyed TYPE.OPTION: the same word means another thing there.
+    **dict.fromkeys(
+        ("batchnorm.scale", "batchnorm.center", "normalization.invert"),
+        (lambda v: isinstance(v, bool), "true or false"),
+    ),
+    **dict.fromkeys(
+        ("rescaling.scale", "rescaling.offset", "normalization.mean", "normalization.variance"),
+        (_numbers, "a finite number or a list of them (one per channel)"),
+    ),
+    "normalization.axis": (
+        lambda v: _axis_list(v, allow_null=True),
+        "channels, an axis number, a list of them, or null (one mean for everything)",
+    ),
+    "mean.axes": (_axis_list, "an axis number, channels, or a list of them, e.g. [2, 3]"),
+    "cropping": (
+        lambda v: _sizes(v, pairs=True) and _all_ints(v, lambda n: n >= 0),
+        "a whole number ≥ 0, a list of them, or [before, after] pairs, e.g. [[0, 1], [0, 1]]",
+    ),
+    "shape": (
+        lambda v: (
+            isinstance(v, list)
+            and 1 <= len(v) <= 4
+            and all(_is_int(d) and (d >= 1 or d == -1) for d in v)
+        ),
+        "a list of 1 to 4 sizes without the batch (one may be -1), e.g. [1, 1, 32]",
+    ),
+    "dims": (
+        lambda v: isinstance(v, list) and 1 <= len(v) <= 5 and all(map(_is_int, v)),
+        "a list of axis numbers without the batch, e.g. [2, 1] (Keras) or [0, 2, 1] (PyTorch)",
+    ),
 }
 
 
@@ -651,10 +938,10 @@ def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
     """Map option spellings to canonical names, refuse unknown ones, fill defaults."""
     opts: dict[str, Any] = {}
     for key, value in raw.items():
-        name = OPTION_ALIASES.get(key, key)
+        name = kind.aliases.get(key) or OPTION_ALIASES.get(key, key)
         if name not in kind.options:
             known = sorted(kind.options)
-            spellings = [a for a, c in OPTION_ALIASES.items() if c in kind.options]
+            spellings = [a for a, c in (OPTION_ALIASES | kind.aliases).items() if c in kind.options]
             hint = closest(key, known + spellings)
             listing = (
                 f" ({kind.name} takes {', '.join(known)})"
@@ -664,8 +951,10 @@ def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
             raise ModelError(f"unknown option {shorten(key)!r} for {kind.name}{hint}{listing}")
         if name in opts:
             raise ModelError(f"option {name!r} given twice (as {key!r}); keep one")
-        test, expected = _OPTION_TYPES.get(name, (lambda v: True, ""))
-        if value is not None and not test(value):
+        test, expected = _OPTION_TYPES.get(f"{kind.name}.{name}") or _OPTION_TYPES.get(
+            name, (lambda v: True, "")
+        )
+        if (value is not None or f"{kind.name}.{name}" in _NULL_MEANS) and not test(value):
             raise ModelError(f"{key} must be {expected}, got {show(value)}")
         if _huge(value):
             raise ModelError(f"{key} {show(value)} is absurdly large; use a realistic size")

@@ -21,7 +21,7 @@ from cnncli import arithmetic as ar
 from cnncli.errors import ModelError
 from cnncli.model.build import Summary
 from cnncli.model.graph import Node
-from cnncli.model.layers import LayerOut, TShape
+from cnncli.model.layers import Ctx, LayerOut, TShape, axis_indices, crop_pairs, stats_size
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,13 @@ class _Layer:
     node: Node
     x: TShape
     nn: Any
-    torch_rules: bool  # the model follows PyTorch's framework rules
+    ctx: Ctx  # the model's layout and framework
     kw: dict[str, Any]  # device=…, for modules that hold tensors
+
+    @property
+    def torch_rules(self) -> bool:
+        """The model follows PyTorch's framework rules."""
+        return self.ctx.framework is ar.Framework.TORCH
 
     @property
     def opts(self) -> dict[str, Any]:
@@ -146,9 +151,7 @@ def module_for(node: Node, inputs: list[TShape], summary: Summary, torch: Any, d
         return nn.Identity()
     if kind in ("add", "multiply", "concat"):
         return None
-    layer = _Layer(
-        node, inputs[0], nn, summary.ctx.framework is ar.Framework.TORCH, {"device": device}
-    )
+    layer = _Layer(node, inputs[0], nn, summary.ctx, {"device": device})
     for prefixes, make in _FACTORIES:
         if kind.startswith(prefixes):
             return make(layer)
@@ -164,6 +167,22 @@ def _sequence(nn: Any, *parts: Any) -> Any:
     return kept[0] if len(kept) == 1 else nn.Sequential(*kept)
 
 
+def _conv_padding(layer: _Layer) -> tuple[Any, Any, dict[str, Any]]:
+    """A conv's padding as PyTorch takes it: (a pad module or None, ``padding=``, extra args)."""
+    nn, o, geom = layer.nn, layer.opts, layer.geometry
+    if layer.node.kind.name.startswith("convtranspose"):
+        # PyTorch crops p on both sides; an uneven crop (Keras SAME) is the larger crop
+        # on both sides plus output padding for the difference.
+        crop = tuple(max(a.pad_before, a.pad_after) for a in geom.axes)
+        extra = tuple(a.output_padding + abs(a.pad_before - a.pad_after) for a in geom.axes)
+        return None, crop, {"output_padding": extra}
+    if layer.torch_rules and isinstance(o["padding"], str) and o["padding"] in ("same", "valid"):
+        return None, o["padding"], {}  # PyTorch's own rule for its named modes
+    if _symmetric(geom):
+        return None, tuple(a.pad_before for a in geom.axes), {}
+    return _pad_module(nn, geom), 0, {}
+
+
 def _conv_module(layer: _Layer) -> Any:
     nn, o, x, geom = layer.nn, layer.opts, layer.x, layer.geometry
     kind = layer.node.kind.name
@@ -171,21 +190,7 @@ def _conv_module(layer: _Layer) -> Any:
     transposed = kind.startswith("convtranspose")
     cls = getattr(nn, f"{'ConvTranspose' if transposed else 'Conv'}{nd}d")
     groups = x.channels if kind.startswith("depthwise") else o["groups"]
-    pre = None
-    extra: dict[str, Any] = {}
-    if transposed:
-        # PyTorch crops p on both sides; an uneven crop (Keras SAME) is the larger crop
-        # on both sides plus output padding for the difference.
-        padding: Any = tuple(max(a.pad_before, a.pad_after) for a in geom.axes)
-        extra["output_padding"] = tuple(
-            a.output_padding + abs(a.pad_before - a.pad_after) for a in geom.axes
-        )
-    elif layer.torch_rules and isinstance(o["padding"], str) and o["padding"] in ("same", "valid"):
-        padding = o["padding"]  # PyTorch's own rule for its named modes
-    elif _symmetric(geom):
-        padding = tuple(a.pad_before for a in geom.axes)
-    else:
-        pre, padding = _pad_module(nn, geom), 0
+    pre, padding, extra = _conv_padding(layer)
     conv = cls(
         x.channels,
         layer.out.shape.channels,
@@ -199,6 +204,27 @@ def _conv_module(layer: _Layer) -> Any:
         **layer.kw,
     )
     return _sequence(nn, pre, conv, _act(o.get("activation"), nn, o))
+
+
+def _separable_module(layer: _Layer) -> Any:
+    """Keras SeparableConv as PyTorch users write it: depthwise conv (no bias), then 1×1 conv."""
+    nn, o, x, geom = layer.nn, layer.opts, layer.x, layer.geometry
+    cls = getattr(nn, f"Conv{len(x.spatial)}d")
+    pre, padding, _ = _conv_padding(layer)
+    mid = x.channels * o["depth_multiplier"]
+    depthwise = cls(
+        x.channels,
+        mid,
+        geom.spec.kernel,
+        stride=geom.spec.stride,
+        padding=padding,
+        dilation=geom.spec.dilation,
+        groups=x.channels,
+        bias=False,
+        **layer.kw,
+    )
+    pointwise = cls(mid, o["filters"], 1, bias=o["bias"], **layer.kw)
+    return _sequence(nn, pre, depthwise, pointwise, _act(o.get("activation"), nn, o))
 
 
 def _pool_module(layer: _Layer) -> Any:
@@ -235,16 +261,120 @@ def _adaptive_pool_module(layer: _Layer) -> Any:
 
 
 def _batchnorm_module(layer: _Layer) -> Any:
-    o = layer.opts
-    cls = getattr(layer.nn, f"BatchNorm{max(len(layer.x.spatial), 1)}d")
-    return cls(
-        layer.x.channels,
+    nn: Any = layer.nn
+    o, c = layer.opts, layer.x.channels
+    cls = getattr(nn, f"BatchNorm{max(len(layer.x.spatial), 1)}d")
+    both = o["scale"] and o["center"]
+    norm = cls(
+        c,
         eps=o["eps"],
         momentum=o["momentum"],
-        affine=o["affine"],
+        affine=o["affine"] and both,
         track_running_stats=o["track_running_stats"],
         **layer.kw,
     )
+    if both or not o["affine"]:
+        return norm
+    torch = _torch()
+    shape = (c,) + (1,) * len(layer.x.spatial)
+
+    class KerasBatchNorm(nn.Module):  # type: ignore[misc]
+        """Keras BatchNormalization with only gamma (``center=False``) or only beta
+        (``scale=False``): PyTorch's BatchNorm without affine, then the one kept parameter."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm = norm
+            kept = torch.ones(shape, **layer.kw) if o["scale"] else torch.zeros(shape, **layer.kw)
+            self.weight = nn.Parameter(kept) if o["scale"] else None
+            self.bias = nn.Parameter(kept) if o["center"] else None
+
+        def forward(self, x: Any) -> Any:
+            y = self.norm(x)
+            return y * self.weight if self.weight is not None else y + self.bias
+
+    return KerasBatchNorm()
+
+
+def _normalization_module(layer: _Layer) -> Any:
+    """Keras Normalization: (x − mean) / √variance with mean, variance and count as buffers."""
+    nn: Any = layer.nn
+    o, torch = layer.opts, _torch()
+    size = 0 if o["mean"] is not None else stats_size(o, layer.x, layer.ctx)
+
+    class Normalization(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            if size:
+                self.register_buffer("mean", torch.zeros(size, **layer.kw))
+                self.register_buffer("variance", torch.ones(size, **layer.kw))
+                self.register_buffer("count", torch.zeros((), **layer.kw))
+
+        def forward(self, x: Any) -> Any:
+            return x  # the statistics' values do not change any shape or count
+
+    return Normalization()
+
+
+def _layout_module(layer: _Layer, fn: Callable[[Any], Any]) -> Any:
+    """A module applying ``fn`` to the tensor in the model's layout order (batch first)."""
+    nn: Any = layer.nn
+    last = layer.ctx.channels_last
+
+    class InLayout(nn.Module):  # type: ignore[misc]
+        def forward(self, x: Any) -> Any:
+            y = fn(x.movedim(1, -1) if last else x)
+            return y.movedim(-1, 1) if last else y
+
+    return InLayout()
+
+
+def _reshape_module(layer: _Layer) -> Any:
+    target = tuple(layer.opts["shape"])
+    return _layout_module(layer, lambda x: x.reshape(x.shape[0], *target))
+
+
+def _permute_module(layer: _Layer) -> Any:
+    order = list(layer.opts["dims"])
+    rank = len(layer.x.dims(False))
+    order = order if len(order) == rank + 1 else [0, *order]
+    return _layout_module(layer, lambda x: x.permute(*order))
+
+
+def _mean_module(layer: _Layer) -> Any:
+    x, o, ctx = layer.x, layer.opts, layer.ctx
+    rank = len(x.dims(False))
+    dims = [i + 1 for i in axis_indices(o["axes"], rank, "axes", ctx)]
+    return _layout_module(layer, lambda t: t.mean(dim=dims, keepdim=o["keepdims"]))
+
+
+def _rescaling_module(layer: _Layer) -> Any:
+    o, torch = layer.opts, _torch()
+    nd = len(layer.x.spatial)
+
+    def per_channel(v: Any) -> Any:
+        if not isinstance(v, list):
+            return v
+        return torch.tensor(v, device=layer.kw["device"]).reshape(-1, *(1,) * nd)
+
+    scale, offset = per_channel(o["scale"]), per_channel(o["offset"])
+    return _Elementwise(layer.nn, lambda x: x * scale + offset)
+
+
+def _cropping_module(layer: _Layer) -> Any:
+    pairs = crop_pairs(layer.opts["cropping"], len(layer.x.spatial))
+    cuts = tuple(slice(a, n - b) for (a, b), n in zip(pairs, layer.x.spatial, strict=True))
+    return _Elementwise(layer.nn, lambda x: x[(slice(None), slice(None), *cuts)])
+
+
+def _Elementwise(nn: Any, fn: Callable[[Any], Any]) -> Any:  # noqa: N802 - a module factory
+    """A module without parameters that applies ``fn``."""
+
+    class Fn(nn.Module):  # type: ignore[misc]
+        def forward(self, x: Any) -> Any:
+            return fn(x)
+
+    return Fn()
 
 
 def _layernorm_module(layer: _Layer) -> Any:
@@ -270,6 +400,13 @@ def _upsample_module(layer: _Layer) -> Any:
 #: Layer type prefixes → the factory of their torch module (first match wins).
 _FACTORIES: tuple[tuple[tuple[str, ...], Callable[[_Layer], Any]], ...] = (
     (("conv", "depthwise_conv"), _conv_module),
+    (("separable_conv",), _separable_module),
+    (("cropping",), _cropping_module),
+    (("reshape",), _reshape_module),
+    (("permute",), _permute_module),
+    (("mean",), _mean_module),
+    (("rescaling",), _rescaling_module),
+    (("normalization",), _normalization_module),
     (("maxpool", "avgpool"), _pool_module),
     (("global_avgpool", "global_maxpool"), _global_pool_module),
     (("adaptive_avgpool", "adaptive_maxpool"), _adaptive_pool_module),
@@ -285,11 +422,13 @@ _FACTORIES: tuple[tuple[tuple[str, ...], Callable[[_Layer], Any]], ...] = (
 
 
 def _count(module: Any) -> int:
+    """Parameters and buffers (batchnorm's running statistics, Keras Normalization's mean,
+    variance and count): cnncli's total. PyTorch's ``num_batches_tracked`` is not counted."""
     if module is None:
         return 0
     n = sum(p.numel() for p in module.parameters())
     for name, buf in module.named_buffers():
-        if name.endswith(("running_mean", "running_var")):
+        if not name.endswith("num_batches_tracked"):
             n += buf.numel()
     return int(n)
 

@@ -1,0 +1,227 @@
+"""The layer types of #11 against the real layers: Keras 3 (torch backend) builds each Keras type
+and PyTorch / torchvision each PyTorch type, for many option combinations; output shape and
+trainable / non-trainable counts must equal cnncli's, and where the framework refuses a layer
+cnncli refuses it too."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cnncli.errors import ModelError
+from cnncli.model import summarize_text
+
+pytestmark = pytest.mark.oracle
+
+BOUNDED = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def keras() -> Any:
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return pytest.importorskip("keras")
+
+
+def ours(layer: dict[str, Any], shape: tuple[int, ...], last: bool = True) -> tuple[Any, ...]:
+    """cnncli's last row for one layer on ``shape``: (output shape, trainable, non-trainable)."""
+    text = (
+        f"input: {list(shape)}\nlayout: {'channels_last' if last else 'channels_first'}\n"
+        f"layers:\n  - {json.dumps(layer)}\n"
+    )
+    row = summarize_text(text, "o.yaml").layers()[-1]
+    return row.output_shape, row.trainable_params, row.non_trainable_params
+
+
+def of_keras(keras: Any, layer: Any, shape: tuple[int, ...]) -> tuple[Any, ...]:
+    """The same for a Keras layer called on ``keras.Input(shape)``."""
+    y = layer(keras.Input(shape))
+    count = lambda ws: sum(math.prod(w.shape) for w in ws)  # noqa: E731
+    return tuple(y.shape[1:]), count(layer.trainable_weights), count(layer.non_trainable_weights)
+
+
+def agree(keras_make: Any, layer: dict[str, Any], shape: tuple[int, ...], keras: Any) -> None:
+    """Equal answers, or both refuse."""
+    try:
+        want = of_keras(keras, keras_make(), shape)
+    except ValueError:
+        with pytest.raises(ModelError):
+            ours(layer, shape)
+        return
+    assert ours(layer, shape) == want, (layer, shape)
+
+
+# ---- Keras types ---------------------------------------------------------------------------
+
+
+@BOUNDED
+@given(
+    nd=st.sampled_from([1, 2]),
+    size=st.integers(3, 16),
+    cin=st.integers(1, 5),
+    filters=st.integers(1, 6),
+    kernel=st.integers(1, 5),
+    stride=st.integers(1, 3),
+    dilation=st.integers(1, 2),
+    padding=st.sampled_from(["valid", "same"]),
+    multiplier=st.integers(1, 3),
+    bias=st.booleans(),
+)
+def test_separable_conv(
+    keras: Any, nd: int, size: int, cin: int, filters: int, kernel: int, stride: int,
+    dilation: int, padding: str, multiplier: int, bias: bool,
+) -> None:  # fmt: skip
+    shape = (*(size + i for i in range(nd)), cin)
+    cls = getattr(keras.layers, f"SeparableConv{nd}D")
+    args = {
+        "filters": filters,
+        "kernel_size": kernel,
+        "strides": stride,
+        "padding": padding,
+        "dilation_rate": dilation,
+        "depth_multiplier": multiplier,
+        "use_bias": bias,
+    }
+    layer = {"type": f"SeparableConv{nd}D", **args}
+    if stride > 1 and dilation > 1:
+        # Keras's Conv refuses this pair; its SeparableConv leaves the refusal to the backend
+        # (TensorFlow's refuses, at run time). cnncli refuses it for every Keras conv, as Conv.
+        with pytest.raises(ModelError, match="Keras refuses stride > 1 together with dilation"):
+            ours(layer, shape)
+        return
+    agree(lambda: cls(**args), layer, shape, keras)
+
+
+def test_separable_conv_macs() -> None:
+    # Depthwise (each output position: k·k·Cin·m) plus pointwise (Cin·m·filters), bias excluded.
+    s = summarize_text(
+        "input: [9, 9, 3]\nlayout: channels_last\nlayers:\n"
+        "  - {type: separable_conv2d, filters: 8, kernel: 3, depth_multiplier: 2}\n",
+        "m.yaml",
+    )
+    assert s.totals.macs == 7 * 7 * (3 * 3 * 3 * 2) + 7 * 7 * (3 * 2 * 8)
+
+
+CROPS = st.one_of(
+    st.integers(0, 4),
+    st.lists(st.integers(0, 4), min_size=1, max_size=3),
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 4)), min_size=1, max_size=3),
+)
+
+
+@BOUNDED
+@given(nd=st.sampled_from([1, 2, 3]), sizes=st.lists(st.integers(1, 9), min_size=3, max_size=3),
+       cropping=st.one_of(st.none(), CROPS))  # fmt: skip
+def test_cropping(keras: Any, nd: int, sizes: list[int], cropping: Any) -> None:
+    shape = (*sizes[:nd], 2)
+    cls = getattr(keras.layers, f"Cropping{nd}D")
+    arg = {} if cropping is None else {"cropping": cropping}
+    keras_arg = {k: _tuples(v) for k, v in arg.items()}
+    try:
+        make = cls(**keras_arg)
+    except (ValueError, TypeError):
+        # Keras refuses the form itself (e.g. three numbers for Cropping2D).
+        with pytest.raises(ModelError):
+            ours({"type": f"Cropping{nd}D", **arg}, shape)
+        return
+    agree(lambda: make, {"type": f"Cropping{nd}D", **arg}, shape, keras)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+@pytest.mark.parametrize(
+    ("shape", "target"),
+    [
+        ((4, 6, 8), (48, 4)),
+        ((4, 6, 8), (-1, 8)),
+        ((4, 6, 8), (1, 1, 192)),
+        ((4, 6, 8), (-1,)),
+        ((4, 6, 8), (2, -1, 3, 4)),
+        ((12,), (1, 1, 12)),
+        ((12,), (2, 3, 2)),
+        ((4, 6, 8), (5, -1)),
+        ((4, 6, 8), (7, 7)),
+    ],
+)
+def test_reshape(keras: Any, shape: tuple[int, ...], target: tuple[int, ...]) -> None:
+    layer = {"type": "Reshape", "shape": list(target)}
+    agree(lambda: keras.layers.Reshape(target), layer, shape, keras)
+
+
+@BOUNDED
+@given(data=st.data(), rank=st.integers(1, 4))
+def test_permute(keras: Any, data: st.DataObject, rank: int) -> None:
+    shape = tuple(2 + i for i in range(rank))
+    dims = data.draw(st.permutations(list(range(1, rank + 1))))
+    agree(
+        lambda: keras.layers.Permute(tuple(dims)), {"type": "Permute", "dims": dims}, shape, keras
+    )
+    # PyTorch's spelling (batch included) gives the same.
+    assert ours({"type": "permute", "dims": [0, *dims]}, shape) == ours(
+        {"type": "permute", "dims": dims}, shape
+    )
+
+
+@pytest.mark.parametrize(
+    "axis", [-1, None, 1, 2, 3, [1, 2], (1, 3), -2, 4, 0], ids=lambda a: f"axis={a}"
+)
+@pytest.mark.parametrize("given_stats", [False, True])
+def test_normalization(keras: Any, axis: Any, given_stats: bool) -> None:
+    stats = {"mean": 0.5, "variance": 2.0} if given_stats else {}
+    ours_axis = list(axis) if isinstance(axis, tuple) else axis
+    try:
+        layer = keras.layers.Normalization(axis=axis, **stats)
+    except ValueError:
+        with pytest.raises(ModelError):
+            ours({"type": "Normalization", "axis": ours_axis, **stats}, (5, 6, 3))
+        return
+    agree(lambda: layer, {"type": "Normalization", "axis": ours_axis, **stats}, (5, 6, 3), keras)
+
+
+@pytest.mark.parametrize("scale", [1 / 255, 2, [0.5, 1.0, 2.0]])
+def test_rescaling(keras: Any, scale: Any) -> None:
+    agree(
+        lambda: keras.layers.Rescaling(scale, offset=-1.0),
+        {"type": "Rescaling", "scale": scale, "offset": -1.0},
+        (5, 6, 3),
+        keras,
+    )
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 7), (4, 5, 7), (3, 4, 5, 7)])
+@pytest.mark.parametrize(
+    ("scale", "center"), [(True, True), (False, True), (True, False), (False, False)]
+)
+def test_batchnorm_scale_center(
+    keras: Any, shape: tuple[int, ...], scale: bool, center: bool
+) -> None:
+    agree(
+        lambda: keras.layers.BatchNormalization(scale=scale, center=center),
+        {"type": "BatchNormalization", "scale": scale, "center": center},
+        shape,
+        keras,
+    )
+
+
+@BOUNDED
+@given(rank=st.integers(1, 4), data=st.data(), keepdims=st.booleans())
+def test_mean_as_keras_ops(keras: Any, rank: int, data: st.DataObject, keepdims: bool) -> None:
+    shape = tuple(2 + i for i in range(rank))
+    chosen = sorted(data.draw(st.sets(st.integers(1, rank), min_size=1)))
+    # Each axis by its number or counted from the end (-1 is the last).
+    axes = [a - rank - 1 if data.draw(st.booleans()) else a for a in chosen]
+    layer = {"type": "mean", "axes": axes, "keepdims": keepdims}
+    x = keras.Input(shape)
+    want = tuple(keras.ops.mean(x, axis=tuple(axes), keepdims=keepdims).shape[1:])
+    if not want:  # a scalar per sample: cnncli refuses (no shape without an axis to show)
+        with pytest.raises(ModelError):
+            ours(layer, shape)
+        return
+    assert ours(layer, shape) == (want, 0, 0)
