@@ -12,9 +12,19 @@ from textwrap import dedent
 
 import pytest
 from clirun import run  # tests/clirun.py
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cnncli.errors import ModelError
+from cnncli.limits import LimitError
 from cnncli.model import Summary, load, summarize, summarize_text, zoo_names
+from cnncli.model.expressions import (
+    BLOCK_INPUT_NAMES,
+    FUNCTIONS,
+    Inexact,
+    make_divisible,
+    substitute,
+)
 from cnncli.model.load import ZOO_DIR, declared_variants, find_model
 
 FAMILY = """\
@@ -402,3 +412,682 @@ def test_finding_a_zoo_name_is_cheap() -> None:
     elapsed = time.perf_counter() - start
     assert names
     assert elapsed < 0.05 + 0.002 * len(names)
+
+
+# ------------------------------------------------------------------ expressions (decision 3)
+
+
+def value(text: str, **params: object) -> object:
+    """The value of an expression (``$`` marks one: a text without it is not evaluated)."""
+    if "$" not in text:
+        text, params = f"$zero + {text}", {**params, "zero": 0}
+    return substitute(text, dict(params))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("$w * 0.75", 48),  # a decimal result with a whole value is a whole number
+        ("$w * 0.5 + 0.25 * 4", 33),
+        ("$w / 4", 16),
+        ("$w // 3", 21),
+        ("$w % 10", 4),
+        ("-$w + +2", -62),
+        ("($w + 2) * 4 // 2", 132),
+        ("min($w, 100, 7)", 7),
+        ("max(1, $w // 256)", 1),  # the SE squeeze of a narrow input
+        ("round($w * 0.039)", 2),
+        ("round(2.5) + round(3.5)", 6),  # Python's round: halves to even
+        ("floor(-2.5)", -3),
+        ("ceil(2.1)", 3),
+        ("int(-2.7)", -2),  # truncates, as int()
+        ("int($w / 3)", 21),
+        ("make_divisible($w * 0.75, 8)", 48),
+        ("make_divisible(37 * 0.75, 8)", 32),  # 24 would be > 10 % below 27.75
+        ("make_divisible($w * 0.1, 8)", 8),  # at least the divisor
+        ("make_divisible($w * 0.1, 8, 4)", 8),
+        ("make_divisible(3, 8, 1)", 9),  # 1 would be > 10 % below 3
+        ("make_divisible(0.5, 8, 1)", 1),
+        ("1e3 / 10", 100),
+        (".5 * 4", 2),
+        ("1. * 3", 3),
+    ],
+)
+def test_expression_values(text: str, expected: int) -> None:
+    got = value(text, w=64)
+    assert got == expected and type(got) is int
+
+
+def test_a_decimal_result_stays_decimal_and_remembers_its_expression() -> None:
+    got = value("$w * 0.3", w=7)
+    assert isinstance(got, Inexact) and got == 7 * 0.3 and got.expr == "$w * 0.3"
+    assert type(value("$w * 0.3", w=50)) is int  # 15.0 in float arithmetic, as in Python
+    rate = value("$p * 0.5", p=0.5)
+    assert rate == 0.25 and isinstance(rate, Inexact)
+    assert repr(rate) == "0.25 (= $p * 0.5; use round(), floor() or ceil())"
+    # A reference alone keeps its value and type; a decimal passed on keeps its expression.
+    assert value("$a", a="relu") == "relu"
+    assert value("$a", a=[3, 5]) == [3, 5]
+    assert value("$a", a=2.0) == 2 and type(value("$a", a=2.0)) is int
+    assert repr(value("$a", a=rate)) == repr(rate)
+    # Too long to quote beside the cure: the value and the cure stay.
+    assert repr(value("0.1 * 3 + $z", z=0)) == (
+        "0.30000000000000004 (not whole; use round(), floor() or ceil())"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("$c ** 2", "cannot read the expression '$c ** 2'"),
+        ("$c $c", "cannot read the expression '$c $c'"),
+        (
+            "$c @ 2",
+            "cannot read the expression '$c @ 2' at '@ 2'; use numbers, $params, + - * / // %, parentheses and min, max, round, floor, ceil, int, make_divisible",
+        ),
+        (
+            "mx($c, 2)",
+            "unknown function 'mx' in 'mx($c, 2)'; did you mean max? (functions: min, max, round, floor, ceil, int, make_divisible; parameters are written $name)",
+        ),
+        (
+            "c * 2 + $c",
+            "unknown function 'c' in 'c * 2 + $c' (functions: min, max, round, floor, ceil, int, make_divisible; parameters are written $name)",
+        ),
+        ("round($c, 1)", "round takes one number, got 2 in 'round($c, 1)'"),
+        ("max($c)", "max takes two or more numbers, got 1 in 'max($c)'"),
+        (
+            "make_divisible($c)",
+            "make_divisible takes (v, divisor) or (v, divisor, min_value), got 1 in 'make_divisible($c)'",
+        ),
+        (
+            "make_divisible($c, 0)",
+            "make_divisible's divisor must be a whole number ≥ 1, got 0 in 'make_divisible($c, 0)'",
+        ),
+        (
+            "make_divisible($c, 8, -1)",
+            "make_divisible's min_value must be a whole number ≥ 0, got -1 in 'make_divisible($c, 8, -1)'",
+        ),
+        ("round $c", "round needs its arguments in parentheses, e.g. round(…) in 'round $c'"),
+        ("min($c, 2", "missing ')' after the arguments of min in 'min($c, 2'"),
+        ("($c + 2", "missing ')' in '($c + 2'"),
+        ("$c / ($c - 4)", "division by zero in '$c / ($c - 4)'"),
+        ("$c % 0.0", "division by zero in '$c % 0.0'"),
+        ("$c * 1e300", "the expression '$c * 1e300' is absurdly large"),
+        ("$c * 4611686018427387904", "the expression '$c * 4611686018427387904' is absurdly large"),
+        (
+            "$c + 1234567890123456789012345",
+            "the number 12345678901234567890123… in the expression is absurdly large",
+        ),
+        ("$s * 2", "parameter $s is 'relu', not a number, in '$s * 2'"),
+        ("$t + 1", "parameter $t is True, not a number, in '$t + 1'"),
+        ("$x + 1", "unknown parameter $x (parameters: $c, $s, $t)"),
+        ("$cc + 1", "unknown parameter $cc; did you mean c? (parameters: $c, $s, $t)"),
+    ],
+)
+def test_expression_errors(text: str, message: str) -> None:
+    with pytest.raises(ModelError) as exc:
+        value(text, c=4, s="relu", t=True)
+    assert str(exc.value) == message
+
+
+def test_expression_depth_is_bounded_before_parsing() -> None:
+    text = "max(" * 150 + "$c" + ", 1)" * 150
+    with pytest.raises(LimitError) as exc:
+        value(text, c=1)
+    assert "has 150 parentheses and signs, over the nesting limit of 100" in str(exc.value)
+    assert value("max(" * 90 + "$c" + ", 1)" * 90, c=3) == 3
+
+
+def test_no_python_is_evaluated() -> None:
+    assert substitute("__import__('os')", {}) == "__import__('os')"  # no $: text, as written
+    for text in ("__import__('os') + $c", "$c.__class__", "[$c]", "lambda: $c", "'a' + $c"):
+        with pytest.raises(ModelError):
+            value(text, c=1)
+
+
+_ATOMS = st.one_of(
+    st.integers(-50, 50).map(str),
+    st.sampled_from(["$a", "$b", "0.5", "2.25", "1e1", "$h"]),
+)
+
+
+def _expressions(depth: int) -> st.SearchStrategy[str]:
+    if depth == 0:
+        return _ATOMS
+    sub = _expressions(depth - 1)
+    return st.one_of(
+        sub,
+        st.tuples(sub, st.sampled_from(["+", "-", "*", "/", "//", "%"]), sub).map(
+            lambda t: f"({t[0]} {t[1]} {t[2]})"
+        ),
+        sub.map(lambda t: f"-{t}"),
+        st.tuples(st.sampled_from(["min", "max"]), sub, sub).map(
+            lambda t: f"{t[0]}({t[1]}, {t[2]})"
+        ),
+        st.tuples(st.sampled_from(["round", "floor", "ceil", "int"]), sub).map(
+            lambda t: f"{t[0]}({t[1]})"
+        ),
+    )
+
+
+@given(_expressions(3), st.integers(-100, 100), st.integers(1, 100))
+def test_arithmetic_is_pythons(text: str, a: int, b: int) -> None:
+    # Python itself is the reference here (the test may eval; cnncli never does).
+    import math as m
+
+    params = {"a": a, "b": b, "h": 0.5}
+    try:
+        expected = eval(  # noqa: S307
+            text.replace("$", "").replace("floor", "m.floor").replace("ceil", "m.ceil"),
+            {"m": m, "a": a, "b": b, "h": 0.5},
+        )
+    except (ZeroDivisionError, OverflowError, ValueError):
+        with pytest.raises(ModelError):
+            substitute("$a * 0 + " + text, params)
+        return
+    if abs(expected) > 2**62:
+        return
+    try:
+        got = substitute("$a * 0 + " + text, params)
+    except ModelError as err:
+        assert "absurdly large" in str(err)  # an intermediate result past 2**62
+        return
+    assert got == expected
+    assert isinstance(got, int) == (float(expected).is_integer())
+
+
+def test_functions_are_the_documented_ones() -> None:
+    assert list(FUNCTIONS) == ["min", "max", "round", "floor", "ceil", "int", "make_divisible"]
+
+
+@pytest.fixture(scope="module")
+def torchvision_make_divisible() -> object:
+    torch = pytest.importorskip("torch")
+    saved = torch.library.register_fake
+    # torchvision's compiled ops do not load with this torch; its model code is plain torch.nn.
+    torch.library.register_fake = lambda *args, **kwargs: lambda fn: fn
+    try:
+        utils = pytest.importorskip("torchvision.models._utils")
+    finally:
+        torch.library.register_fake = saved
+    return utils._make_divisible
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("divisor", [1, 2, 3, 4, 8, 16, 32])
+def test_make_divisible_is_torchvisions(torchvision_make_divisible: object, divisor: int) -> None:
+    # The widths torchvision rounds: channels × width multipliers (MobileNet V2/V3, MNASNet,
+    # EfficientNet), 2,400 values per divisor, with and without min_value.
+    ref = torchvision_make_divisible
+    assert callable(ref)
+    mismatches = []
+    for c in range(1, 1300, 7):
+        for m in (0.25, 0.35, 0.5, 0.75, 1.0, 1.1, 1.2, 1.4, 1.6, 1.8, 2.0, 2.2, 3.1):
+            params = {"c": c, "m": m, "d": divisor}
+            for text, args in (
+                ("make_divisible($c * $m, $d)", (c * m, divisor)),
+                ("make_divisible($c * $m, $d, $d // 2 + 1)", (c * m, divisor, divisor // 2 + 1)),
+                ("make_divisible($c * $m, $d, 64)", (c * m, divisor, 64)),
+            ):
+                got = substitute(text, params)
+                want = ref(*args)
+                if got != want or type(got) is not int:
+                    mismatches.append((text, params, got, want))
+    assert mismatches == []
+
+
+def test_make_divisible_matches_its_definition() -> None:
+    # The rule spelled out: nearest multiple (halves up), at least min_value, never > 10 % down.
+    for v in (0.5, 3.0, 7.9, 12.0, 27.75, 37.5, 100.0, 1023.9):
+        for d in (1, 4, 8):
+            q = int(v + d / 2) // d * d
+            expected = max(d, q)
+            if expected < 0.9 * v:
+                expected += d
+            assert make_divisible(v, d) == expected
+
+
+# ------------------------------------------------------------------ decimals in model files
+
+WIDTH = """
+params: {n: 1, s: 8}
+input: [3, $s, 8]
+blocks:
+  b:
+    params: {c: 16, ratio: 1.0, n: 1}
+    layers:
+      - {type: conv2d, filters: $c * $ratio, kernel: 1}
+layers:
+  - {block: b, ratio: 0.75, repeat: $n}
+"""
+
+
+def test_a_decimal_block_parameter_giving_a_whole_width() -> None:
+    s = build(WIDTH)
+    assert s.layers()[0].output_shape == (12, 8, 8)
+    s = build(WIDTH.replace("ratio: 0.75", "ratio: 0.3, c: 10"))
+    assert s.layers()[0].output_shape == (3, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "ratio: 0.75",
+            "ratio: 0.7",
+            "m.yaml:8:9: filters must be a whole number, got 11.2 (= $c * $ratio; use round(), "
+            "floor() or ceil())",
+        ),
+        (
+            "repeat: $n",
+            "repeat: $n / 2",
+            "m.yaml:10:5: repeat must be a whole number, got 0.5 (= $n / 2; use round(), floor() "
+            "or ceil())",
+        ),
+        (
+            "[3, $s, 8]",
+            "[3, ($s + 1) / 2, 8]",
+            "m.yaml:3:8: input size must be a whole number, got 4.5 (= ($s + 1) / 2; use round(), floor() "
+            "or ceil())",
+        ),
+    ],
+)
+def test_a_decimal_where_a_whole_number_is_needed(old: str, new: str, message: str) -> None:
+    assert error(WIDTH.replace(old, new)) == message
+
+
+def test_make_divisible_in_a_model() -> None:
+    # Inside { } a comma ends the value: the expression is quoted.
+    s = build(WIDTH.replace("$c * $ratio", "'make_divisible($c * $ratio, 8)'"))
+    assert s.layers()[0].output_shape == (16, 8, 8)  # 12 -> 16: nearest multiple, halves up
+    assert error(WIDTH.replace("$c * $ratio", "make_divisible($c * $ratio, 8)")) == (
+        "m.yaml:8:9: missing ')' after the arguments of make_divisible in 'make_divisible($c * "
+        "$ratio'; inside { } a comma ends the value: quote an expression with commas"
+    )
+
+
+# ------------------------------------------------------------------ blocks see their input (decision 2)
+
+DENSENET121 = """
+name: densenet121
+input: [3, 224, 224]
+blocks:
+  dense_layer:
+    params: {growth: 32, bn_size: 4}
+    layers:
+      - {type: batchnorm, name: norm1}
+      - {type: relu, name: relu1}
+      - {type: conv2d, name: conv1, filters: $bn_size * $growth, kernel: 1, bias: false}
+      - {type: batchnorm, name: norm2}
+      - {type: relu, name: relu2}
+      - {type: conv2d, name: conv2, filters: $growth, kernel: 3, padding: 1, bias: false}
+      - {type: concat, input: [input, conv2]}
+  transition:            # half the input's channels, as torchvision's _Transition
+    layers:
+      - {type: batchnorm, name: norm}
+      - {type: relu}
+      - {type: conv2d, name: conv, filters: $in_channels // 2, kernel: 1, bias: false}
+      - {type: avgpool2d, name: pool, kernel: 2}
+layers:
+  - {type: conv2d, name: conv0, filters: 64, kernel: 7, stride: 2, padding: 3, bias: false}
+  - {type: batchnorm, name: norm0}
+  - {type: relu}
+  - {type: maxpool2d, kernel: 3, stride: 2, padding: 1}
+  - {block: dense_layer, name: denseblock1, repeat: 6}
+  - {block: transition, name: transition1}
+  - {block: dense_layer, name: denseblock2, repeat: 12}
+  - {block: transition, name: transition2}
+  - {block: dense_layer, name: denseblock3, repeat: 24}
+  - {block: transition, name: transition3}
+  - {block: dense_layer, name: denseblock4, repeat: 16}
+  - {type: batchnorm, name: norm5}
+  - {type: relu}
+  - {type: adaptive_avgpool, output_size: 1}
+  - {type: flatten}
+  - {type: dense, name: classifier, units: 1000}
+"""
+
+
+def test_densenet_transitions_halve_their_input() -> None:
+    s = build(DENSENET121)
+    convs = {r.name: r.output_shape for r in s.layers() if r.name.endswith(".conv")}
+    assert convs == {
+        "transition1.conv": (128, 56, 56),  # 64 + 6 × 32 = 256 in
+        "transition2.conv": (256, 28, 28),  # 128 + 12 × 32 = 512 in
+        "transition3.conv": (512, 14, 14),  # 256 + 24 × 32 = 1024 in
+    }
+    # torchvision's published densenet121: 7,978,856 params, 2.834 GFLOPS (MACs).
+    assert s.totals.trainable_params == 7_978_856
+    assert f"{s.totals.macs / 1e9:.3f}" == "2.834"
+
+
+def _torchvision() -> object:
+    torch = pytest.importorskip("torch")
+    saved = torch.library.register_fake
+    torch.library.register_fake = lambda *args, **kwargs: lambda fn: fn
+    try:
+        return pytest.importorskip("torchvision")
+    finally:
+        torch.library.register_fake = saved
+
+
+def _torch_counts(net: object, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """Parameters, buffers (num_batches_tracked excluded) and conv + linear MACs (bias
+    excluded) of a torch module, the MACs from hooks on a forward pass on the meta device."""
+    import torch
+
+    macs = 0
+
+    def hook(module: torch.nn.Module, _: object, out: torch.Tensor) -> None:
+        nonlocal macs
+        weight = module.weight
+        per_output = weight[0].numel() if isinstance(module, torch.nn.Conv2d) else weight.shape[1]
+        macs += out.numel() * per_output
+
+    for m in net.modules():  # type: ignore[attr-defined]
+        if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        net(torch.zeros((1, *shape), device="meta"))  # type: ignore[operator]
+    params = sum(p.numel() for p in net.parameters())  # type: ignore[attr-defined]
+    buffers = sum(
+        b.numel()
+        for n, b in net.named_buffers()  # type: ignore[attr-defined]
+        if not n.endswith("num_batches_tracked")
+    )
+    return params, buffers, macs
+
+
+@pytest.mark.oracle
+def test_densenet121_with_in_channels_is_torchvisions() -> None:
+    tv = _torchvision()
+    import torch
+
+    with torch.device("meta"):
+        net = tv.models.densenet121()  # type: ignore[attr-defined]
+    t = build(DENSENET121).totals
+    assert (t.trainable_params, t.non_trainable_params, t.macs) == _torch_counts(net, (3, 224, 224))
+
+
+SE = """
+input: [{c}, 7, 7]
+blocks:
+  se:                     # torchvision.ops.SqueezeExcitation(C, max(1, C // 4))
+    layers:
+      - {{type: adaptive_avgpool, output_size: 1}}
+      - {{type: conv2d, name: fc1, filters: 'max(1, $in_channels // 4)', kernel: 1}}
+      - {{type: relu}}
+      - {{type: conv2d, name: fc2, filters: $in_channels, kernel: 1}}
+      - {{type: sigmoid}}
+      - {{type: multiply, input: [input, sigmoid]}}
+layers:
+  - {{block: se}}
+"""
+
+
+@pytest.mark.parametrize("c", [1, 2, 3, 4, 5, 16, 17, 96, 1000])
+def test_se_block_squeezes_a_quarter_of_its_input(c: int) -> None:
+    s = build(SE.format(c=c))
+    squeeze = max(1, c // 4)
+    rows = {r.local: r for r in s.layers()}
+    assert rows["fc1"].output_shape == (squeeze, 1, 1)
+    assert rows["fc2"].output_shape == (c, 1, 1)
+    assert s.totals.params == (c * squeeze + squeeze) + (squeeze * c + c)
+    assert s.layers()[-1].output_shape == (c, 7, 7)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("c", [1, 3, 16, 17, 96])
+def test_se_block_is_torchvisions(c: int) -> None:
+    tv = _torchvision()
+    import torch
+
+    from cnncli.model.torch_check import check
+
+    with torch.device("meta"):
+        se = tv.ops.SqueezeExcitation(c, max(1, c // 4))  # type: ignore[attr-defined]
+    s = build(SE.format(c=c))
+    assert (s.totals.trainable_params, 0, s.totals.macs) == _torch_counts(se, (c, 7, 7))
+    assert all(row.ok for row in check(s))  # and --verify agrees layer by layer
+
+
+def test_each_repetition_sees_its_own_input() -> None:
+    s = build(
+        """
+        input: [4, 8, 8]
+        blocks:
+          grow:
+            layers:
+              - {type: conv2d, filters: $in_channels + 1, kernel: 1}
+        layers:
+          - {block: grow, repeat: 3}
+        """
+    )
+    assert [r.output_shape[0] for r in s.layers()] == [5, 6, 7]
+
+
+def test_spatial_sizes_per_rank_and_layout() -> None:
+    def last_shape(head: str, expr: str, conv: str = "conv2d") -> tuple[int, ...]:
+        text = (
+            f"{head}\nblocks:\n  b:\n    layers:\n"
+            f"      - {{type: {conv}, filters: {expr}, kernel: 1}}\n"
+            f"layers:\n  - {{type: {conv}, filters: 2, kernel: 1}}\n  - {{block: b}}\n"
+        )
+        return build(text).layers()[-1].output_shape
+
+    assert last_shape("input: [3, 10, 6]", "$in_height * 10 + $in_width") == (106, 10, 6)
+    assert last_shape(
+        "input: [10, 6, 3]\nlayout: channels_last",
+        "$in_height * 100 + $in_width * 10 + $in_channels",
+    ) == (10, 6, 1062)
+    assert last_shape("input: [3, 9]", "$in_length", "conv1d") == (9, 9)
+    assert last_shape(
+        "input: [3, 4, 5, 6]", "$in_depth * 100 + $in_height * 10 + $in_width", "conv3d"
+    ) == (456, 4, 5, 6)
+
+
+def test_a_nested_call_reads_the_enclosing_blocks_input() -> None:
+    # MBConv's squeeze-and-excite squeezes a quarter of the MBConv input, not of its own input.
+    s = build(
+        """
+        input: [16, 8, 8]
+        blocks:
+          se:
+            params: {squeeze: 1}
+            layers:
+              - {type: global_avgpool, keepdims: true}
+              - {type: conv2d, name: reduce, filters: $squeeze, kernel: 1}
+              - {type: conv2d, name: expand, filters: $in_channels, kernel: 1}
+              - {type: multiply, input: [input, expand]}
+          mbconv:
+            layers:
+              - {type: conv2d, name: expand, filters: $in_channels * 6, kernel: 1}
+              - {block: se, squeeze: 'max(1, $in_channels // 4)'}
+        layers:
+          - {block: mbconv}
+        """
+    )
+    shapes = {r.name: r.output_shape for r in s.layers()}
+    assert shapes["mbconv.expand"] == (96, 8, 8)
+    assert shapes["mbconv.se.reduce"] == (4, 1, 1)  # 16 // 4, the MBConv's input
+    assert shapes["mbconv.se.expand"] == (96, 1, 1)  # the SE block's own input
+
+
+def test_a_forward_reference_is_fine_unless_the_block_reads_its_size() -> None:
+    text = """
+        input: [3, 8, 8]
+        blocks:
+          b:
+            layers:
+              - {type: conv2d, filters: FILTERS, kernel: 1}
+        layers:
+          - {block: b, input: later}
+          - {type: conv2d, name: later, input: input, filters: 5, kernel: 1}
+        """
+    assert build(text.replace("FILTERS", "2")).layers()[0].output_shape == (2, 8, 8)
+    assert error(text.replace("FILTERS", "$in_channels")) == (
+        "m.yaml:6:9: block 'b' reads its input's size ($in_…), so it needs the shape of "
+        "'later', which is defined further down (a forward reference); define it above the "
+        "block, or pass the size as a parameter"
+    )
+
+
+def test_sizes_are_computed_only_when_read() -> None:
+    # A block that does not read $in_… leaves every shape to the pass after expansion.
+    s = build(DENSENET121.replace("$in_channels // 2", "128"))
+    assert s.totals.layers == build(DENSENET121).totals.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "input: [3, 8, 8]\nlayers:\n  - {type: conv2d, filters: $in_channels, kernel: 1}\n",
+            "m.yaml:3:5: $in_channels is a size of a block's input: it exists inside blocks "
+            "only; at the top level, use the sizes of input: or a parameter",
+        ),
+        (
+            "input: [3, 8]\nblocks:\n  b: {layers: [{type: conv1d, filters: $in_height, "
+            "kernel: 1}]}\nlayers:\n  - {block: b}\n",
+            "m.yaml:3:16: $in_height is not defined: the block input has 1 spatial axes (it "
+            "has $in_channels, $in_length)",
+        ),
+        (
+            "input: [3]\nblocks:\n  b: {layers: [{type: dense, units: $in_width}]}\n"
+            "layers:\n  - {block: b}\n",
+            "m.yaml:3:16: $in_width is not defined: the block input has 0 spatial axes (it "
+            "has $in_channels)",
+        ),
+        (
+            "input: [3, 8, 8]\nblocks:\n  b: {layers: [{type: relu}]}\n"
+            "layers:\n  - {block: b, in_channels: 4}\n",
+            "m.yaml:5:5: block 'b' is given in_channels, but $in_channels is computed from the "
+            "block's input; leave it out",
+        ),
+        (
+            "input: [3, 8, 8]\nblocks:\n  b: {layers: [{type: conv2d, filters: $in_channels, "
+            "kernel: 9}]}\nlayers:\n  - {type: conv2d, filters: 4, kernel: 9}\n  - {block: b}\n",
+            "m.yaml:5:5: layer 'conv2d' (conv2d): kernel 9 is larger than the padded input 8 "
+            "on axis H (input 8 + padding 0+0); use padding of at least 1 in total, or a "
+            "smaller kernel",
+        ),
+    ],
+)
+def test_block_input_errors(text: str, message: str) -> None:
+    assert error(text) == message
+
+
+# ------------------------------------------------------------------ behaviour the docs now state
+
+
+def test_lists_and_text_as_block_parameters() -> None:
+    s = build(
+        """
+        input: [3, 16, 16]
+        blocks:
+          b:
+            params: {ks: [3, 3], act: relu, pad: valid}
+            layers:
+              - {type: conv2d, filters: 4, kernel: $ks, padding: $pad, activation: $act}
+              - {type: $act}
+        layers:
+          - {block: b}
+          - {block: b, ks: [1, 5], act: sigmoid, pad: same}
+        """
+    )
+    assert [(r.name, r.type, r.output_shape, r.activation) for r in s.layers()] == [
+        ("b.conv2d", "conv2d", (4, 14, 14), "relu"),
+        ("b.relu", "relu", (4, 14, 14), None),
+        ("b_1.conv2d", "conv2d", (4, 14, 14), "sigmoid"),
+        ("b_1.sigmoid", "sigmoid", (4, 14, 14), None),
+    ]
+    assert s.layers()[2].kernel == (1, 5)
+
+
+@pytest.mark.parametrize(
+    ("cond", "on"),
+    [
+        ("true", True),
+        ("false", False),
+        ("1", True),
+        ("0", False),
+        ("2.5", True),
+        ("0.0", False),
+        ("$stride - 1", True),
+        ("$stride - 2", False),
+        ("$stride % 2", False),
+    ],
+)
+def test_if_takes_true_false_or_a_number(cond: str, on: bool) -> None:
+    s = build(
+        f"""
+        input: [3, 8, 8]
+        blocks:
+          b:
+            params: {{stride: 2}}
+            layers:
+              - {{type: conv2d, name: proj, filters: 4, kernel: 1, stride: $stride, if: {cond}}}
+              - {{type: relu}}
+        layers:
+          - {{block: b}}
+        """
+    )
+    assert [r.local for r in s.layers()] == (["proj", "relu"] if on else ["relu"])
+
+
+@pytest.mark.parametrize(
+    ("cond", "message"),
+    [
+        ("relu", "m.yaml:3:5: if must be true, false or a number (0 is off), got 'relu'"),
+        (".nan", "m.yaml:3:5: if must be true, false or a number (0 is off), got nan"),
+        ("[1]", "m.yaml:3:5: if must be true, false or a number (0 is off), got [1]"),
+    ],
+)
+def test_if_refuses_anything_else(cond: str, message: str) -> None:
+    assert error(f"input: [3, 8, 8]\nlayers:\n  - {{type: relu, if: {cond}}}\n") == message
+
+
+def test_blocks_without_params() -> None:
+    text = "input: [3, 8, 8]\nblocks:\n  b: {layers: [{type: relu}]}\nlayers:\n  - {block: b}\n"
+    assert build(text).layers()[0].name == "b.relu"
+    assert error(text.replace("{block: b}", "{block: b, c: 1}")) == (
+        "m.yaml:5:5: block 'b' has no parameter 'c' (it takes none)"
+    )
+
+
+def test_a_block_takes_exactly_one_input() -> None:
+    text = (
+        "input: [3, 8, 8]\nblocks:\n  b: {layers: [{type: relu}]}\nlayers:\n"
+        "  - {type: relu, name: a}\n  - {block: b, input: [input, a]}\n"
+    )
+    assert error(text) == (
+        "m.yaml:6:5: a block takes one input, got ['input', 'a']: give input: name (merge "
+        "several first, with a concat, add or multiply layer, and give its name)"
+    )
+    assert build(text.replace("[input, a]", "a")).layers()[-1].inputs == ("a",)
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "model-format.md"
+
+
+def test_the_docs_family_example_builds_every_variant() -> None:
+    examples = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    families = [text for text in examples if re.search(r"^variants:", text, re.M)]
+    assert families
+    for text in families:
+        variants = declared_variants(text, "doc.yaml")
+        assert len(variants) >= 2
+        totals = set()
+        for name in variants:
+            s = summarize_text(text, "doc.yaml", variant=name)
+            assert s.name == name
+            totals.add(s.totals.params + s.totals.macs)
+        assert len(totals) == len(variants)  # each variant is another model
+
+
+def test_the_docs_name_every_function_and_block_input_name() -> None:
+    doc = DOC.read_text(encoding="utf-8")
+    for name in FUNCTIONS:
+        assert f"`{name}(" in doc, name
+    for name in BLOCK_INPUT_NAMES:
+        assert f"`${name}`" in doc, name

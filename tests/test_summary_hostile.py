@@ -256,7 +256,7 @@ def test_deep_expression_refused() -> None:
         summarize_text(text, "m.yaml")
     assert str(exc.value) == (
         "m.yaml:3:32: the expression '((((((((((((((((((((((((((((((((((((((((((((((((((((((((((("
-        "…' has 5,000 parentheses and minus signs, over the nesting limit of 100; raise it with "
+        "…' has 5,000 parentheses and signs, over the nesting limit of 100; raise it with "
         "--limit nesting=5000 if you mean it"
     )
 
@@ -279,7 +279,7 @@ SIZES = "a whole number or a list of 1 to 3 whole numbers, e.g. 3 or [3, 3]"
         ("{type: maxpool2d, pool_size: [2, 2.0]}", f"3:5: pool_size must be {SIZES}, got [2, 2.0]"),
         ("{type: dropout, rate: .nan}", "3:5: rate must be a finite number, got nan"),
         ("{type: batchnorm, affine: 1}", "3:5: affine must be true or false, got 1"),
-        ("{type: relu, if: [a]}", "3:5: if must be true or false, got ['a']"),
+        ("{type: relu, if: [a]}", "3:5: if must be true, false or a number (0 is off), got ['a']"),
         (
             "{type: conv2d, filters: 4, kernel: 3, padding: {a: 1}}",
             "3:5: padding must be a whole number, a list like [1, 2] or [[0, 1], [1, 0]], or "
@@ -330,8 +330,9 @@ def test_wrong_types_name_key_value_and_line(
         ),
         (
             "input: [3, 8, 8]\nblocks:\n  a: {params: {c: 4.5}, layers: [{type: conv2d, "
-            "filters: $c * 2, kernel: 3}]}\nlayers:\n  - {block: a}\n",
-            "3:34: parameter $c is 4.5, not a whole number, in '$c * 2'",
+            "filters: $c * 3, kernel: 3}]}\nlayers:\n  - {block: a}\n",
+            "3:34: filters must be a whole number, got 13.5 (= $c * 3; use round(), floor() or "
+            "ceil())",
         ),
         (
             "name: [a]\ninput: [3, 8, 8]\nlayers: [{type: relu}]\n",

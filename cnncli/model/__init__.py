@@ -4,8 +4,10 @@ Where things live:
 
 - :mod:`~cnncli.model.load`: zoo names (variants found by a cheap scan of the zoo files), reading a file within the byte budget, YAML with
   line/column positions (bounded, event-driven, plain data only);
-- :mod:`~cnncli.model.expressions`: the ``$param`` expression evaluator of block calls;
-- :mod:`~cnncli.model.graph`: layers and block calls expanded into nodes, references, order;
+- :mod:`~cnncli.model.expressions`: ``$param`` expressions (decimals, min/max/round/…,
+  make_divisible), the parameters visible in one place, a block's ``$in_channels`` & co.;
+- :mod:`~cnncli.model.graph`: layers and block calls expanded into nodes, references, order
+  (a block input's shape computed during expansion when the block reads its size);
 - :mod:`~cnncli.model.layers`: the layer types (options, output shape, parameters, MACs);
 - :mod:`~cnncli.model.build`: shapes, rows, totals → :class:`Summary`;
 - :mod:`~cnncli.model.torch_check`: ``--verify``, the same graph built with ``torch.nn``

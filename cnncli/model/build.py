@@ -150,7 +150,7 @@ def build(data: Any, label: str, count_bias: bool = False, variant: str | None =
     chosen, params = _model_params(data, label, variant)
     layout, ctx = _conventions(data, label)
     raw_inputs = _raw_inputs(data, label, params)
-    b = Expander(label, ctx)
+    b = Expander(label, ctx, lambda node: _compute_node(b, node, ctx))
     b.blocks = _blocks(data, label)
     scope: dict[str, str] = {}
     first = _add_inputs(b, data, raw_inputs, scope, label)
@@ -164,7 +164,7 @@ def build(data: Any, label: str, count_bias: bool = False, variant: str | None =
     b.resolve_refs()
     ordered = b.topo()
     for node in ordered:
-        if not node.is_input:
+        if node.out is None:  # not computed yet for a block's $in_channels & co.
             _compute_node(b, node, ctx)
     inputs = {n: b.nodes[n].out.shape for n in raw_inputs}  # type: ignore[union-attr]
     consumed = {i for n in b.order for i in n.inputs}

@@ -4,27 +4,31 @@
 qualifies names (``layer1.0.conv1``), and keeps every item's line and column. Every expanded
 item counts against the work budget (``layers``, ``block-calls``, ``yaml-nodes``, ``nesting``).
 :meth:`Expander.resolve_refs` turns ``input:`` names into nodes and :meth:`Expander.topo`
-orders them (refusing cycles); shapes are computed afterwards by :mod:`cnncli.model.build`.
+orders them (refusing cycles); shapes are computed afterwards by :mod:`cnncli.model.build`,
+except those a block reads through ``$in_channels`` & co., which :meth:`Expander.settle`
+computes during expansion with the same rule.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cnncli import arithmetic as ar
 from cnncli import limits
 from cnncli.errors import ModelError, as_model_key
-from cnncli.model.expressions import substitute
+from cnncli.model.expressions import BLOCK_INPUT_NAMES, Params, substitute
 from cnncli.model.layers import (
     KERAS_NAMES,
     Ctx,
     LayerOut,
     LayerType,
+    TShape,
     canonical_options,
     closest,
-    flag,
     layer_type,
     show,
     whole,
@@ -90,11 +94,26 @@ class _Call:
     refs: str | None
 
 
+def switch(value: Any) -> bool:
+    """An ``if:`` value: true or false, or a number such as ``$stride - 1`` (0 is off, any
+    other number on, as Python reads a number as a truth value)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) or isinstance(value, float) and math.isfinite(value):
+        return value != 0
+    raise ModelError(f"if must be true, false or a number (0 is off), got {show(value)}")
+
+
 def _known_params(
     block_name: str, given: dict[str, Any], defaults: dict[str, Any], listed: bool
 ) -> None:
     """Refuse a parameter the block does not declare (``listed``: name the ones it has)."""
     for key in given:
+        if key in BLOCK_INPUT_NAMES:
+            raise ModelError(
+                f"block {show(block_name)} is given {key}, but ${key} is computed from the "
+                "block's input; leave it out"
+            )
         if key not in defaults:
             more = ""
             if listed:
@@ -108,9 +127,11 @@ def _known_params(
 class Expander:
     """Expands a model's ``layers:`` into nodes (see the module docstring)."""
 
-    def __init__(self, label: str, ctx: Ctx) -> None:
+    def __init__(self, label: str, ctx: Ctx, compute: Callable[[Node], None]) -> None:
         self.label = label
         self.ctx = ctx
+        #: Sets a node's ``out`` (and ``rf``) from its inputs' (build.py's rule).
+        self.compute = compute
         self.nodes: dict[str, Node] = {}
         self.order: list[Node] = []
         self.groups: dict[str, Group] = {}
@@ -225,7 +246,7 @@ class Expander:
                 k: substitute(v, params) for k, v in item.items() if k not in _LAYER_RESERVED
             }
             opts = canonical_options(kind, raw_opts)
-            cond = flag(substitute(item.get("if", True), params), "if")
+            cond = switch(substitute(item.get("if", True), params))
             trainable = substitute(item.get("trainable", True), params)
             if not isinstance(trainable, bool):
                 raise ModelError(f"trainable must be true or false, got {show(trainable)}")
@@ -354,11 +375,14 @@ class Expander:
         _known_params(block_name, first, defaults, listed=False)
         repeat_raw = substitute(item.get("repeat"), params)
         repeat = 1 if repeat_raw is None else whole(repeat_raw, "repeat")
-        cond = flag(substitute(item.get("if", True), params), "if")
+        cond = switch(substitute(item.get("if", True), params))
         name = self._name(item, block_name, scope, counters, params)
         refs = substitute(item.get("input"), params)
         if refs is not None and not isinstance(refs, str):
-            raise ModelError("a block takes one input: give input: name")
+            raise ModelError(
+                f"a block takes one input, got {show(refs)}: give input: name (merge several "
+                "first, with a concat, add or multiply layer, and give its name)"
+            )
         return _Call(
             block_name,
             block,
@@ -420,7 +444,8 @@ class Expander:
                 self.groups[inst_name] = inst
                 self.group_order.append((len(self.order), inst_name))
                 inst_group, inst_depth = inst_name, depth + 2
-            values = call.params | (call.first if i == 0 else {})
+            values = Params(call.params | (call.first if i == 0 else {}))
+            values.input_shape = self._input_shape(call.name, out)
             local: dict[str, str] = {"input": out}
             last = self.expand(
                 call.block.get("layers"),
@@ -458,22 +483,72 @@ class Expander:
         return local[want]
 
     # -- references, order, shapes -------------------------------------------------------
+    def _inputs(self, node: Node, reader: str | None = None) -> list[str]:
+        """The full names of the layers ``node`` reads. ``reader``: a block reading its input's
+        shape while the model is still being expanded (a missing name may come later)."""
+        if node.refs is None:
+            return [node.default_input] if node.default_input else []
+        names = []
+        for ref in node.refs:
+            if ref in node.scope:
+                names.append(node.scope[ref])
+            elif reader is not None:
+                raise ModelError(
+                    f"{reader} needs the shape of {show(ref)}, which is defined further down "
+                    "(a forward reference); define it above the block, or pass the size as a "
+                    "parameter"
+                )
+            else:
+                known = [k for k in node.scope if not k.startswith("_")]
+                raise self.at(
+                    node,
+                    f"layer {show(node.local)} takes input {show(ref)}, which is not defined here"
+                    f"{closest(ref, known)}",
+                )
+        return names
+
     def resolve_refs(self) -> None:
         for node in self.order:
-            if node.refs is None:
-                node.inputs = [node.default_input] if node.default_input else []
-                continue
-            names = []
-            for ref in node.refs:
-                if ref not in node.scope:
-                    known = [k for k in node.scope if not k.startswith("_")]
+            node.inputs = self._inputs(node)
+
+    def _input_shape(self, block: str, name: str) -> Callable[[], TShape]:
+        """What ``$in_channels`` & co. of a block instance read: its input's computed shape."""
+
+        def shape() -> TShape:
+            reader = f"block {show(block)} reads its input's size ($in_…), so it"
+            self.settle(self.nodes[name], reader)
+            out = self.nodes[name].out
+            assert out is not None
+            return out.shape
+
+        return shape
+
+    def settle(self, root: Node, reader: str) -> None:
+        """Compute ``root``'s output now, during expansion, and first that of every layer it
+        reads (iteratively: a long chain does not recurse)."""
+        stack: list[tuple[Node, int]] = [(root, 0)]
+        path: set[str] = set()
+        while stack:
+            node, i = stack.pop()
+            if i == 0:
+                if node.out is not None:
+                    continue
+                node.inputs = self._inputs(node, reader)
+                path.add(node.name)
+            if i < len(node.inputs):
+                stack.append((node, i + 1))
+                dep = self.nodes[node.inputs[i]]
+                if dep.name in path:
                     raise self.at(
-                        node,
-                        f"layer {show(node.local)} takes input {show(ref)}, which is not defined here"
-                        f"{closest(ref, known)}",
+                        dep,
+                        f"cyclic reference: {dep.name} depends on itself through "
+                        f"{node.name}; a layer cannot depend on itself",
                     )
-                names.append(node.scope[ref])
-            node.inputs = names
+                if dep.out is None:
+                    stack.append((dep, 0))
+                continue
+            path.discard(node.name)
+            self.compute(node)
 
     def topo(self) -> list[Node]:
         state: dict[str, int] = {}
