@@ -126,9 +126,7 @@ def test_merges() -> None:
 
 
 def test_dropout_rate_checked() -> None:
-    with pytest.raises(
-        ModelError, match="^dropout rate must be a number from 0 to below 1, got 1.5$"
-    ):
+    with pytest.raises(ModelError, match="^rate must be a number from 0 to below 1, got 1.5$"):
         run("dropout", [TShape(3)], rate=1.5)
 
 
@@ -223,6 +221,41 @@ MODELS = {
           - {type: batchnorm, center: false}
           - {type: Rescaling, scale: 2}
           - {type: mean, axes: -1}
+          - {type: flatten}
+    """,
+    "torch_issue_11": """
+        input: [24, 15, 15]
+        blocks:
+          shuffle_unit:
+            layers:
+              - {type: chunk, chunks: 2, name: halves}
+              - {type: conv2d, input: halves.1, filters: 12, kernel: 1, bias: false}
+              - {type: batchnorm}
+              - {type: depthwise_conv2d, kernel: 3, padding: 1, bias: false}
+              - {type: conv2d, filters: 12, kernel: 1, bias: false, name: branch}
+              - {type: concat, input: [halves.0, branch]}
+              - {type: ChannelShuffle, groups: 2}
+          convnext:
+            layers:
+              - {type: depthwise_conv2d, kernel: 7, padding: 3}
+              - {type: layernorm, eps: 1e-6}
+              - {type: conv2d, filters: 96, kernel: 1}
+              - {type: gelu}
+              - {type: conv2d, filters: 24, kernel: 1}
+              - {type: layer_scale, init: 1e-6}
+              - {type: StochasticDepth, p: 0.1, mode: row, name: drop}
+              - {type: add, input: [input, drop]}
+          tail:
+            output: parts.2
+            layers:
+              - {type: split, sizes: [4, 12, 8], name: parts}
+        layers:
+          - {block: shuffle_unit, name: stage, repeat: 2}
+          - {block: convnext, name: cn}
+          - {block: tail, name: t}
+          - {type: split, chunks: 4, name: skipped, if: false}
+          - {type: relu, input: skipped.3}
+          - {type: mean, axes: [-2, -1], keepdims: true}
           - {type: flatten}
     """,
     "one_d": """
@@ -329,18 +362,18 @@ def test_random_layers_against_torch(
 @pytest.mark.parametrize(
     ("kind", "options", "message"),
     [
-        ("conv2d", {"filters": 4.0, "kernel": 3}, "filters must be a whole number, got 4.0"),
-        ("conv2d", {"filters": True, "kernel": 3}, "filters must be a whole number, got True"),
+        ("conv2d", {"filters": 4.0, "kernel": 3}, "filters must be a whole number ≥ 1, got 4.0"),
+        ("conv2d", {"filters": True, "kernel": 3}, "filters must be a whole number ≥ 1, got True"),
         (
             "conv2d",
             {"filters": 4, "kernel_size": [3, "3"]},
-            "kernel_size must be a whole number or a list of 1 to 3 whole numbers, e.g. 3 or "
+            "kernel_size must be a whole number ≥ 1 or a list of 1 to 3 of them, e.g. 3 or "
             "[3, 3], got [3, '3']",
         ),
         (
             "conv2d",
             {"filters": 4, "kernel": [3, 3, 3, 3]},
-            "kernel must be a whole number or a list of 1 to 3 whole numbers, e.g. 3 or [3, 3], "
+            "kernel must be a whole number ≥ 1 or a list of 1 to 3 of them, e.g. 3 or [3, 3], "
             "got [3, 3, 3, 3]",
         ),
         (
@@ -353,7 +386,7 @@ def test_random_layers_against_torch(
             {"filters": 4, "kernel": 3, "activation": 1},
             "activation must be a name, got 1",
         ),
-        ("batchnorm", {"eps": float("inf")}, "eps must be a finite number, got inf"),
+        ("batchnorm", {"eps": float("inf")}, "eps must be a finite number > 0, e.g. 1e-5, got inf"),
         ("concat", {"axis": 1.5}, "axis must be channels or an axis number, got 1.5"),
         (
             "upsample",
@@ -363,7 +396,7 @@ def test_random_layers_against_torch(
         (
             "dense",
             {"units": list(range(100))},
-            "units must be a whole number, got a list of 100 items",
+            "units must be a whole number ≥ 1, got a list of 100 items",
         ),
     ],
 )
@@ -371,3 +404,84 @@ def test_option_types_checked(kind: str, options: dict[str, object], message: st
     with pytest.raises(ModelError) as exc:
         canonical_options(LAYER_TYPES[kind], options)
     assert str(exc.value) == message
+
+
+# ---- issue #11 types: split outputs and the rest ----------------------------------------------
+
+
+def test_split_rows_show_every_output() -> None:
+    from cnncli.render.summary import outputs_text, to_csv, to_dict
+
+    s = _build("torch_issue_11")
+    rows = {r.name: r for r in s.layers()}
+    halves = rows["stage.0.halves"]
+    assert halves.output_shapes == ((12, 15, 15), (12, 15, 15))
+    assert halves.output_shape == (24, 15, 15)  # together: what the activation memory counts
+    assert outputs_text(halves) == "2 × (12, 15, 15)"
+    assert outputs_text(rows["t.parts"]) == "(4, 15, 15) + (12, 15, 15) + (8, 15, 15)"
+    assert rows["stage.0.conv2d"].inputs == ("stage.0.halves.1",)
+    assert rows["stage.0.concat"].inputs == ("stage.0.halves.0", "stage.0.branch")
+    # The block's output is the split's third output; the switched-off split passes it on.
+    assert rows["relu"].input_shapes == ((8, 15, 15),) and rows["relu"].inputs == ("t.parts.2",)
+    assert "skipped" not in rows
+    layer = next(x for x in to_dict(s)["layers"] if x["name"] == "t.parts")
+    assert layer["output_shapes"] == [[4, 15, 15], [12, 15, 15], [8, 15, 15]]
+    assert "output_shapes" not in next(x for x in to_dict(s)["layers"] if x["name"] == "relu")
+    assert ",4x15x15+12x15x15+8x15x15," in to_csv(s)
+    assert rows["cn.layer_scale"].trainable_params == 24
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [
+        (
+            ["{type: split, chunks: 4}", "{type: relu, input: split.0}"],
+            "3:5: layer 'split' (split): torch.chunk cuts 6 channels into 3 pieces of [2, 2, 2], "
+            "not 4; give the sizes instead, e.g. sizes: [2, 2, 2]",
+        ),
+        (
+            ["{type: split, sizes: [2, 3]}"],
+            "3:5: layer 'split' (split): sizes [2, 3] add up to 5, but the input (6, 4) has 6 "
+            "channels; the sizes must add up to the channels",
+        ),
+        (
+            ["{type: split}"],
+            "3:5: layer 'split' (split): split takes chunks: N (as torch.chunk) or sizes: "
+            "[a, b, …] (as torch.split), one of them",
+        ),
+        (
+            ["{type: split, chunks: 2, sizes: [3, 3]}"],
+            "3:5: layer 'split' (split): split takes chunks: N (as torch.chunk) or sizes: "
+            "[a, b, …] (as torch.split), one of them",
+        ),
+        (
+            ["{type: split, chunks: 2}", "{type: relu}"],
+            "4:5: layer 'relu' (relu): reads the split 'split', which has the outputs split.0, "
+            "split.1; name one with input: split.0",
+        ),
+        (
+            ["{type: split, chunks: 2}", "{type: relu, input: split.2}"],
+            "4:5: layer 'relu' takes input 'split.2', which is not defined here; did you mean "
+            "split.1, split.0, split?",
+        ),
+        (
+            ["{type: split, chunks: 2, axis: 2}"],
+            "3:5: layer 'split' (split): split cuts along the channels only; drop axis 2 or use "
+            "axis: channels",
+        ),
+        (
+            ["{type: channel_shuffle, groups: 4}"],
+            "3:5: layer 'channel_shuffle' (channel_shuffle): channel_shuffle needs channels "
+            "divisible by groups, but the input (6, 4) has 6 channels and groups is 4",
+        ),
+        (
+            ["{type: stochastic_depth, mode: col}"],
+            "3:5: mode must be row or batch, got 'col'",
+        ),
+    ],
+)
+def test_issue_11_torch_types_refuse(layers: list[str], message: str) -> None:
+    text = "input: [6, 4]\nlayers:\n" + "".join(f"  - {layer}\n" for layer in layers)
+    with pytest.raises(ModelError) as exc:
+        summarize_text(text, "m.yaml")
+    assert str(exc.value) == f"m.yaml:{message}"

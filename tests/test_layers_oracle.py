@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from typing import Any
 
 import pytest
@@ -225,3 +226,169 @@ def test_mean_as_keras_ops(keras: Any, rank: int, data: st.DataObject, keepdims:
             ours(layer, shape)
         return
     assert ours(layer, shape) == (want, 0, 0)
+
+
+# ---- PyTorch types -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torch() -> Any:
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def torchvision(torch: Any) -> Any:
+    # torchvision's compiled ops do not load with this torch; its Python modules are plain nn.
+    torch.library.register_fake = lambda *args, **kwargs: lambda fn: fn
+    return pytest.importorskip("torchvision.ops")
+
+
+def split_model(option: str, value: Any, shape: tuple[int, ...]) -> str:
+    """A model reading every output of a split (``NAME.i``) in a concat, in reverse order."""
+    count = value if option == "chunks" else len(value)
+    reads = ", ".join(f"s.{i}" for i in reversed(range(count)))
+    return (
+        f"input: {list(shape)}\nlayers:\n  - {{type: split, name: s, {option}: {json.dumps(value)}}}\n"
+        f"  - {{type: {'concat' if count > 1 else 'identity'}, input: [{reads}]}}\n"
+    )
+
+
+@BOUNDED
+@given(channels=st.integers(1, 40), chunks=st.integers(1, 12), spatial=st.integers(1, 5))
+def test_split_chunks_as_torch_chunk(torch: Any, channels: int, chunks: int, spatial: int) -> None:
+    shape = (channels, spatial, spatial + 1)
+    pieces = torch.zeros(1, *shape, device="meta").chunk(chunks, dim=1)
+    text = split_model("chunks", chunks, shape)
+    if len(pieces) != chunks:  # torch.chunk gave fewer pieces: cnncli asks for sizes instead
+        with pytest.raises(ModelError, match=r"not \d+; give the sizes instead"):
+            summarize_text(text, "s.yaml")
+        return
+    split = summarize_text(text, "s.yaml").layers()[0]
+    assert split.output_shapes == tuple(tuple(p.shape[1:]) for p in pieces)
+    assert split.output_shape == shape and split.params == 0 and split.macs == 0
+
+
+@BOUNDED
+@given(sizes=st.lists(st.integers(1, 9), min_size=1, max_size=6), extra=st.integers(-2, 2))
+def test_split_sizes_as_torch_split(torch: Any, sizes: list[int], extra: int) -> None:
+    channels = max(1, sum(sizes) + extra)
+    shape = (channels, 3)
+    text = split_model("sizes", sizes, shape)
+    try:
+        pieces = torch.zeros(1, *shape, device="meta").split(sizes, dim=1)
+    except RuntimeError:
+        with pytest.raises(ModelError, match="must add up to the channels"):
+            summarize_text(text, "s.yaml")
+        return
+    split = summarize_text(text, "s.yaml").layers()[0]
+    assert split.output_shapes == tuple(tuple(p.shape[1:]) for p in pieces)
+
+
+@BOUNDED
+@given(channels=st.integers(1, 24), groups=st.integers(1, 8))
+def test_channel_shuffle_as_torch(torch: Any, channels: int, groups: int) -> None:
+    layer = {"type": "ChannelShuffle", "groups": groups}
+    try:
+        y = torch.nn.ChannelShuffle(groups)(torch.zeros(1, channels, 4, 5))
+    except RuntimeError:
+        with pytest.raises(ModelError, match="divisible by groups"):
+            ours(layer, (channels, 4, 5), last=False)
+        return
+    assert ours(layer, (channels, 4, 5), last=False) == (tuple(y.shape[1:]), 0, 0)
+
+
+@pytest.mark.parametrize("channels", [1, 16, 96, 768])
+def test_layer_scale_as_torchvision_convnext(torchvision: Any, channels: int) -> None:
+    from torchvision.models.convnext import CNBlock
+
+    block = CNBlock(channels, layer_scale=1e-6, stochastic_depth_prob=0.1)
+    want = block.layer_scale.numel()
+    layer = {"type": "layer_scale", "layer_scale": 1e-6}
+    assert ours(layer, (channels, 7, 7), last=False) == ((channels, 7, 7), want, 0)
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 8), (6, 5, 4)])
+def test_layer_scale_and_stochastic_depth_as_keras_convnext(
+    keras: Any, shape: tuple[int, ...]
+) -> None:
+    from keras.src.applications.convnext import LayerScale, StochasticDepth
+
+    c = shape[-1]
+    assert ours({"type": "LayerScale", "init_values": 1e-6}, shape) == of_keras(
+        keras, LayerScale(1e-6, c), shape
+    )
+    assert ours({"type": "StochasticDepth", "drop_path_rate": 0.1}, shape) == of_keras(
+        keras, StochasticDepth(0.1), shape
+    )
+
+
+@pytest.mark.parametrize("mode", ["row", "batch"])
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.5])
+def test_stochastic_depth_as_torchvision(
+    torchvision: Any, torch: Any, mode: str, rate: float
+) -> None:
+    y = torchvision.StochasticDepth(rate, mode).eval()(torch.zeros(2, 6, 4, 5))
+    module = torchvision.StochasticDepth(rate, mode)
+    want = (tuple(y.shape[1:]), sum(p.numel() for p in module.parameters()), 0)
+    assert ours({"type": "StochasticDepth", "p": rate, "mode": mode}, (6, 4, 5), last=False) == want
+
+
+def test_split_outputs_verified_by_torch(torch: Any) -> None:
+    """A ShuffleNetV2 unit (split, a branch on one half, concat, shuffle) built by --verify."""
+    from cnncli.model.torch_check import check
+
+    text = (
+        "input: [24, 14, 14]\nlayers:\n"
+        "  - {type: chunk, chunks: 2, name: halves}\n"
+        "  - {type: conv2d, input: halves.1, filters: 12, kernel: 1, bias: false}\n"
+        "  - {type: batchnorm}\n  - {type: relu}\n"
+        "  - {type: depthwise_conv2d, kernel: 3, padding: 1, bias: false}\n"
+        "  - {type: batchnorm}\n"
+        "  - {type: conv2d, filters: 12, kernel: 1, bias: false, name: branch}\n"
+        "  - {type: concat, input: [halves.0, branch]}\n"
+        "  - {type: channel_shuffle, groups: 2}\n"
+        "  - {type: split, sizes: [4, 20], name: uneven}\n"
+        "  - {type: layer_scale, input: uneven.1}\n"
+        "  - {type: stochastic_depth, rate: 0.2}\n"
+        "  - {type: mean, axes: [2, 3]}\n"
+    )
+    s = summarize_text(text, "u.yaml")
+    for device in ("meta", "cpu"):
+        checks = check(s, device)
+        assert len(checks) == len(s.layers()) and all(c.ok for c in checks), checks
+    assert s.layers()[0].output_shapes == ((12, 14, 14), (12, 14, 14))
+
+
+def test_default_names_are_keras_names(keras: Any) -> None:
+    """A channels-last model names its layers as Keras does (separable_conv2d, cropping2d, …)."""
+    from keras.src.applications.convnext import LayerScale, StochasticDepth
+
+    made = [
+        ("SeparableConv1D", keras.layers.SeparableConv1D(2, 1), (5, 2)),
+        ("SeparableConv2D", keras.layers.SeparableConv2D(2, 1), (5, 5, 2)),
+        ("Cropping1D", keras.layers.Cropping1D(), (5, 2)),
+        ("Cropping2D", keras.layers.Cropping2D(), (5, 5, 2)),
+        ("Cropping3D", keras.layers.Cropping3D(), (5, 5, 5, 2)),
+        ("Reshape", keras.layers.Reshape((-1,)), (5, 2)),
+        ("Permute", keras.layers.Permute((2, 1)), (5, 2)),
+        ("Rescaling", keras.layers.Rescaling(0.5), (5, 2)),
+        ("Normalization", keras.layers.Normalization(), (5, 2)),
+        ("BatchNormalization", keras.layers.BatchNormalization(scale=False), (5, 2)),
+        ("LayerScale", LayerScale(1e-6, 2), (5, 2)),
+        ("StochasticDepth", StochasticDepth(0.1), (5, 2)),
+    ]
+    for type_name, layer, shape in made:
+        extra = {
+            "SeparableConv1D": ", filters: 2, kernel: 1",
+            "SeparableConv2D": ", filters: 2, kernel: 1",
+            "Reshape": ", shape: [-1]",
+            "Permute": ", dims: [2, 1]",
+            "Rescaling": ", scale: 0.5",
+        }.get(type_name, "")
+        text = (
+            f"input: {list(shape)}\nlayout: channels_last\nlayers:\n"
+            f"  - {{type: {type_name}{extra}}}\n"
+        )
+        row = summarize_text(text, "n.yaml").layers()[0]
+        # Keras numbers later instances of a class name_1, name_2 …: compare the base name.
+        assert row.name == re.sub(r"_\d+$", "", layer.name), type_name

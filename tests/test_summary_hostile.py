@@ -263,7 +263,7 @@ def test_deep_expression_refused() -> None:
 
 # ---- 3. wrong types --------------------------------------------------------------------------
 
-SIZES = "a whole number or a list of 1 to 3 whole numbers, e.g. 3 or [3, 3]"
+SIZES = "a whole number ≥ 1 or a list of 1 to 3 of them, e.g. 3 or [3, 3]"
 
 
 @pytest.mark.parametrize(
@@ -273,16 +273,16 @@ SIZES = "a whole number or a list of 1 to 3 whole numbers, e.g. 3 or [3, 3]"
         ("{type: conv2d, filters: 4, kernel: .nan}", f"3:5: kernel must be {SIZES}, got nan"),
         (
             "{type: conv2d, filters: .inf, kernel: 3}",
-            "3:5: filters must be a whole number, got inf",
+            "3:5: filters must be a whole number ≥ 1, got inf",
         ),
         ("{type: upsample, scale: 0.5}", f"3:5: scale must be {SIZES}, got 0.5"),
         ("{type: maxpool2d, pool_size: [2, 2.0]}", f"3:5: pool_size must be {SIZES}, got [2, 2.0]"),
-        ("{type: dropout, rate: .nan}", "3:5: rate must be a finite number, got nan"),
+        ("{type: dropout, rate: .nan}", "3:5: rate must be a number from 0 to below 1, got nan"),
         ("{type: batchnorm, affine: 1}", "3:5: affine must be true or false, got 1"),
         ("{type: relu, if: [a]}", "3:5: if must be true, false or a number (0 is off), got ['a']"),
         (
             "{type: conv2d, filters: 4, kernel: 3, padding: {a: 1}}",
-            "3:5: padding must be a whole number, a list like [1, 2] or [[0, 1], [1, 0]], or "
+            "3:5: padding must be a whole number ≥ 0, a list like [1, 2] or [[0, 1], [1, 0]], or "
             "same/valid/full, got {'a': 1}",
         ),
         (
@@ -716,4 +716,110 @@ def test_stdout_on_a_full_disk(fmt: list[str]) -> None:
     assert done.returncode == 1
     assert done.stderr == (
         "cnncli: error: cannot write to standard output (No space left on device)\n"
+    )
+
+
+# ---- #11: every option has a type and a range ------------------------------------------------
+
+
+def test_every_option_of_every_type_has_a_type_and_range() -> None:
+    from cnncli.model.layers import option_type
+
+    missing = [
+        (t.name, o) for t in LAYER_TYPES.values() for o in t.options if not option_type(t, o)
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        ("{type: batchnorm, eps: 1e-6}", None),
+        ("{type: batchnorm, eps: 0}", "eps must be a finite number > 0, e.g. 1e-5, got 0"),
+        ("{type: batchnorm, epsilon: -1e-3}", "epsilon must be a finite number > 0, e.g. 1e-5, got -0.001"),
+        ("{type: batchnorm, eps: abc}", "eps must be a finite number > 0, e.g. 1e-5, got 'abc'"),
+        ("{type: batchnorm, eps: [1]}", "eps must be a finite number > 0, e.g. 1e-5, got [1]"),
+        ("{type: batchnorm, momentum: xyz}", "momentum must be a number from 0 to 1, got 'xyz'"),
+        ("{type: batchnorm, momentum: 1.5}", "momentum must be a number from 0 to 1, got 1.5"),
+        ("{type: batchnorm, momentum: -0.1}", "momentum must be a number from 0 to 1, got -0.1"),
+        ("{type: dropout, rate: 1}", "rate must be a number from 0 to below 1, got 1"),
+        ("{type: dropout, p: -0.5}", "p must be a number from 0 to below 1, got -0.5"),
+        ("{type: stochastic_depth, drop_path_rate: 1.0}", "drop_path_rate must be a number from 0 to below 1, got 1.0"),
+        ("{type: conv2d, filters: 4, kernel: 3, groups: 0}", "groups must be a whole number ≥ 1, got 0"),
+        ("{type: conv2d, filters: -4, kernel: 3}", "filters must be a whole number ≥ 1, got -4"),
+        ("{type: conv2d, filters: 4, kernel: 0}", f"kernel must be {SIZES}, got 0"),
+        ("{type: conv2d, filters: 4, kernel: 3, stride: [1, 0]}", f"stride must be {SIZES}, got [1, 0]"),
+        ("{type: conv2d, filters: 4, kernel: 3, padding: -1}", "padding must be a whole number ≥ 0, a list like [1, 2] or [[0, 1], [1, 0]], or same/valid/full, got -1"),
+        ("{type: leaky_relu, negative_slope: .inf}", "negative_slope must be a finite number, got inf"),
+        ("{type: leaky_relu, alpha: -0.2}", None),
+        ("{type: upsample, mode: cubic}", "mode must be nearest, linear, bilinear, bicubic or trilinear, got 'cubic'"),
+        ("{type: split, chunks: 0}", "chunks must be a whole number ≥ 1, got 0"),
+        ("{type: split, sizes: [0, 3]}", "sizes must be a list of channel counts ≥ 1, e.g. [58, 58], got [0, 3]"),
+        ("{type: channel_shuffle, groups: 1.5}", "groups must be a whole number ≥ 1, got 1.5"),
+        ("{type: layer_scale, init: .nan}", "init must be a finite number, got nan"),
+        ("{type: rescaling, scale: '1/255'}", "scale must be a finite number or a list of them (one per channel), got '1/255'"),
+        ("{type: upsample, scale: 0.5}", f"scale must be {SIZES}, got 0.5"),
+        ("{type: batchnorm, scale: 2}", "scale must be true or false, got 2"),
+        ("{type: normalization, mean: 0, variance: -1}", "variance must be a finite number ≥ 0 or a list of them (one per channel), got -1"),
+        ("{type: cropping2d, cropping: -1}", "cropping must be a whole number ≥ 0, a list of them, or [before, after] pairs, e.g. [[0, 1], [0, 1]], got -1"),
+        ("{type: reshape, shape: [0, -1]}", "shape must be a list of 1 to 4 sizes ≥ 1 without the batch (one may be -1), e.g. [1, 1, 32], got [0, -1]"),
+        ("{type: permute, dims: 2}", "dims must be a list of axis numbers without the batch, e.g. [2, 1] (Keras) or [0, 2, 1] (PyTorch), got 2"),
+        ("{type: mean, axes: [1.5]}", "axes must be an axis number, channels, or a list of them, e.g. [2, 3], got [1.5]"),
+        ("{type: mean, dim: [2, 9]}", "layer 'mean' (mean): axes [2, 9] does not fit a shape of 3 axes without the batch; use axes 1 to 3 (0 is the batch) or -1 to -3"),
+    ],
+)  # fmt: skip
+def test_option_values_have_a_range(
+    layer: str, message: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = _model(tmp_path, f"input: [4, 6, 6]\nlayers:\n  - {layer}\n")
+    if message is None:
+        code, _, err = run(["summary", str(model)], capsys)
+        assert code == 0 and err == ""
+        return
+    assert _fails(["summary", str(model)], capsys) == f"{model}:3:5: {message}"
+
+
+@pytest.mark.parametrize(
+    ("head", "momentum", "other", "mine", "warned"),
+    [
+        ("", 0.99, "Keras", "PyTorch", True),
+        ("", 0.1, "", "", False),
+        ("", 0.5, "", "", False),
+        ("layout: channels_last\n", 0.1, "PyTorch", "Keras", True),
+        ("layout: channels_last\n", 0.99, "", "", False),
+        ("framework: tf\n", 0.01, "PyTorch", "Keras", True),
+    ],
+)
+def test_momentum_in_the_other_convention_is_one_warning(
+    head: str,
+    momentum: float,
+    other: str,
+    mine: str,
+    warned: bool,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bn = f"  - {{type: batchnorm, momentum: {momentum}}}\n"
+    text = f"input: [4, 6, 6]\n{head}layers:\n{bn * 3}"
+    model = _model(tmp_path, text)
+    plain = _model(tmp_path, text.replace(f", momentum: {momentum}", ""), "plain.yaml")
+    code, out, err = run(["summary", str(model), "--json"], capsys)
+    assert code == 0
+    _, plain_out, plain_err = run(["summary", str(plain), "--json"], capsys)
+    assert plain_err == ""
+    # Not a number changes: the same JSON apart from the file name.
+    assert out.replace(str(model), "") == plain_out.replace(str(plain), "").replace(
+        '"plain"', '"m"'
+    )
+    if not warned:
+        assert err == ""
+        return
+    line = 3 + head.count("\n")
+    fw = "torch" if not head else ("keras" if "channels_last" in head else "tf")
+    name = "batch_normalization" if "channels_last" in head else "batchnorm"
+    assert err == (
+        f"cnncli: warning: {model}:{line}:5: layer '{name}' (batchnorm): momentum {momentum:g} "
+        f"looks like {other}'s convention, but this is a {fw} model: PyTorch's momentum = 1 − "
+        f"Keras's ({other}'s {momentum:g} is {mine}'s {1 - momentum:.6g}); the counts are the "
+        "same either way (and 2 more layers)\n"
     )

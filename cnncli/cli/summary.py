@@ -162,6 +162,10 @@ def summary(
         check_output(svg, [locate(model)], force)
         _check_svg_target(svg)
     result = summarize(model, count_bias=count_bias, variant=variant)
+    for warning in result.warnings:
+        from cnncli.render.term import printable
+
+        sys.stderr.write(f"cnncli: warning: {printable(warning)}\n")
     report = None
     if verify:
         from cnncli.model.torch_check import verify_summary

@@ -10,7 +10,7 @@ and the torch builder in :mod:`cnncli.model.torch_check` all read the same :clas
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from cnncli.model.expressions import Params, check_param_name, substitute
 from cnncli.model.graph import Expander, Node
 from cnncli.model.layers import (
     LAYER_TYPES,
+    SPLIT_OUTPUT,
     Ctx,
     LayerOut,
     TShape,
@@ -83,6 +84,9 @@ class Row:
     group: str | None
     #: Blocks: how many times the block repeats in this row (1 unless `repeat:`).
     repeat: int = 1
+    #: A layer with several outputs (split): each output's shape; ``output_shape`` is then the
+    #: shape they make together.
+    output_shapes: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,9 @@ class Summary:
     count_bias: bool
     nodes: list[Node]
     ctx: Ctx
+    #: One line each, for stderr: things that change no number (a momentum in the other
+    #: framework's convention).
+    warnings: list[str] = field(default_factory=list)
 
     def layers(self) -> list[Row]:
         return [r for r in self.rows if r.kind == "layer"]
@@ -183,7 +190,26 @@ def build(data: Any, label: str, count_bias: bool = False, variant: str | None =
         count_bias=count_bias,
         nodes=list(ordered),
         ctx=ctx,
+        warnings=_warnings(visible, label),
     )
+
+
+def _warnings(visible: list[Node], label: str) -> list[str]:
+    """Each layer warning once, at its first layer, with how many more layers share it."""
+    seen: dict[str, list[Node]] = {}
+    for n in visible:
+        if n.out is not None and n.out.warning:
+            seen.setdefault(n.out.warning, []).append(n)
+    out = []
+    for text, nodes in seen.items():
+        first = nodes[0]
+        rest = len(nodes) - 1
+        more = f" (and {rest} more layer{'s' if rest > 1 else ''})" if rest else ""
+        out.append(
+            f"{label}:{first.line}:{first.col}: layer {show(first.name)} ({first.kind.name}): "
+            f"{text}{more}"
+        )
+    return out
 
 
 def _check_top_keys(data: Mapping, label: str) -> None:
@@ -438,7 +464,8 @@ def _compute_node(b: Expander, node: Node, ctx: Ctx) -> None:
     ins = [b.nodes[n] for n in node.inputs]
     shapes = [n.out.shape for n in ins if n.out is not None]
     try:
-        if node.hidden:
+        _refuse_whole_split(node, ins)
+        if node.hidden and node.kind is not SPLIT_OUTPUT:
             # Switched off: passes its first input on unchanged.
             out = LayerOut(shapes[0])
         else:
@@ -456,6 +483,19 @@ def _compute_node(b: Expander, node: Node, ctx: Ctx) -> None:
         node.out = LayerOut(
             **{**out.__dict__, "trainable": 0, "non_trainable": out.trainable + out.non_trainable}
         )
+
+
+def _refuse_whole_split(node: Node, ins: list[Node]) -> None:
+    """A split's outputs are read one by one (``NAME.0``); the split itself is not a tensor."""
+    if node.kind is SPLIT_OUTPUT:
+        return
+    for i in ins:
+        if i.out is not None and i.out.outputs and not i.hidden:
+            outs = ", ".join(f"{i.local}.{k}" for k in range(len(i.out.outputs)))
+            raise ModelError(
+                f"reads the split {show(i.local)}, which has the outputs {outs}; name one with "
+                f"input: {i.local}.0"
+            )
 
 
 def _totals(visible: list[Node], inputs: list[TShape], count_bias: bool) -> Totals:
@@ -538,6 +578,7 @@ def _rows(b: Expander, ctx: Ctx, count_bias: bool) -> list[Row]:
             activation=n.opts.get("activation") or n.opts.get("function"),
             line=n.line,
             group=n.group,
+            output_shapes=tuple(p.dims(last) for p in o.outputs),
         )
 
     layer_rows = {n.name: layer_row(n) for n in b.order if not n.hidden}
@@ -597,8 +638,9 @@ def _rows(b: Expander, ctx: Ctx, count_bias: bool) -> list[Row]:
 
 
 def _visible(b: Expander, node: Node) -> Node:
-    # A hidden pass-through (if: false, or a block's named input) shows as what it passes on.
-    while node.hidden and node.inputs:  # a switched-off layer passes its first input on
+    # A hidden pass-through (if: false, or a block's named input) shows as what it passes on;
+    # a split's output shows as itself (NAME.1).
+    while node.hidden and node.inputs and node.kind is not SPLIT_OUTPUT:
         node = b.nodes[node.inputs[0]]
     return node
 

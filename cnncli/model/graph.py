@@ -23,6 +23,8 @@ from cnncli.errors import ModelError, as_model_key
 from cnncli.model.expressions import BLOCK_INPUT_NAMES, Params, substitute
 from cnncli.model.layers import (
     KERAS_NAMES,
+    LAYER_TYPES,
+    SPLIT_OUTPUT,
     Ctx,
     LayerOut,
     LayerType,
@@ -31,6 +33,7 @@ from cnncli.model.layers import (
     closest,
     layer_type,
     show,
+    split_count,
     whole,
 )
 from cnncli.model.load import Mapping, Seq
@@ -284,7 +287,49 @@ class Expander:
         scope[name] = full
         self.nodes[full] = node
         self.order.append(node)
+        if kind is LAYER_TYPES["split"]:
+            self.split_outputs(node, scope)
         return full
+
+    def split_outputs(self, split: Node, scope: dict[str, str]) -> None:
+        """Make the outputs of a split readable as ``NAME.0``, ``NAME.1``, …: one hidden node each
+        (no row of its own; the split's row shows them), so every other part of cnncli keeps
+        seeing layers with one output. A switched-off split passes its input on as every output."""
+        try:
+            count = split_count(split.opts)
+        except ModelError as err:
+            raise self.at(split, f"layer {show(split.local)} (split): {err}") from None
+        self.count += count
+        if self.count > limits.get("layers"):
+            limits.check(
+                "layers",
+                self.count,
+                f"{self.label}:{split.line}:{split.col}: the model expands to at least "
+                f"{self.count:,} layers (the split's {count:,} outputs included)",
+            )
+        for i in range(count):
+            local = f"{split.local}.{i}"
+            if split.hidden:
+                scope[local] = split.name
+                continue
+            opts = {"_type": SPLIT_OUTPUT.name, "index": i, "split": split.opts}
+            node = Node(
+                f"{split.name}.{i}",
+                local,
+                SPLIT_OUTPUT,
+                opts,
+                None,
+                scope,
+                split.name,
+                split.line,
+                split.col,
+                split.group,
+                split.depth,
+                hidden=True,
+            )
+            scope[local] = node.name
+            self.nodes[node.name] = node
+            self.order.append(node)
 
     def call(
         self,

@@ -72,6 +72,10 @@ class LayerOut:
     geometry: ar.Geometry | None = None
     #: Receptive field changes: "window" (kernel/stride/dilation above), "global", "keep", "lost".
     rf: str = "keep"
+    #: A layer with several outputs (split): each one; ``shape`` is then all of them together.
+    outputs: tuple[TShape, ...] = ()
+    #: Something the user should hear about that changes no number (one line).
+    warning: str = ""
 
 
 @dataclass(frozen=True)
@@ -446,6 +450,78 @@ def _mean(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
     return LayerOut(shape, rf="keep" if shape.spatial == x.spatial else "lost")
 
 
+def split_count(opts: dict[str, Any]) -> int:
+    """How many outputs a split has: ``chunks``, or one per entry of ``sizes``."""
+    if (opts["chunks"] is None) == (opts["sizes"] is None):
+        raise ModelError(
+            "split takes chunks: N (as torch.chunk) or sizes: [a, b, …] (as torch.split), one of them"
+        )
+    return whole(opts["chunks"], "chunks") if opts["sizes"] is None else len(opts["sizes"])
+
+
+def split_pieces(opts: dict[str, Any], x: TShape, ctx: Ctx) -> tuple[TShape, ...]:
+    """The outputs of a split along the channels, as torch.chunk or torch.split gives them."""
+    c = x.channels
+    n = split_count(opts)
+    if opts["sizes"] is not None:
+        sizes = list(opts["sizes"])
+        if sum(sizes) != c:
+            raise ModelError(
+                f"sizes {show(sizes)} add up to {sum(sizes)}, but the input {ctx.show(x)} has "
+                f"{c} channels; the sizes must add up to the channels"
+            )
+    else:
+        # torch.chunk: pieces of ceil(C / N) channels, the last one smaller; it may give fewer
+        # than N pieces (5 channels in 4 chunks are 2, 2, 1), which cnncli refuses.
+        each = -(-c // n)
+        sizes = [each] * (c // each) + ([c % each] if c % each else [])
+        if len(sizes) != n:
+            raise ModelError(
+                f"torch.chunk cuts {c} channels into {len(sizes)} pieces of {show(sizes)}, not "
+                f"{n}; give the sizes instead, e.g. sizes: {show(sizes)}"
+            )
+    return tuple(TShape(k, x.spatial) for k in sizes)
+
+
+def _split(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    _channels_only(opts, ctx, "cuts")
+    return LayerOut(x, outputs=split_pieces(opts, x, ctx))
+
+
+def _split_output(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
+    return LayerOut(split_pieces(opts["split"], _one(inputs), ctx)[opts["index"]])
+
+
+#: The hidden node ``NAME.i`` that reads output i of the split NAME (not a type users write):
+#: every other part of cnncli keeps seeing layers with one output.
+SPLIT_OUTPUT = LayerType("split_output", _split_output, {"index": 0, "split": None})
+
+
+def _channel_shuffle(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
+    x = _one(inputs)
+    groups = whole(opts["groups"], "groups")
+    if x.channels % groups:
+        raise ModelError(
+            f"channel_shuffle needs channels divisible by groups, but the input {ctx.show(x)} has "
+            f"{x.channels} channels and groups is {groups}"
+        )
+    return LayerOut(x)
+
+
+def _layer_scale(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
+    x = _one(inputs)
+    # torchvision's ConvNeXt: nn.Parameter(torch.ones(C, 1, 1) * layer_scale); Keras's LayerScale:
+    # gamma of shape (C,). One learnable multiplier per channel.
+    return LayerOut(x, trainable=x.channels)
+
+
 def _pool(ndim: int, op: ar.Op) -> Callable[..., LayerOut]:
     def compute(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
         x = _one(inputs)
@@ -496,7 +572,37 @@ def _batchnorm(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx
     # PyTorch: weight, bias (trainable); running_mean, running_var (buffers). Keras: gamma (scale),
     # beta (center); moving_mean, moving_variance (non-trainable). num_batches_tracked not counted.
     kept = flag(opts["scale"], "scale") + flag(opts["center"], "center") if affine else 0
-    return LayerOut(x, trainable=kept * c, non_trainable=2 * c if stats else 0)
+    return LayerOut(
+        x,
+        trainable=kept * c,
+        non_trainable=2 * c if stats else 0,
+        warning=momentum_warning(opts["momentum"], ctx),
+    )
+
+
+def torch_momentum(momentum: float | None, ctx: Ctx) -> float:
+    """The model's batchnorm momentum as PyTorch takes it (the weight of the new batch):
+    PyTorch's own 0.1 by default; a Keras or TF model's momentum (the weight of the old
+    running value, 0.99 by default) is 1 − PyTorch's."""
+    if ctx.framework is ar.Framework.TORCH:
+        return 0.1 if momentum is None else momentum
+    return 1 - (0.99 if momentum is None else momentum)
+
+
+def momentum_warning(momentum: float | None, ctx: Ctx) -> str:
+    """A word when ``momentum`` looks written in the other framework's convention (it changes
+    no number cnncli shows, but a model built from the file would average differently)."""
+    if momentum is None:
+        return ""
+    torch = ctx.framework is ar.Framework.TORCH
+    if (momentum > 0.5) if torch else (momentum < 0.5):
+        mine, other = ("PyTorch", "Keras") if torch else ("Keras", "PyTorch")
+        return (
+            f"momentum {momentum:g} looks like {other}'s convention, but this is a {ctx.framework.value} "
+            f"model: PyTorch's momentum = 1 − Keras's ({other}'s {momentum:g} is {mine}'s "
+            f"{1 - momentum:.6g}); the counts are the same either way"
+        )
+    return ""
 
 
 def _layernorm(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
@@ -506,13 +612,6 @@ def _layernorm(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx
 
 
 def _same(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
-    return LayerOut(_one(inputs))
-
-
-def _dropout(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
-    rate = opts["rate"]
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
-        raise ModelError(f"dropout rate must be a number from 0 to below 1, got {show(rate)}")
     return LayerOut(_one(inputs))
 
 
@@ -575,11 +674,6 @@ def _upsample(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx:
         raise
     except CnnCliError as err:
         raise ModelError(_model_words(err)) from None
-    mode = opts["mode"]
-    if mode not in ("nearest", "bilinear", "bicubic", "trilinear", "linear"):
-        raise ModelError(
-            f"unknown upsample mode {show(mode)}; use nearest, linear, bilinear, bicubic or trilinear"
-        )
     return LayerOut(TShape(x.channels, size), rf="lost")
 
 
@@ -602,12 +696,18 @@ def _broadcast(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx
     return LayerOut(TShape(dims[0], tuple(dims[1:])))
 
 
-def _concat(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+def _channels_only(opts: dict[str, Any], ctx: Ctx, does: str) -> None:
+    """Concat and split work along the channel axis only (``channels``, or its number)."""
     axis = opts["axis"]
     if axis not in ("channels", -1 if ctx.channels_last else 1):
         raise ModelError(
-            f"concat joins along the channels only; drop axis {show(axis)} or use axis: channels"
+            f"{opts['_type']} {does} along the channels only; drop axis {show(axis)} or use "
+            "axis: channels"
         )
+
+
+def _concat(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    _channels_only(opts, ctx, "joins")
     first = inputs[0]
     for name, shape in zip(names[1:], inputs[1:], strict=True):
         if shape.spatial != first.spatial:
@@ -697,7 +797,7 @@ def _build_registry() -> dict[str, LayerType]:
             _batchnorm,
             {
                 "eps": 1e-5,
-                "momentum": 0.1,
+                "momentum": None,  # the framework's: PyTorch 0.1, Keras 0.99
                 "affine": True,
                 "track_running_stats": True,
                 "scale": True,
@@ -720,7 +820,26 @@ def _build_registry() -> dict[str, LayerType]:
             aliases={"axis": "axes", "dim": "axes", "keepdim": "keepdims"},
         ),
         LayerType("layernorm", _layernorm, {"eps": 1e-5, "affine": True}),
-        LayerType("dropout", _dropout, {"rate": 0.5}),
+        LayerType(
+            "split",
+            _split,
+            {"chunks": None, "sizes": None, "axis": "channels"},
+            summary="outputs NAME.0, NAME.1, … (torch.chunk / torch.split along the channels)",
+        ),
+        LayerType("channel_shuffle", _channel_shuffle, {"groups": None}, ("groups",)),
+        LayerType(
+            "layer_scale",
+            _layer_scale,
+            {"init": 1e-6},
+            aliases={"init_values": "init", "layer_scale": "init"},
+        ),
+        LayerType(
+            "stochastic_depth",
+            _same,
+            {"rate": 0.0, "mode": "row"},
+            aliases={"drop_path_rate": "rate", "drop_prob": "rate"},
+        ),
+        LayerType("dropout", _same, {"rate": 0.5}),
         LayerType("flatten", _flatten),
         LayerType("dense", _dense, {"units": None, "bias": True, "activation": None}, ("units",)),
         LayerType("upsample", _upsample, {"scale": None, "size": None, "mode": "nearest"}),
@@ -775,6 +894,8 @@ _TYPE_ALIASES = {
     "upsampling3d": "upsample",
     "upsample": "upsample",
     "relu": "relu",
+    "chunk": "split",
+    "droppath": "stochastic_depth",
 }
 for _nd in (1, 2, 3):
     _TYPE_ALIASES |= {
@@ -880,43 +1001,93 @@ MAX_LIST = 4096
 #: Options where an explicit ``null`` is a value of its own, checked like any other.
 _NULL_MEANS = frozenset({"normalization.axis"})
 
-#: What each option holds: (test, what the message says is expected). ``None`` is each
-#: option's default and always allowed here; the layer's rule decides whether it may be missing.
+
+def _ints_from(low: int, pairs: bool = False) -> Callable[[Any], bool]:
+    """A whole number ≥ ``low``, or a list of 1 to 3 of them (``pairs``: or [before, after])."""
+    return lambda v: _sizes(v, pairs) and _all_ints(v, lambda n: n >= low)
+
+
+def _between(
+    low: float, high: float = math.inf, low_open: bool = False, high_open: bool = False
+) -> Callable[[Any], bool]:
+    """A finite number in [low, high] (either end open)."""
+
+    def test(v: Any) -> bool:
+        if not _number(v):
+            return False
+        x = float(v)
+        return (x > low if low_open else x >= low) and (x < high if high_open else x <= high)
+
+    return test
+
+
+def _numbers_from(low: float) -> Callable[[Any], bool]:
+    """A finite number ≥ ``low``, or a list of them."""
+    return lambda v: _numbers(v) and all(n >= low for n in (v if isinstance(v, list) else [v]))
+
+
+_SIZES_TEXT = "a whole number ≥ 1 or a list of 1 to 3 of them, e.g. 3 or [3, 3]"
+_FLAG = (lambda v: isinstance(v, bool), "true or false")
+
+#: What each option holds, its type and its range: (test, what the message says is expected).
+#: Options of one type only are keyed TYPE.OPTION (the same word means another thing there:
+#: ``rescaling.scale`` is a number, upsample's ``scale`` a size). ``None`` is each option's
+#: default and allowed here; the layer's rule decides whether it may be missing. Sizes above
+#: 2³¹−1 are refused by the layer rules (one message for every size, with the limit).
 _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     **dict.fromkeys(
-        ("filters", "groups", "units", "depth_multiplier"), (_is_int, "a whole number")
+        ("filters", "groups", "units", "depth_multiplier", "chunks"),
+        (lambda v: _is_int(v) and v >= 1, "a whole number ≥ 1"),
     ),
     **dict.fromkeys(
-        ("kernel", "stride", "dilation", "output_size", "scale", "size", "output_padding"),
-        (_sizes, "a whole number or a list of 1 to 3 whole numbers, e.g. 3 or [3, 3]"),
+        ("kernel", "stride", "dilation", "output_size", "scale", "size"),
+        (_ints_from(1), _SIZES_TEXT),
+    ),
+    "output_padding": (
+        _ints_from(0),
+        "a whole number ≥ 0 or a list of 1 to 3 of them, e.g. 1 or [1, 0]",
     ),
     "padding": (
-        lambda v: isinstance(v, str) or _sizes(v, pairs=True),
-        "a whole number, a list like [1, 2] or [[0, 1], [1, 0]], or same/valid/full",
+        lambda v: isinstance(v, str) or _ints_from(0, pairs=True)(v),
+        "a whole number ≥ 0, a list like [1, 2] or [[0, 1], [1, 0]], or same/valid/full",
     ),
-    **dict.fromkeys(
-        ("bias", "ceil_mode", "keepdims", "affine", "track_running_stats"),
-        (lambda v: isinstance(v, bool), "true or false"),
-    ),
-    **dict.fromkeys(("activation", "function", "mode"), (lambda v: isinstance(v, str), "a name")),
-    **dict.fromkeys(("eps", "momentum", "rate", "negative_slope"), (_number, "a finite number")),
+    **dict.fromkeys(("bias", "ceil_mode", "keepdims", "affine", "track_running_stats"), _FLAG),
+    **dict.fromkeys(("activation", "function"), (lambda v: isinstance(v, str), "a name")),
+    "eps": (_between(0, low_open=True), "a finite number > 0, e.g. 1e-5"),
+    "momentum": (_between(0, 1), "a number from 0 to 1"),
+    "rate": (_between(0, 1, high_open=True), "a number from 0 to below 1"),
+    "negative_slope": (_number, "a finite number"),
     "axis": (lambda v: isinstance(v, str) or _is_int(v), "channels or an axis number"),
-    # Options of one type only are keyed TYPE.OPTION: the same word means another thing there.
-    **dict.fromkeys(
-        ("batchnorm.scale", "batchnorm.center", "normalization.invert"),
-        (lambda v: isinstance(v, bool), "true or false"),
+    "upsample.mode": (
+        lambda v: v in ("nearest", "linear", "bilinear", "bicubic", "trilinear"),
+        "nearest, linear, bilinear, bicubic or trilinear",
     ),
+    **dict.fromkeys(("batchnorm.scale", "batchnorm.center", "normalization.invert"), _FLAG),
     **dict.fromkeys(
-        ("rescaling.scale", "rescaling.offset", "normalization.mean", "normalization.variance"),
+        ("rescaling.scale", "rescaling.offset", "normalization.mean"),
         (_numbers, "a finite number or a list of them (one per channel)"),
+    ),
+    "normalization.variance": (
+        _numbers_from(0),
+        "a finite number ≥ 0 or a list of them (one per channel)",
     ),
     "normalization.axis": (
         lambda v: _axis_list(v, allow_null=True),
         "channels, an axis number, a list of them, or null (one mean for everything)",
     ),
     "mean.axes": (_axis_list, "an axis number, channels, or a list of them, e.g. [2, 3]"),
+    "sizes": (
+        lambda v: (
+            isinstance(v, list)
+            and 1 <= len(v) <= MAX_LIST
+            and all(_is_int(n) and n >= 1 for n in v)
+        ),
+        "a list of channel counts ≥ 1, e.g. [58, 58]",
+    ),
+    "init": (_number, "a finite number"),
+    "stochastic_depth.mode": (lambda v: v in ("row", "batch"), "row or batch"),
     "cropping": (
-        lambda v: _sizes(v, pairs=True) and _all_ints(v, lambda n: n >= 0),
+        _ints_from(0, pairs=True),
         "a whole number ≥ 0, a list of them, or [before, after] pairs, e.g. [[0, 1], [0, 1]]",
     ),
     "shape": (
@@ -925,13 +1096,18 @@ _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
             and 1 <= len(v) <= 4
             and all(_is_int(d) and (d >= 1 or d == -1) for d in v)
         ),
-        "a list of 1 to 4 sizes without the batch (one may be -1), e.g. [1, 1, 32]",
+        "a list of 1 to 4 sizes ≥ 1 without the batch (one may be -1), e.g. [1, 1, 32]",
     ),
     "dims": (
         lambda v: isinstance(v, list) and 1 <= len(v) <= 5 and all(map(_is_int, v)),
         "a list of axis numbers without the batch, e.g. [2, 1] (Keras) or [0, 2, 1] (PyTorch)",
     ),
 }
+
+
+def option_type(kind: LayerType, name: str) -> tuple[Callable[[Any], bool], str] | None:
+    """What option ``name`` (canonical) of ``kind`` holds: its own entry, or the shared one."""
+    return _OPTION_TYPES.get(f"{kind.name}.{name}") or _OPTION_TYPES.get(name)
 
 
 def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
@@ -951,13 +1127,11 @@ def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
             raise ModelError(f"unknown option {shorten(key)!r} for {kind.name}{hint}{listing}")
         if name in opts:
             raise ModelError(f"option {name!r} given twice (as {key!r}); keep one")
-        test, expected = _OPTION_TYPES.get(f"{kind.name}.{name}") or _OPTION_TYPES.get(
-            name, (lambda v: True, "")
-        )
-        if (value is not None or f"{kind.name}.{name}" in _NULL_MEANS) and not test(value):
-            raise ModelError(f"{key} must be {expected}, got {show(value)}")
         if _huge(value):
             raise ModelError(f"{key} {show(value)} is absurdly large; use a realistic size")
+        test, expected = option_type(kind, name) or (lambda v: True, "")
+        if (value is not None or f"{kind.name}.{name}" in _NULL_MEANS) and not test(value):
+            raise ModelError(f"{key} must be {expected}, got {show(value)}")
         opts[name] = value
     for name in kind.required:
         if opts.get(name) is None:

@@ -21,7 +21,16 @@ from cnncli import arithmetic as ar
 from cnncli.errors import ModelError
 from cnncli.model.build import Summary
 from cnncli.model.graph import Node
-from cnncli.model.layers import Ctx, LayerOut, TShape, axis_indices, crop_pairs, stats_size
+from cnncli.model.layers import (
+    SPLIT_OUTPUT,
+    Ctx,
+    LayerOut,
+    TShape,
+    axis_indices,
+    crop_pairs,
+    stats_size,
+    torch_momentum,
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +40,9 @@ class Check:
     name: str
     type: str
     line: int
-    ours_shape: tuple[int, ...]
-    torch_shape: tuple[int, ...]
+    #: A split's are the shapes of its outputs.
+    ours_shape: tuple[int, ...] | tuple[tuple[int, ...], ...]
+    torch_shape: tuple[int, ...] | tuple[tuple[int, ...], ...]
     ours_params: int
     torch_params: int
 
@@ -268,7 +278,7 @@ def _batchnorm_module(layer: _Layer) -> Any:
     norm = cls(
         c,
         eps=o["eps"],
-        momentum=o["momentum"],
+        momentum=torch_momentum(o["momentum"], layer.ctx),
         affine=o["affine"] and both,
         track_running_stats=o["track_running_stats"],
         **layer.kw,
@@ -367,6 +377,37 @@ def _cropping_module(layer: _Layer) -> Any:
     return _Elementwise(layer.nn, lambda x: x[(slice(None), slice(None), *cuts)])
 
 
+def _split_module(layer: _Layer) -> Any:
+    """torch.chunk for ``chunks``, torch.split for ``sizes``: a tuple of tensors."""
+    o = layer.opts
+    if o["sizes"] is None:
+        return _Elementwise(layer.nn, lambda x: x.chunk(o["chunks"], dim=1))
+    return _Elementwise(layer.nn, lambda x: x.split(list(o["sizes"]), dim=1))
+
+
+def _layer_scale_module(layer: _Layer) -> Any:
+    """torchvision's ConvNeXt layer scale: a learnable (C, 1, 1) multiplier."""
+    nn: Any = layer.nn
+    torch = _torch()
+    shape = (layer.x.channels,) + (1,) * len(layer.x.spatial)
+    init = layer.opts["init"]
+
+    class LayerScale(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.gamma = nn.Parameter(torch.full(shape, float(init), **layer.kw))
+
+        def forward(self, x: Any) -> Any:
+            return x * self.gamma
+
+    return LayerScale()
+
+
+def _stochastic_depth_module(layer: _Layer) -> Any:
+    """torchvision.ops.StochasticDepth at inference: the identity (no torchvision needed)."""
+    return layer.nn.Identity()
+
+
 def _Elementwise(nn: Any, fn: Callable[[Any], Any]) -> Any:  # noqa: N802 - a module factory
     """A module without parameters that applies ``fn``."""
 
@@ -407,6 +448,10 @@ _FACTORIES: tuple[tuple[tuple[str, ...], Callable[[_Layer], Any]], ...] = (
     (("mean",), _mean_module),
     (("rescaling",), _rescaling_module),
     (("normalization",), _normalization_module),
+    (("split",), _split_module),
+    (("channel_shuffle",), lambda layer: layer.nn.ChannelShuffle(layer.opts["groups"])),
+    (("layer_scale",), _layer_scale_module),
+    (("stochastic_depth",), _stochastic_depth_module),
     (("maxpool", "avgpool"), _pool_module),
     (("global_avgpool", "global_maxpool"), _global_pool_module),
     (("adaptive_avgpool", "adaptive_maxpool"), _adaptive_pool_module),
@@ -433,6 +478,13 @@ def _count(module: Any) -> int:
     return int(n)
 
 
+def _shape_of(y: Any) -> tuple[int, ...] | tuple[tuple[int, ...], ...]:
+    """A tensor's shape without the batch; for a split's tuple of tensors, each one's."""
+    if isinstance(y, tuple):
+        return tuple(tuple(int(d) for d in t.shape[1:]) for t in y)
+    return tuple(int(d) for d in y.shape[1:])
+
+
 def check(summary: Summary, device: str = "meta") -> list[Check]:
     """Build ``summary`` with torch and compare every layer (hidden pass-throughs included)."""
     torch = _torch()
@@ -447,6 +499,11 @@ def check(summary: Summary, device: str = "meta") -> list[Check]:
                 values[node.name] = torch.zeros((1, *out.shape.dims(False)), device=device)
                 continue
             ins = [values[i] for i in node.inputs]
+            if node.kind is SPLIT_OUTPUT:
+                # The split's i-th tensor (a switched-off split passed one tensor on).
+                split = ins[0]
+                values[node.name] = split[node.opts["index"]] if isinstance(split, tuple) else split
+                continue
             shapes = [TShape(int(t.shape[1]), tuple(int(d) for d in t.shape[2:])) for t in ins]
             try:
                 module = module_for(node, shapes, summary, torch, device)
@@ -479,8 +536,8 @@ def check(summary: Summary, device: str = "meta") -> list[Check]:
                     node.name,
                     node.kind.name,
                     node.line,
-                    out.shape.dims(False),
-                    tuple(int(d) for d in y.shape[1:]),
+                    tuple(p.dims(False) for p in out.outputs) or out.shape.dims(False),
+                    _shape_of(y),
                     out.trainable + out.non_trainable,
                     _count(module),
                 )

@@ -45,6 +45,16 @@ def dims(shape: Sequence[int]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
+def outputs_text(row: Row) -> str:
+    """A row's output: one shape, or a split's outputs (``2 × (58, 28, 28)`` when all equal)."""
+    if not row.output_shapes:
+        return dims(row.output_shape)
+    parts = [dims(s) for s in row.output_shapes]
+    if len(set(parts)) == 1 and len(parts) > 1:
+        return f"{len(parts)} × {parts[0]}"
+    return " + ".join(parts)
+
+
 def _x(values: Sequence[int] | None) -> str:
     if not values:
         return ""
@@ -132,7 +142,7 @@ def _data_cells(row: Row, columns: Sequence[str], header: bool) -> list[str]:
     cells: list[str] = []
     if "input" in columns:
         cells.append(", ".join(dims(s) for s in row.input_shapes))
-    cells.append(dims(row.output_shape))
+    cells.append(outputs_text(row))
     if "kernel" in columns:
         cells.append(_x(row.kernel))
     if "stride" in columns:
@@ -308,6 +318,7 @@ def _layer_dict(row: Row) -> dict[str, Any]:
         "type": row.type,
         "block": row.group,
         "output_shape": list(row.output_shape),
+        **({"output_shapes": [list(s) for s in row.output_shapes]} if row.output_shapes else {}),
         "input_shapes": [list(s) for s in row.input_shapes],
         "inputs": list(row.inputs),
         "params": row.params,
@@ -410,7 +421,8 @@ def to_csv(summary: Summary) -> str:
                 printable(row.name),
                 row.type,
                 printable(row.group or ""),
-                "x".join(map(str, row.output_shape)),
+                # A split's outputs: 58x28x28+58x28x28.
+                "+".join("x".join(map(str, s)) for s in row.output_shapes or [row.output_shape]),
                 row.params,
                 row.trainable_params,
                 row.non_trainable_params,
