@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -176,6 +177,76 @@ def test_trainable_false_moves_params() -> None:
     assert (s.totals.trainable_params, s.totals.non_trainable_params) == (0, 112)
 
 
+AUX = """
+input: [3, 16, 16]
+blocks:
+  aux:
+    layers:
+      - {type: conv2d, name: conv, filters: 4, kernel: 1}
+      - {type: flatten}
+      - {type: dense, name: fc, units: 10}
+layers:
+  - {type: conv2d, name: stem, filters: 8, kernel: 3, padding: 1}
+  - {block: aux, name: AuxLogits, training_only: true}
+  - {type: conv2d, name: head_conv, input: stem, filters: 8, kernel: 3, padding: 1}
+  - {type: global_avgpool, name: pool}
+  - {type: dense, name: fc, units: 10}
+"""
+
+
+def test_training_only_branch_counts_params_not_macs() -> None:
+    # Inception v3's auxiliary classifier: parameters published, no MACs at inference.
+    s = build(AUX)
+    rows = {r.name: r for r in s.layers()}
+    aux = [r for r in s.layers() if r.name.startswith("AuxLogits.")]
+    assert [r.training_only for r in aux] == [True, True, True]
+    assert not rows["head_conv"].training_only
+    assert rows["AuxLogits.conv"].params == 8 * 4 + 4 and rows["AuxLogits.conv"].macs == 0
+    assert rows["AuxLogits.fc"].params == 4 * 16 * 16 * 10 + 10
+    main = (3 * 9 * 8 + 8) + (8 * 9 * 8 + 8) + (8 * 10 + 10)
+    assert s.totals.trainable_params == main + 36 + 10_250
+    assert s.totals.macs == 16 * 16 * (3 * 9 * 8 + 8 * 9 * 8) + 8 * 10
+    assert s.outputs == {"fc": (10,)}
+    elements = 2 * 8 * 16 * 16 + 8 + 10  # stem, head_conv, pool, fc
+    assert s.totals.activation_bytes == 4 * elements
+
+
+def test_training_only_follows_its_inputs() -> None:
+    # Marking the first layer of a branch is enough: what it feeds runs only in training too.
+    text = AUX.replace(
+        "{block: aux, name: AuxLogits, training_only: true}", "{block: aux, name: AuxLogits}"
+    )
+    text = text.replace(
+        "{type: conv2d, name: conv, filters: 4, kernel: 1}",
+        "{type: conv2d, name: conv, filters: 4, kernel: 1, training_only: true}",
+    )
+    assert [r.training_only for r in build(text).layers()] == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert build(text).totals.macs == build(AUX).totals.macs
+
+
+def test_training_only_is_shown_and_exported() -> None:
+    from cnncli.render.summary import TRAINING_ONLY_NOTE, to_dict, to_markdown
+
+    s = build(AUX)
+    assert to_dict(s)["layers"][1]["training_only"] is True
+    assert TRAINING_ONLY_NOTE in to_dict(s)["conventions"]["notes"]
+    assert "| conv | conv2d [training only] |" in to_markdown(s).replace("&nbsp;", "")
+    assert TRAINING_ONLY_NOTE not in to_dict(build(SEQ))["conventions"]["notes"]
+
+
+def test_training_only_must_be_a_flag() -> None:
+    text = AUX.replace("training_only: true", "training_only: 3")
+    assert error(text) == "m.yaml:11:5: training_only must be true or false, got 3"
+
+
 # ---- errors: each one line, naming the file and line ----------------------------------------
 
 ERRORS = [
@@ -342,8 +413,8 @@ def test_unknown_zoo_name_lists_the_zoo() -> None:
     with pytest.raises(ModelError) as exc:
         summarize("resnet5")
     assert str(exc.value) == (
-        "unknown model 'resnet5': no such file and not in the zoo; did you mean resnet50, resnet18, "
-        "lenet5? (zoo: alexnet, googlenet, lenet5, mnist-convnet, mobilenet_v2, resnet18, resnet50, vgg16)"
+        "unknown model 'resnet5': no such file and not in the zoo; did you mean resnet50, "
+        f"resnet152, resnet34? (cnncli summary --list shows the {len(zoo_names())} zoo models)"
     )
 
 
@@ -399,20 +470,39 @@ def test_doc_yaml_examples_are_models() -> None:
         assert s.totals.layers > 0
 
 
+ZOO_TABLE_START = "<!-- zoo table: written by tests/test_model.py from the zoo itself -->"
+ZOO_TABLE_END = "<!-- end of zoo table -->"
+
+
+def zoo_table() -> str:
+    """The docs' zoo table, computed from every zoo model's summary."""
+    from cnncli.model import zoo_entries
+
+    lines = [
+        "| model | file | input | trainable params | non-trainable | GMACs | description |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    for entry in zoo_entries():
+        s = summarize(entry.name)
+        t = s.totals
+        shape = "×".join(str(d) for d in next(iter(s.inputs.values())))
+        lines.append(
+            f"| `{entry.name}` | {entry.file} | {shape} | {t.trainable_params:,} | "
+            f"{t.non_trainable_params:,} | {t.macs / 1e9:.3f} | {entry.description} |"
+        )
+    return "\n".join(lines)
+
+
 def test_doc_zoo_table_matches_the_zoo() -> None:
-    rows = re.findall(
-        r"^\| `([\w-]+)`[^|]*\| ([\d,]+) \| ([\d,]+) \| ([\d.]+) \|$",
-        DOC.read_text(encoding="utf-8"),
-        re.M,
-    )
-    assert sorted(name for name, *_ in rows) == zoo_names()
-    for name, trainable, non_trainable, gmacs in rows:
-        t = summarize(name).totals
-        assert (t.trainable_params, t.non_trainable_params) == (
-            int(trainable.replace(",", "")),
-            int(non_trainable.replace(",", "")),
-        ), name
-        assert f"{t.macs / 1e9:.3f}" == gmacs, name
+    # CNNCLI_REGEN_DOCS=1 rewrites the table; the numbers themselves are checked against
+    # torchvision and Keras by test_zoo_torchvision.py and test_zoo_keras.py.
+    text = DOC.read_text(encoding="utf-8")
+    head, rest = text.split(ZOO_TABLE_START + "\n")
+    _, tail = rest.split(ZOO_TABLE_END)
+    want = f"{head}{ZOO_TABLE_START}\n{zoo_table()}\n{ZOO_TABLE_END}{tail}"
+    if os.environ.get("CNNCLI_REGEN_DOCS") == "1":
+        DOC.write_text(want, encoding="utf-8")
+    assert text == want
 
 
 @pytest.mark.parametrize("text", ["1e-6", "1E-6", "5e-1", "+2.5e-3", ".5e-2"])

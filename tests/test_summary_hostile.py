@@ -329,9 +329,9 @@ def test_wrong_types_name_key_value_and_line(
             "3:6: output of block 'a' must name one of its layers, got ['x']",
         ),
         (
-            "input: [3, 8, 8]\nblocks:\n  a: {params: {c: 4.5}, layers: [{type: conv2d, "
-            "filters: $c * 3, kernel: 3}]}\nlayers:\n  - {block: a}\n",
-            "3:34: filters must be a whole number, got 13.5 (= $c * 3; use round(), floor() or "
+            "params: {c: 4.5}\ninput: [3, 8, 8]\nblocks:\n  a: {layers: [{type: relu}]}\n"
+            "layers:\n  - {block: a, repeat: $c * 3}\n",
+            "6:5: repeat must be a whole number, got 13.5 (= $c * 3; use round(), floor() or "
             "ceil())",
         ),
         (
@@ -656,7 +656,7 @@ def test_pure_python_parser_gives_the_same_result(monkeypatch: pytest.MonkeyPatc
     # Without libyaml (a source install), PyYAML's own parser feeds the same composer.
     from cnncli.model import load
 
-    text = (ZOO_DIR / "resnet18.yaml").read_text()
+    text = (ZOO_DIR / "resnet.yaml").read_text()  # its first variant: resnet18
     fast = summarize_text(text, "r.yaml")
     monkeypatch.setattr(load, "_EventLoader", yaml.SafeLoader)
     slow = summarize_text(text, "r.yaml")

@@ -101,7 +101,7 @@ def test_zoo_ships_inside_the_package() -> None:
 
 
 @pytest.mark.oracle
-@pytest.mark.parametrize("name", sorted(PUBLISHED))
+@pytest.mark.parametrize("name", zoo_names())
 def test_zoo_layer_by_layer_against_torch(name: str) -> None:
     pytest.importorskip("torch")
     from cnncli.model.torch_check import check

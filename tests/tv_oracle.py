@@ -124,6 +124,28 @@ BUILD_ARGS: dict[str, dict[str, Any]] = {
 }
 
 
+def _channels_first(module: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A Linear or LayerNorm applied to (H, W, C) - ConvNeXt's permuted block - as (C, H, W).
+
+    The format writes these as a 1×1 convolution and a layernorm over the channels (the same
+    parameters and MACs), in the channels-first order every other row uses. ConvNeXt's
+    LayerNorm2d (channels first already) and a Linear on a flat vector are left alone.
+    """
+    import torch
+
+    if len(shape) < 2:
+        return shape
+    if isinstance(module, torch.nn.Linear):
+        features = module.out_features
+    elif isinstance(module, torch.nn.LayerNorm) and type(module) is torch.nn.LayerNorm:
+        features = module.normalized_shape[-1]
+    else:
+        return shape
+    if shape[-1] == features and shape[0] != features:
+        return (shape[-1], *shape[:-1])
+    return shape
+
+
 @functools.cache
 def measure(name: str, size: int) -> Measured:
     tvm = torchvision_models()
@@ -138,7 +160,7 @@ def measure(name: str, size: int) -> Measured:
         if isinstance(out, torch.Tensor):
             own = _own_count(module)
             if own:
-                entries[(tuple(out.shape[1:]), own)] += 1
+                entries[(_channels_first(module, tuple(out.shape[1:])), own)] += 1
             if isinstance(module, torch.nn.modules.conv._ConvNd):
                 per_out = module.in_channels // module.groups
                 for k in module.kernel_size:
@@ -162,8 +184,14 @@ def measure(name: str, size: int) -> Measured:
 
 
 def our_entries(summary: Summary) -> Counter[tuple[tuple[int, ...], int]]:
-    """Our layer rows with parameters, as (output shape, params) - channels first."""
-    return Counter((r.output_shape, r.params) for r in summary.layers() if r.params)
+    """Our layer rows with parameters, as (output shape, params) - channels first.
+
+    Training-only rows (Inception v3's AuxLogits) are left out: torchvision does not run them in
+    eval mode, so the hooks never see them; their parameters are checked in the totals.
+    """
+    return Counter(
+        (r.output_shape, r.params) for r in summary.layers() if r.params and not r.training_only
+    )
 
 
 def mismatches(name: str, summary: Summary, measured: Measured) -> list[str]:

@@ -10,7 +10,7 @@ and the torch builder in :mod:`cnncli.model.torch_check` all read the same :clas
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,8 @@ class Row:
     group: str | None
     #: Blocks: how many times the block repeats in this row (1 unless `repeat:`).
     repeat: int = 1
+    #: Runs only in training (``training_only: true``): parameters count, MACs do not.
+    training_only: bool = False
     #: A layer with several outputs (split): each output's shape; ``output_shape`` is then the
     #: shape they make together.
     output_shapes: tuple[tuple[int, ...], ...] = ()
@@ -176,7 +178,9 @@ def build(data: Any, label: str, count_bias: bool = False, variant: str | None =
     inputs = {n: b.nodes[n].out.shape for n in raw_inputs}  # type: ignore[union-attr]
     consumed = {i for n in b.order for i in n.inputs}
     visible = [n for n in b.order if not n.hidden]
-    outputs = [n for n in b.order if n.name not in consumed and not n.hidden] or visible[-1:]
+    outputs = [
+        n for n in b.order if n.name not in consumed and not n.hidden and not n.training_only
+    ] or visible[-1:]
     last = ctx.channels_last
     return Summary(
         name=chosen or str(data.get("name") or Path(label).stem),
@@ -477,6 +481,10 @@ def _compute_node(b: Expander, node: Node, ctx: Ctx) -> None:
         raise b.at(
             node, f"layer {show(node.name)} ({node.kind.name}): {err.worded(as_model_key)}"
         ) from None
+    # What an auxiliary branch feeds runs only in training too.
+    node.training_only = node.training_only or any(n.training_only for n in ins)
+    if node.training_only:
+        out = replace(out, macs=0, bias_macs=0)
     node.out = out
     node.rf = _receptive(node, [n.rf for n in ins], shapes)
     if not node.trainable:
@@ -501,6 +509,7 @@ def _refuse_whole_split(node: Node, ins: list[Node]) -> None:
 def _totals(visible: list[Node], inputs: list[TShape], count_bias: bool) -> Totals:
     """Sums over the layers that get a row (switched-off layers excluded)."""
     outs = [n.out for n in visible if n.out]
+    running = [n.out for n in visible if n.out and not n.training_only]
     trainable = sum(o.trainable for o in outs)
     non_trainable = sum(o.non_trainable for o in outs)
     bias_macs = sum(o.bias_macs for o in outs)
@@ -514,7 +523,7 @@ def _totals(visible: list[Node], inputs: list[TShape], count_bias: bool) -> Tota
         bias_macs=bias_macs,
         layers=len(visible),
         param_bytes=(trainable + non_trainable) * BYTES_PER_ELEMENT,
-        activation_bytes=sum(o.shape.elements for o in outs) * BYTES_PER_ELEMENT,
+        activation_bytes=sum(o.shape.elements for o in running) * BYTES_PER_ELEMENT,
         input_bytes=sum(s.elements for s in inputs) * BYTES_PER_ELEMENT,
     )
 
@@ -578,6 +587,7 @@ def _rows(b: Expander, ctx: Ctx, count_bias: bool) -> list[Row]:
             activation=n.opts.get("activation") or n.opts.get("function"),
             line=n.line,
             group=n.group,
+            training_only=n.training_only,
             output_shapes=tuple(p.dims(last) for p in o.outputs),
         )
 
@@ -594,7 +604,7 @@ def _rows(b: Expander, ctx: Ctx, count_bias: bool) -> list[Row]:
             s[1] += n.out.non_trainable
             s[2] += n.out.macs + (n.out.bias_macs if count_bias else 0)
             s[3] += n.out.bias_macs
-            s[4] += n.out.shape.elements
+            s[4] += 0 if n.training_only else n.out.shape.elements
             g = b.groups[g].parent
     rows: list[Row] = []
     starts: dict[int, list[str]] = {}

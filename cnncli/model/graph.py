@@ -31,6 +31,7 @@ from cnncli.model.layers import (
     TShape,
     canonical_options,
     closest,
+    flag,
     layer_type,
     show,
     split_count,
@@ -38,8 +39,8 @@ from cnncli.model.layers import (
 )
 from cnncli.model.load import Mapping, Seq
 
-_LAYER_RESERVED = ("type", "name", "input", "trainable", "if")
-_CALL_RESERVED = ("block", "name", "input", "repeat", "first", "if")
+_LAYER_RESERVED = ("type", "name", "input", "trainable", "if", "training_only")
+_CALL_RESERVED = ("block", "name", "input", "repeat", "first", "if", "training_only")
 
 
 @dataclass
@@ -60,6 +61,9 @@ class Node:
     trainable: bool = True
     #: A layer switched off by `if:` - passes its input through and gets no row.
     hidden: bool = False
+    #: ``training_only: true`` (or fed by such a layer): an auxiliary branch that runs only in
+    #: training - its parameters count, its MACs and activations do not, and it is no output.
+    training_only: bool = False
     inputs: list[str] = field(default_factory=list)
     out: LayerOut | None = None
     rf: tuple[ar.Receptive, ...] | None = None
@@ -95,6 +99,7 @@ class _Call:
     cond: bool
     name: str
     refs: str | None
+    training_only: bool
 
 
 def switch(value: Any) -> bool:
@@ -250,6 +255,9 @@ class Expander:
             }
             opts = canonical_options(kind, raw_opts)
             cond = switch(substitute(item.get("if", True), params))
+            training_only = flag(
+                substitute(item.get("training_only", False), params), "training_only"
+            )
             trainable = substitute(item.get("trainable", True), params)
             if not isinstance(trainable, bool):
                 raise ModelError(f"trainable must be true or false, got {show(trainable)}")
@@ -283,6 +291,7 @@ class Expander:
             depth,
             trainable,
             hidden=not cond,
+            training_only=training_only,
         )
         scope[name] = full
         self.nodes[full] = node
@@ -367,7 +376,11 @@ class Expander:
         if not call.cond:
             scope[call.name] = inp
             return inp
+        start = len(self.order)
         out = self._instances(item, call, prefix, inp, group, depth)
+        if call.training_only:
+            for node in self.order[start:]:
+                node.training_only = True
         scope[call.name] = out
         return out
 
@@ -421,6 +434,7 @@ class Expander:
         repeat_raw = substitute(item.get("repeat"), params)
         repeat = 1 if repeat_raw is None else whole(repeat_raw, "repeat")
         cond = switch(substitute(item.get("if", True), params))
+        training_only = flag(substitute(item.get("training_only", False), params), "training_only")
         name = self._name(item, block_name, scope, counters, params)
         refs = substitute(item.get("input"), params)
         if refs is not None and not isinstance(refs, str):
@@ -438,6 +452,7 @@ class Expander:
             cond,
             name,
             refs,
+            training_only,
         )
 
     def _count_call(self, item: Mapping, call: _Call) -> None:

@@ -424,13 +424,13 @@ def find_model(source: str) -> ModelRef:
     if path.exists():
         raise ModelError(f"{source} is not a file; give a model YAML file or a zoo name")
     names = zoo_names()
+    # The zoo has ~80 models: the error names the close ones and where the whole list is.
+    listing = f"cnncli summary --list shows the {len(names)} zoo models"
     if "/" in source or "\\" in source or path.suffix in (".yaml", ".yml"):
-        raise ModelError(
-            f"no such file: {source}; check the path, or use a zoo name: {', '.join(names)}"
-        )
+        raise ModelError(f"no such file: {source}; check the path, or use a zoo name ({listing})")
     raise ModelError(
         f"unknown model {source!r}: no such file and not in the zoo{closest(source, names)} "
-        f"(zoo: {', '.join(names)})"
+        f"({listing})"
     )
 
 

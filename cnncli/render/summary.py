@@ -39,6 +39,17 @@ NOTES = (
     "kB, MB, GB = 10^3, 10^6, 10^9 bytes; KiB, MiB, GiB = 2^10, 2^20, 2^30 bytes; "
     "activations = every layer's output for one sample."
 )
+TRAINING_ONLY_NOTE = (
+    "Layers marked [training only] (auxiliary classifiers) count their parameters; they do not "
+    "run at inference, so they have no MACs and no activation memory."
+)
+
+
+def notes(summary: Summary) -> str:
+    """The notes under the table (the training-only sentence only when such layers exist)."""
+    if any(r.training_only for r in summary.rows):
+        return f"{NOTES} {TRAINING_ONLY_NOTE}"
+    return NOTES
 
 
 def dims(shape: Sequence[int]) -> str:
@@ -194,7 +205,7 @@ def table(
     for label, value in totals_lines(summary):
         tot.add_row(label + ":", value)
     conv = CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS
-    return tbl, Group(tot, Text(conv, style="dim"), Text(NOTES, style="dim"))
+    return tbl, Group(tot, Text(conv, style="dim"), Text(notes(summary), style="dim"))
 
 
 def _body(
@@ -210,6 +221,8 @@ def _body(
         typ = row.type + (
             f" ({row.activation})" if row.activation and row.type != "activation" else ""
         )
+        if row.training_only:
+            typ += " [training only]"
         if row.kind == "block":
             typ = f"[{_block_type(row)}]"
         # Names, block types and input names come from the model file: no control characters.
@@ -332,6 +345,7 @@ def _layer_dict(row: Row) -> dict[str, Any]:
         "receptive_field": list(row.receptive_field) if row.receptive_field else None,
         "jump": list(row.jump) if row.jump else None,
         "activation": row.activation,
+        "training_only": row.training_only,
         "output_bytes": row.output_elements * BYTES_PER_ELEMENT,
         "line": row.line,
     }
@@ -381,7 +395,7 @@ def to_dict(summary: Summary) -> dict[str, Any]:
             "macs": CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS,
             "count_bias": summary.count_bias,
             "bytes_per_element": BYTES_PER_ELEMENT,
-            "notes": NOTES,
+            "notes": notes(summary),
         },
     }
 
@@ -461,7 +475,9 @@ def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[st
         )
         cells = [
             f"**{name}**" if row.kind == "block" else name,
-            _block_type(row) if row.kind == "block" else row.type,
+            _block_type(row)
+            if row.kind == "block"
+            else row.type + (" [training only]" if row.training_only else ""),
             *_data_cells(row, columns, header),
         ]
         lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
@@ -471,7 +487,7 @@ def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[st
     lines.append("")
     lines.append(CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS)
     lines.append("")
-    lines.append(NOTES)
+    lines.append(notes(summary))
     return "\n".join(lines) + "\n"
 
 
