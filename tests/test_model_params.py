@@ -1459,6 +1459,17 @@ def test_computed_names_errors(text: str, message: str) -> None:
     assert error(text) == message
 
 
+def test_resnets_decide_their_shortcut() -> None:
+    # No downsample parameter: each unit projects where stride or channels change, as torchvision.
+    text = (ZOO_DIR / "resnet.yaml").read_text(encoding="utf-8")
+    assert "downsample:" not in text and "downsample1" not in text
+    for name, stages in (("resnet18", (2, 3, 4)), ("resnet50", (1, 2, 3, 4))):
+        projected = sorted(
+            r.name for r in summarize(name).layers() if r.name.endswith("downsample_conv")
+        )
+        assert projected == [f"layer{i}.0.downsample_conv" for i in stages]
+
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "model-format.md"
 
 
