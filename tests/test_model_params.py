@@ -1428,6 +1428,27 @@ def test_index_is_the_innermost_blocks() -> None:
     assert [r.output_shape[0] for r in s.layers()] == [1, 2, 11, 12]
 
 
+def test_stochastic_depth_grows_with_the_block_index() -> None:
+    # torchvision: sd_prob = stochastic_depth_prob * stage_block_id / (total_stage_blocks - 1).
+    for name, prob, total in (("convnext_tiny", 0.1, 18), ("convnext_base", 0.5, 36)):
+        rates = [n.opts["rate"] for n in summarize(name).nodes if n.kind.name == "stochastic_depth"]
+        assert rates == [prob * k / (total - 1.0) for k in range(total)]
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", ["convnext_tiny", "convnext_small"])
+def test_stochastic_depth_rates_are_torchvisions(name: str) -> None:
+    tv = _torchvision()
+    import torch
+
+    with torch.device("meta"):
+        net = getattr(tv.models, name)()  # type: ignore[attr-defined]
+    want = [m.p for m in net.modules() if type(m).__name__ == "StochasticDepth"]
+    got = [n.opts["rate"] for n in summarize(name).nodes if n.kind.name == "stochastic_depth"]
+    assert len(want) == {"convnext_tiny": 18, "convnext_small": 36}[name]
+    assert got == want  # exactly: the same float operations in the same order
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
