@@ -1449,6 +1449,64 @@ def test_stochastic_depth_rates_are_torchvisions(name: str) -> None:
     assert got == want  # exactly: the same float operations in the same order
 
 
+def _stochastic_depth(name: str) -> dict[str, tuple[float, bool]]:
+    """Every block's stochastic-depth rate, and whether the layer has a row (shapes agree)."""
+    return {
+        n.name: (n.opts["rate"], not n.hidden)
+        for n in summarize(name).nodes
+        if n.kind.name == "stochastic_depth"
+    }
+
+
+def test_efficientnet_stochastic_depth_grows_with_the_block_index() -> None:
+    # torchvision: sd_prob = 0.2 * stage_block_id / total_stage_blocks over all blocks; only the
+    # blocks with a residual add (in B0 all but each stage's first) use it. B0's stages have 1,
+    # 2, 2, 3, 3, 4, 1 blocks (16).
+    got = _stochastic_depth("efficientnet_b0")
+    starts = [0, 1, 3, 5, 8, 11, 15]
+    assert list(got) == [
+        f"stage{s + 1}.{i}.stochastic_depth"
+        for s, n in enumerate([1, 2, 2, 3, 3, 4, 1])
+        for i in range(n)
+    ]
+    for name, (rate, used) in got.items():
+        s, i = (int(x) for x in name.removeprefix("stage").split(".")[:2])
+        assert rate == 0.2 * (starts[s - 1] + i) / 16
+        assert used == (i > 0)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(
+    "name",
+    [
+        "efficientnet_b0",
+        "efficientnet_b1",
+        "efficientnet_b7",
+        "efficientnet_v2_s",
+        "efficientnet_v2_m",
+    ],
+)
+def test_efficientnet_stochastic_depth_rates_are_torchvisions(name: str) -> None:
+    # B1 and B7 scale the depth by 1.1 and 3.1 (rounded up per stage); V2-S has six stages and
+    # a residual first stage, V2-M seven. Every torchvision block holds a StochasticDepth, used
+    # where the block adds its input (use_res_connect): there the file has the row.
+    tv = _torchvision()
+    import torch
+
+    with torch.device("meta"):
+        net = getattr(tv.models, name)()  # type: ignore[attr-defined]
+    want = {
+        "stage{}.{}.stochastic_depth".format(*n.split(".")[1:]): (
+            m.stochastic_depth.p,
+            m.use_res_connect,
+        )
+        for n, m in net.named_modules()
+        if hasattr(m, "use_res_connect")
+    }
+    assert 0 < sum(used for _, used in want.values()) < len(want)
+    assert _stochastic_depth(name) == want  # rates exactly: the same float operations in order
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
