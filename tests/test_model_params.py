@@ -1573,3 +1573,20 @@ def test_the_docs_name_every_function_and_block_input_name() -> None:
         assert f"`{name}(" in doc, name
     for name in (*BLOCK_INPUT_NAMES, *REPEAT_NAMES, "in_channels_1", "in_height_1"):
         assert f"`${name}`" in doc, name
+
+
+def test_repeat_zero_passes_the_input_on() -> None:
+    # EfficientNetV2-S has no stage 7: its variant sets the stage's repeat to 0.
+    s = summarize_text(
+        "input: [3, 8, 8]\nblocks:\n  b: {layers: [{type: conv2d, filters: 4, kernel: 3}]}\n"
+        "layers:\n  - {block: b, name: none, repeat: 0}\n  - {type: relu, name: after}\n",
+        "m.yaml",
+    )
+    assert [r.name for r in s.rows] == ["after"]
+    assert s.rows[0].inputs == ("input",) and s.rows[0].output_shape == (3, 8, 8)
+    with pytest.raises(ModelError, match="repeat -1 is not allowed; use a whole number ≥ 0"):
+        summarize_text(
+            "input: [3, 8, 8]\nblocks:\n  b: {layers: [{type: relu}]}\n"
+            "layers:\n  - {block: b, repeat: -1}\n",
+            "m.yaml",
+        )

@@ -384,7 +384,7 @@ class Expander:
             inputs = [prev]
         if not inputs:
             raise self.at(item, f"block {show(call.name)} has no input: name one with input:")
-        if not call.cond:
+        if not call.cond or call.repeat == 0:
             scope[call.name] = inputs[0]
             return inputs[0]
         start = len(self.order)
@@ -447,7 +447,9 @@ class Expander:
         first = {k: substitute(v, params) for k, v in first.items()}
         _known_params(block_name, first, defaults, listed=False)
         repeat_raw = substitute(item.get("repeat"), params)
-        repeat = 1 if repeat_raw is None else whole(repeat_raw, "repeat")
+        # repeat: 0 is a stage with no blocks (EfficientNetV2-S has no stage 7): the call
+        # passes its input on, as if: false does.
+        repeat = 1 if repeat_raw is None else whole(repeat_raw, "repeat", minimum=0)
         cond = switch(substitute(item.get("if", True), params))
         training_only = flag(substitute(item.get("training_only", False), params), "training_only")
         name = self._name(item, block_name, scope, counters, params)
@@ -475,7 +477,7 @@ class Expander:
     def _count_call(self, item: Mapping, call: _Call) -> None:
         """Charge the call to the work budget before anything is expanded."""
         # Empty blocks and switched-off calls cost too.
-        self.calls += call.repeat if call.cond else 1
+        self.calls += max(call.repeat, 1) if call.cond else 1
         if self.calls > limits.get("block-calls"):
             limits.check(
                 "block-calls",
