@@ -74,6 +74,10 @@ class Recipe:
         """An argument given by position ``index`` or by keyword ``name``."""
         if index < len(self.args):
             return self.args[index]
+        return self.option(name, default)
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """A keyword argument (``default`` when not given)."""
         return dict(self.kwargs).get(name, default)
 
     def build(self, torch: Any) -> Any:
@@ -272,7 +276,9 @@ def _separable_recipe(layer: _Layer) -> Recipe:
             bias=False,
         ),
     )
-    pointwise = Recipe(cls, (mid, o["filters"]), _kw(kernel_size=1, bias=o["bias"]))
+    pointwise = Recipe(
+        cls, (mid, o["filters"]), _kw(kernel_size=(1,) * layer.spatial, bias=o["bias"])
+    )
     return _sequence(pre, depthwise, pointwise, _act(o.get("activation"), o))
 
 

@@ -37,8 +37,10 @@ class ChannelsLast(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() <= 2:
-            return self.inner(x)  # type: ignore[no-any-return]
-        return self.inner(x.movedim(1, -1)).movedim(-1, 1)  # type: ignore[no-any-return]
+            y: torch.Tensor = self.inner(x)
+            return y
+        y = self.inner(x.movedim(1, -1))
+        return y.movedim(-1, 1)
 
 
 class KerasBatchNorm(nn.Module):
