@@ -97,7 +97,7 @@ def convert(
     if kind == "yaml":
         written = render.write_yaml(result, model, blocks=not flat)
     else:
-        written = render.write_pytorch(result, model)
+        written = render.write_pytorch(result, model, str(output))
 
     from cnncli.outputs import write_text
 

@@ -34,6 +34,7 @@ import os
 import re
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
             size = os.fstat(fh.fileno()).st_size
     except OSError as err:
         raise ModelError(f"cannot read {path}: {describe_os_error(err)}") from None
+    if size == 0:
+        raise ModelError(f"{path}: the file is empty; save the weights again")
     if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
         return _read_torch(path)
     if len(head) >= 9 and head[8:9] == b"{":
@@ -301,28 +304,38 @@ def _read_torch(path: Path) -> Checkpoint:
             f"{path} is a PyTorch checkpoint, and reading it needs PyTorch (pip install torch); "
             "or give the weights as safetensors, which cnncli reads without it"
         ) from None
+    loaded = _torch_load(path, torch)
+    state, notes = _state_dict(loaded, path, torch)
+    tensors = [(k, tuple(int(d) for d in v.shape)) for k, v in state.items()]
+    return Checkpoint(path, "PyTorch state_dict", _modules(tensors, sort=False), notes)
+
+
+def _torch_load(path: Path, torch: Any) -> Any:
+    """``torch.load`` with weights only, on the meta device, mapped from disk where it can be."""
     import pickle
 
     with open(path, "rb") as fh:
         zipped = fh.read(4) == b"PK\x03\x04"
-    try:
-        # mmap: the zip format's tensors stay on disk (the legacy format cannot map).
-        loaded = torch.load(path, weights_only=True, map_location="meta", mmap=zipped)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        what = f" ({found.group(1)})" if found else ""
-        raise ModelError(
-            f"{path} holds a whole pickled model{what}, not only its weights; cnncli never "
-            f"unpickles objects (it would run code from the file): {_FIX}"
-        ) from None
-    except (RuntimeError, ValueError, EOFError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelError(
-            f"{path}: not a readable PyTorch checkpoint ({shorten(first, 120)})"
-        ) from None
-    state, notes = _state_dict(loaded, path, torch)
-    tensors = [(k, tuple(int(d) for d in v.shape)) for k, v in state.items()]
-    return Checkpoint(path, "PyTorch state_dict", _modules(tensors, sort=False), notes)
+        fh.seek(0)
+        try:
+            if path.suffix.lower() == ".safetensors":
+                # torch.load hands a path of that name to safetensors (which reads the data).
+                return torch.load(fh, weights_only=True, map_location="meta")
+            # mmap: the zip format's tensors stay on disk (the legacy format cannot map).
+            return torch.load(path, weights_only=True, map_location="meta", mmap=zipped)
+        except pickle.UnpicklingError as err:
+            found = re.search(r"GLOBAL ([\w.]+)", str(err))
+            what = f" ({found.group(1)})" if found else ""
+            raise ModelError(
+                f"{path} holds a whole pickled model{what}, not only its weights; cnncli never "
+                f"unpickles objects (it would run code from the file): {_FIX}"
+            ) from None
+        except Exception as err:  # a damaged file raises any of a dozen types
+            text = str(err).strip()
+            first = text.splitlines()[0] if text else type(err).__name__
+            raise ModelError(
+                f"{path}: not a readable PyTorch checkpoint ({shorten(first, 120)})"
+            ) from None
 
 
 def _state_dict(loaded: Any, path: Path, torch: Any) -> tuple[dict[str, Any], list[str]]:
@@ -390,7 +403,7 @@ def _counterpart(module: Module, modules: list[Module], used: list[bool]) -> Mod
     left = [m for m, u in zip(modules, used, strict=True) if not u]
     wanted = {_norm(module.path), _norm(module.layer)}
     ranks = [len(s) for s in module.shapes]
-    tests = (
+    tests: tuple[Callable[[Module], bool], ...] = (
         lambda m: _norm(m.path) in wanted,
         lambda m: _squeezed(m) == _squeezed(module),
         lambda m: [len(s) for s in m.shapes] == ranks,

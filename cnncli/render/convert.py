@@ -13,9 +13,12 @@ Neither imports torch: a PyTorch file can be written where PyTorch is not instal
 
 from __future__ import annotations
 
+import ast
+import functools
 import keyword
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -265,15 +268,27 @@ def _identifier(name: str, taken: set[str]) -> str:
     return out
 
 
+@functools.cache
+def helper_sources() -> dict[str, str]:
+    """Each class of :mod:`cnncli.model.torch_modules` and its source, in file order, read from
+    the file without importing it (that would import torch)."""
+    path = Path(__file__).resolve().parent.parent / "model" / "torch_modules.py"
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    return {
+        node.name: "\n".join(lines[node.lineno - 1 : node.end_lineno])
+        for node in ast.parse(text).body
+        if isinstance(node, ast.ClassDef)
+    }
+
+
 def class_name(model: str) -> str:
     """The module class a model's name gives (``mnist-convnet`` → ``MnistConvnet``)."""
-    from cnncli.model.torch_modules import HELPERS
-
     words = re.findall(r"[0-9A-Za-z]+", model)
     name = "".join(w[:1].upper() + w[1:] for w in words) or "Model"
     if name[0].isdigit():
         name = f"Model{name}"
-    if name in {h.__name__ for h in HELPERS} or name in _SOURCE_NAMES or keyword.iskeyword(name):
+    if name in helper_sources() or name in _SOURCE_NAMES or keyword.iskeyword(name):
         name += "Model"
     return name
 
@@ -441,13 +456,8 @@ def _input_text(summary: Summary) -> str:
 
 def _preamble(summary: Summary, source: str, cls: str, helpers: set[str]) -> list[str]:
     """The module docstring, the imports and the helper classes the model uses."""
-    import inspect
-
-    from cnncli.model import torch_modules
-
     t = summary.totals
-    classes = [h for h in torch_modules.HELPERS if h.__name__ in helpers]
-    bodies = [inspect.getsource(h).rstrip() for h in classes]
+    bodies = [text for name, text in helper_sources().items() if name in helpers]
     uses_f = any("F." in b for b in bodies)
     lines = [
         f'"""{summary.name} as a PyTorch module, written by `cnncli convert` from {source}.',
@@ -527,12 +537,13 @@ def write_yaml(summary: Summary, source: str, blocks: bool = True) -> Written:
     return Written(text, f"{shape}; {_totals(summary)}, the same when read back")
 
 
-def write_pytorch(summary: Summary, source: str) -> Written:
-    """``summary`` as a PyTorch source file (compiled here to be sure it is Python)."""
+def write_pytorch(summary: Summary, source: str, target: str = "model.py") -> Written:
+    """``summary`` as a PyTorch source file (compiled here to be sure it is Python) for the file
+    ``target``."""
     made = pytorch_source(summary, source)
     compile(made.text, f"{summary.name}.py", "exec")
     modules = sum(1 for a in made.attributes.values() if a is not None)
     return Written(
         made.text,
-        f"class {made.class_name}, {modules} modules; {_totals(summary)} (run it: python FILE)",
+        f"class {made.class_name}, {modules} modules; {_totals(summary)} (run it: python {target})",
     )
