@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from clirun import run  # tests/clirun.py
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cnncli.model import Summary, load_yaml, summarize, summarize_text, zoo_names
 from cnncli.model.convert import model_data
@@ -172,6 +174,92 @@ def test_inputs_splits_and_flags_survive() -> None:
     flags = {item.get("name"): item for item in data["layers"]}
     assert flags["aux_drop"]["training_only"] is True
     assert flags["branch"]["input"] == "halves.1"
+
+
+SHUFFLE = """
+input: [16, 16, 16]
+layers:
+""" + "".join(
+    f"""  - {{type: split, name: halves{i}, chunks: 2}}
+  - {{type: conv2d, name: branch{i}, input: halves{i}.1, filters: 8, kernel: 3, padding: 1}}
+  - {{type: relu, name: act{i}}}
+  - {{type: concat, name: join{i}, input: [halves{i}.0, act{i}]}}
+  - {{type: channel_shuffle, name: shuffle{i}, groups: 2}}
+"""
+    for i in range(4)
+)
+
+
+def test_a_block_holding_a_split() -> None:
+    original = summarize_text(SHUFFLE, "shuffle.yaml")
+    text, again = converted(original)
+    assert numbers(again) == numbers(original)
+    data = load_yaml(text, "shuffle")
+    (block,) = data["blocks"].values()
+    assert [layer.get("input") for layer in block["layers"]] == [
+        None,
+        "halves0.1",
+        None,
+        ["halves0.0", "act0"],
+        None,
+    ]
+    assert (
+        data["layers"] == [{"block": "split_conv2d_relu", "repeat": 4}] or len(data["layers"]) == 1
+    )
+
+
+def test_reader_notes_go_into_the_header() -> None:
+    summary = summarize("lenet5")
+    summary.notes = ["batchnorm folded into the convolutions by the exporter"]
+    text = write_yaml(summary, "lenet5.onnx").text
+    assert (
+        "# Read from the source: batchnorm folded into the convolutions by the exporter\n" in text
+    )
+
+
+#: Pieces of a random model: each a few layers in the format (``{w}`` a width, ``{n}`` a number
+#: that keeps names unique).
+PIECES = {
+    "conv": "  - {{type: conv2d, filters: {w}, kernel: 3, padding: same}}\n",
+    "bn": "  - {{type: batchnorm}}\n",
+    "relu": "  - {{type: relu}}\n",
+    "pool": "  - {{type: maxpool2d, kernel: 3, stride: 1, padding: same}}\n",
+    "res": "  - {{type: conv2d, name: a{n}, filters: {w}, kernel: 1}}\n"
+    "  - {{type: conv2d, name: b{n}, filters: {w}, kernel: 3, padding: same}}\n"
+    "  - {{type: add, name: s{n}, input: [a{n}, b{n}]}}\n",
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.sampled_from(sorted(PIECES)), min_size=1, max_size=4),
+    st.lists(st.integers(1, 4), min_size=1, max_size=4),
+    st.integers(2, 4),
+    st.booleans(),
+)
+def test_random_repeated_models_count_the_same(
+    unit: list[str], widths: list[int], times: int, last: bool
+) -> None:
+    shape = "[8, 8, 3]" if last else "[3, 8, 8]"
+    layout = "channels_last" if last else "channels_first"
+    text = f"input: {shape}\nlayout: {layout}\nframework: tf\nlayers:\n"
+    n = 0
+    for w in widths * times:
+        for piece in unit:
+            text += PIECES[piece].format(w=4 * w, n=n)
+            n += 1
+    original = summarize_text(text, "random.yaml")
+    for blocks in (True, False):
+        assert numbers(converted(original, blocks)[1]) == numbers(original)
+
+
+def test_random_models_get_blocks() -> None:
+    # The property above is not vacuous: such a model is written with a repeated block.
+    text = "input: [3, 8, 8]\nlayers:\n" + "".join(
+        PIECES["res"].format(w=8, n=n) + PIECES["relu"].format() for n in range(4)
+    )
+    data = model_data(summarize_text(text, "res.yaml"))
+    assert [c.get("repeat") for c in data["layers"]] == [4]
 
 
 def test_parameters_name_differing_values_and_multiples() -> None:

@@ -115,6 +115,7 @@ def yaml_header(summary: Summary, source: str) -> list[str]:
         f"{summary.name}: written by `cnncli convert` from {source}; it counts as the source:",
         f"{t.params:,} params ({t.trainable_params:,} trainable, {t.non_trainable_params:,} "
         f"non-trainable), {t.macs:,} MACs.",
+        *(f"Read from the source: {note}" for note in summary.notes),
         "The format: docs/model-format.md of cnncli.",
     ]
 
