@@ -43,7 +43,13 @@ def _root() -> None:
     pass
 
 
-COMMANDS = {"shape": "shape", "filter": "filter", "kernels": "kernels", "summary": "summary"}
+COMMANDS = {
+    "shape": "shape",
+    "filter": "filter",
+    "kernels": "kernels",
+    "summary": "summary",
+    "convert": "convert",
+}
 
 
 def _register(argv: Sequence[str]) -> None:

@@ -39,6 +39,8 @@ Examples:
 
   cnncli summary keras-resnet50 --verify   # channels-last Keras: with Keras
 
+  cnncli summary model.yaml --weights model.safetensors  # fits it?
+
   cnncli summary resnet18 --json | jq .totals
 
   cnncli summary lenet5 --markdown > lenet5.md
@@ -132,6 +134,13 @@ def summary(
             help="Build the model with PyTorch (Keras 3 for channels-last Keras models) and compare every layer's shape and params.",
         ),
     ] = False,
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights",
+            help="Check a checkpoint against the model: every tensor's shape, layer by layer (safetensors read from its header; a PyTorch state_dict .pt/.pth needs torch).",
+        ),
+    ] = None,
     input_shape: Annotated[
         str | None,
         typer.Option(
@@ -168,7 +177,7 @@ def summary(
         from cnncli.outputs import check_output
 
         # Refused before any work and before any output: never over the model file itself.
-        check_output(svg, [_model_file(model)], force)
+        check_output(svg, [_model_file(model), *([weights] if weights else [])], force)
         _check_svg_target(svg)
     from cnncli.model.readers import ReadOptions
 
@@ -187,6 +196,11 @@ def summary(
         # Channels-last Keras models are built with Keras, every other model with PyTorch.
         builder = keras_check if keras_check.applies(result) else torch_check
         report = builder.verify_summary(result)  # raises ModelError on the first disagreement
+    fits = None
+    if weights is not None:
+        from cnncli.model.weights import check_weights
+
+        fits = check_weights(result, weights)  # raises ModelError on the first mismatch
     if as_json:
         sys.stdout.write(render.to_json(result))
     elif as_csv:
@@ -199,9 +213,12 @@ def summary(
 
             write_text(svg, render.svg(result, depth, cols, chart))
         render.show(result, depth, cols, chart)
-    if report is not None:
-        # Machine-readable output stays clean: the verdict goes to stderr there.
-        (sys.stderr if formats else sys.stdout).write(report + "\n")
+    for verdict in (report, fits):
+        if verdict is not None:
+            from cnncli.render.term import printable
+
+            # Machine-readable output stays clean: the verdict goes to stderr there.
+            (sys.stderr if formats else sys.stdout).write(printable(verdict) + "\n")
 
 
 def _model_file(model: str) -> Path:

@@ -11,7 +11,11 @@ Where things live:
 - :mod:`~cnncli.model.layers`: the layer types (options, output shape, parameters, MACs);
 - :mod:`~cnncli.model.build`: shapes, rows, totals → :class:`Summary`;
 - :mod:`~cnncli.model.torch_check`: ``--verify``, the same graph built with ``torch.nn``
-  (torch imported only there, only when asked for);
+  (torch imported only there, only when asked for), each layer's module a ``Recipe`` that
+  ``cnncli convert -o model.py`` prints and ``--weights`` reads; :mod:`~cnncli.model.torch_modules`
+  holds the modules ``torch.nn`` lacks;
+- :mod:`~cnncli.model.convert`: the expanded graph → model data with blocks found again
+  (``cnncli convert``); :mod:`~cnncli.model.weights`: checkpoints against the model (``--weights``);
 - :mod:`~cnncli.model.keras_check`: ``--verify`` of channels-last Keras models, the same graph
   built with Keras 3 layers (Keras imported only there, only when asked for);
 - ``zoo/``: the models shipped as package data (``cnncli summary resnet50``).

@@ -1,10 +1,15 @@
 """Build a summarised model as a real ``torch.nn`` network and compare every layer with PyTorch.
 
-One generator serves the zoo, the tests and any file a user writes (``cnncli summary model.yaml
---verify``). Each layer becomes the PyTorch module a PyTorch user would write for it; the input
-runs through the graph, and every layer's output shape (without the batch axis, channels first
-as PyTorch computes) and parameter count (parameters plus batchnorm running statistics) must
-equal cnncli's. torch is imported only here, and only when asked for.
+One mapping serves ``--verify``, the zoo's tests, ``cnncli convert model.yaml -o model.py`` and
+``--weights``: :func:`recipe_for` turns a layer into a :class:`Recipe`, the constructor call of the
+PyTorch module a PyTorch user would write for it (``nn.Conv2d(3, 64, kernel_size=7, …)``, or one
+of the few classes of :mod:`cnncli.model.torch_modules` for what ``torch.nn`` lacks). A recipe is
+plain data: :meth:`Recipe.build` makes the module, :mod:`cnncli.render.convert` prints it as
+source, :mod:`cnncli.model.weights` reads the tensors it holds.
+
+:func:`check` runs the input through the built graph, and every layer's output shape (without the
+batch axis, channels first as PyTorch computes) and parameter count (parameters plus batchnorm
+running statistics) must equal cnncli's. torch is imported only when a module is built.
 
 By default the network is built on PyTorch's ``meta`` device: PyTorch's own shape rules run, but
 no weights are allocated and nothing is computed, so VGG-16 verifies in a fraction of a second.
@@ -51,6 +56,58 @@ class Check:
         return self.ours_shape == self.torch_shape and self.ours_params == self.torch_params
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A torch module as its constructor call: ``cls(*args, **kwargs)``.
+
+    ``cls`` names a class of ``torch.nn`` (``Conv2d``, ``Sequential`` …) or, with ``helper``, of
+    :mod:`cnncli.model.torch_modules`. Arguments are plain values or recipes (a Sequential's
+    parts, the module a :class:`~cnncli.model.torch_modules.ChannelsLast` wraps).
+    """
+
+    cls: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    helper: bool = False
+
+    def arg(self, index: int, name: str, default: Any = None) -> Any:
+        """An argument given by position ``index`` or by keyword ``name``."""
+        if index < len(self.args):
+            return self.args[index]
+        return self.option(name, default)
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """A keyword argument (``default`` when not given)."""
+        return dict(self.kwargs).get(name, default)
+
+    def build(self, torch: Any) -> Any:
+        """The module itself (on the device of the caller's ``with torch.device(…)``)."""
+        if self.helper:
+            from cnncli.model import torch_modules
+
+            cls = getattr(torch_modules, self.cls)
+        else:
+            cls = getattr(torch.nn, self.cls)
+        args = [_built(a, torch) for a in self.args]
+        return cls(*args, **{k: _built(v, torch) for k, v in self.kwargs})
+
+    def helpers(self) -> set[str]:
+        """The helper classes this recipe uses, its parts' included."""
+        found = {self.cls} if self.helper else set()
+        for value in (*self.args, *(v for _, v in self.kwargs)):
+            if isinstance(value, Recipe):
+                found |= value.helpers()
+        return found
+
+
+def _built(value: Any, torch: Any) -> Any:
+    return value.build(torch) if isinstance(value, Recipe) else value
+
+
+def _kw(**kwargs: Any) -> tuple[tuple[str, Any], ...]:
+    return tuple(kwargs.items())
+
+
 def _torch() -> Any:
     try:
         import torch
@@ -62,60 +119,31 @@ def _torch() -> Any:
     return torch
 
 
-def _act(name: str | None, nn: Any, opts: dict[str, Any]) -> Any:
-    if name is None:
-        return None
-    table: dict[str, Callable[[], Any]] = {
-        "relu": nn.ReLU,
-        "relu6": nn.ReLU6,
-        "leaky_relu": lambda: nn.LeakyReLU(opts.get("negative_slope", 0.01)),
-        "sigmoid": nn.Sigmoid,
-        "tanh": nn.Tanh,
-        "softmax": lambda: nn.Softmax(dim=1),
-        "gelu": nn.GELU,
-        "silu": nn.SiLU,
-        "hardswish": nn.Hardswish,
-        "hardsigmoid": nn.Hardsigmoid,
-    }
-    return table[name]()
+#: Activation names of the format → their torch.nn class (and its arguments from the options).
+_ACTIVATIONS: dict[str, Callable[[dict[str, Any]], Recipe]] = {
+    "relu": lambda o: Recipe("ReLU"),
+    "relu6": lambda o: Recipe("ReLU6"),
+    "leaky_relu": lambda o: Recipe("LeakyReLU", (o.get("negative_slope", 0.01),)),
+    "sigmoid": lambda o: Recipe("Sigmoid"),
+    "tanh": lambda o: Recipe("Tanh"),
+    "softmax": lambda o: Recipe("Softmax", kwargs=_kw(dim=1)),
+    "gelu": lambda o: Recipe("GELU"),
+    "silu": lambda o: Recipe("SiLU"),
+    "hardswish": lambda o: Recipe("Hardswish"),
+    "hardsigmoid": lambda o: Recipe("Hardsigmoid"),
+}
 
 
-def _pad_module(nn: Any, geom: ar.Geometry) -> Any:
+def _act(name: str | None, opts: dict[str, Any]) -> Recipe | None:
+    return None if name is None else _ACTIVATIONS[name](opts)
+
+
+def _pad_recipe(geom: ar.Geometry) -> Recipe:
     # F.pad order: last axis first, (before, after) each.
     flat: list[int] = []
     for a in reversed(geom.axes):
         flat += [a.pad_before, a.pad_after]
-    return _Pad(nn, tuple(flat))
-
-
-def _Pad(nn: Any, flat: tuple[int, ...]) -> Any:  # noqa: N802 - a module factory
-    import torch.nn.functional as F  # noqa: N812
-
-    class Pad(nn.Module):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.flat = flat
-
-        def forward(self, x: Any) -> Any:
-            return F.pad(x, self.flat)
-
-    return Pad()
-
-
-def _channels_last(nn: Any, inner: Any) -> Any:
-    """Apply ``inner`` (Linear, LayerNorm) to the channel axis of a channels-first tensor."""
-
-    class ChannelsLast(nn.Module):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x: Any) -> Any:
-            if x.dim() <= 2:
-                return self.inner(x)
-            return self.inner(x.movedim(1, -1)).movedim(-1, 1)
-
-    return ChannelsLast()
+    return Recipe("Pad", (tuple(flat),), helper=True)
 
 
 def _symmetric(geom: ar.Geometry) -> bool:
@@ -124,13 +152,11 @@ def _symmetric(geom: ar.Geometry) -> bool:
 
 @dataclass(frozen=True)
 class _Layer:
-    """What a module factory needs: the node, its (first) input shape and torch's ``nn``."""
+    """What a recipe factory needs: the node and its (first) input shape."""
 
     node: Node
     x: TShape
-    nn: Any
     ctx: Ctx  # the model's layout and framework
-    kw: dict[str, Any]  # device=…, for modules that hold tensors
 
     @property
     def torch_rules(self) -> bool:
@@ -140,6 +166,10 @@ class _Layer:
     @property
     def opts(self) -> dict[str, Any]:
         return self.node.opts
+
+    @property
+    def spatial(self) -> int:
+        return len(self.x.spatial)
 
     @property
     def out(self) -> LayerOut:
@@ -152,34 +182,46 @@ class _Layer:
         return self.node.out.geometry
 
 
-def module_for(node: Node, inputs: list[TShape], summary: Summary, torch: Any, device: str) -> Any:
-    """The ``torch.nn`` module a PyTorch user would write for one layer (None for merges)."""
-    nn = torch.nn
+#: Layers computed in ``forward`` from several inputs, without a module of their own.
+MERGES = ("add", "multiply", "concat")
+
+
+def recipe_for(node: Node, inputs: list[TShape], ctx: Ctx) -> Recipe | None:
+    """The module a PyTorch user would write for one layer (None for merges)."""
     kind = node.kind.name
     assert node.out is not None
     if node.hidden or kind == "identity":
-        return nn.Identity()
-    if kind in ("add", "multiply", "concat"):
+        return Recipe("Identity")
+    if kind in MERGES:
         return None
-    layer = _Layer(node, inputs[0], nn, summary.ctx, {"device": device})
+    layer = _Layer(node, inputs[0], ctx)
     for prefixes, make in _FACTORIES:
         if kind.startswith(prefixes):
             return make(layer)
-    act = _act(kind, nn, node.opts)
+    act = _act(kind, node.opts) if kind in _ACTIVATIONS else None
     if act is not None:
         return act
     raise ModelError(f"{{opt:verify}} cannot build a {kind} layer yet")
 
 
-def _sequence(nn: Any, *parts: Any) -> Any:
+def module_for(node: Node, inputs: list[TShape], summary: Summary, torch: Any, device: str) -> Any:
+    """The ``torch.nn`` module of one layer, built on ``device`` (None for merges)."""
+    recipe = recipe_for(node, inputs, summary.ctx)
+    if recipe is None:
+        return None
+    with torch.device(device):
+        return recipe.build(torch)
+
+
+def _sequence(*parts: Recipe | None) -> Recipe:
     """One module, or the non-empty ``parts`` in a Sequential."""
-    kept = [m for m in parts if m is not None]
-    return kept[0] if len(kept) == 1 else nn.Sequential(*kept)
+    kept = tuple(m for m in parts if m is not None)
+    return kept[0] if len(kept) == 1 else Recipe("Sequential", kept)
 
 
-def _conv_padding(layer: _Layer) -> tuple[Any, Any, dict[str, Any]]:
+def _conv_padding(layer: _Layer) -> tuple[Recipe | None, Any, dict[str, Any]]:
     """A conv's padding as PyTorch takes it: (a pad module or None, ``padding=``, extra args)."""
-    nn, o, geom = layer.nn, layer.opts, layer.geometry
+    o, geom = layer.opts, layer.geometry
     if layer.node.kind.name.startswith("convtranspose"):
         # PyTorch crops p on both sides; an uneven crop (Keras SAME) is the larger crop
         # on both sides plus output padding for the difference.
@@ -190,279 +232,215 @@ def _conv_padding(layer: _Layer) -> tuple[Any, Any, dict[str, Any]]:
         return None, o["padding"], {}  # PyTorch's own rule for its named modes
     if _symmetric(geom):
         return None, tuple(a.pad_before for a in geom.axes), {}
-    return _pad_module(nn, geom), 0, {}
+    return _pad_recipe(geom), 0, {}
 
 
-def _conv_module(layer: _Layer) -> Any:
-    nn, o, x, geom = layer.nn, layer.opts, layer.x, layer.geometry
+def _conv_recipe(layer: _Layer) -> Recipe:
+    o, x, geom = layer.opts, layer.x, layer.geometry
     kind = layer.node.kind.name
-    nd = len(x.spatial)
     transposed = kind.startswith("convtranspose")
-    cls = getattr(nn, f"{'ConvTranspose' if transposed else 'Conv'}{nd}d")
+    cls = f"{'ConvTranspose' if transposed else 'Conv'}{layer.spatial}d"
     groups = x.channels if kind.startswith("depthwise") else o["groups"]
     pre, padding, extra = _conv_padding(layer)
-    conv = cls(
-        x.channels,
-        layer.out.shape.channels,
-        geom.spec.kernel,
-        stride=geom.spec.stride,
-        padding=padding,
-        dilation=geom.spec.dilation,
-        groups=groups,
-        bias=o["bias"],
-        **extra,
-        **layer.kw,
+    conv = Recipe(
+        cls,
+        (x.channels, layer.out.shape.channels),
+        _kw(
+            kernel_size=geom.spec.kernel,
+            stride=geom.spec.stride,
+            padding=padding,
+            **extra,
+            dilation=geom.spec.dilation,
+            groups=groups,
+            bias=o["bias"],
+        ),
     )
-    return _sequence(nn, pre, conv, _act(o.get("activation"), nn, o))
+    return _sequence(pre, conv, _act(o.get("activation"), o))
 
 
-def _separable_module(layer: _Layer) -> Any:
+def _separable_recipe(layer: _Layer) -> Recipe:
     """Keras SeparableConv as PyTorch users write it: depthwise conv (no bias), then 1×1 conv."""
-    nn, o, x, geom = layer.nn, layer.opts, layer.x, layer.geometry
-    cls = getattr(nn, f"Conv{len(x.spatial)}d")
+    o, x, geom = layer.opts, layer.x, layer.geometry
+    cls = f"Conv{layer.spatial}d"
     pre, padding, _ = _conv_padding(layer)
     mid = x.channels * o["depth_multiplier"]
-    depthwise = cls(
-        x.channels,
-        mid,
-        geom.spec.kernel,
-        stride=geom.spec.stride,
-        padding=padding,
-        dilation=geom.spec.dilation,
-        groups=x.channels,
-        bias=False,
-        **layer.kw,
+    depthwise = Recipe(
+        cls,
+        (x.channels, mid),
+        _kw(
+            kernel_size=geom.spec.kernel,
+            stride=geom.spec.stride,
+            padding=padding,
+            dilation=geom.spec.dilation,
+            groups=x.channels,
+            bias=False,
+        ),
     )
-    pointwise = cls(mid, o["filters"], 1, bias=o["bias"], **layer.kw)
-    return _sequence(nn, pre, depthwise, pointwise, _act(o.get("activation"), nn, o))
+    pointwise = Recipe(
+        cls, (mid, o["filters"]), _kw(kernel_size=(1,) * layer.spatial, bias=o["bias"])
+    )
+    return _sequence(pre, depthwise, pointwise, _act(o.get("activation"), o))
 
 
-def _pool_module(layer: _Layer) -> Any:
-    nn, o, geom = layer.nn, layer.opts, layer.geometry
-    nd = len(layer.x.spatial)
+def _pool_recipe(layer: _Layer) -> Recipe:
+    o, geom = layer.opts, layer.geometry
     pre = None
     if _symmetric(geom):
         padding: Any = tuple(a.pad_before for a in geom.axes)
     else:
-        pre, padding = _pad_module(nn, geom), 0
+        pre, padding = _pad_recipe(geom), 0
     spec = geom.spec
     if layer.node.kind.name.startswith("maxpool"):
-        pool = getattr(nn, f"MaxPool{nd}d")(
-            spec.kernel, spec.stride, padding, spec.dilation, ceil_mode=o["ceil_mode"]
+        pool = Recipe(
+            f"MaxPool{layer.spatial}d",
+            (spec.kernel,),
+            _kw(
+                stride=spec.stride,
+                padding=padding,
+                dilation=spec.dilation,
+                ceil_mode=o["ceil_mode"],
+            ),
         )
     else:
-        pool = getattr(nn, f"AvgPool{nd}d")(
-            spec.kernel, spec.stride, padding, ceil_mode=o["ceil_mode"]
+        pool = Recipe(
+            f"AvgPool{layer.spatial}d",
+            (spec.kernel,),
+            _kw(stride=spec.stride, padding=padding, ceil_mode=o["ceil_mode"]),
         )
-    return _sequence(nn, pre, pool)
+    return _sequence(pre, pool)
 
 
-def _global_pool_module(layer: _Layer) -> Any:
-    nn = layer.nn
+def _global_pool_recipe(layer: _Layer) -> Recipe:
     which = "Avg" if layer.node.kind.name == "global_avgpool" else "Max"
-    cls = getattr(nn, f"Adaptive{which}Pool{len(layer.x.spatial)}d")
-    return nn.Sequential(cls(1), *(() if layer.opts["keepdims"] else (nn.Flatten(),)))
+    pool = Recipe(f"Adaptive{which}Pool{layer.spatial}d", (1,))
+    return _sequence(pool, None if layer.opts["keepdims"] else Recipe("Flatten"))
 
 
-def _adaptive_pool_module(layer: _Layer) -> Any:
+def _adaptive_pool_recipe(layer: _Layer) -> Recipe:
     which = "Avg" if layer.node.kind.name == "adaptive_avgpool" else "Max"
-    cls = getattr(layer.nn, f"Adaptive{which}Pool{len(layer.x.spatial)}d")
-    return cls(layer.out.shape.spatial)
+    return Recipe(f"Adaptive{which}Pool{layer.spatial}d", (layer.out.shape.spatial,))
 
 
-def _batchnorm_module(layer: _Layer) -> Any:
-    nn: Any = layer.nn
+def _batchnorm_recipe(layer: _Layer) -> Recipe:
     o, c = layer.opts, layer.x.channels
-    cls = getattr(nn, f"BatchNorm{max(len(layer.x.spatial), 1)}d")
     both = o["scale"] and o["center"]
-    norm = cls(
-        c,
-        eps=o["eps"],
-        momentum=torch_momentum(o["momentum"], layer.ctx),
-        affine=o["affine"] and both,
-        track_running_stats=o["track_running_stats"],
-        **layer.kw,
+    norm = Recipe(
+        f"BatchNorm{max(layer.spatial, 1)}d",
+        (c,),
+        _kw(
+            eps=o["eps"],
+            momentum=torch_momentum(o["momentum"], layer.ctx),
+            affine=o["affine"] and both,
+            track_running_stats=o["track_running_stats"],
+        ),
     )
     if both or not o["affine"]:
         return norm
-    torch = _torch()
-    shape = (c,) + (1,) * len(layer.x.spatial)
-
-    class KerasBatchNorm(nn.Module):  # type: ignore[misc]
-        """Keras BatchNormalization with only gamma (``center=False``) or only beta
-        (``scale=False``): PyTorch's BatchNorm without affine, then the one kept parameter."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.norm = norm
-            kept = torch.ones(shape, **layer.kw) if o["scale"] else torch.zeros(shape, **layer.kw)
-            self.weight = nn.Parameter(kept) if o["scale"] else None
-            self.bias = nn.Parameter(kept) if o["center"] else None
-
-        def forward(self, x: Any) -> Any:
-            y = self.norm(x)
-            return y * self.weight if self.weight is not None else y + self.bias
-
-    return KerasBatchNorm()
-
-
-def _normalization_module(layer: _Layer) -> Any:
-    """Keras Normalization: (x − mean) / √variance with mean, variance and count as buffers."""
-    nn: Any = layer.nn
-    o, torch = layer.opts, _torch()
-    size = 0 if o["mean"] is not None else stats_size(o, layer.x, layer.ctx)
-
-    class Normalization(nn.Module):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            if size:
-                self.register_buffer("mean", torch.zeros(size, **layer.kw))
-                self.register_buffer("variance", torch.ones(size, **layer.kw))
-                self.register_buffer("count", torch.zeros((), **layer.kw))
-
-        def forward(self, x: Any) -> Any:
-            return x  # the statistics' values do not change any shape or count
-
-    return Normalization()
-
-
-def _layout_module(layer: _Layer, fn: Callable[[Any], Any]) -> Any:
-    """A module applying ``fn`` to the tensor in the model's layout order (batch first)."""
-    nn: Any = layer.nn
-    last = layer.ctx.channels_last
-
-    class InLayout(nn.Module):  # type: ignore[misc]
-        def forward(self, x: Any) -> Any:
-            y = fn(x.movedim(1, -1) if last else x)
-            return y.movedim(-1, 1) if last else y
-
-    return InLayout()
-
-
-def _reshape_module(layer: _Layer) -> Any:
-    target = tuple(layer.opts["shape"])
-    return _layout_module(layer, lambda x: x.reshape(x.shape[0], *target))
-
-
-def _permute_module(layer: _Layer) -> Any:
-    order = list(layer.opts["dims"])
-    rank = len(layer.x.dims(False))
-    order = order if len(order) == rank + 1 else [0, *order]
-    return _layout_module(layer, lambda x: x.permute(*order))
-
-
-def _mean_module(layer: _Layer) -> Any:
-    x, o, ctx = layer.x, layer.opts, layer.ctx
-    rank = len(x.dims(False))
-    dims = [i + 1 for i in axis_indices(o["axes"], rank, "axes", ctx)]
-    return _layout_module(layer, lambda t: t.mean(dim=dims, keepdim=o["keepdims"]))
-
-
-def _rescaling_module(layer: _Layer) -> Any:
-    o, torch = layer.opts, _torch()
-    nd = len(layer.x.spatial)
-
-    def per_channel(v: Any) -> Any:
-        if not isinstance(v, list):
-            return v
-        return torch.tensor(v, device=layer.kw["device"]).reshape(-1, *(1,) * nd)
-
-    scale, offset = per_channel(o["scale"]), per_channel(o["offset"])
-    return _Elementwise(layer.nn, lambda x: x * scale + offset)
-
-
-def _cropping_module(layer: _Layer) -> Any:
-    pairs = crop_pairs(layer.opts["cropping"], len(layer.x.spatial))
-    cuts = tuple(slice(a, n - b) for (a, b), n in zip(pairs, layer.x.spatial, strict=True))
-    return _Elementwise(layer.nn, lambda x: x[(slice(None), slice(None), *cuts)])
-
-
-def _split_module(layer: _Layer) -> Any:
-    """torch.chunk for ``chunks``, torch.split for ``sizes``: a tuple of tensors."""
-    o = layer.opts
-    if o["sizes"] is None:
-        return _Elementwise(layer.nn, lambda x: x.chunk(o["chunks"], dim=1))
-    return _Elementwise(layer.nn, lambda x: x.split(list(o["sizes"]), dim=1))
-
-
-def _layer_scale_module(layer: _Layer) -> Any:
-    """torchvision's ConvNeXt layer scale: a learnable (C, 1, 1) multiplier."""
-    nn: Any = layer.nn
-    torch = _torch()
-    shape = (layer.x.channels,) + (1,) * len(layer.x.spatial)
-    init = layer.opts["init"]
-
-    class LayerScale(nn.Module):  # type: ignore[misc]
-        def __init__(self) -> None:
-            super().__init__()
-            self.gamma = nn.Parameter(torch.full(shape, float(init), **layer.kw))
-
-        def forward(self, x: Any) -> Any:
-            return x * self.gamma
-
-    return LayerScale()
-
-
-def _stochastic_depth_module(layer: _Layer) -> Any:
-    """torchvision.ops.StochasticDepth at inference: the identity (no torchvision needed)."""
-    return layer.nn.Identity()
-
-
-def _Elementwise(nn: Any, fn: Callable[[Any], Any]) -> Any:  # noqa: N802 - a module factory
-    """A module without parameters that applies ``fn``."""
-
-    class Fn(nn.Module):  # type: ignore[misc]
-        def forward(self, x: Any) -> Any:
-            return fn(x)
-
-    return Fn()
-
-
-def _layernorm_module(layer: _Layer) -> Any:
-    nn, o = layer.nn, layer.opts
-    norm = nn.LayerNorm(layer.x.channels, eps=o["eps"], elementwise_affine=o["affine"], **layer.kw)
-    return _channels_last(nn, norm)
-
-
-def _dense_module(layer: _Layer) -> Any:
-    nn, o, x = layer.nn, layer.opts, layer.x
-    lin = nn.Linear(x.channels, o["units"], bias=o["bias"], **layer.kw)
-    return _sequence(
-        nn, _channels_last(nn, lin) if x.spatial else lin, _act(o.get("activation"), nn, o)
+    return Recipe(
+        "KerasBatchNorm",
+        (norm, c, layer.spatial),
+        _kw(scale=o["scale"], center=o["center"]),
+        helper=True,
     )
 
 
-def _upsample_module(layer: _Layer) -> Any:
+def _normalization_recipe(layer: _Layer) -> Recipe:
+    """Keras Normalization: mean, variance and count as buffers (none for given constants)."""
+    o = layer.opts
+    size = 0 if o["mean"] is not None else stats_size(o, layer.x, layer.ctx)
+    return Recipe("Normalization", (size,), helper=True)
+
+
+def _reshape_recipe(layer: _Layer) -> Recipe:
+    target = tuple(layer.opts["shape"])
+    return Recipe("Reshape", (target, layer.ctx.channels_last), helper=True)
+
+
+def _permute_recipe(layer: _Layer) -> Recipe:
+    order = list(layer.opts["dims"])
+    rank = len(layer.x.dims(False))
+    order = order if len(order) == rank + 1 else [0, *order]
+    return Recipe("Permute", (tuple(order), layer.ctx.channels_last), helper=True)
+
+
+def _mean_recipe(layer: _Layer) -> Recipe:
+    x, o, ctx = layer.x, layer.opts, layer.ctx
+    rank = len(x.dims(False))
+    dims = tuple(i + 1 for i in axis_indices(o["axes"], rank, "axes", ctx))
+    return Recipe("Mean", (dims, o["keepdims"], ctx.channels_last), helper=True)
+
+
+def _rescaling_recipe(layer: _Layer) -> Recipe:
+    o = layer.opts
+    return Recipe("Rescaling", (o["scale"], o["offset"], layer.spatial), helper=True)
+
+
+def _cropping_recipe(layer: _Layer) -> Recipe:
+    pairs = crop_pairs(layer.opts["cropping"], layer.spatial)
+    return Recipe("Cropping", (tuple(pairs),), helper=True)
+
+
+def _split_recipe(layer: _Layer) -> Recipe:
+    """torch.chunk for ``chunks``, torch.split for ``sizes``: a tuple of tensors."""
+    o = layer.opts
+    if o["sizes"] is None:
+        return Recipe("Split", kwargs=_kw(chunks=o["chunks"]), helper=True)
+    return Recipe("Split", kwargs=_kw(sizes=list(o["sizes"])), helper=True)
+
+
+def _layer_scale_recipe(layer: _Layer) -> Recipe:
+    """torchvision's ConvNeXt layer scale: a learnable (C, 1, 1) multiplier."""
+    return Recipe("LayerScale", (layer.x.channels, layer.spatial, layer.opts["init"]), helper=True)
+
+
+def _layernorm_recipe(layer: _Layer) -> Recipe:
+    o = layer.opts
+    norm = Recipe(
+        "LayerNorm", (layer.x.channels,), _kw(eps=o["eps"], elementwise_affine=o["affine"])
+    )
+    return Recipe("ChannelsLast", (norm,), helper=True)
+
+
+def _dense_recipe(layer: _Layer) -> Recipe:
+    o, x = layer.opts, layer.x
+    lin = Recipe("Linear", (x.channels, o["units"]), _kw(bias=o["bias"]))
+    if x.spatial:
+        lin = Recipe("ChannelsLast", (lin,), helper=True)
+    return _sequence(lin, _act(o.get("activation"), o))
+
+
+def _upsample_recipe(layer: _Layer) -> Recipe:
     mode = layer.opts["mode"]
-    corners: dict[str, Any] = {} if mode == "nearest" else {"align_corners": False}
-    return layer.nn.Upsample(size=layer.out.shape.spatial, mode=mode, **corners)
+    corners = _kw() if mode == "nearest" else _kw(align_corners=False)
+    return Recipe("Upsample", kwargs=_kw(size=layer.out.shape.spatial, mode=mode) + corners)
 
 
-#: Layer type prefixes → the factory of their torch module (first match wins).
-_FACTORIES: tuple[tuple[tuple[str, ...], Callable[[_Layer], Any]], ...] = (
-    (("conv", "depthwise_conv"), _conv_module),
-    (("separable_conv",), _separable_module),
-    (("cropping",), _cropping_module),
-    (("reshape",), _reshape_module),
-    (("permute",), _permute_module),
-    (("mean",), _mean_module),
-    (("rescaling",), _rescaling_module),
-    (("normalization",), _normalization_module),
-    (("split",), _split_module),
-    (("channel_shuffle",), lambda layer: layer.nn.ChannelShuffle(layer.opts["groups"])),
-    (("layer_scale",), _layer_scale_module),
-    (("stochastic_depth",), _stochastic_depth_module),
-    (("maxpool", "avgpool"), _pool_module),
-    (("global_avgpool", "global_maxpool"), _global_pool_module),
-    (("adaptive_avgpool", "adaptive_maxpool"), _adaptive_pool_module),
-    (("batchnorm",), _batchnorm_module),
-    (("layernorm",), _layernorm_module),
-    (("dropout",), lambda layer: layer.nn.Dropout(layer.opts["rate"])),
-    (("flatten",), lambda layer: layer.nn.Flatten()),
-    (("dense",), _dense_module),
-    (("zeropad",), lambda layer: _pad_module(layer.nn, layer.geometry)),
-    (("upsample",), _upsample_module),
-    (("activation",), lambda layer: _act(layer.opts["function"], layer.nn, layer.opts)),
+#: Layer type prefixes → the factory of their recipe (first match wins).
+_FACTORIES: tuple[tuple[tuple[str, ...], Callable[[_Layer], Recipe]], ...] = (
+    (("conv", "depthwise_conv"), _conv_recipe),
+    (("separable_conv",), _separable_recipe),
+    (("cropping",), _cropping_recipe),
+    (("reshape",), _reshape_recipe),
+    (("permute",), _permute_recipe),
+    (("mean",), _mean_recipe),
+    (("rescaling",), _rescaling_recipe),
+    (("normalization",), _normalization_recipe),
+    (("split",), _split_recipe),
+    (("channel_shuffle",), lambda layer: Recipe("ChannelShuffle", (layer.opts["groups"],))),
+    (("layer_scale",), _layer_scale_recipe),
+    # torchvision.ops.StochasticDepth at inference: the identity (no torchvision needed).
+    (("stochastic_depth",), lambda layer: Recipe("Identity")),
+    (("maxpool", "avgpool"), _pool_recipe),
+    (("global_avgpool", "global_maxpool"), _global_pool_recipe),
+    (("adaptive_avgpool", "adaptive_maxpool"), _adaptive_pool_recipe),
+    (("batchnorm",), _batchnorm_recipe),
+    (("layernorm",), _layernorm_recipe),
+    (("dropout",), lambda layer: Recipe("Dropout", (layer.opts["rate"],))),
+    (("flatten",), lambda layer: Recipe("Flatten")),
+    (("dense",), _dense_recipe),
+    (("zeropad",), lambda layer: _pad_recipe(layer.geometry)),
+    (("upsample",), _upsample_recipe),
+    (("activation",), lambda layer: _ACTIVATIONS[layer.opts["function"]](layer.opts)),
 )
 
 
