@@ -14,7 +14,12 @@ from cnncli.enums import Column
 from cnncli.errors import UsageError
 
 EXAMPLES = """Print a model's layers, output shapes, parameters and MACs, from a YAML
-model file or a model of the zoo, with numbers that match torchvision's and Keras's own.
+model file, a model of the zoo or a PyTorch module, with numbers that match torchvision's and
+Keras's own.
+
+A PyTorch source (file.py:NAME or package.module:NAME) is imported: its code runs, as
+python would run it. NAME, an nn.Module class built with no arguments or a function that
+returns a module, is built on PyTorch's meta device (no weights allocated) and traced.
 
 The zoo: cnncli summary --list. The format: docs/model-format.md; a commented example:
 samples/models/example.yaml.
@@ -36,6 +41,10 @@ Examples:
   cnncli summary vgg16 --count-bias    # count bias adds, as torchinfo
 
   cnncli summary model.yaml --verify   # build it with PyTorch, compare
+
+  cnncli summary net.py:Net --input 3,32,32   # a PyTorch module (runs net.py)
+
+  cnncli summary torchvision.models:resnet18 --input 3,224,224
 
   cnncli summary resnet18 --json | jq .totals
 
@@ -73,7 +82,10 @@ def _columns(text: str | None) -> list[str]:
 def summary(
     model: Annotated[
         str | None,
-        typer.Argument(help="A model YAML file, or a zoo name such as resnet50 (see --list)."),
+        typer.Argument(
+            help="A model YAML file, a zoo name such as resnet50 (see --list), or a PyTorch "
+            "module as file.py:NAME or package.module:NAME (imported: its code runs)."
+        ),
     ] = None,
     variant: Annotated[
         str | None,
