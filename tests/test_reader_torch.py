@@ -12,6 +12,7 @@ published numbers and the zoo's entry (``tests/data/torchvision_zoo.json``).
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from collections import Counter
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 from clirun import run  # tests/clirun.py
+from test_docs import expected_pattern  # tests/test_docs.py
 from tv_oracle import measure, mismatches, published, torchvision_models  # tests/tv_oracle.py
 
 from cnncli.errors import ModelError, UsageError
@@ -526,3 +528,25 @@ def test_help_says_the_source_runs(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["summary", "--help"], capsys)
     assert code == 0
     assert "its code runs" in " ".join(out.split())
+
+
+@pytest.mark.oracle
+def test_the_docs_example_prints_what_the_docs_show(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _torch()
+    doc = (Path(__file__).parent.parent / "docs" / "model-format.md").read_text(encoding="utf-8")
+    section = doc.split("## PyTorch modules", 1)[1].split("\n## ", 1)[0]
+    source = re.search(r"```python\n(.*?)```", section, re.S)
+    shown = re.search(r"```text\n\$ (.*?)\n(.*?)```", section, re.S)
+    assert source is not None and shown is not None
+    (tmp_path / "net.py").write_text(source[1])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("NO_COLOR", "1")
+    command = shown[1].split()
+    assert command[:3] == ["cnncli", "summary", "net.py:Net"]
+    code, out, err = run(command[1:], capsys)
+    assert code == 0, err
+    printed = "".join(line.rstrip() + "\n" for line in out.splitlines())
+    assert expected_pattern(shown[2].splitlines()).fullmatch(printed), printed
