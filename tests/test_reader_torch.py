@@ -550,3 +550,74 @@ def test_the_docs_example_prints_what_the_docs_show(
     assert code == 0, err
     printed = "".join(line.rstrip() + "\n" for line in out.splitlines())
     assert expected_pattern(shown[2].splitlines()).fullmatch(printed), printed
+
+
+#: Operations cnncli has no layer type for, and a module called twice.
+ODD = """
+import torch
+import torch.nn as nn
+
+
+class Odd(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.GroupNorm(2, 8)
+        self.shared = nn.Conv2d(4, 4, 1)
+        self.frozen = nn.Linear(4, 2)
+        self.frozen.requires_grad_(False)
+
+    def forward(self, x):
+        x = self.norm(self.conv(x))
+        y = self.shared(self.shared(x[:, :4]))
+        return self.frozen(y.mean((2, 3)))
+"""
+
+
+@pytest.mark.oracle
+def test_opaque_rows_shared_weights_and_frozen_parameters(tmp_path: Path) -> None:
+    path = _write(tmp_path, "odd.py", ODD)
+    s = _read(f"{path}:Odd", 3, 8, 8)
+    rows = [(r.name, r.type, r.output_shape, r.params, r.trainable_params) for r in s.layers()]
+    assert rows == [
+        ("conv", "conv2d", (8, 8, 8), 224, 224),
+        ("norm", "opaque", (8, 8, 8), 16, 16),  # GroupNorm: no layer type, its weights held
+        ("getitem", "opaque", (4, 8, 8), 0, 0),  # x[:, :4]
+        ("shared", "conv2d", (4, 8, 8), 20, 20),
+        ("shared_1", "opaque", (4, 8, 8), 0, 0),  # the second call: weights counted once
+        ("mean", "mean", (4,), 0, 0),
+        ("frozen", "dense", (2,), 10, 0),  # requires_grad=False: non-trainable
+    ]
+    model = _build(tmp_path, ODD, "Odd")
+    assert s.totals.params == sum(p.numel() for p in model.parameters())
+    assert s.totals.non_trainable_params == 10
+    assert s.totals.not_counted == {"GroupNorm": 1, "getitem": 1, "conv2d (weights shared)": 1}
+    assert any("modules called more than once" in n for n in s.notes)
+    # The counted MACs leave out exactly the opaque rows' work (the shared conv's second call).
+    assert s.totals.macs == _torch_macs(model, (3, 8, 8)) - 4 * 4 * 64
+
+
+@pytest.mark.oracle
+def test_unused_modules_are_noted(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "aux.py",
+        """
+        import torch.nn as nn
+
+        class WithAux(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.body = nn.Conv2d(3, 4, 3)
+                self.aux = nn.Linear(10, 10)
+
+            def forward(self, x):
+                return self.body(x)
+        """,
+    )
+    s = _read(f"{path}:WithAux", 3, 8, 8)
+    assert s.totals.params == 112
+    assert s.notes == [
+        "110 parameters and buffers of aux are not used by the forward pass on this input and "
+        "not counted (PyTorch's model.parameters() includes them)"
+    ]

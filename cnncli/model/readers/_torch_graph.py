@@ -102,6 +102,7 @@ class FxReader(Ops):
     def __init__(self, model: Any, graph: Any, values: dict[str, Any], torch: Any) -> None:
         super().__init__(torch, {n.name for n in graph.graph.nodes})
         self.model = model
+        self.weights = {n for n, _ in own_tensors(model, "")}
         self.graph = graph.graph
         self.values = values
         self.vals: dict[str, Any] = {}
@@ -122,10 +123,15 @@ class FxReader(Ops):
         return self.net
 
     def _node(self, node: Any) -> Any:
+        value = self.values.get(node.name)
         if node.op == "placeholder":
-            return plain_tensor(INPUT, tuple(int(d) for d in self.values[node.name].shape[1:]))
+            if not isinstance(value, self.torch.Tensor):
+                return value  # an optional argument of forward, at its default
+            return plain_tensor(INPUT, tuple(int(d) for d in value.shape[1:]))
         if node.op == "get_attr":
-            return P(str(node.target), self.values[node.name])
+            # fx keeps tensors made while tracing (torch.ones(…) in forward) as attributes
+            # too: constants, not the model's parameters.
+            return P(str(node.target), value, str(node.target) in self.weights)
         if node.op == "output":
             outs = [t for t in flat([self._arg(node.args)]) if isinstance(t, T)]
             self.net.outputs = [self.plain(t).ref for t in outs]

@@ -69,6 +69,12 @@ class P:
 
     name: str
     tensor: Any
+    #: False for a constant made in forward (counted nowhere).
+    weight: bool = True
+
+
+def _weights_of(found: list[Any]) -> Tensors:
+    return [(p.name, p.tensor) for p in found if isinstance(p, P) and p.weight]
 
 
 @dataclass
@@ -141,6 +147,8 @@ def flat(values: Any) -> Iterator[Any]:
     stack: list[Any] = list(values)[::-1]
     while stack:
         item = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
         if isinstance(item, tuple | list):
             stack.extend(list(item)[::-1])
         else:
@@ -602,7 +610,7 @@ class Ops(Emitter):
             result = handler(call, out)
             if result is not None:
                 return result
-        params = [(p.name, p.tensor) for p in call.values() if isinstance(p, P)]
+        params = _weights_of(list(call.values()))
         if not ins:
             # A tensor made inside forward from constants (torch.zeros, a buffer): an opaque
             # row hanging off the model input.
@@ -708,7 +716,7 @@ class Ops(Emitter):
         # Broadcasting aligns the parameter's axes with the tensor's last ones.
         if ([1] * (len(x.shape) - len(shape)) + shape)[axis] != x.shape[axis]:
             return None
-        return self.emit({"type": "layer_scale"}, [x], out, x.perm, [(p.name, p.tensor)])
+        return self.emit({"type": "layer_scale"}, [x], out, x.perm, _weights_of([p]))
 
     def _f_cat(self, call: Args, out: Any) -> T | None:
         parts = call.get(0, "tensors", [])
@@ -820,7 +828,7 @@ class Ops(Emitter):
         found = [call.get(i, key) for i, key in keys]
         if not all(p is None or isinstance(p, P) for p in found):
             return None
-        return [(p.name, p.tensor) for p in found if p is not None]
+        return _weights_of(found)
 
     def _f_conv(self, nd: int) -> Handler:
         """F.conv1d/2d/3d with the weight (and bias) read as parameters."""

@@ -32,9 +32,9 @@ import inspect
 import re
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cnncli.errors import ModelError, UsageError
 from cnncli.model.layers import closest
@@ -47,6 +47,8 @@ from cnncli.model.readers._torch_graph import (
     record_calls,
 )
 from cnncli.model.readers._torch_ops import Net, own_tensors
+
+_R = TypeVar("_R")
 
 
 def read_torch(source: str, options: ReadOptions) -> ReadModel:
@@ -77,13 +79,17 @@ def read_torch(source: str, options: ReadOptions) -> ReadModel:
 def _read(model: Any, source: str, shape: tuple[int, ...], torch: Any) -> Net:
     """The forward pass's layers: from torch.fx's graph, or from forward hooks."""
     graph, why = _trace(model, torch)
+    runner = _Runner(model if graph is None else graph, source, shape, torch)
     if graph is not None:
-        values = _run_graph(graph, model, source, shape, torch)
-        return FxReader(model, graph, values, torch).read()
-    calls, ran_on = _hooked_run(model, source, shape, torch)
-    net = HookReader(calls, shape, torch).read()
-    net.notes.insert(0, _fallback_note(why))
-    net.notes[1:1] = ran_on
+        net = FxReader(
+            model, graph, runner.run(lambda x: _graph_values(graph, model, x)), torch
+        ).read()
+    else:
+        net = HookReader(
+            runner.run(lambda x: record_calls(model, lambda: model(x), torch)), shape, torch
+        ).read()
+        net.notes.insert(0, _fallback_note(why))
+    net.notes[1 if graph is None else 0 : 0] = runner.notes
     return net
 
 
@@ -270,24 +276,24 @@ def _weights_on_meta(torch: Any) -> Iterator[None]:
 
 
 def _trace(model: Any, torch: Any) -> tuple[Any, str]:
-    """``forward`` as an fx graph, or None and why fx could not trace it."""
+    """``forward`` as an fx graph (its optional arguments at their defaults), or None and why
+    fx could not trace it."""
     try:
-        graph = torch.fx.symbolic_trace(model)
+        optional = {
+            p.name: p.default
+            for p in list(inspect.signature(model.forward).parameters.values())[1:]
+            if p.default is not p.empty
+        }
+    except (TypeError, ValueError):
+        optional = {}
+    try:
+        graph = torch.fx.symbolic_trace(model, concrete_args=optional or None)
     except Exception as err:
         return None, _first_line(err)
     placeholders = [n for n in graph.graph.nodes if n.op == "placeholder"]
-    if len(placeholders) != 1:
+    if len(placeholders) - len(optional) != 1:
         return None, f"forward takes {len(placeholders)} inputs and cnncli gives it one tensor"
-    return graph, ""
-
-
-def _forward_failed(
-    source: str, shape: tuple[int, ...], err: BaseException, where: str = ""
-) -> ModelError:
-    return ModelError(
-        f"{source}: the forward pass fails on an input of shape {(1, *shape)} "
-        f"(--input {','.join(map(str, shape))}){where}: {_first_line(err)}"
-    )
+    return graph.to("meta"), ""  # with the constants fx made while tracing
 
 
 def _failing_node(node: Any, model: Any, args: Any) -> str:
@@ -311,56 +317,74 @@ def _tensors(value: Any) -> list[Any]:
     return [value]
 
 
-def _run_graph(
-    graph: Any, model: Any, source: str, shape: tuple[int, ...], torch: Any
-) -> dict[str, Any]:
-    """Every fx node's value on the meta device: tensors with PyTorch's shapes, plain values."""
+class _Failed(Exception):
+    """The forward pass failed (``where``: at which module or function, when known)."""
+
+    def __init__(self, err: BaseException, where: str = "") -> None:
+        super().__init__(str(err))
+        self.err, self.where = err, where
+
+
+def _graph_values(graph: Any, model: Any, x: Any) -> dict[str, Any]:
+    """Every fx node's value: tensors with PyTorch's shapes, plain values (sizes)."""
+    import torch.fx
+
     values: dict[str, Any] = {}
 
-    class Recorder(torch.fx.Interpreter):  # type: ignore[misc]
+    class Recorder(torch.fx.Interpreter):
         def run_node(self, n: Any) -> Any:
             try:
                 out = super().run_node(n)
             except Exception as err:
                 args = self.fetch_args_kwargs_from_env(n)
-                raise _forward_failed(source, shape, err, _failing_node(n, model, args)) from None
+                raise _Failed(err, _failing_node(n, model, args)) from None
             values[n.name] = out
             return out
 
-    with torch.no_grad():
-        Recorder(graph).run(torch.empty((1, *shape), device="meta"))
+    Recorder(graph).run(x)
     return values
 
 
-def _hooked_run(
-    model: Any, source: str, shape: tuple[int, ...], torch: Any
-) -> tuple[list[Any], list[str]]:
-    """The leaf modules' calls, recorded with forward hooks: on the meta device, or — when
-    forward reads tensor values (an ``if`` on a sum) — on the CPU, with weights made as the
-    modules initialise them (seed 0) and a standard normal input (seed 0): the rows are then
-    the branches that input took."""
+class _Runner:
+    """Runs the forward pass on the meta device; when it cannot run there (it reads tensor
+    values: an ``if`` on a sum, ``.item()``), once on the CPU, with weights made as the modules
+    initialise them (seed 0) and a standard normal input (seed 0)."""
 
-    def run(x: Any) -> None:
-        with torch.no_grad():
-            model(x)
+    def __init__(self, model: Any, source: str, shape: tuple[int, ...], torch: Any) -> None:
+        self.model, self.source, self.shape, self.torch = model, source, shape, torch
+        floats = [p.dtype for p in model.parameters() if p.is_floating_point()]
+        self.dtype = floats[0] if floats else torch.get_default_dtype()
+        self.notes: list[str] = []
 
-    try:
-        return record_calls(model, lambda: run(torch.empty((1, *shape), device="meta")), torch), []
-    except Exception as err:
-        if "meta" not in str(err):
-            raise _forward_failed(source, shape, err) from None
-    size = _materialize(model, torch)
-    x = torch.randn((1, *shape), generator=torch.Generator().manual_seed(0))
-    try:
-        calls = record_calls(model, lambda: run(x), torch)
-    except Exception as err:
-        raise _forward_failed(source, shape, err) from None
-    note = (
-        f"forward reads tensor values, so it ran on the CPU, with {size:,} bytes of weights "
-        "initialised as the modules do (seed 0), on a standard normal input (seed 0): the rows "
-        "are the branches that input took"
-    )
-    return calls, [note]
+    def run(self, fn: Callable[[Any], _R]) -> _R:
+        torch = self.torch
+        try:
+            with torch.no_grad():
+                return fn(torch.empty((1, *self.shape), device="meta", dtype=self.dtype))
+        except Exception as err:
+            failed = err if isinstance(err, _Failed) else _Failed(err)
+            if "meta" not in str(failed.err):
+                raise self.failure(failed) from None
+        size = _materialize(self.model, torch)
+        x = torch.randn((1, *self.shape), generator=torch.Generator().manual_seed(0))
+        try:
+            with torch.no_grad():
+                out = fn(x.to(self.dtype))
+        except Exception as err:
+            raise self.failure(err if isinstance(err, _Failed) else _Failed(err)) from None
+        self.notes.append(
+            f"forward reads tensor values, so it ran on the CPU, with {size:,} bytes of weights "
+            "initialised as the modules do (seed 0), on a standard normal input (seed 0): the "
+            "rows are the branches that input took"
+        )
+        return out
+
+    def failure(self, failed: _Failed) -> ModelError:
+        return ModelError(
+            f"{self.source}: the forward pass fails on an input of shape {(1, *self.shape)} "
+            f"(--input {','.join(map(str, self.shape))}){failed.where}: "
+            f"{_first_line(failed.err)}"
+        )
 
 
 def _materialize(model: Any, torch: Any) -> int:
