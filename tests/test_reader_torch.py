@@ -621,3 +621,31 @@ def test_unused_modules_are_noted(tmp_path: Path) -> None:
         "110 parameters and buffers of aux are not used by the forward pass on this input and "
         "not counted (PyTorch's model.parameters() includes them)"
     ]
+
+
+def test_svg_never_over_the_source(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = _write(tmp_path, "small.py", SMALL)
+    before = path.read_text()
+    code, line = _error(
+        capsys, f"{path}:SmallNet", "--input", "3,8,8", "--svg", str(path), "--force"
+    )
+    assert code == 1
+    assert "is an input of this run; refusing to overwrite it, even with --force" in line
+    assert path.read_text() == before
+
+
+@pytest.mark.oracle
+def test_svg_of_an_installed_module(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    svg = tmp_path / "conv.svg"
+    code, _, err = run(
+        ["summary", "torch.nn:Hardswish", "--input", "3,8,8", "--svg", str(svg)], capsys
+    )
+    assert code == 0, err
+    assert svg.read_text().startswith("<svg")
+
+
+def test_a_module_without_layers(capsys: pytest.CaptureFixture[str]) -> None:
+    _torch()
+    code, line = _error(capsys, "torch.nn:Identity", "--input", "3,8,8")
+    assert code == 1
+    assert "torch.nn:Identity: Identity's forward pass has no layer cnncli can show" in line

@@ -185,7 +185,7 @@ def summary(
         from cnncli.outputs import check_output
 
         # Refused before any work and before any output: never over the model file itself.
-        check_output(svg, [_model_file(model)], force)
+        check_output(svg, _model_files(model), force)
         _check_svg_target(svg)
     from cnncli.model.readers import ReadOptions
 
@@ -223,17 +223,18 @@ def summary(
         (sys.stderr if formats else sys.stdout).write(report + "\n")
 
 
-def _model_file(model: str) -> Path:
-    """The file a model source reads (a PyTorch ``file.py:Name`` reads file.py)."""
+def _model_files(model: str) -> list[Path]:
+    """The file a model source reads (a PyTorch ``file.py:Name`` reads file.py; an installed
+    ``package.module:Name``, nothing found before it is imported)."""
     from cnncli.model import locate
     from cnncli.model.readers import PYTHON_SOURCE
 
     if Path(model).is_file():
-        return Path(model)
+        return [Path(model)]
     python = PYTHON_SOURCE.match(model)
-    if python and python["where"].endswith(".py"):
-        return Path(python["where"])
-    return locate(model)
+    if python:
+        return [Path(python["where"])] if python["where"].endswith(".py") else []
+    return [locate(model)]
 
 
 def _list(model: str | None, variant: str | None, as_json: bool) -> None:

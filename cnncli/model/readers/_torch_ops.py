@@ -720,8 +720,10 @@ class Ops(Emitter):
 
     def _f_cat(self, call: Args, out: Any) -> T | None:
         parts = call.get(0, "tensors", [])
-        if len(parts) < 2 or not all(isinstance(t, T) for t in parts):
+        if not parts or not all(isinstance(t, T) for t in parts):
             return None
+        if len(parts) == 1:
+            return parts[0]  # DenseNet's first layer joins one tensor: no row
         axis = _axis(call.get(1, "dim", 0), len(parts[0].shape))
         if axis is None:
             return None

@@ -70,6 +70,11 @@ def read_torch(source: str, options: ReadOptions) -> ReadModel:
         module = _import_source(where, source)
         model = _construct(_lookup(module, name, where, torch), name, source, torch)
         net = _read(model, source, shape, torch)
+    if not net.entries:
+        raise ModelError(
+            f"{source}: {name}'s forward pass has no layer cnncli can show (it hands its input "
+            "on unchanged)"
+        )
     net.notes += _unused_note(model, net.counted) + _shared_note(net)
     data, full = model_data_of(name, shape, net)
     _cross_check(data, full, source, net)
