@@ -723,7 +723,8 @@ class Ops(Emitter):
         if not parts or not all(isinstance(t, T) for t in parts):
             return None
         if len(parts) == 1:
-            return parts[0]  # DenseNet's first layer joins one tensor: no row
+            only: T = parts[0]
+            return only  # DenseNet's first layer joins one tensor: no row
         axis = _axis(call.get(1, "dim", 0), len(parts[0].shape))
         if axis is None:
             return None
