@@ -344,13 +344,13 @@ def test_untraceable_model_falls_back_to_hooks(tmp_path: Path) -> None:
     trainable, buffers = _torch_counts(model)
     assert (s.totals.trainable_params, s.totals.non_trainable_params) == (trainable, buffers)
     # One row per leaf module in call order; the input torch gave each module is its input
-    # here (the flatten between pool and fc is bridged by a reshape row).
+    # here (torch.flatten between pool and fc, which hooks do not see, is bridged by a row).
     assert [(r.name, r.type, r.output_shape) for r in s.layers()] == [
         ("conv", "conv2d", (8, 16, 16)),
         ("bn", "batchnorm", (8, 16, 16)),
         ("extra", "conv2d", (8, 16, 16)),
         ("pool", "adaptive_avgpool", (8, 1, 1)),
-        ("fc_input", "reshape", (8,)),
+        ("fc_input", "flatten", (8,)),
         ("fc", "dense", (4,)),
     ]
     assert s.totals.macs == 8 * 27 * 256 + 8 * 72 * 256 + 8 * 4
@@ -649,3 +649,55 @@ def test_a_module_without_layers(capsys: pytest.CaptureFixture[str]) -> None:
     code, line = _error(capsys, "torch.nn:Identity", "--input", "3,8,8")
     assert code == 1
     assert "torch.nn:Identity: Identity's forward pass has no layer cnncli can show" in line
+
+
+#: A small U-Net: transposed convolution, padding to the skip's size, concat, upsampling, a
+#: squeeze-and-excite gate indexed with None.
+UNET = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def block(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class UNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.down1 = block(3, 16)
+        self.down2 = block(16, 32)
+        self.up = nn.ConvTranspose2d(32, 16, 2, stride=2)
+        self.dec = block(32, 16)
+        self.gate = nn.Linear(16, 16)
+        self.out = nn.Conv2d(16, 2, 1)
+
+    def forward(self, x):
+        a = self.down1(x)
+        b = self.down2(F.max_pool2d(a, 2))
+        u = self.up(b)
+        u = F.pad(u, [0, a.size(3) - u.size(3), 0, a.size(2) - u.size(2)])
+        d = self.dec(torch.cat([a, u], dim=1))
+        g = torch.sigmoid(self.gate(d.mean((2, 3))))
+        d = d * g[:, :, None, None]
+        d = d + F.interpolate(F.avg_pool2d(d, 2), size=d.shape[2:], mode="bilinear")
+        return self.out(d)
+"""
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("size", [32, 33])
+def test_small_unet(tmp_path: Path, size: int) -> None:
+    path = _write(tmp_path, "unet.py", UNET)
+    s = _read(f"{path}:UNet", 3, size, size)
+    model = _build(tmp_path, UNET, "UNet")
+    assert (s.totals.trainable_params, s.totals.non_trainable_params) == _torch_counts(model)
+    assert s.totals.macs == _torch_macs(model, (3, size, size))
+    assert s.totals.not_counted == {}
+    types = [r.type for r in s.layers()]
+    for kind in ("convtranspose2d", "zeropad2d", "concat", "upsample", "multiply", "reshape"):
+        assert kind in types
+    pad = next(r for r in s.layers() if r.type == "zeropad2d")
+    assert pad.output_shape == (16, size, size)  # 33 = 2 × 16 + 1: one row and column added
+    assert list(s.outputs.values()) == [(2, size, size)]

@@ -213,8 +213,8 @@ class HookReader(Ops):
     """One layer per call of a leaf module, in call order, each reading the one before.
 
     Between two modules, work hooks do not see (a residual add, a concat, a view) may change
-    the tensor: where a module's input is not the previous output, a ``reshape`` (the same
-    number of values) or an ``opaque`` row (anything else) stands for it, so that every module
+    the tensor: where a module's input is not the previous output, a ``reshape`` or
+    ``flatten`` (the same number of values) or an ``opaque`` row (anything else) stands for it, so that every module
     gets the input PyTorch gave it and its own numbers are exact.
     """
 
@@ -240,7 +240,8 @@ class HookReader(Ops):
             self.net.notes.append(
                 f"{n} place{'s' if n > 1 else ''} where a module's input is not the previous "
                 "module's output (work between modules, which hooks do not see) "
-                f"{'are' if n > 1 else 'is'} bridged by a reshape or opaque row"
+                f"{'are' if n > 1 else 'is'} bridged by a row of its own (reshape or flatten for "
+                "the same number of values, opaque otherwise)"
             )
         return self.net
 

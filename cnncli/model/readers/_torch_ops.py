@@ -183,6 +183,11 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _whole_axis(key: Any) -> bool:
+    """An index that keeps an axis whole (``:``, ``...``) or adds one (``None``)."""
+    return key is None or key is Ellipsis or key == slice(None)
+
+
 def _shape(tensor: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in tensor.shape[1:])
 
@@ -201,6 +206,8 @@ ACTIVATIONS = {
 #: Functions and methods that hand their input on unchanged as far as shapes go (no row).
 _PASS_THROUGH = ("contiguous", "clone", "detach", "float", "to", "type_as", "cpu")
 _UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear")
+#: Views that keep the values in order (a ``reshape`` row, or none when nothing changes).
+_VIEWS = ("view", "reshape", "unsqueeze", "squeeze", "unflatten", "view_as", "reshape_as")
 _COMMUTATIVE = ("add", "iadd", "add_", "radd", "mul", "imul", "mul_", "rmul")
 _JOINS = ("cat", "concat", "concatenate")
 #: Functions whose first argument is a list or tuple of tensors.
@@ -547,6 +554,8 @@ class Ops(Emitter):
         x = self.plain(x)
         if shape == x.shape:
             return x  # a view that changes nothing: no row
+        if len(shape) == 1:
+            return self.emit({"type": "flatten"}, [x], out)  # x.view(x.size(0), -1)
         return self.emit({"type": "reshape", "shape": list(shape)}, [x], out)
 
     def _dropout(self, x: T, out: Any, rate: float) -> T | None:
@@ -624,7 +633,7 @@ class Ops(Emitter):
             **dict.fromkeys(("sub", "isub"), self._f_sub),
             **dict.fromkeys(("truediv", "div"), self._f_div),
             **dict.fromkeys(_JOINS, self._f_cat),
-            **dict.fromkeys(("view", "reshape"), lambda c, o: self._reshape(c.x, o)),
+            **dict.fromkeys(_VIEWS, lambda c, o: self._reshape(c.x, o)),
             **dict.fromkeys(("transpose", "swapaxes"), self._f_transpose),
             **dict.fromkeys(("channel_shuffle", "native_channel_shuffle"), self._f_shuffle),
             **dict.fromkeys(("interpolate", "upsample"), self._f_interpolate),
@@ -670,6 +679,14 @@ class Ops(Emitter):
         return self.emit({"type": "rescaling", "scale": scale, "offset": offset}, [x], out, x.perm)
 
     def _merge(self, kind: str, a: T, b: T, out: Any) -> T | None:
+        """``add`` of equal shapes, ``multiply`` broadcasting sizes of 1 (squeeze-and-excite);
+        other broadcasts (ranks that differ) are PyTorch's alone: opaque."""
+        fits = len(a.shape) == len(b.shape) and all(
+            p == q or (kind == "multiply" and 1 in (p, q))
+            for p, q in zip(a.shape, b.shape, strict=True)
+        )
+        if not fits or _shape(out) != tuple(map(max, a.shape, b.shape)):
+            return None
         if a.perm != b.perm:
             a, b = self.plain(a), self.plain(b)
         return self.emit({"type": kind}, [a, b], out, a.perm)
@@ -682,7 +699,7 @@ class Ops(Emitter):
         if call.get(2, "alpha", 1) != 1:
             return None
         if isinstance(a, T) and isinstance(b, T):
-            return self._merge("add", a, b, out) if a.shape == b.shape == _shape(out) else None
+            return self._merge("add", a, b, out)
         if _number(b) and _shape(out) == a.shape:
             return self._scalar(a, out, 1.0, float(b))
         return None
@@ -788,6 +805,9 @@ class Ops(Emitter):
         container, index = call.args[0], call.args[1]
         if isinstance(container, tuple | list) and isinstance(index, int):
             return container[index]
+        keys = index if isinstance(index, tuple) else (index,)
+        if isinstance(container, T) and all(_whole_axis(k) for k in keys):
+            return self._reshape(container, out)  # x[:, :, None, None]: a view
         return None  # slicing a tensor: opaque
 
     def _f_stochastic_depth(self, call: Args, out: Any) -> T | None:
