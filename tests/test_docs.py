@@ -100,3 +100,19 @@ def test_readme_example_prints_what_the_readme_shows(
     assert want.fullmatch(actual), (
         f"$ {command}\n--- README shows:\n" + "\n".join(expected) + f"\n--- it prints:\n{actual}"
     )
+
+
+def test_readme_zoo_table_is_the_zoo() -> None:
+    # The README's sample of the zoo quotes numbers: they must be the zoo's own.
+    from cnncli.model import summarize
+
+    rows = re.findall(
+        r"^\| (\w+)(?: \([^)]*\))? \| ([\d,]+) \| ([\d,]+) \| ([\d.]+) \|$",
+        README.read_text(encoding="utf-8"),
+        re.M,
+    )
+    assert len(rows) >= 5
+    for name, trainable, non_trainable, gmacs in rows:
+        t = summarize(name).totals
+        got = (f"{t.trainable_params:,}", f"{t.non_trainable_params:,}", f"{t.macs / 1e9:.3f}")
+        assert got == (trainable, non_trainable, gmacs), name

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 from textwrap import dedent
 
@@ -381,14 +380,14 @@ def test_nested_repeats_refused_before_work() -> None:
           - {block: outer, repeat: 10000}
         """
     )
-    start = time.perf_counter()
     with pytest.raises(LimitError) as exc:
         summarize_text(text, "m.yaml")
+    # Refused at the 100,001st layer, on the way - not after expanding all 2·10^8 (the count in
+    # the message is the expander's own; a timing bound would only measure the machine's load).
     assert str(exc.value) == (
         "m.yaml:4:20: the model expands to at least 100,001 layers, over the layers limit of "
         "100,000; raise it with --limit layers=100001 if you mean it"
     )
-    assert time.perf_counter() - start < 15  # refused on the way, not after 2·10^8 layers
 
 
 def test_huge_repeat_refused_by_the_block_calls_limit() -> None:

@@ -42,6 +42,8 @@ Examples:
 
   cnncli summary model.yaml --verify   # build it with PyTorch, compare
 
+  cnncli summary keras-resnet50 --verify   # channels-last Keras: with Keras
+
   cnncli summary net.py:Net --input 3,32,32   # a PyTorch module (runs net.py)
 
   cnncli summary torchvision.models:resnet18 --input 3,224,224
@@ -139,7 +141,7 @@ def summary(
         bool,
         typer.Option(
             "--verify",
-            help="Build the model with PyTorch and compare every layer's shape and params.",
+            help="Build the model with PyTorch (Keras 3 for channels-last Keras models) and compare every layer's shape and params.",
         ),
     ] = False,
     input_shape: Annotated[
@@ -203,9 +205,11 @@ def summary(
         sys.stderr.write(f"cnncli: warning: {printable(warning)}\n")
     report = None
     if verify:
-        from cnncli.model.torch_check import verify_summary
+        from cnncli.model import keras_check, torch_check
 
-        report = verify_summary(result)  # raises ModelError on the first disagreement
+        # Channels-last Keras models are built with Keras, every other model with PyTorch.
+        builder = keras_check if keras_check.applies(result) else torch_check
+        report = builder.verify_summary(result)  # raises ModelError on the first disagreement
     if as_json:
         sys.stdout.write(render.to_json(result))
     elif as_csv:

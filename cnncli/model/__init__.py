@@ -12,6 +12,8 @@ Where things live:
 - :mod:`~cnncli.model.build`: shapes, rows, totals → :class:`Summary`;
 - :mod:`~cnncli.model.torch_check`: ``--verify``, the same graph built with ``torch.nn``
   (torch imported only there, only when asked for);
+- :mod:`~cnncli.model.keras_check`: ``--verify`` of channels-last Keras models, the same graph
+  built with Keras 3 layers (Keras imported only there, only when asked for);
 - ``zoo/``: the models shipped as package data (``cnncli summary resnet50``).
 
 The format is described in ``docs/model-format.md``.

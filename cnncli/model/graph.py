@@ -1,7 +1,9 @@
 """The model graph: layers and block calls expanded into :class:`Node` objects, then wired.
 
-:class:`Expander` walks ``layers:`` lists, unrolls block calls (``repeat``, ``first``, ``if``),
-qualifies names (``layer1.0.conv1``), and keeps every item's line and column. Every expanded
+:class:`Expander` walks ``layers:`` lists, unrolls block calls (``repeat``, ``first``, ``if``;
+one or several inputs, ``input.0``, ``input.1``… inside; a repetition reads the output before it
+and the inputs of that one less the last), qualifies names (``layer1.0.conv1``; a repeated call's
+outputs ``layer1.0``, ``layer1.1``…), and keeps every item's line and column. Every expanded
 item counts against the work budget (``layers``, ``block-calls``, ``yaml-nodes``, ``nesting``).
 :meth:`Expander.resolve_refs` turns ``input:`` names into nodes and :meth:`Expander.topo`
 orders them (refusing cycles); shapes are computed afterwards by :mod:`cnncli.model.build`,
@@ -20,7 +22,7 @@ from typing import Any
 from cnncli import arithmetic as ar
 from cnncli import limits
 from cnncli.errors import ModelError, as_model_key
-from cnncli.model.expressions import BLOCK_INPUT_NAMES, Params, substitute
+from cnncli.model.expressions import Params, computed, substitute
 from cnncli.model.layers import (
     KERAS_NAMES,
     LAYER_TYPES,
@@ -68,6 +70,8 @@ class Node:
     out: LayerOut | None = None
     rf: tuple[ar.Receptive, ...] | None = None
     is_input: bool = False
+    #: How messages name the node when not ``layer 'LOCAL'`` (a block call's input).
+    shown: str | None = None
 
 
 @dataclass
@@ -98,7 +102,8 @@ class _Call:
     repeated: bool
     cond: bool
     name: str
-    refs: str | None
+    #: ``input:`` of the call: one name or several (a block with several inputs).
+    refs: list[str] | None
     training_only: bool
 
 
@@ -117,10 +122,11 @@ def _known_params(
 ) -> None:
     """Refuse a parameter the block does not declare (``listed``: name the ones it has)."""
     for key in given:
-        if key in BLOCK_INPUT_NAMES:
+        meaning = computed(key)
+        if meaning is not None:
             raise ModelError(
-                f"block {show(block_name)} is given {key}, but ${key} is computed from the "
-                "block's input; leave it out"
+                f"block {show(block_name)} is given {key}, but ${key} is {meaning}, computed "
+                "for each instance; leave it out"
             )
         if key not in defaults:
             more = ""
@@ -357,11 +363,12 @@ class Expander:
         except (ModelError, limits.LimitError) as err:
             raise self._placed(err, item) from None
         self._count_call(item, call)
-        inp: str | None = prev
-        if call.refs is not None:
-            # The block's input is a hidden pass-through so forward references still work.
+        inputs: list[str] = []
+        for i, ref in enumerate(call.refs or []):
+            # Each input is a hidden pass-through, so forward references still work.
+            local = f"_{call.name}_in" + (str(i) if i else "")
             inp = self.layer(
-                _mk(item, {"type": "identity", "name": f"_{call.name}_in", "input": call.refs}),
+                _mk(item, {"type": "identity", "name": local, "input": ref}),
                 {},
                 prefix,
                 scope,
@@ -371,18 +378,26 @@ class Expander:
                 counters,
             )
             self.nodes[inp].hidden = True
-        if inp is None:
+            self.nodes[inp].shown = f"block call {show(call.name)}"
+            inputs.append(inp)
+        if not inputs and prev is not None:
+            inputs = [prev]
+        if not inputs:
             raise self.at(item, f"block {show(call.name)} has no input: name one with input:")
         if not call.cond:
-            scope[call.name] = inp
-            return inp
+            scope[call.name] = inputs[0]
+            return inputs[0]
         start = len(self.order)
-        out = self._instances(item, call, prefix, inp, group, depth)
+        outs = self._instances(item, call, prefix, inputs, group, depth)
         if call.training_only:
             for node in self.order[start:]:
                 node.training_only = True
-        scope[call.name] = out
-        return out
+        scope[call.name] = outs[-1]
+        if call.repeated:
+            # Each repetition's output is readable as NAME.0, NAME.1, … (as a split's outputs).
+            for i, out in enumerate(outs):
+                scope[f"{call.name}.{i}"] = out
+        return outs[-1]
 
     def _placed(self, err: ModelError | limits.LimitError, item: Mapping) -> Exception:
         """``err`` with the item's ``label:line:col`` in front (unless it has a place already)."""
@@ -437,11 +452,13 @@ class Expander:
         training_only = flag(substitute(item.get("training_only", False), params), "training_only")
         name = self._name(item, block_name, scope, counters, params)
         refs = substitute(item.get("input"), params)
-        if refs is not None and not isinstance(refs, str):
-            raise ModelError(
-                f"a block takes one input, got {show(refs)}: give input: name (merge several "
-                "first, with a concat, add or multiply layer, and give its name)"
-            )
+        if refs is not None:
+            refs = [refs] if isinstance(refs, str) else refs
+            if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+                raise ModelError(
+                    f"a block's input must be a layer name or a list of names, e.g. input: "
+                    f"[a, b] (inside the block input.0, input.1), got {show(refs)}"
+                )
         return _Call(
             block_name,
             block,
@@ -476,9 +493,18 @@ class Expander:
             )
 
     def _instances(
-        self, item: Mapping, call: _Call, prefix: str, inp: str, group: str | None, depth: int
-    ) -> str:
-        """Expand the block ``call.repeat`` times in a row; returns the last instance's output."""
+        self,
+        item: Mapping,
+        call: _Call,
+        prefix: str,
+        inputs: list[str],
+        group: str | None,
+        depth: int,
+    ) -> list[str]:
+        """Expand the block ``call.repeat`` times in a row; returns each instance's output.
+
+        Repetition k + 1 reads the output of repetition k, then k's inputs less the last: with
+        one input a plain chain, with two NASNet's cells (each reads the last two outputs)."""
         full = f"{prefix}{call.name}"
         outer = Group(
             full, call.name, call.block_name, item.line, item.col, group, depth, repeat=call.repeat
@@ -486,7 +512,7 @@ class Expander:
         self.groups[full] = outer
         self.group_order.append((len(self.order), full))
         self.stack.append(call.block_name)
-        out = inp
+        outs: list[str] = []
         for i in range(call.repeat):
             if not call.repeated:
                 inst, inst_group, inst_depth = outer, full, depth + 1
@@ -505,23 +531,28 @@ class Expander:
                 self.group_order.append((len(self.order), inst_name))
                 inst_group, inst_depth = inst_name, depth + 2
             values = Params(call.params | (call.first if i == 0 else {}))
-            values.input_shape = self._input_shape(call.name, out)
-            local: dict[str, str] = {"input": out}
+            values.input_shape = self._input_shape(call.name, inputs)
+            values.input_count = len(inputs)
+            values.index, values.repeat = i, call.repeat
+            # `input` is the first input; input.0, input.1, … name each.
+            local = {"input": inputs[0]} | {f"input.{j}": n for j, n in enumerate(inputs)}
             last = self.expand(
                 call.block.get("layers"),
                 call.block,
                 values,
                 f"{inst.name}.",
                 local,
-                out,
+                inputs[0],
                 inst_group,
                 inst_depth,
             )
-            out = self._block_output(call, local, last) or out
+            out = self._block_output(call, local, last) or inputs[0]
             inst.output = out
+            outs.append(out)
+            inputs = [out, *inputs[:-1]]
         self.stack.pop()
-        outer.output = out
-        return out
+        outer.output = outs[-1]
+        return outs
 
     def _block_output(self, call: _Call, local: dict[str, str], last: str | None) -> str | None:
         """The layer an instance hands on: its ``output:`` when given, else its last layer."""
@@ -552,34 +583,29 @@ class Expander:
         for ref in node.refs:
             if ref in node.scope:
                 names.append(node.scope[ref])
-            elif reader is not None:
+            elif reader is not None and _missing_block_input(node, ref) is None:
                 raise ModelError(
                     f"{reader} needs the shape of {show(ref)}, which is defined further down "
                     "(a forward reference); define it above the block, or pass the size as a "
                     "parameter"
                 )
             else:
-                known = [k for k in node.scope if not k.startswith("_")]
-                raise self.at(
-                    node,
-                    f"layer {show(node.local)} takes input {show(ref)}, which is not defined here"
-                    f"{closest(ref, known)}",
-                )
+                raise self.at(node, _undefined(node, ref))
         return names
 
     def resolve_refs(self) -> None:
         for node in self.order:
             node.inputs = self._inputs(node)
 
-    def _input_shape(self, block: str, name: str) -> Callable[[], TShape]:
-        """What ``$in_channels`` & co. of a block instance read: its input's computed shape."""
+    def _input_shape(self, block: str, names: list[str]) -> Callable[[int], TShape]:
+        """What ``$in_channels`` & co. of a block instance read: its inputs' computed shapes."""
 
-        def shape() -> TShape:
+        def shape(i: int) -> TShape:
             reader = f"block {show(block)} reads its input's size ($in_…), so it"
-            self.settle(self.nodes[name], reader)
-            out = self.nodes[name].out
-            assert out is not None
-            return out.shape
+            node = self.nodes[names[i]]
+            self.settle(node, reader)
+            assert node.out is not None
+            return node.out.shape
 
         return shape
 
@@ -641,6 +667,31 @@ class Expander:
                 path.pop()
                 out.append(node)
         return out
+
+
+def _missing_block_input(node: Node, ref: str) -> str | None:
+    """Why ``node`` cannot read ``ref`` when it names an input its block was not given."""
+    given = sum(1 for k in node.scope if k.startswith("input."))
+    if not given or not re.fullmatch(r"input\.\d+", ref):
+        return None
+    names = "input.0" if given == 1 else f"input.0 … input.{given - 1}"
+    return (
+        f"{node.shown or f'layer {show(node.local)}'} takes input {show(ref)}, but the block "
+        f"was given {given} input{'s' if given > 1 else ''} ({names}); give the call input: "
+        "[a, b, …]"
+    )
+
+
+def _undefined(node: Node, ref: str) -> str:
+    """Why ``node`` cannot read ``ref``: a block's input it was not given, or an unknown name."""
+    missing = _missing_block_input(node, ref)
+    if missing is not None:
+        return missing
+    known = [k for k in node.scope if not k.startswith("_")]
+    return (
+        f"{node.shown or f'layer {show(node.local)}'} takes input {show(ref)}, which is not "
+        f"defined here{closest(ref, known)}"
+    )
 
 
 def _mk(where: Mapping, values: dict[str, Any]) -> Mapping:

@@ -25,17 +25,19 @@ if TYPE_CHECKING:  # Rich is imported only to draw the table: --json/--csv/--mar
 OPTIONAL_COLUMNS = tuple(c.value for c in Column)
 
 CONVENTIONS = (
-    "MACs: multiply-accumulates of convolution and dense layers, bias excluded "
-    "(torchvision's and fvcore's convention; torchvision's \"GFLOPS\" is this number). "
-    "Pooling, normalisation, activations, merges and upsampling count 0. FLOPs = 2 × MACs."
+    "MACs: multiply-accumulates of convolution (separable: depthwise + pointwise) and dense "
+    "layers, bias excluded (torchvision's and fvcore's convention; torchvision's \"GFLOPS\" is "
+    "this number). Every other layer (pooling, normalisation, activations, merges, reshaping, "
+    "upsampling) counts 0. FLOPs = 2 × MACs."
 )
 CONVENTIONS_BIAS = (
-    "MACs: multiply-accumulates of convolution and dense layers plus one per bias addition "
-    "(--count-bias, torchinfo's convention). Pooling, normalisation, activations, merges and "
-    "upsampling count 0. FLOPs = 2 × MACs."
+    "MACs: multiply-accumulates of convolution (separable: depthwise + pointwise) and dense "
+    "layers plus one per bias addition (--count-bias, torchinfo's convention). Every other "
+    "layer counts 0. FLOPs = 2 × MACs."
 )
 NOTES = (
-    "Non-trainable: batchnorm running mean and variance (and layers marked trainable: false); "
+    "Non-trainable: batchnorm running mean and variance, Keras Normalization's mean, variance "
+    "and count (and layers marked trainable: false); "
     "PyTorch's num_batches_tracked is not counted. Memory in float32 (4 bytes): "
     "kB, MB, GB = 10^3, 10^6, 10^9 bytes; KiB, MiB, GiB = 2^10, 2^20, 2^30 bytes; "
     "activations = every layer's output for one sample."
