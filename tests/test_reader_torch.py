@@ -701,3 +701,36 @@ def test_small_unet(tmp_path: Path, size: int) -> None:
     pad = next(r for r in s.layers() if r.type == "zeropad2d")
     assert pad.output_shape == (16, size, size)  # 33 = 2 × 16 + 1: one row and column added
     assert list(s.outputs.values()) == [(2, size, size)]
+
+
+@pytest.mark.oracle
+def test_frozen_and_trainable_in_one_layer_are_noted(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "mixed.py",
+        """
+        import torch.nn as nn
+
+        class Mixed(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 4, 3)
+                self.conv.weight.requires_grad_(False)
+                self.norm = nn.InstanceNorm2d(4, affine=True, track_running_stats=True)
+                self.bn = nn.BatchNorm2d(4, affine=False)
+
+            def forward(self, x):
+                return self.bn(self.norm(self.conv(x)))
+        """,
+    )
+    s = _read(f"{path}:Mixed", 3, 8, 8)
+    rows = [(r.name, r.type, r.params, r.trainable_params) for r in s.layers()]
+    assert rows == [
+        ("conv", "conv2d", 112, 112),
+        ("norm", "opaque", 16, 16),
+        ("bn", "batchnorm", 8, 0),
+    ]
+    assert s.notes == [
+        "conv, norm hold trainable and frozen numbers together (requires_grad=False on some "
+        "parameters, or buffers of an opaque layer); cnncli counts such a layer's as trainable"
+    ]

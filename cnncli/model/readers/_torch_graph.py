@@ -213,9 +213,9 @@ class HookReader(Ops):
     """One layer per call of a leaf module, in call order, each reading the one before.
 
     Between two modules, work hooks do not see (a residual add, a concat, a view) may change
-    the tensor: where a module's input is not the previous output, a ``reshape`` or
-    ``flatten`` (the same number of values) or an ``opaque`` row (anything else) stands for it, so that every module
-    gets the input PyTorch gave it and its own numbers are exact.
+    the tensor: where a module's input is not the previous output, a ``reshape`` or ``flatten``
+    (the same number of values) or an ``opaque`` row (anything else) stands for it, so that
+    every module gets the input PyTorch gave it and its own numbers are exact.
     """
 
     def __init__(self, calls: list[Call], shape: tuple[int, ...], torch: Any) -> None:

@@ -109,6 +109,8 @@ class Net:
     opaque: dict[str, int] = field(default_factory=dict)
     #: Modules called more than once (their weights counted at the first call).
     shared: dict[str, int] = field(default_factory=dict)
+    #: Layers holding trainable and frozen numbers together (counted as trainable).
+    mixed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -237,18 +239,22 @@ class Emitter:
         self.taken.add(name)
         return name
 
-    def _account(self, tensors: Tensors) -> tuple[int, int, bool]:
-        """Count the parameters not counted yet: (all, trainable, whether some were counted
-        before — a module called again shares its weights)."""
+    def _account(self, tensors: Tensors, buffers_trainable: bool = False) -> tuple[int, int]:
+        """Count the parameters and buffers not counted yet: (all, trainable) as cnncli will
+        count them. A layer's parameters are all trainable or all frozen in cnncli (an opaque
+        layer's buffers count with its parameters): a layer that mixes them is counted as
+        trainable, and noted."""
         new = [(n, t) for n, t in tensors if n not in self.net.counted]
         self.net.counted.update(n for n, _ in new)
         total = sum(int(t.numel()) for _, t in new)
-        trainable = sum(
-            int(t.numel())
-            for _, t in new
-            if isinstance(t, self.torch.nn.Parameter) and t.requires_grad
-        )
-        return total, trainable, len(new) < len(tensors)
+        params = [t for _, t in new if isinstance(t, self.torch.nn.Parameter)]
+        weights = sum(int(t.numel()) for t in params)
+        trainable = sum(int(t.numel()) for t in params if t.requires_grad)
+        whole = total if buffers_trainable else weights
+        if 0 < trainable < whole:
+            self.net.mixed.append(self.site.local)
+            return total, whole
+        return total, trainable
 
     def _add(self, entry: Entry) -> None:
         self.net.entries.append(entry)
@@ -269,9 +275,13 @@ class Emitter:
             kind = spec["type"]
             self.net.shared[kind] = self.net.shared.get(kind, 0) + 1
             return self.opaque(f"{kind} (weights shared)", inputs, out, [])
-        total, trainable, _ = self._account(tensors)
-        if total and not trainable:
-            spec = {**spec, "trainable": False}
+        total, trainable = self._account(tensors)
+        if (
+            total
+            and not trainable
+            and any(isinstance(t, self.torch.nn.Parameter) for _, t in tensors)
+        ):
+            spec = {**spec, "trainable": False}  # requires_grad=False
         shape = _shape(out)
         t = T(self.site.name, shape, perm if perm is not None else tuple(range(len(shape))))
         self._add(
@@ -299,7 +309,9 @@ class Emitter:
         """A layer cnncli has no type for: PyTorch's output shape and the parameters it holds;
         its work is not counted (the ``opaque`` type says so in the table and the totals)."""
         ins = [self.plain(i) for i in inputs]
-        total, trainable, _ = self._account(self.site.tensors if tensors is None else tensors)
+        total, trainable = self._account(
+            self.site.tensors if tensors is None else tensors, buffers_trainable=True
+        )
         shape = _shape(out)
         if not shape:
             raise ModelError(
@@ -311,9 +323,6 @@ class Emitter:
             spec["params"] = total
             if not trainable:
                 spec["trainable"] = False
-            # An opaque layer's parameters are all trainable or all not: buffers held next to
-            # parameters (InstanceNorm's running statistics) count as trainable there.
-            trainable = trainable and total
         self.net.opaque[op] = self.net.opaque.get(op, 0) + 1
         name = self.site.name
         self._add(

@@ -75,7 +75,7 @@ def read_torch(source: str, options: ReadOptions) -> ReadModel:
             f"{source}: {name}'s forward pass has no layer cnncli can show (it hands its input "
             "on unchanged)"
         )
-    net.notes += _unused_note(model, net.counted) + _shared_note(net)
+    net.notes += _unused_note(model, net.counted) + _shared_note(net) + _mixed_note(net)
     data, full = model_data_of(name, shape, net)
     _cross_check(data, full, source, net)
     return ReadModel(model_data(data), source, net.notes)
@@ -438,6 +438,19 @@ def _shared_note(net: Net) -> list[str]:
     return [
         f"modules called more than once share their weights: counted at the first call; the "
         f"later calls are opaque rows ({calls})"
+    ]
+
+
+def _mixed_note(net: Net) -> list[str]:
+    if not net.mixed:
+        return []
+    shown = ", ".join(net.mixed[:4]) + (
+        f" and {len(net.mixed) - 4} more" if len(net.mixed) > 4 else ""
+    )
+    return [
+        f"{shown} hold{'s' if len(net.mixed) == 1 else ''} trainable and frozen numbers together "
+        "(requires_grad=False on some parameters, or buffers of an opaque layer); cnncli counts "
+        "such a layer's as trainable"
     ]
 
 
