@@ -339,7 +339,7 @@ def test_untraceable_model_falls_back_to_hooks(tmp_path: Path) -> None:
     s = _read(f"{path}:Gated", 3, 16, 16)
     assert "torch.fx could not trace forward" in s.notes[0]
     assert "connectivity inferred as sequential" in s.notes[0]
-    assert any("ran on the CPU" in n for n in s.notes)
+    assert any("ran once on the CPU" in n for n in s.notes)
     model = _build(tmp_path, GATED, "Gated")
     trainable, buffers = _torch_counts(model)
     assert (s.totals.trainable_params, s.totals.non_trainable_params) == (trainable, buffers)
@@ -361,7 +361,7 @@ def test_untraceable_model_runs_on_meta_when_it_can(tmp_path: Path) -> None:
     path = _write(tmp_path, "sized.py", SIZED)
     s = _read(f"{path}:Sized", 1, 32, 32)
     assert "torch.fx could not trace forward" in s.notes[0]
-    assert not any("ran on the CPU" in n for n in s.notes)
+    assert not any("ran once on the CPU" in n for n in s.notes)
     assert [r.type for r in s.layers()] == ["conv2d", "maxpool2d", "flatten", "dense"]
     assert s.totals.params == 4 * 26 + 784 * 10 + 10
 
@@ -734,3 +734,32 @@ def test_frozen_and_trainable_in_one_layer_are_noted(tmp_path: Path) -> None:
         "conv, norm hold trainable and frozen numbers together (requires_grad=False on some "
         "parameters, or buffers of an opaque layer); cnncli counts such a layer's as trainable"
     ]
+
+
+@pytest.mark.oracle
+def test_graph_run_on_the_cpu_when_meta_cannot(tmp_path: Path) -> None:
+    """torch.fx traces it, but nonzero has no meta implementation: the graph runs on the CPU."""
+    path = _write(
+        tmp_path,
+        "nz.py",
+        """
+        import torch
+        import torch.nn as nn
+
+        class NZ(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+            def forward(self, x):
+                y = self.conv(x)
+                return y, torch.nonzero(y.flatten(1) > 0)
+        """,
+    )
+    s = _read(f"{path}:NZ", 3, 8, 8)
+    assert [r.type for r in s.layers()] == ["conv2d", "flatten", "opaque", "opaque"]
+    assert s.totals.not_counted == {"gt": 1, "nonzero": 1}
+    assert len(s.notes) == 1 and s.notes[0].startswith(
+        "forward needs tensor values, so it ran once"
+    )
+    assert "torch.fx could not trace" not in s.notes[0]

@@ -248,7 +248,7 @@ def _build_on_meta(obj: Any, name: str, source: str, torch: Any) -> Any:
         with torch.device("meta"):
             return obj()
     except (NotImplementedError, RuntimeError) as err:
-        if "meta" not in str(err):
+        if "meta" not in str(err).lower():
             raise ModelError(f"{source}: building {name}() failed: {_first_line(err)}") from None
     except Exception as err:
         raise ModelError(f"{source}: building {name}() failed: {_first_line(err)}") from None
@@ -368,7 +368,7 @@ class _Runner:
                 return fn(torch.empty((1, *self.shape), device="meta", dtype=self.dtype))
         except Exception as err:
             failed = err if isinstance(err, _Failed) else _Failed(err)
-            if "meta" not in str(failed.err):
+            if "meta" not in str(failed.err).lower():
                 raise self.failure(failed) from None
         size = _materialize(self.model, torch)
         x = torch.randn((1, *self.shape), generator=torch.Generator().manual_seed(0))
@@ -378,9 +378,9 @@ class _Runner:
         except Exception as err:
             raise self.failure(err if isinstance(err, _Failed) else _Failed(err)) from None
         self.notes.append(
-            f"forward reads tensor values, so it ran on the CPU, with {size:,} bytes of weights "
-            "initialised as the modules do (seed 0), on a standard normal input (seed 0): the "
-            "rows are the branches that input took"
+            f"forward needs tensor values, so it ran once on the CPU, with {size:,} bytes of "
+            "weights initialised as the modules do (seed 0), on a standard normal input (seed "
+            "0); what depends on the values (a branch taken, a size) is that input's"
         )
         return out
 
