@@ -78,11 +78,11 @@ def convert(
         )
     if flat and kind != "yaml":
         raise UsageError("--flat is for YAML output; drop it, or write a .yaml file")
-    from cnncli.cli.summary import _check_svg_target, _model_file
+    from cnncli.cli.summary import _check_svg_target, _model_files
     from cnncli.outputs import check_output
 
     # Refused before any work: never over the model file, nor into a missing folder.
-    check_output(output, [_model_file(model)], force)
+    check_output(output, _model_files(model), force)
     _check_svg_target(output)
 
     from cnncli.model import summarize

@@ -14,7 +14,12 @@ from cnncli.enums import Column
 from cnncli.errors import UsageError
 
 EXAMPLES = """Print a model's layers, output shapes, parameters and MACs, from a YAML
-model file or a model of the zoo, with numbers that match torchvision's and Keras's own.
+model file, a model of the zoo or a PyTorch module, with numbers that match torchvision's and
+Keras's own.
+
+A PyTorch source (file.py:NAME or package.module:NAME) is imported: its code runs, as
+python would run it. NAME, an nn.Module class built with no arguments or a function that
+returns a module, is built on PyTorch's meta device (no weights allocated) and traced.
 
 The zoo: cnncli summary --list. The format: docs/model-format.md; a commented example:
 samples/models/example.yaml.
@@ -40,6 +45,10 @@ Examples:
   cnncli summary keras-resnet50 --verify   # channels-last Keras: with Keras
 
   cnncli summary model.yaml --weights model.safetensors  # fits it?
+
+  cnncli summary net.py:Net --input 3,32,32   # a PyTorch module (runs net.py)
+
+  cnncli summary torchvision.models:resnet18 --input 3,224,224
 
   cnncli summary resnet18 --json | jq .totals
 
@@ -77,7 +86,10 @@ def _columns(text: str | None) -> list[str]:
 def summary(
     model: Annotated[
         str | None,
-        typer.Argument(help="A model YAML file, or a zoo name such as resnet50 (see --list)."),
+        typer.Argument(
+            help="A model YAML file, a zoo name such as resnet50 (see --list), or a PyTorch "
+            "module as file.py:NAME or package.module:NAME (imported: its code runs)."
+        ),
     ] = None,
     variant: Annotated[
         str | None,
@@ -148,6 +160,13 @@ def summary(
             help="Input shape without the batch (e.g. 3,224,224) for ONNX, Keras and PyTorch models whose file leaves sizes open.",
         ),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit 1, printing nothing else, when a layer's MACs cannot be counted (an operator cnncli does not know).",
+        ),
+    ] = False,
     limit: LimitOption = None,
 ) -> None:
     """Summarise a model."""
@@ -177,7 +196,7 @@ def summary(
         from cnncli.outputs import check_output
 
         # Refused before any work and before any output: never over the model file itself.
-        check_output(svg, [_model_file(model), *([weights] if weights else [])], force)
+        check_output(svg, [*_model_files(model), *([weights] if weights else [])], force)
         _check_svg_target(svg)
     from cnncli.model.readers import ReadOptions
 
@@ -185,6 +204,10 @@ def summary(
     result = summarize(
         model, count_bias=count_bias, variant=variant, options=ReadOptions(input_shape=shape)
     )
+    if strict:
+        from cnncli.model.build import require_counted
+
+        require_counted(result)  # one line naming the operators, before any output
     for warning in result.warnings:
         from cnncli.render.term import printable
 
@@ -221,17 +244,18 @@ def summary(
             (sys.stderr if formats else sys.stdout).write(printable(verdict) + "\n")
 
 
-def _model_file(model: str) -> Path:
-    """The file a model source reads (a PyTorch ``file.py:Name`` reads file.py)."""
+def _model_files(model: str) -> list[Path]:
+    """The file a model source reads (a PyTorch ``file.py:Name`` reads file.py; an installed
+    ``package.module:Name``, nothing found before it is imported)."""
     from cnncli.model import locate
     from cnncli.model.readers import PYTHON_SOURCE
 
     if Path(model).is_file():
-        return Path(model)
+        return [Path(model)]
     python = PYTHON_SOURCE.match(model)
-    if python and python["where"].endswith(".py"):
-        return Path(python["where"])
-    return locate(model)
+    if python:
+        return [Path(python["where"])] if python["where"].endswith(".py") else []
+    return [locate(model)]
 
 
 def _list(model: str | None, variant: str | None, as_json: bool) -> None:
