@@ -647,7 +647,7 @@ def test_default_output_next_to_input(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0
     assert (tmp_path / "cat_gaussian-sigma1p5.png").exists()
     assert (
-        f"{img} → {tmp_path / 'cat_gaussian-sigma1p5.png'}: 451×300 RGB 8-bit, gaussian:sigma=1.5, map clip"
+        f"{img} → {tmp_path / 'cat_gaussian-sigma1p5.png'}: 451×300 RGB 8-bit, gaussian:sigma=1.5, border reflect101, map clip"
         in out
     )
     code, _, err = run(["filter", img, "-k", "gaussian:sigma=1.5"], capsys)
@@ -1053,7 +1053,7 @@ def test_real_entry_point_reports_and_writes_before_it_ends(tmp_path: Path) -> N
         text=True,
     )
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.endswith("sobel-x, map abs\n") and ok.stderr == ""
+    assert ok.stdout.endswith("sobel-x, border reflect101, map abs\n") and ok.stderr == ""
     assert np.asarray(Image.open(out)).shape == (512, 512)
     Image.open(out).verify()  # whole file, every chunk's CRC right
     bad = subprocess.run(
@@ -1114,7 +1114,9 @@ def test_streamed_output_is_the_whole_result_mapped(
     pic = images.load_image(src)
     opts = dict(zip(args[::2], args[1::2], strict=True))
     kernel = named(opts["-k"])
-    border, _, value = opts.get("--border", "reflect101").partition("=")
+    # An explicit --padding pads with zeros unless --border says otherwise.
+    fallback = "constant" if "--padding" in opts else "reflect101"
+    border, _, value = opts.get("--border", fallback).partition("=")
     stride = int(opts.get("--stride", 1))
     whole = apply_kernel(
         kernel, pic.data, padding=opts.get("--padding", "same"), stride=stride,

@@ -15,10 +15,18 @@ import typer
 
 from cnncli.cli import app
 from cnncli.cli.options import LimitOption, apply_limits, parse_ints
-from cnncli.enums import BORDER_ALIASES, Border, Mapping, parse_border, parse_choice
+from cnncli.enums import (
+    BORDER_ALIASES,
+    TORCH_BORDER_NAMES,
+    Border,
+    Mapping,
+    parse_border,
+    parse_choice,
+)
 from cnncli.errors import CnnCliError, UsageError
 
 if TYPE_CHECKING:
+    from cnncli.arithmetic import PaddingArg
     from cnncli.filtering.pipeline import FilterJob, FilterResult, FilterSpec, Preview
     from cnncli.images import Picture
 
@@ -44,7 +52,11 @@ matrix "1,0,-1;1,0,-1;1,0,-1" (rows split by ';'), or a file: .txt/.csv rows, .j
 (2-D kh×kw, 3-D C_in×kh×kw summing the channels into one map, 4-D C_out×C_in×kh×kw giving C_out
 maps, PyTorch's weight layout), .npy array.
 
-Borders (--border; OpenCV name / scipy.ndimage mode, both accepted): {borders}.
+Padding and borders, as the frameworks do it: an explicit --padding (1, 2,1, same, full)
+pads with zeros, as PyTorch (padding_mode='zeros') and TensorFlow; without --padding the
+picture keeps its size and the border is reflect101, as OpenCV filters photos. --border picks
+another (OpenCV name / scipy.ndimage mode / PyTorch padding_mode, all accepted): {borders}.
+Every report line names the border used ("border zeros", "no border" when nothing was padded).
 
 Examples:
 
@@ -71,8 +83,16 @@ Examples:
 FILTER_HELP = FILTER_HELP.replace(
     "{borders}",
     "; ".join(
-        f"{b.value}{'[=v]' if b is Border.CONSTANT else ''} = {cv} / {sp} ({b.picture}"
-        + (", the default, as OpenCV)" if b is Border.REFLECT101 else ")")
+        f"{b.value}{'[=v]' if b is Border.CONSTANT else ''} = {cv} / {sp}"
+        + (f" / {TORCH_BORDER_NAMES[b]}" if b in TORCH_BORDER_NAMES else "")
+        + f" ({b.picture}"
+        + (
+            ", the default without --padding, as OpenCV)"
+            if b is Border.REFLECT101
+            else ", zeros: the default with --padding)"
+            if b is Border.CONSTANT
+            else ")"
+        )
         for b, (cv, sp) in BORDER_ALIASES.items()
     ),
 )
@@ -91,10 +111,14 @@ def _ints(text: str, what: str, minimum: int = 1) -> tuple[int, ...]:
     return ar.per_axis(parse_ints(text, what), 2, what, minimum)
 
 
-def _parse_border(text: str) -> tuple[Border, float]:
+def _parse_border(text: str | None) -> tuple[Border | None, float]:
+    """``--border`` as a :class:`Border` and its constant; (None, 0) when not given."""
+    if text is None:
+        return None, 0.0
     name, eq, value = text.strip().lower().partition("=")
     border = parse_border(name)
-    if eq and border is not Border.CONSTANT:
+    zeros = name.strip() == TORCH_BORDER_NAMES[Border.CONSTANT]
+    if eq and (border is not Border.CONSTANT or zeros):
         raise UsageError(f"--border {text!r}: only constant takes a value (constant=v)")
     border_value = 0.0
     if eq:
@@ -109,12 +133,29 @@ def _parse_border(text: str) -> tuple[Border, float]:
     return border, border_value
 
 
-def _parse_padding(text: str) -> str | int | tuple[int, int]:
+def _parse_padding(text: str | None) -> PaddingArg | None:
+    """``--padding``: same | valid | full | N | NY,NX | before:after pairs (cnncli shape's
+    parser); None when not given (the size is kept, see pipeline.padding_and_border)."""
+    from cnncli.cli.shape import parse_padding
+
+    if text is None:
+        return None
     t = text.strip().lower()
     if t in ("same", "valid", "full"):
         return t
-    values = _ints(t, "--padding", minimum=0)
-    return values[0] if values[0] == values[1] else (values[0], values[1])
+    try:
+        pad = None if t.isalpha() else parse_padding(t)
+    except UsageError:
+        pad = None
+    if pad is None:
+        raise UsageError(
+            f"--padding {text!r} is not understood; use same, valid, full, a number (1), one "
+            "per axis (1,2) or before:after pairs (0:1,1:1)"
+        )
+    if isinstance(pad, list) and all(isinstance(v, int) for v in pad):
+        values = _ints(t, "--padding", minimum=0)
+        return values[0] if values[0] == values[1] else (values[0], values[1])
+    return pad
 
 
 def _preview(pic: Picture, shape: tuple[int, ...], how: Mapping, value_range: Any) -> Preview:
@@ -129,7 +170,8 @@ def _line(result: FilterResult) -> str:
 
     target = result.target if result.target is not None else "preview"
     return printable(
-        f"{result.source} → {target}: {result.described}, {result.label}, map {result.mapping}"
+        f"{result.source} → {target}: {result.described}, {result.label}, {result.border}, "
+        f"map {result.mapping}"
     )
 
 
@@ -184,16 +226,26 @@ def filter_command(
         ),
     ] = False,
     border: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--border",
             "-b",
-            help="reflect101 | reflect | replicate | wrap | constant[=v] (OpenCV/scipy names above).",
+            help="zeros | reflect101 | reflect | replicate | wrap | constant[=v] (OpenCV/scipy/"
+            "PyTorch names above) [default: zeros with an explicit --padding, as PyTorch and "
+            "TensorFlow; reflect101 without, as OpenCV].",
+            show_default=False,
         ),
-    ] = "reflect101",
+    ] = None,
     padding: Annotated[
-        str, typer.Option("--padding", "-p", help="same | valid | full | N | NY,NX.")
-    ] = "same",
+        str | None,
+        typer.Option(
+            "--padding",
+            "-p",
+            help="same | valid | full | N | NY,NX | before:after pairs (0:1,1:1); pads with "
+            "zeros unless --border [default: the size kept, reflect101 borders, as OpenCV].",
+            show_default=False,
+        ),
+    ] = None,
     stride: Annotated[
         str,
         typer.Option(

@@ -111,6 +111,32 @@ class FilterSpec:
         return {2: channels, 3: 1, 4: int(self.kernel.matrix.shape[0])}[self.kernel.ndim]
 
 
+def padding_and_border(
+    padding: PaddingArg | None, border: Border | None, border_value: float = 0.0
+) -> tuple[PaddingArg, Border, float]:
+    """The padding and border of a run, the one place their defaults are decided.
+
+    No padding asked for: the picture keeps its size (``same``) with reflect101 borders, as
+    OpenCV filters photos. An explicit padding (a number, pairs, ``same``, ``full``) pads with
+    zeros, as PyTorch's ``padding_mode='zeros'`` and TensorFlow do (``-p 1`` on the course
+    notes' 6×6 example gives PyTorch's ``[-30, 0, 39, 39, 0, -9]``). A border given by the
+    user wins either way."""
+    if padding is None:
+        return "same", border if border is not None else Border.REFLECT101, border_value
+    if border is None:
+        return padding, Border.CONSTANT, 0.0
+    return padding, border, border_value
+
+
+def border_note(spec: FilterSpec, geometries: Sequence[Geometry]) -> str:
+    """What a report line says of the border: ``border zeros`` (or the mode the values
+    outside came from), ``no border`` when no layer padded anything (``valid``, ``-p 0``)."""
+    from cnncli.enums import border_name
+
+    padded = any(p for g in geometries for pair in g.padding for p in pair)
+    return f"border {border_name(spec.border, spec.border_value)}" if padded else "no border"
+
+
 def build_spec(
     kernel: str,
     *,
@@ -121,9 +147,10 @@ def build_spec(
     **options: Any,
 ) -> FilterSpec:
     """The spec of a run from the kernel spec text, the ``--then`` texts and the other options
-    (parsed already: :class:`FilterSpec`'s fields). ``direction``: a gradient's direction
-    instead of its magnitude; ``normalize``: the kernel divided by its sum (a zero sum is left
-    alone, with a warning)."""
+    (parsed already: :class:`FilterSpec`'s fields; ``padding`` and ``border`` None when not
+    given, see :func:`padding_and_border`). ``direction``: a gradient's direction instead of
+    its magnitude; ``normalize``: the kernel divided by its sum (a zero sum is left alone, with
+    a warning)."""
     from cnncli.filtering import kernels as kmod
     from cnncli.filtering.stages import parse_stage
 
@@ -142,6 +169,9 @@ def build_spec(
             f"{{opt:anchor}} {anchor[0]},{anchor[1]} is outside the {kh}×{kw} kernel; "
             f"use 0..{kh - 1},0..{kw - 1}"
         )
+    options["padding"], options["border"], options["border_value"] = padding_and_border(
+        options.get("padding"), options.get("border"), options.get("border_value", 0.0)
+    )
     flip = bool(options.get("flip"))
     label = " → ".join(
         [kernel.strip() + (" (convolve)" if flip else "")] + [st.label for st in stages]
@@ -160,6 +190,8 @@ class FilterResult:
     described: str
     label: str
     mapping: str
+    #: ``border zeros``, ``border reflect101``, ``no border``: see :func:`border_note`.
+    border: str = "no border"
 
 
 def short(path: Path | str) -> str:
@@ -545,7 +577,14 @@ def _filter_file(
             left_title=f"{job.source.name} ({pic.describe()})",
             right_title=f"{spec.kernel.name} ({how.value})",
         )
-    return FilterResult(job.source, job.output, described, spec.label, "raw" if raw else how.value)
+    return FilterResult(
+        job.source,
+        job.output,
+        described,
+        spec.label,
+        "raw" if raw else how.value,
+        border_note(spec, [geom]),
+    )
 
 
 def _refuse_overflow(job: FilterJob, spec: FilterSpec, pic: Picture) -> None:

@@ -1,0 +1,268 @@
+"""``cnncli filter`` as people learning CNNs use it (issue #14): framework padding, C×H×W
+arrays, matrices in and out, several kernels and maps, chained convolutions.
+
+Every number is checked against the system a learner compares with: PyTorch's
+``torch.nn.functional.conv2d`` for zero padding, stride, dilation and groups, OpenCV's
+``filter2D`` for the photo defaults. Those tests are marked ``oracle`` and skip without the
+library.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from clirun import run  # tests/clirun.py
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+RNG = np.random.default_rng(14)
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def torch_conv(x_chw: np.ndarray, w: np.ndarray, **kw: Any) -> np.ndarray:
+    """PyTorch's conv2d of one C×H×W input with a C_out×C_in/groups×kh×kw weight: C_out×H'×W'."""
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        out = torch.nn.functional.conv2d(
+            torch.from_numpy(np.ascontiguousarray(x_chw, dtype=np.float32))[None],
+            torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32)),
+            **kw,
+        )
+    result: np.ndarray = out[0].numpy()
+    return result
+
+
+def dense_weight(w: np.ndarray, groups: int) -> np.ndarray:
+    """A grouped weight (C_out×C_in/groups×kh×kw) as the one C_out×C_in×kh×kw kernel that
+    computes the same thing: zeros outside each output channel's group."""
+    cout, cin_g, kh, kw = w.shape
+    dense = np.zeros((cout, cin_g * groups, kh, kw), dtype=w.dtype)
+    per_group = cout // groups
+    for o in range(cout):
+        g = o // per_group
+        dense[o, g * cin_g : (g + 1) * cin_g] = w[o]
+    return dense
+
+
+def filter_npy(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    x_hwc: np.ndarray,
+    kernel: np.ndarray | str,
+    *opts: str,
+) -> tuple[np.ndarray, str]:
+    """Run ``cnncli filter`` on an H×W(×C) array; the .npy result and the report line."""
+    np.save(tmp_path / "x.npy", x_hwc.astype(np.float32))
+    if isinstance(kernel, np.ndarray):
+        np.save(tmp_path / "k.npy", kernel)
+        kernel = str(tmp_path / "k.npy")
+    out = tmp_path / "out.npy"
+    code, stdout, err = run(
+        ["filter", tmp_path / "x.npy", "-k", kernel, *opts, "-o", out, "--force"], capsys
+    )
+    assert code == 0, err
+    return np.load(out), stdout
+
+
+# ------------------------------------------------------------------ 1. framework padding
+
+
+@pytest.mark.oracle
+def test_seed_with_padding_1_is_pytorch_zero_padding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed = np.load(SAMPLES / "seed.npy")
+    ours, line = filter_npy(tmp_path, capsys, seed, "vertical-edge", "-p", "1")
+    k = np.array([[1, 0, -1]] * 3, dtype=np.float32)
+    ref = torch_conv(seed[None], k[None, None], padding=1)[0]
+    np.testing.assert_array_equal(ours, ref)
+    assert ours[2].tolist() == [-30, 0, 39, 39, 0, -9]  # the issue's row, as PyTorch gives it
+    assert ", border zeros, map raw" in line
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(
+    ("cin", "cout", "groups", "k", "padding", "stride", "dilation"),
+    [
+        (1, 1, 1, (3, 3), "1", 1, 1),
+        (3, 4, 1, (3, 3), "2", 2, 1),
+        (2, 3, 1, (5, 3), "2,1", 1, 2),
+        (4, 4, 2, (3, 3), "1", 1, 1),  # groups=2
+        (4, 8, 4, (3, 3), "1", 2, 1),  # depthwise (groups = C_in), two maps each
+        (3, 6, 3, (2, 4), "0", 1, (2, 1)),  # even kernel, depthwise-ish, per-axis dilation
+        (2, 2, 1, (3, 3), "3", 3, 2),
+    ],
+)
+def test_zero_padding_stride_dilation_groups_match_torch(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    cin: int,
+    cout: int,
+    groups: int,
+    k: tuple[int, int],
+    padding: str,
+    stride: int,
+    dilation: int | tuple[int, int],
+) -> None:
+    x = RNG.normal(size=(cin, 11, 13)).astype(np.float32)
+    w = RNG.normal(size=(cout, cin // groups, *k)).astype(np.float32)
+    dil = dilation if isinstance(dilation, tuple) else (dilation, dilation)
+    pads = [int(v) for v in padding.split(",")]
+    ref = torch_conv(
+        x, w, padding=tuple(pads * (3 - len(pads))), stride=stride, dilation=dil, groups=groups
+    )
+    ours, line = filter_npy(
+        tmp_path,
+        capsys,
+        np.moveaxis(x, 0, -1),
+        dense_weight(w, groups),
+        "-p",
+        padding,
+        "-s",
+        str(stride),
+        "-d",
+        f"{dil[0]},{dil[1]}",
+    )
+    ours_chw = np.moveaxis(ours, -1, 0) if ours.ndim == 3 else ours[None]
+    assert ours_chw.shape == ref.shape
+    np.testing.assert_allclose(ours_chw, ref, rtol=1e-5, atol=1e-4)
+    assert ("border zeros" if padding != "0" else "no border") in line
+
+
+@pytest.mark.oracle
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # torch's own
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_same_and_full_pad_with_zeros_as_torch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dilation: int
+) -> None:
+    x = RNG.normal(size=(9, 10)).astype(np.float32)
+    w = RNG.normal(size=(4, 3)).astype(np.float32)  # even height: the odd pixel goes after
+    same, _ = filter_npy(tmp_path, capsys, x, w, "-p", "same", "-d", str(dilation))
+    ref = torch_conv(x[None], w[None, None], padding="same", dilation=dilation)[0]
+    np.testing.assert_allclose(same, ref, rtol=1e-5, atol=1e-5)
+    full, _ = filter_npy(tmp_path, capsys, x, w, "-p", "full", "-d", str(dilation))
+    span = (dilation * 3, dilation * 2)
+    ref = torch_conv(x[None], w[None, None], padding=span, dilation=dilation)[0]
+    np.testing.assert_allclose(full, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.oracle
+def test_same_with_a_stride_is_tensorflow_same_with_zeros(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TensorFlow's SAME at stride 2 (output ⌈n/s⌉, the odd pixel of padding after), with its
+    zeros: PyTorch refuses 'same' with a stride, so the oracle pads explicitly first."""
+    torch = pytest.importorskip("torch")
+    x = RNG.normal(size=(10, 7)).astype(np.float32)
+    w = RNG.normal(size=(3, 3)).astype(np.float32)
+    ours, _ = filter_npy(tmp_path, capsys, x, w, "-p", "same", "-s", "2")
+    # n=10: total 1 (0 before, 1 after); n=7: total 2 (1, 1).
+    padded = torch.nn.functional.pad(torch.from_numpy(x)[None, None], (1, 1, 0, 1))
+    ref = torch_conv(padded[0].numpy(), w[None, None], stride=2)[0]
+    assert ours.shape == (5, 4)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("kernel", ["sobel-x", "gaussian:sigma=2", "laplacian", "emboss"])
+def test_photo_defaults_are_opencv_filter2d(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kernel: str
+) -> None:
+    """No --padding: the photo keeps its size with reflect101 borders, cv2.filter2D's default."""
+    cv2 = pytest.importorskip("cv2")
+    from cnncli.filtering.kernels import resolve_kernel
+
+    out = tmp_path / "o.npy"
+    code, line, err = run(["filter", SAMPLES / "coffee.png", "-k", kernel, "-o", out], capsys)
+    assert code == 0, err
+    assert ", border reflect101, " in line
+    rgb = cv2.cvtColor(cv2.imread(str(SAMPLES / "coffee.png")), cv2.COLOR_BGR2RGB)
+    k = resolve_kernel(kernel).matrix
+    ref = cv2.filter2D(rgb.astype(np.float32), cv2.CV_32F, k, borderType=cv2.BORDER_REFLECT_101)
+    ours = np.load(out)
+    scale = np.abs(k).sum() * 255
+    assert np.abs(ours - ref).max() <= 1e-5 * scale
+
+
+@pytest.mark.oracle
+def test_explicit_padding_with_a_border_keeps_that_border(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``-p same --border reflect101`` is the OpenCV default again; ``-p 1 -b replicate`` is
+    cv2's BORDER_REPLICATE; ``-b zeros`` is the constant 0, ``circular`` is wrap."""
+    cv2 = pytest.importorskip("cv2")
+    x = RNG.normal(size=(12, 9)).astype(np.float32)
+    k = RNG.normal(size=(3, 3)).astype(np.float32)
+    default, line = filter_npy(tmp_path, capsys, x, k)
+    assert ", border reflect101, " in line
+    again, line = filter_npy(tmp_path, capsys, x, k, "-p", "same", "-b", "reflect101")
+    np.testing.assert_array_equal(again, default)
+    rep, line = filter_npy(tmp_path, capsys, x, k, "-p", "1", "-b", "replicate")
+    assert ", border replicate, " in line
+    ref = cv2.filter2D(x, cv2.CV_32F, k, borderType=cv2.BORDER_REPLICATE)
+    np.testing.assert_allclose(rep, ref, rtol=1e-5, atol=1e-5)
+    zeros, line = filter_npy(tmp_path, capsys, x, k, "-b", "zeros")
+    assert ", border zeros, " in line
+    ref = cv2.filter2D(x, cv2.CV_32F, k, borderType=cv2.BORDER_CONSTANT)
+    np.testing.assert_allclose(zeros, ref, rtol=1e-5, atol=1e-5)
+    wrap, _ = filter_npy(tmp_path, capsys, x, k, "-b", "wrap")
+    circular, line = filter_npy(tmp_path, capsys, x, k, "-b", "circular")
+    np.testing.assert_array_equal(circular, wrap)
+    assert ", border wrap, " in line
+
+
+@pytest.mark.parametrize(
+    ("opts", "note"),
+    [
+        ([], "border reflect101"),
+        (["-p", "1"], "border zeros"),
+        (["-p", "same"], "border zeros"),
+        (["-p", "valid"], "no border"),
+        (["-p", "0"], "no border"),
+        (["-p", "0:1,1:0"], "border zeros"),
+        (["-p", "1", "-b", "constant=7"], "border constant=7"),
+        (["-b", "nearest"], "border replicate"),
+        (["-k", "2"], "no border"),  # a 1×1 kernel pads nothing
+    ],
+)
+def test_every_result_line_names_the_border(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], opts: list[str], note: str
+) -> None:
+    kernel = ["-k", "vertical-edge"] if "-k" not in opts else []
+    code, line, err = run(
+        ["filter", SAMPLES / "camera.png", *kernel, *opts, "-o", tmp_path / "o.png"], capsys
+    )
+    assert code == 0, err
+    assert line.endswith(f", {note}, map {'abs' if kernel else 'clip'}\n")
+
+
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        (
+            ["-b", "zeros=3"],
+            "cnncli: error: --border 'zeros=3': only constant takes a value (constant=v)\n",
+        ),
+        *(
+            (
+                ["-p", bad],
+                f"cnncli: error: --padding {bad!r} is not understood; use same, valid, full, a "
+                "number (1), one per axis (1,2) or before:after pairs (0:1,1:1)\n",
+            )
+            for bad in ("causal", "1:x", "-1")
+        ),
+    ],
+)
+def test_bad_padding_and_border_are_one_line_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], opts: list[str], message: str
+) -> None:
+    code, out, err = run(
+        ["filter", SAMPLES / "seed.npy", "-k", "sobel", *opts, "-o", tmp_path / "o.npy"], capsys
+    )
+    assert (code, out, err) == (2, "", message)
+    assert listing(tmp_path) == []
