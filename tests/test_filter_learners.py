@@ -266,3 +266,181 @@ def test_bad_padding_and_border_are_one_line_usage_errors(
     )
     assert (code, out, err) == (2, "", message)
     assert listing(tmp_path) == []
+
+
+# ------------------------------------------------------------------ 2. layouts
+
+
+def test_d2l_x_as_d2l_holds_it_with_layout_chw(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """d2l's X is 2×3×3, C×H×W: read with --layout chw, its 2×2×2 kernel K gives d2l's
+    [[56, 72], [104, 120]] (d2l's corr2d_multi_in, computed here in NumPy)."""
+    x = np.load(SAMPLES / "d2l-x-chw.npy")
+    assert x.shape == (2, 3, 3)
+    np.testing.assert_array_equal(x, np.moveaxis(np.load(SAMPLES / "d2l-x.npy"), -1, 0))
+    k = np.array([[[0, 1], [2, 3]], [[1, 2], [3, 4]]], dtype=np.float32)
+    want = sum(
+        np.array([[(x[c, i : i + 2, j : j + 2] * k[c]).sum() for j in range(2)] for i in range(2)])
+        for c in range(2)
+    )
+    out = tmp_path / "y.npy"
+    code, line, err = run(
+        ["filter", SAMPLES / "d2l-x-chw.npy", "--layout", "chw"]
+        + ["-k", SAMPLES / "kernels" / "d2l-3d.json", "-p", "valid", "-o", out],
+        capsys,
+    )
+    assert code == 0, err
+    assert np.load(out).tolist() == want.tolist() == [[56, 72], [104, 120]]
+    assert "float32 2×2, unmapped" in line
+
+
+@pytest.mark.oracle
+def test_layout_chw_in_and_out_is_pytorch_conv2d(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """C×H×W in, a C_out×C_in×kh×kw kernel, C_out×H'×W' out: F.conv2d's own layouts."""
+    import json
+
+    x = np.load(SAMPLES / "d2l-x-chw.npy")
+    k4 = np.array(json.loads((SAMPLES / "kernels" / "d2l-4d.json").read_text()), np.float32)
+    out = tmp_path / "y.npy"
+    code, line, err = run(
+        ["filter", SAMPLES / "d2l-x-chw.npy", "--layout", "chw"]
+        + ["-k", SAMPLES / "kernels" / "d2l-4d.json", "-p", "valid", "-o", out],
+        capsys,
+    )
+    assert code == 0, err
+    assert "float32 3×2×2 C×H×W, unmapped" in line
+    np.testing.assert_array_equal(np.load(out), torch_conv(x, k4))
+    # A random C×H×W input with zero padding, stride and groups, both ways C×H×W.
+    x = RNG.normal(size=(4, 9, 8)).astype(np.float32)
+    w = RNG.normal(size=(6, 2, 3, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "w.npy", dense_weight(w, 2))
+    code, _, err = run(
+        ["filter", tmp_path / "x.npy", "--layout", "chw", "-k", tmp_path / "w.npy"]
+        + ["-p", "1", "-s", "2", "-o", out, "--force"],
+        capsys,
+    )
+    assert code == 0, err
+    ref = torch_conv(x, w, padding=1, stride=2, groups=2)
+    np.testing.assert_allclose(np.load(out), ref, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("source", "layout", "message"),
+    [
+        (
+            "d2l-x-chw.npy",
+            "hwc",
+            "cnncli: error: {src}: kernel has 2 input channels (shape 2×2×2) but the array "
+            "read as H×W×C (2×3×3) has 3; it is C×H×W with 2 channels: add --layout chw\n",
+        ),
+        (
+            "d2l-x.npy",
+            "chw",
+            "cnncli: error: {src}: kernel has 2 input channels (shape 2×2×2) but the array "
+            "read as C×H×W (3×3×2) has 3; it is H×W×C with 2 channels: drop --layout chw\n",
+        ),
+    ],
+)
+def test_a_channel_mismatch_the_other_layout_fixes_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], source: str, layout: str, message: str
+) -> None:
+    src = SAMPLES / source
+    code, out, err = run(
+        ["filter", src, "--layout", layout, "-k", SAMPLES / "kernels" / "d2l-3d.json"]
+        + ["-p", "valid", "-o", tmp_path / "y.npy"],
+        capsys,
+    )
+    assert (code, out, err) == (1, "", message.format(src=src))
+    assert listing(tmp_path) == []
+
+
+def test_a_mismatch_no_layout_fixes_keeps_the_plain_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((5, 6, 3), np.float32))
+    code, _, err = run(
+        ["filter", tmp_path / "x.npy", "-k", SAMPLES / "kernels" / "d2l-3d.json"]
+        + ["-o", tmp_path / "y.npy"],
+        capsys,
+    )
+    assert code == 1
+    assert err == (
+        "cnncli: error: kernel has 2 input channels (shape 2×2×2) but the image has 3; "
+        "give a 3×2×2 kernel, or a 2-D one for every channel\n"
+    )
+
+
+def test_an_array_that_looks_chw_read_hwc_gets_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x = RNG.normal(size=(3, 8, 10)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code, line, err = run(
+        ["filter", tmp_path / "x.npy", "-k", "box", "-o", tmp_path / "a.npy"], capsys
+    )
+    assert code == 0
+    assert err == (
+        f"cnncli: warning: {tmp_path / 'x.npy'} is 3×8×10, read as H×W×C: 3 rows, 8 columns, "
+        "10 channels; if it is C×H×W, add --layout chw\n"
+    )
+    assert "float32 3×8×10 H×W×C, unmapped" in line
+    code, line, err = run(
+        ["filter", tmp_path / "x.npy", "--layout", "chw", "-k", "box", "-o", tmp_path / "b.npy"],
+        capsys,
+    )
+    assert code == 0 and err == ""
+    assert "float32 3×8×10 C×H×W, unmapped" in line
+    # A 2-D kernel filters each channel: moving the axes commutes with it.
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    np.save(tmp_path / "x_hwc.npy", np.moveaxis(x, 0, -1))
+    code, _, _ = run(
+        ["filter", tmp_path / "x_hwc.npy", "-k", "box", "-o", tmp_path / "c.npy"], capsys
+    )
+    np.testing.assert_array_equal(np.moveaxis(np.load(tmp_path / "c.npy"), -1, 0), b)
+    assert a.shape == b.shape and not np.array_equal(a, b)
+
+
+def test_layout_chw_counts_pixels_from_h_and_w_and_reports_stored_indices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pixels limit reads H and W where the layout puts them, from the header; a NaN is
+    reported at its index in the file."""
+    np.save(tmp_path / "x.npy", np.zeros((2, 30, 40), np.float32))
+    base = ["filter", tmp_path / "x.npy", "-k", "box", "--max-pixels", "1000"]
+    code, out, err = run([*base, "--layout", "chw", "-o", tmp_path / "a.npy"], capsys)
+    assert (code, out) == (1, "")
+    assert err == (
+        f"cnncli: error: {tmp_path / 'x.npy'}: 40×30 = 1,200 pixels is more than 1,000 pixels, "
+        "refused before loading; raise the limit with --max-pixels N if you trust the file\n"
+    )
+    code, _, err = run([*base, "-o", tmp_path / "b.npy"], capsys)  # 2 rows of 30: 60 pixels
+    assert code == 0, err
+    bad = np.zeros((2, 3, 4), np.float32)
+    bad[1, 0, 2] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    code, _, err = run(
+        ["filter", tmp_path / "nan.npy", "--layout", "chw", "-k", "box", "-o", tmp_path / "c.npy"],
+        capsys,
+    )
+    assert code == 1
+    assert err == (
+        f"cnncli: error: {tmp_path / 'nan.npy'}: value at [1, 0, 2] is nan; images need finite "
+        "numbers\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.npy", "nan.npy", "x.npy"]
+
+
+def test_layout_is_a_usage_error_when_unknown_and_help_says_channels_last(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(["filter", SAMPLES / "seed.npy", "-k", "box", "--layout", "cwh"], capsys)
+    assert (code, out) == (2, "")
+    assert err == ("cnncli: error: unknown --layout 'cwh'; did you mean chw? (choices: hwc, chw)\n")
+    code, out, _ = run(["filter", "--help"], capsys)
+    assert code == 0
+    flat = " ".join(out.split())
+    assert "channels last" in flat and "--layout chw" in flat

@@ -19,6 +19,7 @@ from cnncli.enums import (
     BORDER_ALIASES,
     TORCH_BORDER_NAMES,
     Border,
+    Layout,
     Mapping,
     parse_border,
     parse_choice,
@@ -37,6 +38,10 @@ names the output; with many, --out-dir holds them as <stem>_<kernel>.<ext>. With
 result is written next to its input as <stem>_<kernel>.<ext> (the input's format; .png for GIF;
 .npy for .npy input), never over an existing file unless --force, never over an input. With
 --preview and neither -o nor --out-dir, nothing is written: the result is only shown.
+
+Arrays (.npy) are read and written H×W×C (channels last, as NumPy and TensorFlow hold them); with
+--layout chw they are C×H×W, as PyTorch and d2l hold them (a 4-D kernel is PyTorch's
+C_out×C_in×kh×kw either way).
 
 Output formats by extension: .png .jpg .tif .webp .bmp (pixels mapped with --map; 16-bit input,
 gray or colour, stays 16-bit in PNG/TIFF, gray stays gray, alpha passes through: with stride or
@@ -181,7 +186,7 @@ def filter_command(
         list[str],
         typer.Argument(
             metavar="IMAGE",
-            help="Image files, globs, directories or .npy arrays.",
+            help="Image files, globs, directories or .npy arrays (H×W×C; C×H×W with --layout chw).",
             show_default=False,
         ),
     ],
@@ -306,6 +311,14 @@ def filter_command(
     preview: Annotated[
         bool, typer.Option("--preview", help="Draw input and result side by side in the terminal.")
     ] = False,
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            help="Axis order of 3-D .npy arrays read and written: hwc (H×W×C, channels last: "
+            "NumPy, TensorFlow, pictures) or chw (C×H×W, channels first: PyTorch, d2l).",
+        ),
+    ] = "hwc",
     limit: LimitOption = None,
 ) -> None:
     if max_pixels is not None and max_pixels < 1:
@@ -317,6 +330,7 @@ def filter_command(
     pipeline.start_run()
     # Parse everything that can be a usage error before touching any file.
     how = parse_choice(Mapping, mapping, "--map") if mapping is not None else None
+    axes = parse_choice(Layout, layout, "--layout")
     border_name, border_value = _parse_border(border)
     pad = _parse_padding(padding)
     strides = _ints(stride, "stride")
@@ -342,6 +356,7 @@ def filter_command(
         raw=raw,
         force=force,
         preview=preview,
+        layout=axes,
     )
     paths, problems = batch.expand(inputs)
     if not paths and problems:

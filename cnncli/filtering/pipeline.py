@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cnncli import config
-from cnncli.enums import Border, Combine, Mapping, StageOp
+from cnncli.enums import Border, Combine, Layout, Mapping, StageOp
 from cnncli.errors import CnnCliError, KernelError, ShapeError, UsageError
 from cnncli.limits import LimitError
 
@@ -94,6 +94,8 @@ class FilterSpec:
     raw: bool = False
     force: bool = False
     preview: bool = False
+    #: How 3-D ``.npy`` arrays are read and written (C×H×W with CHW).
+    layout: Layout = Layout.HWC
 
     @property
     def how(self) -> Mapping:
@@ -287,7 +289,7 @@ def warm_core(spec: FilterSpec, first: Path) -> None:
 
     # Only a regular file is peeked at (a FIFO would block here); a bad first file gives no
     # hint, and the warm-up then loads the default path.
-    hint = peek(first) if regular(first) else None
+    hint = peek(first, spec.layout) if regular(first) else None
     weights = spec.kernel.weights[0]
 
     def run() -> None:
@@ -417,7 +419,7 @@ def _load(job: FilterJob, spec: FilterSpec, inputs: Sequence[Path], warn: Warn) 
 
     if job.output is not None:
         images.check_output(job.output, list(inputs), spec.force)
-    hint = images.peek(job.source) if regular(job.source) else None
+    hint = images.peek(job.source, spec.layout) if regular(job.source) else None
     if hint is not None:
         # From the header alone, before decoding: an absurd result is refused at once (gray
         # or colour is not known yet; one channel is the smallest it can be).
@@ -433,10 +435,62 @@ def _load(job: FilterJob, spec: FilterSpec, inputs: Sequence[Path], warn: Warn) 
         max_pixels=None if pixels == limits.LIMITS["pixels"].default else pixels,
         gray=spec.gray,
         warn=warn,
+        layout=spec.layout,
     )
     if spec.gray:  # what load_image left (not 8-bit RGB): gray as it is, or refused
         pic = images.to_gray(pic)
     return pic
+
+
+def _stored(pic: Picture, layout: Layout) -> tuple[int, ...] | None:
+    """The shape a 3-D array has in its file (None for pictures and 2-D arrays)."""
+    if pic.format != "NPY" or pic.data.ndim != 3:
+        return None
+    h, w, c = (int(n) for n in pic.data.shape)
+    return (c, h, w) if layout is Layout.CHW else (h, w, c)
+
+
+def check_channels(job: FilterJob, spec: FilterSpec, pic: Picture, warn: Warn) -> None:
+    """The kernel's input channels against the picture's, before any work. PyTorch users hold
+    arrays C×H×W, the filter reads them H×W×C unless ``--layout chw``: when the other layout
+    would give the kernel its channels, the error says so; an array that looks C×H×W (a few
+    rows of many channels) read H×W×C gets a warning."""
+    stored = _stored(pic, spec.layout)
+    name = short(job.source)
+    if stored is not None and spec.layout is Layout.HWC and stored[0] <= 4 < stored[2]:
+        warn(
+            f"{name} is {'×'.join(map(str, stored))}, read as H×W×C: {stored[0]} rows, "
+            f"{stored[1]} columns, {stored[2]} channels; if it is C×H×W, add --layout chw"
+        )
+    k = spec.kernel
+    if k.ndim == 2:
+        return
+    cin = int(k.matrix.shape[0] if k.ndim == 3 else k.matrix.shape[1])
+    channels = pic.channels
+    if cin == channels:
+        return
+    kh, kw = k.spatial
+    kshape = "×".join(map(str, k.matrix.shape))
+    fix = (
+        f"give a {channels}×{kh}×{kw} kernel, or a 2-D one for every channel"
+        if k.ndim == 3
+        else f"give a {k.matrix.shape[0]}×{channels}×{kh}×{kw} kernel"
+    )
+    if stored is not None:
+        hwc = spec.layout is Layout.HWC
+        other = stored[0] if hwc else stored[2]
+        if other == cin:
+            read, it = ("H×W×C", "C×H×W") if hwc else ("C×H×W", "H×W×C")
+            fix = f"it is {it} with {cin} channels: " + (
+                "add --layout chw" if hwc else "drop --layout chw"
+            )
+            raise KernelError(
+                f"{name}: kernel has {cin} input channels (shape {kshape}) but the array read "
+                f"as {read} ({'×'.join(map(str, stored))}) has {channels}; {fix}"
+            )
+    raise KernelError(
+        f"kernel has {cin} input channels (shape {kshape}) but the image has {channels}; {fix}"
+    )
 
 
 class _Bands:
@@ -525,6 +579,7 @@ def _filter_file(
     from cnncli.filtering.stages import run_stage
 
     pic = _load(job, spec, inputs, warn)
+    check_channels(job, spec, pic, warn)
     hw = (int(pic.data.shape[0]), int(pic.data.shape[1]))
     geom, (fh, fw) = plan_sizes(job, spec, hw, pic.channels, pic.describe(), warn)
     _refuse_overflow(job, spec, pic)
@@ -659,4 +714,5 @@ def _save_whole(
         alpha=alpha,
         warn=warn,
         make_dir=job.make_dir,
+        layout=spec.layout,
     )

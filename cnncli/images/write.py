@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cnncli import outputs
-from cnncli.enums import Mapping
+from cnncli.enums import Layout, Mapping
 from cnncli.errors import ImageError, UsageError
 from cnncli.images.pixels import Picture, map_values
 
@@ -97,10 +97,12 @@ def save_result(
     alpha: npt.NDArray[Any] | None = None,
     warn: Any = None,
     make_dir: bool = False,
+    layout: Layout = Layout.HWC,
 ) -> str:
     """Write ``result`` to ``path`` in the format its extension names; returns a description.
 
-    ``.npy`` (and ``.tif`` with ``raw``) hold the float32 values unmapped. Other formats get pixels
+    ``.npy`` (and ``.tif`` with ``raw``) hold the float32 values unmapped; an H×W×C result goes
+    into a ``.npy`` file as C×H×W with ``layout`` CHW (PyTorch's order). Other formats get pixels
     mapped with ``how`` to 8 bits, or 16 when the input was 16-bit and the format holds it.
     ``alpha`` (same height and width as ``result``) is attached where the format allows it.
     ``result`` may be :class:`Bands` for the mapped formats (``normalize`` then needs a fixed
@@ -111,7 +113,9 @@ def save_result(
     if fmt == "NPY" or (raw and fmt == "TIFF"):
         if isinstance(result, Bands):
             raise ValueError("raw float output needs the whole result, not bands")
-        return _save_raw(path, np.ascontiguousarray(result, dtype=np.float32), fmt, make_dir)
+        return _save_raw(
+            path, np.ascontiguousarray(result, dtype=np.float32), fmt, make_dir, layout
+        )
     how = Mapping(how)
     _refuse_unmapped(path, result, raw, how, value_range)
     bits = 16 if like.bits == 16 and fmt in _16BIT_FORMATS else 8
@@ -380,12 +384,19 @@ def _alpha_as(alpha: npt.NDArray[Any], bits: int) -> npt.NDArray[Any]:
     return alpha if alpha.dtype == np.uint8 else np.rint(alpha / 257).astype(np.uint8)
 
 
-def _save_raw(path: Path, result: F32, fmt: str, make_dir: bool) -> str:
+def _save_raw(
+    path: Path, result: F32, fmt: str, make_dir: bool, layout: Layout = Layout.HWC
+) -> str:
     channels = 1 if result.ndim == 2 else int(result.shape[2])
     if fmt == "TIFF" and channels != 1:
         raise UsageError(
             f"{path}: a float TIFF holds one channel but the result has {channels}; save it as .npy"
         )
+    axes = ""
+    if result.ndim == 3:
+        axes = " H×W×C"
+        if layout is Layout.CHW:
+            result, axes = np.ascontiguousarray(np.moveaxis(result, -1, 0)), " C×H×W"
     if fmt == "NPY":
         atomic_write(path, lambda tmp: _save_npy(tmp, result), make_dir)
     else:
@@ -394,7 +405,7 @@ def _save_raw(path: Path, result: F32, fmt: str, make_dir: bool) -> str:
         atomic_write(
             path, lambda tmp: Image.fromarray(result, mode="F").save(tmp, format="TIFF"), make_dir
         )
-    return f"float32 {'×'.join(map(str, result.shape))}, unmapped"
+    return f"float32 {'×'.join(map(str, result.shape))}{axes}, unmapped"
 
 
 def _save_npy(tmp: Path, result: F32) -> None:
