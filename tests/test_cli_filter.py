@@ -592,7 +592,7 @@ def test_batch_with_one_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 1
     lines = err.splitlines()
     assert lines == [
-        f"cnncli: error: {src / 'b.jpg'}: not an image Pillow can read; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array",
+        f"cnncli: error: {src / 'b.jpg'}: not an image Pillow can read; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, a .npy array or a .csv/.txt matrix",
         "cnncli: error: 1 of 3 files failed",
     ]
     assert listing(tmp_path / "out") == ["a_sobel.png", "c_sobel.png"]
@@ -726,12 +726,12 @@ CASES = [
     (
         ["text.jpg", "-k", "sobel"],
         1,
-        "text.jpg: not an image Pillow can read; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array",
+        "text.jpg: not an image Pillow can read; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, a .npy array or a .csv/.txt matrix",
     ),
     (
         ["empty.png", "-k", "sobel"],
         1,
-        "empty.png: empty; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array",
+        "empty.png: empty; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, a .npy array or a .csv/.txt matrix",
     ),
     (
         ["cut.png", "-k", "sobel"],
@@ -802,7 +802,7 @@ CASES = [
     (
         ["ok.png", "-k", "sobel", "-o", "o.gif"],
         2,
-        "cannot tell the output format of 'o.gif' from '.gif'; use .png, .jpg, .tif, .webp, .bmp or .npy",
+        "cannot tell the output format of 'o.gif' from '.gif'; use .png, .jpg, .tif, .webp, .bmp, .npy, .csv or .txt",
     ),
     (
         ["ok.png", "-k", "sobel", "--map", "loud"],

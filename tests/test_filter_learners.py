@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 from clirun import run  # tests/clirun.py
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 RNG = np.random.default_rng(14)
@@ -444,3 +446,249 @@ def test_layout_is_a_usage_error_when_unknown_and_help_says_channels_last(
     assert code == 0
     flat = " ".join(out.split())
     assert "channels last" in flat and "--layout chw" in flat
+
+
+# ------------------------------------------------------------------ 3. matrices in and out
+
+
+def test_seed_csv_prints_its_result_as_an_aligned_matrix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The course notes' example as a learner types it: a CSV in, the numbers on screen."""
+    seed = np.loadtxt(SAMPLES / "seed.csv", delimiter=",")
+    np.testing.assert_array_equal(seed, np.load(SAMPLES / "seed.npy"))
+    before = listing(SAMPLES)
+    code, out, err = run(
+        ["filter", SAMPLES / "seed.csv", "-k", "vertical-edge", "-p", "valid"], capsys
+    )
+    assert (code, err) == (0, "")
+    assert out == (
+        f"# {SAMPLES / 'seed.csv'} → stdout: 4×4, vertical-edge, no border\n" + "0 39 39 0\n" * 4
+    )
+    assert listing(SAMPLES) == before  # printed, not written
+
+
+@pytest.mark.oracle
+def test_printed_values_are_exact_and_read_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What --print shows is every float32 exactly (PyTorch's numbers, to the last bit), and
+    the printed text is itself a matrix file cnncli reads (the heading is a comment)."""
+    monkeypatch.setenv("COLUMNS", "200")  # nine exact float32 values a row
+    x = RNG.normal(size=(7, 9)).astype(np.float32)
+    np.savetxt(tmp_path / "x.csv", x, delimiter=",", fmt="%.9g")
+    code, out, err = run(["filter", tmp_path / "x.csv", "-k", "box", "-p", "1"], capsys)
+    assert code == 0, err
+    (tmp_path / "printed.txt").write_text(out)
+    shown = np.loadtxt(tmp_path / "printed.txt", comments="#", dtype=np.float64)
+    w = np.full((1, 1, 3, 3), 1 / 9, np.float32)
+    ref = torch_conv(x[None], w, padding=1)[0]
+    np.testing.assert_allclose(shown, ref, rtol=1e-5, atol=1e-6)
+    code, _, err = run(
+        ["filter", tmp_path / "x.csv", "-k", "box", "-p", "1", "-o", tmp_path / "o.npy"], capsys
+    )
+    assert code == 0, err
+    # Every printed number reads back as the very float32 the filter computed.
+    assert shown.astype(np.float32).tolist() == np.load(tmp_path / "o.npy").tolist()
+    code, again, err = run(["filter", tmp_path / "printed.txt", "-k", "1"], capsys)
+    assert code == 0, err
+    assert again.splitlines()[1:] == out.splitlines()[1:]
+
+
+def test_csv_and_txt_outputs_hold_the_exact_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x = RNG.normal(size=(6, 5)).astype(np.float32) * 100
+    np.save(tmp_path / "x.npy", x)
+    results = {}
+    for ext in (".npy", ".csv", ".txt"):
+        out = tmp_path / f"o{ext}"
+        code, line, err = run(
+            ["filter", tmp_path / "x.npy", "-k", "gaussian:sigma=1", "-o", out], capsys
+        )
+        assert code == 0, err
+        results[ext] = (
+            np.load(out)
+            if ext == ".npy"
+            else np.loadtxt(out, delimiter="," if ext == ".csv" else None, dtype=np.float64)
+        )
+    assert "float32 6×5 as text, unmapped, gaussian:sigma=1, border reflect101, map raw" in line
+    for ext in (".csv", ".txt"):
+        assert results[ext].astype(np.float32).tolist() == results[".npy"].tolist()
+    csv_rows = (tmp_path / "o.csv").read_text().splitlines()
+    assert len(csv_rows) == 6 and all(r.count(",") == 4 for r in csv_rows)
+
+
+def test_print_shows_any_small_result_whatever_the_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    px = RNG.integers(0, 256, size=(5, 8), dtype=np.uint8)
+    Image.fromarray(px).save(tmp_path / "tiny.png")
+    code, out, err = run(["filter", tmp_path / "tiny.png", "-k", "sobel-x", "--print"], capsys)
+    assert code == 0, err
+    assert listing(tmp_path) == ["tiny.png"]  # --print without -o writes nothing
+    head, *rows = out.splitlines()
+    assert head == f"# {tmp_path / 'tiny.png'} → stdout: 5×8, sobel-x, border reflect101"
+    code, _, _ = run(
+        ["filter", tmp_path / "tiny.png", "-k", "sobel-x", "-o", tmp_path / "o.npy"], capsys
+    )
+    assert np.loadtxt(rows).astype(np.float32).tolist() == np.load(tmp_path / "o.npy").tolist()
+    # With -o as well: written and printed, the report line (a comment) names the file.
+    code, out, err = run(
+        ["filter", tmp_path / "tiny.png", "-k", "sobel-x", "--print", "-o", tmp_path / "o.png"],
+        capsys,
+    )
+    assert code == 0, err
+    assert out.splitlines()[0] == (
+        f"# {tmp_path / 'tiny.png'} → {tmp_path / 'o.png'}: 8×5 gray 8-bit, sobel-x, "
+        "border reflect101, map abs"
+    )
+    assert out.splitlines()[1:] == rows and (tmp_path / "o.png").exists()
+
+
+def test_several_maps_print_one_labelled_matrix_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(
+        ["filter", SAMPLES / "d2l-x-chw.npy", "--layout", "chw", "--print"]
+        + ["-k", SAMPLES / "kernels" / "d2l-4d.json", "-p", "valid"],
+        capsys,
+    )
+    assert code == 0, err
+    k = SAMPLES / "kernels" / "d2l-4d.json"
+    assert out == (
+        f"# {SAMPLES / 'd2l-x-chw.npy'} → stdout: 2×2, 3 maps, {k}, no border\n"
+        f"# map 1 of 3: {k}[0]\n 56  72\n104 120\n\n"
+        f"# map 2 of 3: {k}[1]\n 76 100\n148 172\n\n"
+        f"# map 3 of 3: {k}[2]\n 96 128\n192 224\n"
+    )
+
+
+def test_aligned_matrices_line_up_on_the_decimal_point() -> None:
+    from cnncli.render.matrix import aligned, number
+
+    assert aligned(np.array([[0.5, -30.0], [12.25, 0.0]], np.float32)) == [
+        " 0.5  -30",
+        "12.25   0",
+    ]
+    assert [number(v) for v in (39.0, -0.0, 1 / 9, 1e20, 2.5e-8)] == [
+        "39",
+        "0",
+        "0.11111111",
+        "1e+20",
+        "2.5e-08",
+    ]
+
+
+@given(st.floats(width=32, allow_nan=False, allow_infinity=False))
+@settings(max_examples=300)
+def test_every_printed_number_reads_back_as_the_same_float32(value: float) -> None:
+    from cnncli.render.matrix import number
+
+    assert np.float32(float(number(value))) == np.float32(value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "1,2\n3\n",
+            "matrix {p} row 2 has 1 value but row 1 has 2; every row needs the same number of values",
+        ),
+        ("1,2\n3,nan\n", "matrix {p} row 2 value 2 is nan; matrices need finite numbers"),
+        ("1,2\n3,inf\n", "matrix {p} row 2 value 2 is inf; matrices need finite numbers"),
+        ("1,2\n3,x\n", "matrix {p} row 2 value 2: 'x' is not a number"),
+        (
+            "1,1e39\n",
+            "matrix {p} row 1 value 2 is 1e39, outside the float32 range ±3.4e38 filters compute in",
+        ),
+        ("# nothing\n", "matrix {p} is empty; give at least one number"),
+        (
+            "",
+            "{p}: empty; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, a .npy array or a .csv/.txt matrix",
+        ),
+        (b"\xff\xfe\x00", "{p}: not text; a .csv matrix holds rows of numbers, e.g. 1,0,-1"),
+        ("%!PS\n", "matrix {p} row 1 value 1: '%!PS' is not a number"),
+    ],
+)
+def test_bad_matrix_inputs_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | bytes, message: str
+) -> None:
+    src = tmp_path / "m.csv"
+    if isinstance(content, bytes):
+        src.write_bytes(content)
+    else:
+        src.write_text(content)
+    code, out, err = run(["filter", src, "-k", "box", "-o", tmp_path / "o.csv"], capsys)
+    assert (code, out, err) == (1, "", f"cnncli: error: {message.format(p=src)}\n")
+    assert listing(tmp_path) == ["m.csv"]
+
+
+def test_matrix_inputs_pass_the_limits_before_their_values_are_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "big.csv"
+    src.write_text("0,0,0,0,0\n" * 300)
+    code, _, err = run(
+        ["filter", src, "-k", "box", "--max-pixels", "1000", "-o", tmp_path / "a.csv"], capsys
+    )
+    assert (code, err) == (
+        1,
+        f"cnncli: error: {src}: 5×300 = 1,500 values is more than 1,000 pixels, refused before "
+        "reading them; raise the limit with --max-pixels N if you trust the file\n",
+    )
+    code, _, err = run(
+        ["filter", src, "-k", "box", "--limit", "file-bytes=1000", "-o", tmp_path / "a.csv"], capsys
+    )
+    assert (code, err) == (
+        1,
+        f"cnncli: error: {src} has 3,000 bytes, over the file-bytes limit of 1,000; raise it "
+        "with --limit file-bytes=3000 if you mean it\n",
+    )
+    code, _, err = run(["filter", src, "-k", "box", "-o", src, "--force"], capsys)
+    assert code == 1 and "is an input of this run; refusing to overwrite it" in err
+    assert listing(tmp_path) == ["big.csv"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["{big}", "-k", "box", "-o", "{out}.png", "--print"],
+            "{big}: the 300×120 result is too large to print (at most 100 rows, and 80 "
+            "columns of text here); write it to a file with -o FILE.csv (or .npy, .png)",
+        ),
+        (
+            ["{wide}", "-k", "1", "-o", "{out}.png", "--print"],
+            "{wide}: the 9×3 result is 98 characters wide, more than this 80-column terminal; "
+            "write it to a file with -o FILE.csv (or .npy, .png)",
+        ),
+        (
+            ["{d2l}", "--layout", "chw", "-k", "{k4}", "-o", "{out}.csv"],
+            "{out}.csv: a .csv file holds one matrix but the result has 3 maps; write one file "
+            "per map with --split, or all of them to .npy",
+        ),
+    ],
+)
+def test_results_that_cannot_go_where_asked_are_refused_before_anything_is_written(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    np.save(tmp_path / "big.npy", np.zeros((120, 300), np.float32))
+    np.save(tmp_path / "wide.npy", np.full((3, 9), 1 / 3, np.float32))  # 0.33333334 each
+    names = {
+        "big": tmp_path / "big.npy",
+        "wide": tmp_path / "wide.npy",
+        "d2l": SAMPLES / "d2l-x-chw.npy",
+        "k4": SAMPLES / "kernels" / "d2l-4d.json",
+        "out": tmp_path / "out",
+    }
+    code, out, err = run(["filter", *(a.format(**names) for a in args)], capsys)
+    assert (code, out, err) == (2, "", f"cnncli: error: {message.format(**names)}\n")
+    assert listing(tmp_path) == ["big.npy", "wide.npy"]

@@ -7,6 +7,7 @@ numpy, Pillow and the Numba core are imported when a file is filtered, so ``cnnc
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -169,15 +170,25 @@ def _preview(pic: Picture, shape: tuple[int, ...], how: Mapping, value_range: An
     return FilterPreview(pic, shape, how, value_range)
 
 
-def _line(result: FilterResult) -> str:
-    """The report line of one file (stdout), control characters escaped."""
+def _report(result: FilterResult) -> str:
+    """The report of one file (stdout), control characters escaped: one line, and the values
+    when they are printed (the line then a ``#`` comment, so the text reads back as a matrix)."""
     from cnncli.render.term import printable  # file names come from the command line
 
-    target = result.target if result.target is not None else "preview"
-    return printable(
-        f"{result.source} → {target}: {result.described}, {result.label}, {result.border}, "
-        f"map {result.mapping}"
-    )
+    if result.printed is None:
+        target = result.target if result.target is not None else "preview"
+        return printable(
+            f"{result.source} → {target}: {result.described}, {result.label}, {result.border}, "
+            f"map {result.mapping}"
+        )
+    if result.target is None:
+        line = f"{result.source} → stdout: {result.described}, {result.label}, {result.border}"
+    else:
+        line = (
+            f"{result.source} → {result.target}: {result.described}, {result.label}, "
+            f"{result.border}, map {result.mapping}"
+        )
+    return f"# {printable(line)}\n{result.printed.rstrip()}"
 
 
 @app.command("filter", help=FILTER_HELP)
@@ -311,6 +322,15 @@ def filter_command(
     preview: Annotated[
         bool, typer.Option("--preview", help="Draw input and result side by side in the terminal.")
     ] = False,
+    print_values: Annotated[
+        bool,
+        typer.Option(
+            "--print",
+            help="Print the result's values as aligned matrices on stdout (up to 100 rows, as "
+            "wide as the terminal); without -o nothing is written. A .csv/.txt matrix input "
+            "with no -o is printed anyway.",
+        ),
+    ] = False,
     layout: Annotated[
         str,
         typer.Option(
@@ -357,6 +377,8 @@ def filter_command(
         force=force,
         preview=preview,
         layout=axes,
+        print_result=print_values,
+        columns=shutil.get_terminal_size().columns,
     )
     paths, problems = batch.expand(inputs)
     if not paths and problems:
@@ -368,7 +390,7 @@ def filter_command(
     read = batch.read_files(jobs, kernel)
     pipeline.warm_core(spec, jobs[0].source)
     if len(jobs) == 1 and not problems:
-        print(_line(pipeline.filter_file(jobs[0], spec, read, warn=_warn, preview=_preview)))
+        print(_report(pipeline.filter_file(jobs[0], spec, read, warn=_warn, preview=_preview)))
         return
     _batch(jobs, spec, read, problems)
 
@@ -418,7 +440,7 @@ def _batch(jobs: list[FilterJob], spec: FilterSpec, read: list[Path], problems: 
                     f"cnncli: error: {printable(done.error or '')}", markup=False
                 )
             else:
-                print(_line(done.result), flush=True)
+                print(_report(done.result), flush=True)
             progress.advance(task)
     if failed:
         raise CnnCliError(f"{failed} of {total} files failed")

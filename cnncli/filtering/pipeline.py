@@ -96,6 +96,10 @@ class FilterSpec:
     preview: bool = False
     #: How 3-D ``.npy`` arrays are read and written (C×H×W with CHW).
     layout: Layout = Layout.HWC
+    #: ``--print``: the result's values as aligned matrices on stdout (a ``.csv``/``.txt``
+    #: input with no output is printed anyway), within ``columns`` of text.
+    print_result: bool = False
+    columns: int = 80
 
     @property
     def how(self) -> Mapping:
@@ -107,6 +111,11 @@ class FilterSpec:
         """What output names add to the input's stem: ``sobel-x-conv_relu_maxpool2``."""
         head = self.kernel.slug + ("-conv" if self.flip else "")
         return "_".join([head] + [st.label for st in self.stages])
+
+    @property
+    def kernel_label(self) -> str:
+        """The kernel as the report line names it: ``sobel-x``, ``sobel-x (convolve)``."""
+        return self.label.split(" → ")[0]
 
     def maps(self, channels: int) -> int:
         """Result maps: one per channel for a 2-D kernel, one for Cin×kh×kw, Cout for 4-D."""
@@ -194,6 +203,51 @@ class FilterResult:
     mapping: str
     #: ``border zeros``, ``border reflect101``, ``no border``: see :func:`border_note`.
     border: str = "no border"
+    #: The values as aligned matrices (``--print``, or a matrix input with no output).
+    printed: str | None = None
+
+
+@dataclass(frozen=True)
+class MapGroup:
+    """The maps of a result one kernel made, as one picture: a gray map, or the three colour
+    channels of a picture a 2-D kernel filtered channel by channel. Its maps are the result's
+    last-axis entries ``first .. first+count-1``."""
+
+    label: str
+    slug: str
+    first: int
+    count: int
+    mapping: Mapping
+    #: The fixed range ``normalize`` maps from (a gradient direction's 0..360), or None.
+    value_range: tuple[float, float] | None = None
+
+    def map_labels(self) -> list[str]:
+        """One label per map: the group's, with the colour channel when it has three."""
+        if self.count == 1:
+            return [self.label]
+        return [f"{self.label} ({c})" for c in "RGB"[: self.count]]
+
+
+def map_groups(spec: FilterSpec, channels: int) -> list[MapGroup]:
+    """The result's maps, grouped by the kernel that made them, in the result's order: a 2-D
+    kernel gives one map per channel (one colour group for three), C_in×kh×kw one map,
+    C_out×C_in×kh×kw one per output channel."""
+    k = spec.kernel
+    how = spec.mapping if spec.mapping is not None else k.mapping
+    name, slug = spec.kernel_label, spec.kernel.slug + ("-conv" if spec.flip else "")
+    if k.ndim == 2 and channels == 3:
+        return [MapGroup(name, slug, 0, 3, how, k.value_range)]
+    if k.ndim == 2 and channels > 1:
+        return [
+            MapGroup(f"{name} (channel {c})", f"{slug}-c{c}", c, 1, how, k.value_range)
+            for c in range(channels)
+        ]
+    if k.ndim == 4 and k.matrix.shape[0] > 1:
+        return [
+            MapGroup(f"{name}[{o}]", f"{slug}-{o}", o, 1, how, k.value_range)
+            for o in range(int(k.matrix.shape[0]))
+        ]
+    return [MapGroup(name, slug, 0, 1, how, k.value_range)]
 
 
 def short(path: Path | str) -> str:
@@ -549,7 +603,9 @@ def _spans(height: int, rows: int) -> list[tuple[int, int]]:
     return [(r0, min(height, r0 + rows)) for r0 in range(0, height, rows)]
 
 
-def _value_range(spec: FilterSpec, produce: _Bands, spans: list[tuple[int, int]]) -> Any:
+def _value_range(
+    spec: FilterSpec, produce: Callable[[int, int], Any], spans: list[tuple[int, int]]
+) -> Any:
     """The range ``normalize`` maps from: the kernel's own, or the result's min..max found in a
     first pass over the bands, so the result can still be made, mapped and written band by
     band (the correlation runs twice; holding the whole float32 result, and a gradient's x and
@@ -590,10 +646,14 @@ def _filter_file(
         if alpha is not None and stage.op is not StageOp.RELU:
             alpha = np.rint(run_stage(stage, alpha.astype(np.float32))).astype(alpha.dtype)
     maps = spec.maps(pic.channels)
-    produce = _Bands(spec, pic, geom)
+    printing = spec.print_result or (job.output is None and images.is_matrix(job.source))
+    _check_targets(job, spec, (fh, fw), maps, printing)
+    produce: Callable[[int, int], Any] = _Bands(spec, pic, geom)
     shape = (fh, fw) if maps == 1 else (fh, fw, maps)
     rows = _band_rows(spec, fw, maps)
-    raw = job.output is not None and (job.output.suffix.lower() == ".npy" or spec.raw)
+    raw = job.output is not None and (
+        images.output_format(job.output) in images.RAW_FORMATS or spec.raw
+    )
     mapped = job.output is not None and not raw
     value_range = (
         _value_range(spec, produce, _spans(fh, rows))
@@ -606,10 +666,21 @@ def _filter_file(
         rows = preview.align(rows)
     made = _shown(produce, preview)
     spans = _spans(fh, rows)
+    text = None
+    if printing:
+        # Small by now (check_printable): made whole, shown as numbers, written from memory.
+        whole = _gathered(made, shape, spans)
+        groups = map_groups(spec, pic.channels)
+        text = _printed(job, spec, whole, groups)
+        made = lambda r0, r1: whole[r0:r1]  # noqa: E731  (a band of what is made already)
     if job.output is None:
-        for r0, r1 in spans:
+        for r0, r1 in spans if text is None else ():
             made(r0, r1)
-        described = f"{'×'.join(map(str, shape))} (not written)"
+        described = (
+            f"{'×'.join(map(str, shape))} (not written)"
+            if text is None
+            else f"{fh}×{fw}" + (f", {maps} maps" if maps > 1 else "")
+        )
     elif mapped:
         # Every step after the correlation works on a band of rows (pooling reads the rows
         # its band needs): make, map, show and encode the result band by band. The float32
@@ -637,9 +708,46 @@ def _filter_file(
         job.output,
         described,
         spec.label,
-        "raw" if raw else how.value,
+        "raw" if raw or job.output is None and text is not None else how.value,
         border_note(spec, [geom]),
+        text,
     )
+
+
+def _check_targets(
+    job: FilterJob, spec: FilterSpec, hw: tuple[int, int], maps: int, printing: bool
+) -> None:
+    """Refuse, before any work, what the result cannot go to: a ``.csv``/``.txt`` file for
+    more than one map, the terminal for a map too large to read there."""
+    from cnncli import images
+    from cnncli.render.matrix import check_printable
+
+    if job.output is not None:
+        images.check_matrix_output(job.output, maps)
+    if printing:
+        check_printable(hw[0], hw[1], spec.columns, short(job.source))
+
+
+def _gathered(
+    made: Callable[[int, int], Any], shape: tuple[int, ...], spans: list[tuple[int, int]]
+) -> Any:
+    """The whole result, made band by band."""
+    import numpy as np
+
+    whole = np.empty(shape, dtype=np.float32)
+    for r0, r1 in spans:
+        whole[r0:r1] = made(r0, r1)
+    return whole
+
+
+def _printed(job: FilterJob, spec: FilterSpec, whole: Any, groups: Sequence[MapGroup]) -> str:
+    """The result's maps as aligned matrices, labelled by the kernel (and channel) that made
+    them; a UsageError when one is too wide for ``spec.columns``."""
+    from cnncli.render.matrix import printed
+
+    labels = [label for g in groups for label in g.map_labels()]
+    maps = [whole] if whole.ndim == 2 else [whole[:, :, i] for i in range(whole.shape[2])]
+    return printed(list(zip(labels, maps, strict=True)), spec.columns, short(job.source))
 
 
 def _refuse_overflow(job: FilterJob, spec: FilterSpec, pic: Picture) -> None:
@@ -665,7 +773,9 @@ def _refuse_overflow(job: FilterJob, spec: FilterSpec, pic: Picture) -> None:
         )
 
 
-def _shown(produce: _Bands, preview: Preview | None) -> Callable[[int, int], Any]:
+def _shown(
+    produce: Callable[[int, int], Any], preview: Preview | None
+) -> Callable[[int, int], Any]:
     """``produce``, with every band also handed to the preview."""
     if preview is None:
         return produce

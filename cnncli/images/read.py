@@ -1,4 +1,5 @@
-"""Reading pictures and arrays for ``cnncli filter``: the one opener every read goes through.
+"""Reading pictures, arrays and matrices for ``cnncli filter``: the one opener every read goes
+through.
 
 Loading gives the pixels (H×W or H×W×C) in the file's own value scale: 8- and 16-bit pixels as
 they are stored (uint8 0..255, uint16 0..65535; the Numba core reads them without a float32
@@ -86,7 +87,16 @@ _NOT_IMAGES: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "a zip archive"),
     (b"PK\x05\x06", "a zip archive"),
 )
-_GIVE = "give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array"
+_GIVE = "give a PNG, JPEG, TIFF, BMP, WebP or GIF file, a .npy array or a .csv/.txt matrix"
+
+#: Text files of rows of numbers (as kernel files): a matrix to filter, told by the extension
+#: (text has no magic bytes) once the content named no picture format.
+MATRIX_EXTENSIONS = (".csv", ".txt")
+
+
+def is_matrix(path: Path) -> bool:
+    """Whether ``path`` names a ``.csv``/``.txt`` matrix (by its extension)."""
+    return path.suffix.lower() in MATRIX_EXTENSIONS
 
 
 def _sniff(head: bytes) -> str | None:
@@ -156,6 +166,8 @@ def _opened(p: Path) -> Iterator[_Source]:
         if not head:
             raise ImageError(f"{p}: empty; {_GIVE}")
         fmt = _sniff(head)
+        if fmt is None and is_matrix(p):
+            fmt = "MATRIX"
         if fmt is None:
             what = next((w for magic, w in _NOT_IMAGES if head.startswith(magic)), None)
             if what == "a zip archive" and p.suffix.lower() == ".npy":
@@ -687,6 +699,45 @@ def _load_npy(src: _Source, limit: int, layout: Layout = Layout.HWC) -> Picture:
     return Picture(path, np.ascontiguousarray(data), None, "npy", 32, "NPY")
 
 
+# --------------------------------------------------------------------------------------------
+# .csv/.txt matrices
+# --------------------------------------------------------------------------------------------
+
+
+def _load_matrix(src: _Source, limit: int) -> Picture:
+    """A matrix of rows of numbers, read as kernel files are (the one row parser): the file's
+    size passes the ``file-bytes`` limit before it is read, its rows × columns the pixel
+    ``limit`` before any value is converted; ragged rows, non-numbers and NaN/inf are refused
+    naming the row and value."""
+    from cnncli.filtering.kernels import parse_rows
+
+    path = src.path
+    budget = limits.get("file-bytes")
+    limits.check("file-bytes", src.size, f"{path} has {src.size:,} bytes")
+    try:
+        raw = src.fh.read(budget + 1)  # the size may lie (a growing file): stop at the limit
+    except OSError as err:
+        raise ImageError(f"{path}: cannot read ({outputs.describe_os_error(err)})") from None
+    limits.check("file-bytes", len(raw), f"{path} has more than {budget:,} bytes")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImageError(
+            f"{path}: not text; a {path.suffix} matrix holds rows of numbers, e.g. 1,0,-1"
+        ) from None
+
+    def check_size(shape: tuple[int, int]) -> None:
+        h, w = shape
+        if h * w > limit:
+            raise ImageError(
+                f"{path}: {w}×{h} = {h * w:,} values is more than {limit:,} pixels, refused "
+                "before reading them; raise the limit with --max-pixels N if you trust the file"
+            )
+
+    data = parse_rows(text, str(path), ImageError, noun="matrix", check_size=check_size)
+    return Picture(path, data.astype(np.float32), None, "matrix", 32, "MATRIX")
+
+
 def _pixel_limit(max_pixels: int | None) -> int:
     return limits.get("pixels") if max_pixels is None else max_pixels
 
@@ -731,6 +782,8 @@ def load_image(
     with _opened(p) as src:
         if src.format == "NPY":
             return _load_npy(src, limit, layout)
+        if src.format == "MATRIX":
+            return _load_matrix(src, limit)
         if src.format == "TIFF":
             pic = _load_tiff(src, limit, gray, warn)
             if pic is not None:
@@ -824,6 +877,8 @@ def peek(path: Path, layout: Layout = Layout.HWC) -> tuple[np.dtype[Any], tuple[
             if src.format == "NPY":
                 shape = _check_npy(src, limits.get("pixels"), layout)[0]
                 return np.dtype(np.float32), array_hw(shape, layout)
+            if src.format == "MATRIX":  # no header: its size is known once it is read
+                return None
             # Only headers are read, through the same opener as load_image: nothing is
             # consumed or blocked on, no other format tried. Warnings, log records and a
             # decompression bomb are load_image's to report.

@@ -36,7 +36,11 @@ SAVE_FORMATS = {
     ".webp": "WEBP",
     ".bmp": "BMP",
     ".npy": "NPY",
+    ".csv": "CSV",
+    ".txt": "TXT",
 }
+#: Formats that hold the float values themselves, unmapped: arrays and matrices of numbers.
+RAW_FORMATS = {"NPY", "CSV", "TXT"}
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 #: Written band by band (PNG by ``_png``, TIFF by tifffile with strips encoded here): 8 or 16
 #: bits, gray or colour, with alpha.
@@ -54,7 +58,7 @@ def output_format(path: Path) -> str:
     if fmt is None:
         raise UsageError(
             f"cannot tell the output format of {str(path)!r} from {path.suffix or 'no extension'!r}; "
-            "use .png, .jpg, .tif, .webp, .bmp or .npy"
+            "use .png, .jpg, .tif, .webp, .bmp, .npy, .csv or .txt"
         )
     return fmt
 
@@ -101,8 +105,10 @@ def save_result(
 ) -> str:
     """Write ``result`` to ``path`` in the format its extension names; returns a description.
 
-    ``.npy`` (and ``.tif`` with ``raw``) hold the float32 values unmapped; an H×W×C result goes
-    into a ``.npy`` file as C×H×W with ``layout`` CHW (PyTorch's order). Other formats get pixels
+    ``.npy``, ``.csv``, ``.txt`` (and ``.tif`` with ``raw``) hold the float32 values unmapped;
+    an H×W×C result goes into a ``.npy`` file as C×H×W with ``layout`` CHW (PyTorch's order); a
+    ``.csv``/``.txt`` matrix holds one map (exact values, see :mod:`cnncli.render.matrix`).
+    Other formats get pixels
     mapped with ``how`` to 8 bits, or 16 when the input was 16-bit and the format holds it.
     ``alpha`` (same height and width as ``result``) is attached where the format allows it.
     ``result`` may be :class:`Bands` for the mapped formats (``normalize`` then needs a fixed
@@ -110,7 +116,7 @@ def save_result(
     too.
     """
     fmt = output_format(path)
-    if fmt == "NPY" or (raw and fmt == "TIFF"):
+    if fmt in RAW_FORMATS or (raw and fmt == "TIFF"):
         if isinstance(result, Bands):
             raise ValueError("raw float output needs the whole result, not bands")
         return _save_raw(
@@ -392,6 +398,8 @@ def _save_raw(
         raise UsageError(
             f"{path}: a float TIFF holds one channel but the result has {channels}; save it as .npy"
         )
+    if fmt in ("CSV", "TXT"):
+        return _save_matrix(path, result, fmt, make_dir)
     axes = ""
     if result.ndim == 3:
         axes = " H×W×C"
@@ -406,6 +414,32 @@ def _save_raw(
             path, lambda tmp: Image.fromarray(result, mode="F").save(tmp, format="TIFF"), make_dir
         )
     return f"float32 {'×'.join(map(str, result.shape))}{axes}, unmapped"
+
+
+def check_matrix_output(path: Path, maps: int) -> None:
+    """A ``.csv``/``.txt`` output holds one map: refused, before any work, for more."""
+    if output_format(path) in ("CSV", "TXT") and maps != 1:
+        raise UsageError(
+            f"{path}: a {path.suffix} file holds one matrix but the result has {maps} maps; "
+            "write one file per map with --split, or all of them to .npy"
+        )
+
+
+def _save_matrix(path: Path, result: F32, fmt: str, make_dir: bool) -> str:
+    """One map as rows of numbers: CSV, or text aligned as ``--print`` shows it."""
+    from cnncli.render.matrix import csv_text, txt_text
+
+    matrix = result if result.ndim == 2 else result[:, :, 0]
+    check_matrix_output(path, 1 if result.ndim == 2 else int(result.shape[2]))
+    text = (csv_text if fmt == "CSV" else txt_text)(matrix)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+
+    atomic_write(path, write, make_dir)
+    h, w = matrix.shape
+    return f"float32 {h}×{w} as {'CSV' if fmt == 'CSV' else 'text'}, unmapped"
 
 
 def _save_npy(tmp: Path, result: F32) -> None:
