@@ -966,7 +966,9 @@ def test_help_has_examples_and_border_names(capsys: pytest.CaptureFixture[str]) 
     code, out, _ = run(["filter", "--help"], capsys)
     assert code == 0
     for needle in (
-        "seed.npy -k vertical-edge -p valid",
+        "seed.csv -k vertical-edge -p valid",
+        "-k vertical-edge -k horizontal-edge",
+        "--layout chw",
         "-k sobel",
         "gaussian:sigma=2",
         "--then relu --then maxpool:2",
@@ -1002,11 +1004,17 @@ def test_help_examples_run(
         if line.strip().startswith("cnncli filter")
     ]
     assert len(examples) >= 6
+    printed = {}
     for argv in examples:
-        code, _, err = run(argv[1:], capsys)
+        code, out, err = run(argv[1:], capsys)
         assert code == 0, f"{argv}: {err}"
-    assert np.load(tmp_path / "out.npy").tolist() == [[0, 39, 39, 0]] * 4
-    assert np.load(tmp_path / "samples" / "d2l-x_d2l-3d.npy").tolist() == [[56, 72], [104, 120]]
+        printed[" ".join(argv)] = out.splitlines()[1:]
+    seed = "cnncli filter samples/seed.csv -k vertical-edge -p"
+    assert printed[f"{seed} valid"] == ["0 39 39 0"] * 4
+    assert printed[f"{seed} 1"][1:5] == ["-30 0 39 39 0 -9"] * 4
+    d2l = next(v for k, v in printed.items() if "d2l-x-chw.npy" in k)
+    assert d2l == [" 56  72", "104 120"]
+    assert (tmp_path / "edges.png").exists()
     assert (tmp_path / "samples" / "camera_sobel-x_relu_maxpool2.png").exists()
     assert {"camera_emboss.png", "chelsea_emboss.png", "coffee_emboss.png"} <= set(
         listing(tmp_path / "embossed")

@@ -560,9 +560,9 @@ def test_several_maps_print_one_labelled_matrix_each(
     k = SAMPLES / "kernels" / "d2l-4d.json"
     assert out == (
         f"# {SAMPLES / 'd2l-x-chw.npy'} → stdout: 2×2, 3 maps, {k}, no border\n"
-        f"# map 1 of 3: {k}[0]\n 56  72\n104 120\n\n"
-        f"# map 2 of 3: {k}[1]\n 76 100\n148 172\n\n"
-        f"# map 3 of 3: {k}[2]\n 96 128\n192 224\n"
+        "# map 1 of 3: d2l-4d.json[0]\n 56  72\n104 120\n\n"
+        "# map 2 of 3: d2l-4d.json[1]\n 76 100\n148 172\n\n"
+        "# map 3 of 3: d2l-4d.json[2]\n 96 128\n192 224\n"
     )
 
 
@@ -692,3 +692,280 @@ def test_results_that_cannot_go_where_asked_are_refused_before_anything_is_writt
     code, out, err = run(["filter", *(a.format(**names) for a in args)], capsys)
     assert (code, out, err) == (2, "", f"cnncli: error: {message.format(**names)}\n")
     assert listing(tmp_path) == ["big.npy", "wide.npy"]
+
+
+# ------------------------------------------------------------------ 4. several kernels, maps
+
+
+def single(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], src: Path, kernel: str, ext: str, *opts: str
+) -> np.ndarray:
+    """What one kernel alone gives (the reference several kernels must agree with)."""
+    from PIL import Image
+
+    out = tmp_path / f"single-{kernel.replace(':', '_').replace('/', '_')}{ext}"
+    code, _, err = run(["filter", src, "-k", kernel, *opts, "-o", out, "--force"], capsys)
+    assert code == 0, err
+    return np.load(out) if ext == ".npy" else np.asarray(Image.open(out))
+
+
+@pytest.mark.oracle
+def test_several_kernels_are_one_layer_of_maps_in_order(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-k a -k b on a gray array is PyTorch's conv2d with the weight stack [a, b]: one map per
+    kernel, in the order given (H×W×N, or N×H×W with --layout chw)."""
+    x = RNG.normal(size=(10, 12)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    a = np.array([[1, 0, -1]] * 3, np.float32)
+    b = a.T.copy()
+    out = tmp_path / "o.npy"
+    code, line, err = run(
+        ["filter", tmp_path / "x.npy", "-k", "vertical-edge", "-k", "horizontal-edge"]
+        + ["-p", "1", "-o", out],
+        capsys,
+    )
+    assert code == 0, err
+    assert "float32 10×12×2 H×W×C, unmapped, vertical-edge + horizontal-edge, border zeros" in line
+    ref = torch_conv(x[None], np.stack([a, b])[:, None], padding=1)
+    np.testing.assert_allclose(np.moveaxis(np.load(out), -1, 0), ref, rtol=1e-5, atol=1e-5)
+    code, _, err = run(
+        ["filter", tmp_path / "x.npy", "-k", "horizontal-edge", "-k", "vertical-edge"]
+        + ["-p", "1", "--layout", "chw", "-o", out, "--force"],
+        capsys,
+    )
+    assert code == 0, err
+    np.testing.assert_allclose(np.load(out), ref[::-1], rtol=1e-5, atol=1e-5)
+
+
+def test_a_montage_holds_each_map_as_its_kernel_alone_maps_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The vertical and horizontal edges of one photo side by side, in one command: each tile
+    is exactly the picture that kernel alone writes (its own default mapping), under a label."""
+    from PIL import Image
+
+    from cnncli.images import montage
+
+    src = SAMPLES / "coffee.png"
+    kernels = ["vertical-edge", "horizontal-edge", "gaussian:sigma=2"]  # abs, abs, clip
+    out = tmp_path / "edges.png"
+    code, line, err = run(
+        ["filter", src, *(a for k in kernels for a in ("-k", k)), "-o", out], capsys
+    )
+    assert (code, err) == (0, "")
+    assert line == (
+        f"{src} → {out}: montage of 3 maps, 1816×423 RGB 8-bit, vertical-edge + horizontal-edge "
+        "+ gaussian:sigma=2, border reflect101, map abs/clip\n"
+    )
+    got = np.asarray(Image.open(out))
+    alone = [single(tmp_path, capsys, src, k, ".png") for k in kernels]
+    layout = montage([(k, a) for k, a in zip(kernels, alone, strict=True)])
+    assert layout.scale == 1 and got.shape == layout.pixels.shape
+    for (y, x), a in zip(layout.corners, alone, strict=True):
+        np.testing.assert_array_equal(got[y : y + 400, x : x + 600], a)
+        label = got[y - 12 : y - 1, x : x + 100]
+        assert (label > 200).any() and (label == 48).any()  # ink on the dark strip
+    assert (got[: layout.corners[0][0] - 14] == 48).all()  # the gap above the labels
+
+
+def test_small_maps_are_enlarged_and_eight_maps_make_a_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    out = tmp_path / "d2l.png"
+    code, line, err = run(
+        ["filter", SAMPLES / "d2l-x-chw.npy", "--layout", "chw", "-p", "valid"]
+        + ["-k", SAMPLES / "kernels" / "d2l-4d.json", "-o", out],
+        capsys,
+    )
+    assert code == 0, err
+    assert "montage of 3 maps (each enlarged ×32), " in line
+    got = np.asarray(Image.open(out))
+    from cnncli.images import montage
+
+    tiles = [(f"d2l-4d.json[{i}]", np.zeros((2, 2), np.uint8)) for i in range(3)]
+    layout = montage(tiles)
+    maps = np.load(SAMPLES / "d2l-x.npy")  # H×W×C: the same X
+    k4 = (
+        np.array([[[[0, 1], [2, 3]], [[1, 2], [3, 4]]]], np.float32)
+        + np.arange(3)[:, None, None, None]
+    )
+    for o, (y, x) in enumerate(layout.corners):
+        want = [
+            [(maps[i : i + 2, j : j + 2] * np.moveaxis(k4[o], 0, -1)).sum() for j in range(2)]
+            for i in range(2)
+        ]
+        big = np.kron(np.clip(np.array(want), 0, 255), np.ones((32, 32))).astype(np.uint8)
+        np.testing.assert_array_equal(got[y : y + 64, x : x + 64], big)
+    # Eight maps: a 3×3 grid.
+    np.save(tmp_path / "k8.npy", RNG.normal(size=(8, 3, 3, 3)).astype(np.float32))
+    code, line, err = run(
+        ["filter", SAMPLES / "chelsea.png", "-k", tmp_path / "k8.npy", "-o", tmp_path / "k8.png"],
+        capsys,
+    )
+    assert code == 0, err
+    w, h = Image.open(tmp_path / "k8.png").size
+    assert w == 4 + 3 * (451 + 4) and h > 3 * 300
+    assert "montage of 8 maps, " in line
+
+
+def test_as_rgb_packs_three_maps_each_mapped_by_its_kernel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    src = SAMPLES / "camera.png"
+    kernels = ["sobel-x", "box:size=9", "emboss"]  # abs, clip, offset
+    out = tmp_path / "rgb.png"
+    code, line, err = run(
+        ["filter", src, *(a for k in kernels for a in ("-k", k)), "--as-rgb", "-o", out], capsys
+    )
+    assert code == 0, err
+    assert (
+        "512×512 RGB 8-bit, sobel-x + box:size=9 + emboss, border reflect101, map abs/clip/offset"
+        in line
+    )
+    got = np.asarray(Image.open(out))
+    for c, k in enumerate(kernels):
+        np.testing.assert_array_equal(got[:, :, c], single(tmp_path, capsys, src, k, ".png"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["-k", "sobel-x", "-k", "sobel-y", "--as-rgb", "-o", "{t}/o.png"],
+            "--as-rgb packs exactly three maps into one colour picture; this result has 2 "
+            "(sobel-x, sobel-y)",
+        ),
+        (
+            ["-k", "sobel-x", "-k", "sobel-y", "-k", "box", "--as-rgb", "-o", "{t}/o.npy"],
+            "--as-rgb makes a colour picture (.png, .tif, …), not .npy values; drop --as-rgb, "
+            "or write a picture",
+        ),
+        (
+            ["-k", "sobel-x", "-k", "box", "--as-rgb", "--split", "-o", "{t}/o.png"],
+            "--as-rgb packs the maps into one picture, --split writes one file each; give one",
+        ),
+        (
+            ["-k", "sobel-x", "-k", "box", "--split", "--preview"],
+            "--split writes one file per map, but nothing is written for {src}; give -o NAME "
+            "or --out-dir DIR",
+        ),
+    ],
+)
+def test_as_rgb_and_split_misuse_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    src = SAMPLES / "camera.png"
+    code, out, err = run(["filter", src, *(a.format(t=tmp_path) for a in args)], capsys)
+    assert (code, out, err) == (2, "", f"cnncli: error: {message.format(src=src)}\n")
+    assert listing(tmp_path) == []
+
+
+def test_split_writes_one_file_per_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    src = SAMPLES / "camera.png"
+    code, line, err = run(
+        [
+            "filter",
+            src,
+            "-k",
+            "vertical-edge",
+            "-k",
+            "horizontal-edge",
+            "--split",
+            "-o",
+            tmp_path / "e.png",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert line == (
+        f"{src} → {tmp_path / 'e_vertical-edge.png'}, {tmp_path / 'e_horizontal-edge.png'}: "
+        "512×512 gray 8-bit, vertical-edge + horizontal-edge, border reflect101, map abs\n"
+    )
+    for k in ("vertical-edge", "horizontal-edge"):
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(tmp_path / f"e_{k}.png")),
+            single(tmp_path, capsys, src, k, ".png"),
+        )
+    # Named after the input in --out-dir, the stages after the kernel; a kernel given twice
+    # gets -2; raw values each H×W (C×H×W with --layout chw).
+    code, _, err = run(
+        ["filter", SAMPLES / "coffee.png", "-k", "sobel-x", "-k", "sobel-x", "--then", "relu"]
+        + ["--split", "--out-dir", tmp_path / "od", "--layout", "chw"],
+        capsys,
+    )
+    assert code == 0, err
+    assert listing(tmp_path / "od") == ["coffee_sobel-x-2_relu.png", "coffee_sobel-x_relu.png"]
+    code, _, err = run(
+        ["filter", SAMPLES / "coffee.png", "-k", "sobel-x", "-k", "box", "--split"]
+        + ["--layout", "chw", "-o", tmp_path / "raw.npy"],
+        capsys,
+    )
+    assert code == 0, err
+    both = single(tmp_path, capsys, SAMPLES / "coffee.png", "sobel-x", ".npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "raw_sobel-x.npy"), np.moveaxis(both, -1, 0))
+
+
+def test_split_refuses_before_writing_any_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No partial output: the second file exists, so the first is not written either; an
+    output over a kernel file is refused even with --force."""
+    (tmp_path / "e_horizontal-edge.png").write_bytes(b"mine")
+    code, out, err = run(
+        ["filter", SAMPLES / "camera.png", "-k", "vertical-edge", "-k", "horizontal-edge"]
+        + ["--split", "-o", tmp_path / "e.png"],
+        capsys,
+    )
+    assert (code, out) == (1, "")
+    assert err == (
+        f"cnncli: error: {tmp_path / 'e_horizontal-edge.png'}: already exists; use --force to "
+        "overwrite it\n"
+    )
+    assert listing(tmp_path) == ["e_horizontal-edge.png"]
+    assert (tmp_path / "e_horizontal-edge.png").read_bytes() == b"mine"
+    kfile = tmp_path / "k.txt"
+    kfile.write_text("1 0 -1\n")
+    code, _, err = run(
+        ["filter", SAMPLES / "camera.png", "-k", "box", "-k", kfile, "-o", kfile, "--force"], capsys
+    )
+    assert code == 1 and "is an input of this run; refusing to overwrite it" in err
+    assert kfile.read_text() == "1 0 -1\n"
+
+
+def test_kernels_of_different_sizes_cannot_stack_without_same_padding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = SAMPLES / "seed.npy"
+    code, out, err = run(
+        [
+            "filter",
+            src,
+            "-k",
+            "vertical-edge",
+            "-k",
+            "box:size=5",
+            "-p",
+            "valid",
+            "-o",
+            tmp_path / "o.npy",
+        ],
+        capsys,
+    )
+    assert (code, out) == (1, "")
+    assert err == (
+        f"cnncli: error: {src} (6×6 gray float): the kernels give maps of different sizes "
+        "(vertical-edge (3×3) → 4×4, box:size=5 (5×5) → 2×2); stack kernels of one size, or keep "
+        "the size with --padding same\n"
+    )
+    code, _, err = run(
+        ["filter", src, "-k", "vertical-edge", "-k", "box:size=5", "-o", tmp_path / "o.npy"], capsys
+    )
+    assert code == 0, err
+    assert np.load(tmp_path / "o.npy").shape == (6, 6, 2)

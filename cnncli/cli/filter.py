@@ -47,10 +47,19 @@ C_out×C_in×kh×kw either way).
 Output formats by extension: .png .jpg .tif .webp .bmp (pixels mapped with --map; 16-bit input,
 gray or colour, stays 16-bit in PNG/TIFF, gray stays gray, alpha passes through: with stride or
 valid padding each output pixel keeps the alpha of the input pixel its window is anchored on) and
-.npy (raw float32, no mapping; also .tif with --raw, one channel). PNG and TIFF are written by
-cnncli's own encoders on every core (PNG: zlib level 1 with the RLE strategy, as OpenCV; TIFF:
-deflate with the horizontal predictor), 8- or 16-bit, gray or RGB, with alpha; images are made band
-by band, so a large result never sits in memory whole.
+.npy (raw float32, no mapping; also .tif with --raw, one channel), .csv and .txt (one map as rows
+of numbers, exact float32 values). PNG and TIFF are written by cnncli's own encoders on every core
+(PNG: zlib level 1 with the RLE strategy, as OpenCV; TIFF: deflate with the horizontal predictor),
+8- or 16-bit, gray or RGB, with alpha; images are made band by band, so a large result never sits
+in memory whole.
+
+Matrices: a .csv/.txt input (rows of numbers, as kernel files) with no -o prints its result as an
+aligned matrix on stdout; --print does that for any result that fits the terminal.
+
+Several kernels (-k repeated) give one map per kernel, in order: H×W×N in .npy (N×H×W with
+--layout chw). As a picture, several maps make a labelled montage (a grid, each map mapped by its
+own kernel's default, maps smaller than 64 pixels enlarged); --as-rgb packs exactly three maps into
+one colour picture; --split writes one file per map.
 
 Kernel specs (see 'cnncli kernels'): a name with parameters (sobel, sobel-x, sobel-dir,
 gaussian:sigma=2, box:size=5, motion:length=9,angle=45, unsharp:amount=1.5, kirsch), an inline
@@ -66,9 +75,17 @@ Every report line names the border used ("border zeros", "no border" when nothin
 
 Examples:
 
-  cnncli filter samples/seed.npy -k vertical-edge -p valid -o out.npy
+  cnncli filter samples/seed.csv -k vertical-edge -p valid
 
-  (the course notes' 6×6 example: every row of out.npy is [0, 39, 39, 0])
+  (the course notes' 6×6 example, printed: four rows 0 39 39 0)
+
+  cnncli filter samples/seed.csv -k vertical-edge -p 1
+
+  (zero padding, as PyTorch's F.conv2d(x, k, padding=1): rows -30 0 39 39 0 -9)
+
+  cnncli filter samples/camera.png -k vertical-edge -k horizontal-edge -o edges.png
+
+  (both edge maps side by side, labelled, in one picture)
 
   cnncli filter samples/coffee.png -k sobel -o coffee_sobel.png
 
@@ -82,9 +99,9 @@ Examples:
 
   cnncli filter 'samples/*.png' -k emboss --gray --out-dir embossed/
 
-  cnncli filter samples/d2l-x.npy -k samples/kernels/d2l-3d.json -p valid
+  cnncli filter samples/d2l-x-chw.npy --layout chw -k samples/kernels/d2l-3d.json -p valid --print
 
-  (d2l's 2-channel example: samples/d2l-x_d2l-3d.npy holds [[56, 72], [104, 120]])
+  (d2l's 2-channel example, C×H×W as d2l holds it: [[56, 72], [104, 120]])
 """
 FILTER_HELP = FILTER_HELP.replace(
     "{borders}",
@@ -175,20 +192,20 @@ def _report(result: FilterResult) -> str:
     when they are printed (the line then a ``#`` comment, so the text reads back as a matrix)."""
     from cnncli.render.term import printable  # file names come from the command line
 
-    if result.printed is None:
-        target = result.target if result.target is not None else "preview"
-        return printable(
-            f"{result.source} → {target}: {result.described}, {result.label}, {result.border}, "
-            f"map {result.mapping}"
-        )
-    if result.target is None:
-        line = f"{result.source} → stdout: {result.described}, {result.label}, {result.border}"
+    if result.written:
+        target = ", ".join(map(str, result.written))
+    elif result.target is not None:
+        target = str(result.target)
     else:
-        line = (
-            f"{result.source} → {result.target}: {result.described}, {result.label}, "
-            f"{result.border}, map {result.mapping}"
-        )
-    return f"# {printable(line)}\n{result.printed.rstrip()}"
+        target = "stdout" if result.printed is not None else "preview"
+    only_printed = result.target is None and result.printed is not None
+    line = printable(
+        f"{result.source} → {target}: {result.described}, {result.label}, {result.border}"
+        + ("" if only_printed else f", map {result.mapping}")
+    )
+    if result.printed is None:
+        return line
+    return f"# {line}\n{result.printed.rstrip()}"
 
 
 @app.command("filter", help=FILTER_HELP)
@@ -202,11 +219,11 @@ def filter_command(
         ),
     ],
     kernel: Annotated[
-        str,
+        list[str],
         typer.Option(
             "--kernel",
             "-k",
-            help="Kernel: a name (see 'cnncli kernels'), an inline matrix \"1,0,-1;1,0,-1\", or a .txt/.csv/.json/.npy file.",
+            help="Kernel: a name (see 'cnncli kernels'), an inline matrix \"1,0,-1;1,0,-1\", or a .txt/.csv/.json/.npy file. Repeatable: one map per kernel, in order.",
             show_default=False,
         ),
     ],
@@ -331,6 +348,22 @@ def filter_command(
             "with no -o is printed anyway.",
         ),
     ] = False,
+    as_rgb: Annotated[
+        bool,
+        typer.Option(
+            "--as-rgb",
+            help="Write a result of exactly three maps as one colour picture (R, G, B in "
+            "kernel order, each mapped by its kernel) instead of a montage.",
+        ),
+    ] = False,
+    split: Annotated[
+        bool,
+        typer.Option(
+            "--split",
+            help="Write one file per map: <name>_<kernel>.<ext> after -o, or <input>_<kernel> "
+            "beside the input or in --out-dir.",
+        ),
+    ] = False,
     layout: Annotated[
         str,
         typer.Option(
@@ -358,6 +391,10 @@ def filter_command(
     anchor_yx = _ints(anchor, "--anchor", minimum=0) if anchor is not None else None
     if output is not None and out_dir is not None:
         raise UsageError("-o and --out-dir both given; use -o for one input or --out-dir for many")
+    if as_rgb and split:
+        raise UsageError(
+            "--as-rgb packs the maps into one picture, --split writes one file each; give one"
+        )
     spec = pipeline.build_spec(
         kernel,
         then=then or [],
@@ -379,6 +416,8 @@ def filter_command(
         layout=axes,
         print_result=print_values,
         columns=shutil.get_terminal_size().columns,
+        as_rgb=as_rgb,
+        split=split,
     )
     paths, problems = batch.expand(inputs)
     if not paths and problems:

@@ -24,7 +24,9 @@ from cnncli.images.write import (
     atomic_write,
     check_matrix_output,
     check_output,
+    montage,
     output_format,
+    save_montage,
     save_result,
 )
 
@@ -42,8 +44,10 @@ __all__ = [
     "load_image",
     "load_npy",
     "map_values",
+    "montage",
     "output_format",
     "peek",
+    "save_montage",
     "save_result",
     "to_gray",
     "to_rgb8",

@@ -8,6 +8,7 @@ goes through :mod:`cnncli.outputs`: a temp file in the target folder, then a ren
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -143,6 +144,96 @@ def save_result(
     writer = {"PNG": _write_png, "TIFF": _write_tiff}.get(fmt, _write_pillow)
     atomic_write(path, lambda tmp: writer(tmp, out, rows()), make_dir)
     return out.describe()
+
+
+# --------------------------------------------------------------------------------------------
+# A labelled montage of several maps
+# --------------------------------------------------------------------------------------------
+
+#: Maps whose longer side is shorter than this are enlarged by a whole factor (each value a
+#: block of pixels), so a 4×4 feature map can be seen.
+MONTAGE_MIN_SIDE = 64
+#: Pixels between the maps and around them.
+_GAP = 4
+#: The montage's background (dark grey: a black or white map still shows its edge) and ink.
+_BACKGROUND, _INK = 48, 255
+
+
+@dataclass
+class Montage:
+    """Maps laid out in a grid, each under its label: the pixels, where each map's top-left
+    pixel is, and the whole factor small maps were enlarged by."""
+
+    pixels: npt.NDArray[np.uint8]
+    corners: list[tuple[int, int]]
+    scale: int
+
+    def describe(self, count: int) -> str:
+        h, w = self.pixels.shape[:2]
+        kind = "gray" if self.pixels.ndim == 2 else "RGB"
+        grown = f" (each enlarged ×{self.scale})" if self.scale > 1 else ""
+        return f"montage of {count} maps{grown}, {w}×{h} {kind} 8-bit"
+
+
+def montage(tiles: list[tuple[str, npt.NDArray[np.uint8]]]) -> Montage:
+    """Lay out 8-bit maps of one size (gray H×W or colour H×W×3) in a grid — one row for up to
+    four, else about square — each under its label (cut to the map's width). Gray unless a
+    map is in colour."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h, w = tiles[0][1].shape[:2]
+    scale = max(1, MONTAGE_MIN_SIDE // max(h, w))
+    th, tw = h * scale, w * scale
+    n = len(tiles)
+    cols = n if n <= 4 else math.ceil(math.sqrt(n))
+    rows = -(-n // cols)
+    font = ImageFont.load_default()
+    top, _, _, bottom = font.getbbox("Ag…[]")
+    label_h = int(bottom) + 3
+    colour = any(px.ndim == 3 for _, px in tiles)
+    height = _GAP + rows * (label_h + th + _GAP)
+    width = _GAP + cols * (tw + _GAP)
+    canvas = Image.new(
+        "RGB" if colour else "L", (width, height), (_BACKGROUND,) * 3 if colour else _BACKGROUND
+    )
+    draw = ImageDraw.Draw(canvas)
+    corners = []
+    for i, (label, _) in enumerate(tiles):
+        left = _GAP + (i % cols) * (tw + _GAP)
+        y = _GAP + (i // cols) * (label_h + th + _GAP)
+        draw.text(
+            (left, y), _fitted(label, font, tw), fill=(_INK,) * 3 if colour else _INK, font=font
+        )
+        corners.append((y + label_h, left))
+    pixels = np.array(canvas)
+    for (y, x), (_, px) in zip(corners, tiles, strict=True):
+        big = np.repeat(np.repeat(px, scale, axis=0), scale, axis=1) if scale > 1 else px
+        if colour and big.ndim == 2:
+            big = big[:, :, None]
+        pixels[y : y + th, x : x + tw] = big
+    return Montage(pixels, corners, scale)
+
+
+def _fitted(label: str, font: Any, width: int) -> str:
+    """``label`` cut (ending in …) to at most ``width`` pixels in ``font``."""
+    if font.getlength(label) <= width:
+        return label
+    while len(label) > 1 and font.getlength(label + "…") > width:
+        label = label[:-1]
+    return label + "…"
+
+
+def save_montage(
+    path: Path, tiles: list[tuple[str, npt.NDArray[np.uint8]]], *, make_dir: bool = False
+) -> str:
+    """Write :func:`montage` of ``tiles`` to ``path`` (a picture format); its description."""
+    fmt = output_format(path)
+    made = montage(tiles)
+    px = made.pixels
+    out = _Output(path, fmt, (int(px.shape[0]), int(px.shape[1])), 1 if px.ndim == 2 else 3, 8)
+    writer = {"PNG": _write_png, "TIFF": _write_tiff}.get(fmt, _write_pillow)
+    atomic_write(path, lambda tmp: writer(tmp, out, iter([px])), make_dir)
+    return made.describe(len(tiles))
 
 
 @dataclass
