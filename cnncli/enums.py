@@ -190,6 +190,7 @@ class StageOp(StrEnum):
     RELU = "relu"
     MAXPOOL = "maxpool"
     AVGPOOL = "avgpool"
+    CONV = "conv"  # another convolution, with the run's padding, stride, dilation and border
 
 
 # --------------------------------------------------------------------------------------------

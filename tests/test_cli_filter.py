@@ -812,7 +812,7 @@ CASES = [
     (
         ["ok.png", "-k", "sobel", "--then", "softmax"],
         2,
-        "--then 'softmax' is not a stage; use relu, maxpool:K[:S] or avgpool:K[:S]",
+        "--then 'softmax' is not a stage; use relu, maxpool:K[:S], avgpool:K[:S] or conv:SPEC",
     ),
     (
         ["ok.png", "text.jpg", "-k", "sobel", "-o", "o.png"],

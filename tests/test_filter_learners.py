@@ -969,3 +969,212 @@ def test_kernels_of_different_sizes_cannot_stack_without_same_padding(
     )
     assert code == 0, err
     assert np.load(tmp_path / "o.npy").shape == (6, 6, 2)
+
+
+# ------------------------------------------------------------------ 5. chained layers
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(
+    ("opts", "torch_kw"),
+    [
+        (["-p", "1"], {"padding": 1}),
+        (["-p", "1", "-s", "2"], {"padding": 1, "stride": 2}),
+        (["-p", "2", "-d", "2"], {"padding": 2, "dilation": 2}),
+        (["-p", "valid"], {}),
+    ],
+)
+def test_conv_relu_pool_conv_is_pytorch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], opts: list[str], torch_kw: dict[str, Any]
+) -> None:
+    """conv (two kernels) → ReLU → max pool → conv (C_out×C_in×kh×kw, C_in = 2), as the notes
+    draw it: F.conv2d, F.relu, F.max_pool2d, F.conv2d with the same padding, stride, dilation."""
+    torch = pytest.importorskip("torch")
+    x = RNG.normal(size=(1, 23, 21)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x[0])
+    w1 = np.stack(
+        [np.array([[1, 0, -1]] * 3, np.float32), np.array([[1, 0, -1]] * 3, np.float32).T]
+    )
+    w2 = RNG.normal(size=(3, 2, 3, 3)).astype(np.float32)
+    np.save(tmp_path / "w2.npy", w2)
+    out = tmp_path / "o.npy"
+    code, line, err = run(
+        ["filter", tmp_path / "x.npy", "-k", "vertical-edge", "-k", "horizontal-edge"]
+        + ["--then", "relu", "--then", "maxpool:2", "--then", f"conv:{tmp_path / 'w2.npy'}"]
+        + [*opts, "--layout", "chw", "-o", out],
+        capsys,
+    )
+    assert code == 0, err
+    with torch.no_grad():
+        y = torch.nn.functional.conv2d(
+            torch.from_numpy(x)[None], torch.from_numpy(w1)[:, None], **torch_kw
+        )
+        y = torch.nn.functional.max_pool2d(torch.relu(y), 2)
+        y = torch.nn.functional.conv2d(y, torch.from_numpy(w2), **torch_kw)[0].numpy()
+    ours = np.load(out)
+    assert ours.shape == y.shape
+    np.testing.assert_allclose(ours, y, rtol=1e-5, atol=1e-4)
+    assert f"vertical-edge + horizontal-edge → relu → maxpool2 → conv:{tmp_path / 'w2.npy'}" in line
+    assert ("no border" if opts == ["-p", "valid"] else "border zeros") in line
+
+
+@pytest.mark.oracle
+def test_a_chain_on_a_photo_with_the_defaults_is_opencv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No --padding: every convolution keeps the size with reflect101, as cv2.filter2D."""
+    cv2 = pytest.importorskip("cv2")
+    from cnncli.filtering.kernels import resolve_kernel
+
+    out = tmp_path / "o.npy"
+    code, _, err = run(
+        ["filter", SAMPLES / "camera.png", "-k", "sobel-x", "--then", "relu", "--then", "maxpool:2"]
+        + ["--then", "conv:gaussian:sigma=2", "-o", out],
+        capsys,
+    )
+    assert code == 0, err
+    img = cv2.imread(str(SAMPLES / "camera.png"), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    kx = resolve_kernel("sobel-x").matrix
+    g = resolve_kernel("gaussian:sigma=2").matrix
+    y = np.maximum(cv2.filter2D(img, cv2.CV_32F, kx, borderType=cv2.BORDER_REFLECT_101), 0)
+    y = y.reshape(256, 2, 256, 2).max(axis=(1, 3))
+    y = cv2.filter2D(y, cv2.CV_32F, g, borderType=cv2.BORDER_REFLECT_101)
+    ours = np.load(out)
+    assert np.abs(ours - y).max() <= 1e-5 * 4 * 255 * 4
+
+
+def test_conv_stages_make_maps_labelled_by_their_kernel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "k4.npy", RNG.normal(size=(2, 3, 3, 3)).astype(np.float32))
+    code, out, err = run(
+        [
+            "filter",
+            SAMPLES / "seed.csv",
+            "-k",
+            "vertical-edge",
+            "-k",
+            "horizontal-edge",
+            "-k",
+            "box",
+        ]
+        + ["-p", "1", "--then", f"conv:{tmp_path / 'k4.npy'}", "--print"],
+        capsys,
+    )
+    assert code == 0, err
+    headings = [line for line in out.splitlines() if line.startswith("# map")]
+    k4 = tmp_path / "k4.npy"
+    assert headings == [f"# map 1 of 2: conv:{k4}[0]", f"# map 2 of 2: conv:{k4}[1]"]
+    code, line, err = run(
+        ["filter", SAMPLES / "camera.png", "-k", "sobel-x", "-k", "sobel-y", "-k", "box"]
+        + ["--then", f"conv:{k4}", "--split", "-o", tmp_path / "s.png"],
+        capsys,
+    )
+    assert code == 0, err
+    assert listing(tmp_path) == ["k4.npy", "s_conv-k4-0.png", "s_conv-k4-1.png"]
+
+
+def test_alpha_follows_every_convolution(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    rgba = RNG.integers(0, 256, size=(20, 24, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    code, _, err = run(
+        ["filter", tmp_path / "a.png", "-k", "box", "-p", "valid", "--then", "conv:box"]
+        + ["-o", tmp_path / "o.png"],
+        capsys,
+    )
+    assert code == 0, err
+    out = np.asarray(Image.open(tmp_path / "o.png"))
+    assert out.shape == (16, 20, 4)
+    np.testing.assert_array_equal(out[..., 3], rgba[2:-2, 2:-2, 3])
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["--then", "conv:"],
+            2,
+            "--then 'conv:': write conv:SPEC with a kernel spec, e.g. conv:sobel-x, "
+            'conv:"1,0,-1;1,0,-1" or conv:kernel.npy',
+        ),
+        (
+            ["--then", "conv:sobl"],
+            2,
+            "--then 'conv:sobl': unknown kernel 'sobl'; did you mean sobel, sobel-y, sobel-x? run "
+            "'cnncli kernels' for the list, or give a matrix like \"1,0,-1;1,0,-1;1,0,-1\" or a "
+            ".txt/.csv/.json/.npy file",
+        ),
+        (
+            ["--then", "conv:{d2l3}"],
+            1,
+            "--then conv:{d2l3}: kernel has 2 input channels (shape 2×2×2) but the result it "
+            "convolves has 3; give a 3×2×2 kernel, or a 2-D one for every channel",
+        ),
+        (
+            ["-p", "valid", "--then", "conv:box:size=5"],
+            1,
+            "{src} (6×6 gray float): stage conv:box:size=5: kernel 5 is larger than the padded "
+            "input 4 on axis H (input 4 + padding 0+0); use padding of at least 1 in total, or a "
+            "smaller kernel",
+        ),
+        (
+            ["-k", "box", "-p", "100", "--then", "conv:{k8}", "--limit", "output-values=50000"],
+            1,
+            "{src} (6×6): the result would be 402×402 pixels × 8 maps = 1,292,832 values, over "
+            "the output-values limit of 50,000; raise it with --limit output-values=1292832 if "
+            "you mean it",
+        ),
+        (
+            ["-k", "1e30", "--then", "conv:1e30"],
+            1,
+            "{src}: kernel custom can reach 1e+61 on this input (Σ|k| = 1e+30 × values up to "
+            "1e+31), beyond the float32 range (±3.4e+38) filters compute in; scale the kernel or "
+            "the input down",
+        ),
+    ],
+)
+def test_bad_conv_stages_are_one_line_errors_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, message: str
+) -> None:
+    src = SAMPLES / "seed.npy"
+    k8 = tmp_path / "kernels" / "k8.npy"  # 8 maps of one: the stage, not the first layer, is big
+    k8.parent.mkdir()
+    np.save(k8, np.ones((8, 1, 3, 3), np.float32))
+    names = {"src": src, "d2l3": SAMPLES / "kernels" / "d2l-3d.json", "k8": k8}
+    kernel = [] if "-k" in args else ["-k", "vertical-edge", "-k", "horizontal-edge", "-k", "box"]
+    got = run(
+        ["filter", src, *kernel, *(a.format(**names) for a in args), "-o", tmp_path / "o.npy"],
+        capsys,
+    )
+    assert got == (code, "", f"cnncli: error: {message.format(**names)}\n")
+    assert listing(tmp_path) == ["kernels", "kernels/k8.npy"]
+
+
+def test_a_conv_stage_kernel_file_is_never_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kfile = tmp_path / "k.npy"
+    np.save(kfile, np.ones((3, 3), np.float32))
+    before = kfile.read_bytes()
+    code, _, err = run(
+        [
+            "filter",
+            SAMPLES / "seed.npy",
+            "-k",
+            "box",
+            "--then",
+            f"conv:{kfile}",
+            "-o",
+            kfile,
+            "--force",
+        ],
+        capsys,
+    )
+    assert (
+        code == 1 and "is an input of this run; refusing to overwrite it, even with --force" in err
+    )
+    assert kfile.read_bytes() == before

@@ -320,7 +320,7 @@ def filter_command(
         list[str] | None,
         typer.Option(
             "--then",
-            help="A CNN stage after the kernel, repeatable in order: relu, maxpool:K[:S], avgpool:K[:S] (alpha is pooled the same way, so it keeps fitting the picture).",
+            help="A CNN stage after the kernel, repeatable in order: relu, maxpool:K[:S], avgpool:K[:S], conv:SPEC (another convolution, any kernel spec, with the same --padding, --stride, --dilation, --border and --convolve; alpha follows every stage, so it keeps fitting the picture).",
             show_default=False,
         ),
     ] = None,
@@ -426,7 +426,7 @@ def filter_command(
         )
     jobs = batch.plan(paths, output, out_dir, spec)
     batch.check_raw(output, raw)
-    read = batch.read_files(jobs, kernel)
+    read = batch.read_files(jobs, [*kernel, *(st.text for st in spec.convolutions)])
     pipeline.warm_core(spec, jobs[0].source)
     if len(jobs) == 1 and not problems:
         print(_report(pipeline.filter_file(jobs[0], spec, read, warn=_warn, preview=_preview)))

@@ -129,12 +129,31 @@ class FilterSpec:
         """What output names add to the input's stem: ``sobel-x-conv_relu_maxpool2``;
         several kernels are joined by ``+``."""
         head = "+".join(self.kernel_slug(i) for i in range(len(self.kernels)))
-        return "_".join([head] + [st.label for st in self.stages])
+        return "_".join([head] + [st.slug for st in self.stages])
 
     def maps(self, channels: int) -> int:
-        """Result maps: for each kernel, one per channel for a 2-D kernel, one for
-        Cin×kh×kw, Cout for 4-D."""
-        return sum({2: channels, 3: 1, 4: int(k.matrix.shape[0])}[k.ndim] for k in self.kernels)
+        """Maps the kernels make of ``channels``: for each kernel, one per channel for a 2-D
+        kernel, one for Cin×kh×kw, Cout for 4-D."""
+        return sum(maps_made(k, channels) for k in self.kernels)
+
+    @property
+    def convolutions(self) -> tuple[Stage, ...]:
+        """The ``--then conv:SPEC`` stages, in order."""
+        return tuple(st for st in self.stages if st.op is StageOp.CONV)
+
+    def final_maps(self, channels: int) -> int:
+        """Maps of the result: the kernels', then each ``--then conv`` stage's."""
+        maps = self.maps(channels)
+        for st in self.convolutions:
+            assert st.kernel is not None
+            maps = maps_made(st.kernel, maps)
+        return maps
+
+
+def maps_made(k: Kernel, channels: int) -> int:
+    """Maps one kernel makes of ``channels``: each channel for a 2-D kernel (filtered alike),
+    one for C_in×kh×kw (summed), C_out for C_out×C_in×kh×kw."""
+    return {2: channels, 3: 1, 4: int(k.matrix.shape[0])}[k.ndim]
 
 
 def padding_and_border(
@@ -278,12 +297,25 @@ def map_groups(spec: FilterSpec, channels: int) -> list[MapGroup]:
         for g in made:
             groups.append(dataclasses.replace(g, first=first + g.first))
         first += sum(g.count for g in made)
+    for stage in spec.convolutions:
+        groups = _convolved_groups(spec, stage, groups)
     seen: dict[str, int] = {}
     for n, g in enumerate(groups):
         seen[g.slug] = seen.get(g.slug, 0) + 1
         if seen[g.slug] > 1:
             groups[n] = dataclasses.replace(g, slug=f"{g.slug}-{seen[g.slug]}")
     return groups
+
+
+def _convolved_groups(spec: FilterSpec, stage: Stage, groups: list[MapGroup]) -> list[MapGroup]:
+    """The groups after a ``--then conv`` stage: a 2-D kernel convolves each map alike (the
+    groups stay, mapped by its rule); C_in×kh×kw makes one map, C_out×C_in×kh×kw C_out."""
+    k = stage.kernel
+    assert k is not None
+    how = spec.mapping if spec.mapping is not None else k.mapping
+    if k.ndim == 2:
+        return [dataclasses.replace(g, mapping=how, value_range=k.value_range) for g in groups]
+    return _kernel_groups(k, stage.label, stage.slug, how, 1)
 
 
 def _kernel_groups(k: Kernel, name: str, slug: str, how: Mapping, channels: int) -> list[MapGroup]:
@@ -435,8 +467,8 @@ def plan_sizes(
     what: str,
     warn: Warn,
 ) -> tuple[list[Geometry], tuple[int, int]]:
-    """The filter's geometry (one per kernel, all of one output size) and the size after the
-    --then stages for an ``hw`` input, with
+    """The filter's geometry (one per kernel, all of one output size, then one per ``--then
+    conv`` stage) and the size after the --then stages for an ``hw`` input, with
     every size checked against the work budget before anything is allocated. Errors name the
     file (``what`` describes it) — in a batch, one image can be too small or too large while
     the others fit."""
@@ -457,10 +489,28 @@ def plan_sizes(
             for k in spec.kernels
         ]
         _same_size(spec, geoms)
+        maps = spec.maps(channels)
         for geom in geoms:
-            correlate.check_work(geom, channels, spec.maps(channels))
-        ho, wo = geoms[0].output_size
-        final = plan_stages(spec.stages, (ho, wo))
+            correlate.check_work(geom, channels, maps)
+        hw = geoms[0].output_size
+        for stage in spec.stages:
+            if stage.op is not StageOp.CONV:
+                hw = plan_stages([stage], hw)
+                continue
+            # Another convolution: the run's padding, stride, dilation and border.
+            assert stage.kernel is not None
+            try:
+                geom = correlate.plan_geometry(
+                    hw, stage.kernel.spatial, padding=spec.padding, stride=spec.stride,
+                    dilation=spec.dilation, flip=spec.flip,
+                )  # fmt: skip
+            except ShapeError as err:
+                raise ShapeError(f"stage {stage.spec}: {err}") from None
+            made = maps_made(stage.kernel, maps)
+            correlate.check_work(geom, maps, made)
+            geoms.append(geom)
+            hw, maps = geom.output_size, made
+        final = (int(hw[0]), int(hw[1]))
     except (ShapeError, LimitError) as err:
         raise type(err)(f"{short(job.source)} ({what}): {err}") from None
     return geoms, final
@@ -605,6 +655,16 @@ def check_channels(job: FilterJob, spec: FilterSpec, pic: Picture, warn: Warn) -
                     f"{it} with {cin} channels: {fix}"
                 )
         raise KernelError(channel_mismatch(k, pic.channels, "the image"))
+    maps = spec.maps(pic.channels)
+    for stage in spec.convolutions:
+        assert stage.kernel is not None
+        cin = kernel_inputs(stage.kernel)
+        if cin is not None and cin != maps:
+            raise KernelError(
+                f"--then {stage.spec}: "
+                + channel_mismatch(stage.kernel, maps, "the result it convolves")
+            )
+        maps = maps_made(stage.kernel, maps)
 
 
 def _dims(shape: Sequence[int]) -> str:
@@ -633,11 +693,14 @@ def channel_mismatch(k: Kernel, channels: int, what: str) -> str:
 
 class _Bands:
     """Rows of the final result on demand: the correlation rows they read (through the
-    pooling stages, back to front), correlated, then every stage."""
+    pooling stages, back to front), correlated, then every stage. With a ``--then conv``
+    stage the result is made whole once (a convolution's border reads rows from anywhere;
+    the work budget bounds every layer) and handed out in bands."""
 
     def __init__(self, spec: FilterSpec, pic: Picture, geom: Geometry) -> None:
         self.spec, self.pic = spec, pic
-        self.width = geom.output_size[1]
+        self.height, self.width = geom.output_size
+        self.whole: Any = None
 
     def correlate(self, rows: tuple[int, int]) -> Any:
         """Correlation rows ``rows`` of every kernel, their maps side by side (last axis)."""
@@ -670,9 +733,31 @@ class _Bands:
             return outs[0]
         return np.concatenate([o if o.ndim == 3 else o[:, :, None] for o in outs], axis=2)
 
+    def layers(self) -> Any:
+        """The whole result: the kernels' maps, then every stage, convolutions included."""
+        from cnncli.filtering.correlate import apply_kernel
+        from cnncli.filtering.stages import run_stage
+
+        s = self.spec
+        out = self.correlate((0, self.height))
+        for stage in s.stages:
+            if stage.op is not StageOp.CONV:
+                out = run_stage(stage, out)
+                continue
+            assert stage.kernel is not None
+            out = apply_kernel(
+                stage.kernel, out, padding=s.padding, stride=s.stride, dilation=s.dilation,
+                border=s.border, border_value=s.border_value, flip=s.flip,
+            )  # fmt: skip
+        return out[:, :, 0] if out.ndim == 3 and out.shape[2] == 1 else out
+
     def __call__(self, r0: int, r1: int) -> Any:
         from cnncli.filtering.stages import run_stage
 
+        if self.spec.convolutions:
+            if self.whole is None:
+                self.whole = self.layers()
+            return self.whole[r0:r1]
         spans = [(r0, r1)]
         for stage in reversed(self.spec.stages):
             spans.append(stage.rows_needed(*spans[-1]))
@@ -696,16 +781,19 @@ def _spans(height: int, rows: int) -> list[tuple[int, int]]:
 
 
 def _value_range(
-    spec: FilterSpec, produce: Callable[[int, int], Any], spans: list[tuple[int, int]]
+    how: Mapping,
+    fixed: tuple[float, float] | None,
+    produce: Callable[[int, int], Any],
+    spans: list[tuple[int, int]],
 ) -> Any:
-    """The range ``normalize`` maps from: the kernel's own, or the result's min..max found in a
+    """The range ``normalize`` maps from: the kernel's own (``fixed``), or the result's min..max found in a
     first pass over the bands, so the result can still be made, mapped and written band by
     band (the correlation runs twice; holding the whole float32 result, and a gradient's x and
     y responses beside it, took 4.6 GB on an 89-MP colour photo)."""
-    if spec.how is not Mapping.NORMALIZE:
+    if how is not Mapping.NORMALIZE:
         return None
-    if spec.kernel.value_range is not None:
-        return spec.kernel.value_range
+    if fixed is not None:
+        return fixed
     lo, hi = float("inf"), float("-inf")
     for r0, r1 in spans:
         band = produce(r0, r1)
@@ -733,7 +821,7 @@ def _filter_file(
     targets = _targets(job, spec, groups)
     _check_targets(job, spec, inputs, (fh, fw), groups, targets, printing)
     run = _Run(job, spec, pic, groups, (fh, fw) if maps == 1 else (fh, fw, maps))
-    run.alpha = _alpha(spec, pic, geoms[0])
+    run.alpha = _alpha(spec, pic, geoms)
     produce: Callable[[int, int], Any] = _Bands(spec, pic, geoms[0])
     raw = job.output is not None and (
         images.output_format(job.output) in images.RAW_FORMATS or spec.raw
@@ -776,17 +864,25 @@ class _Run:
         return _band_rows(self.spec, self.shape[1], maps)
 
 
-def _alpha(spec: FilterSpec, pic: Picture, geom: Geometry) -> Any:
-    """The picture's alpha as the result carries it: the geometry, then the pooling stages."""
+def _alpha(spec: FilterSpec, pic: Picture, geoms: Sequence[Geometry]) -> Any:
+    """The picture's alpha as the result carries it: the geometry, then the pooling and
+    convolution stages (``geoms``: the kernels', then each convolution stage's)."""
     import numpy as np
 
     from cnncli.filtering.correlate import output_tap
     from cnncli.filtering.stages import run_stage
 
     tap = output_tap(spec.kernel.spatial, spec.anchor, spec.flip)
-    alpha = alpha_through(pic.alpha, geom, tap, spec.dilation)
+    alpha = alpha_through(pic.alpha, geoms[0], tap, spec.dilation)
+    convolved = iter(geoms[len(spec.kernels) :])
     for stage in spec.stages:
-        if alpha is not None and stage.op is not StageOp.RELU:
+        if alpha is None or stage.op is StageOp.RELU:
+            continue
+        if stage.op is StageOp.CONV:  # as the first convolution: the anchored pixel's
+            assert stage.kernel is not None
+            tap = output_tap(stage.kernel.spatial, None, spec.flip)
+            alpha = alpha_through(alpha, next(convolved), tap, spec.dilation)
+        else:
             alpha = np.rint(run_stage(stage, alpha.astype(np.float32))).astype(alpha.dtype)
     return alpha
 
@@ -803,13 +899,13 @@ def _streamed(
     from cnncli import images
 
     job, spec, pic, shape = run.job, run.spec, run.pic, run.shape
-    how = spec.how
+    how, fixed = run.groups[0].mapping, run.groups[0].value_range
     rows = run.rows()
     mapped = job.output is not None and not raw
     value_range = (
-        _value_range(spec, produce, _spans(shape[0], rows))
+        _value_range(how, fixed, produce, _spans(shape[0], rows))
         if mapped
-        else (spec.kernel.value_range if how is Mapping.NORMALIZE else None)
+        else (fixed if how is Mapping.NORMALIZE else None)
     )
     preview = None
     if spec.preview and preview_maker is not None:
@@ -956,7 +1052,7 @@ def _targets(
         return []
     if not spec.split:
         return [(out, tuple(groups))]
-    stages = "_".join(st.label for st in spec.stages)
+    stages = "_".join(st.slug for st in spec.stages)
     named: list[tuple[Path, tuple[MapGroup, ...]]] = []
     for g in groups:
         if job.named:
@@ -1033,7 +1129,11 @@ def _refuse_overflow(job: FilterJob, spec: FilterSpec, pic: Picture) -> None:
         peak = float(np.max(np.abs(pic.data))) if pic.data.size else 0.0
     else:
         peak = float(pic.maxval)
-    _reach(job, spec.kernels, max(peak, abs(spec.border_value)))
+    border = abs(spec.border_value)
+    reach = _reach(job, spec.kernels, max(peak, border))
+    for stage in spec.convolutions:  # each convolution reads the one before
+        assert stage.kernel is not None
+        reach = _reach(job, [stage.kernel], max(reach, border))
 
 
 def _reach(job: FilterJob, kernels: Sequence[Kernel], peak: float) -> float:
