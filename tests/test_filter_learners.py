@@ -9,6 +9,7 @@ library.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -1178,3 +1179,19 @@ def test_a_conv_stage_kernel_file_is_never_overwritten(
         code == 1 and "is an input of this run; refusing to overwrite it, even with --force" in err
     )
     assert kfile.read_bytes() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_matrix_name_on_a_pipe_or_device_is_never_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The matrix reader goes through the one opener: a FIFO named .csv is refused from its
+    stat (never opened blocking), a link to /dev/zero named .txt likewise."""
+    os.mkfifo(tmp_path / "pipe.csv")
+    (tmp_path / "zero.txt").symlink_to("/dev/zero")
+    for name, what in (
+        ("pipe.csv", "is a pipe, not a regular file; save it to a file first"),
+        ("zero.txt", "is a character device, not a regular file; give an image file"),
+    ):
+        code, out, err = run(["filter", tmp_path / name, "-k", "box"], capsys)
+        assert (code, out, err) == (1, "", f"cnncli: error: {tmp_path / name}: {what}\n")

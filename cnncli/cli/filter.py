@@ -38,7 +38,8 @@ IMAGE may be files, globs (quoted or not) and directories (their image files). W
 names the output; with many, --out-dir holds them as <stem>_<kernel>.<ext>. With neither, each
 result is written next to its input as <stem>_<kernel>.<ext> (the input's format; .png for GIF;
 .npy for .npy input), never over an existing file unless --force, never over an input. With
---preview and neither -o nor --out-dir, nothing is written: the result is only shown.
+--preview or --print and neither -o nor --out-dir, nothing is written: the result is only shown;
+a .csv/.txt matrix input is printed, not written.
 
 Arrays (.npy) are read and written H×W×C (channels last, as NumPy and TensorFlow hold them); with
 --layout chw they are C×H×W, as PyTorch and d2l hold them (a 4-D kernel is PyTorch's
@@ -96,6 +97,10 @@ Examples:
   cnncli filter samples/camera.png -k sobel-x --then relu --then maxpool:2
 
   (one CNN stage, conv → ReLU → pool: writes samples/camera_sobel-x_relu_maxpool2.png)
+
+  cnncli filter samples/seed.csv -k vertical-edge -k horizontal-edge -p 1 --then relu --then maxpool:2 --then conv:samples/kernels/d2l-3d.json
+
+  (two layers: two edge maps, ReLU, pooling, then d2l's two-channel kernel over both)
 
   cnncli filter 'samples/*.png' -k emboss --gray --out-dir embossed/
 
@@ -214,7 +219,8 @@ def filter_command(
         list[str],
         typer.Argument(
             metavar="IMAGE",
-            help="Image files, globs, directories or .npy arrays (H×W×C; C×H×W with --layout chw).",
+            help="Image files, globs, directories, .npy arrays (H×W×C; C×H×W with --layout chw) "
+            "or .csv/.txt matrices.",
             show_default=False,
         ),
     ],
