@@ -93,6 +93,13 @@ BORDER_ALIASES: dict[Border, tuple[str, str]] = {
     Border.CONSTANT: ("BORDER_CONSTANT", "constant"),
 }
 
+#: PyTorch's ``padding_mode`` names that mean the same border (its ``reflect`` is
+#: reflect101, so that one word is left to OpenCV's meaning: cnncli's ``reflect``).
+TORCH_BORDER_NAMES: dict[Border, str] = {
+    Border.CONSTANT: "zeros",  # with the value 0, the only constant PyTorch has
+    Border.WRAP: "circular",
+}
+
 BORDER_PICTURE: dict[Border, str] = {
     Border.REFLECT101: "dcb|abcd|cba",
     Border.REFLECT: "cba|abcd|dcb",
@@ -113,25 +120,47 @@ def _border_names() -> dict[str, Border]:
             if name == "reflect_101" and b is not Border.REFLECT101:
                 continue
             names[_border_key(name)] = b
+    for b, torch_name in TORCH_BORDER_NAMES.items():
+        names[_border_key(torch_name)] = b
     return names
 
 
 def parse_border(text: Border | str) -> Border:
-    """The :class:`Border` named by ``text``: cnncli's name, OpenCV's (``BORDER_REFLECT_101``)
-    or scipy.ndimage's (``mirror``, ``nearest``, ``grid-wrap``), any case, ``-``/``_`` ignored;
-    a UsageError listing them otherwise."""
+    """The :class:`Border` named by ``text``: cnncli's name, OpenCV's (``BORDER_REFLECT_101``),
+    scipy.ndimage's (``mirror``, ``nearest``, ``grid-wrap``) or PyTorch's (``zeros``,
+    ``circular``), any case, ``-``/``_`` ignored; a UsageError listing them otherwise."""
     if isinstance(text, Border):
         return text
     found = _border_names().get(_border_key(str(text)))
     if found is not None:
         return found
-    shown = [b.value for b in Border] + [sp for _, sp in BORDER_ALIASES.values()]
+    shown = (
+        [b.value for b in Border]
+        + [sp for _, sp in BORDER_ALIASES.values()]
+        + list(TORCH_BORDER_NAMES.values())
+    )
     close = difflib.get_close_matches(str(text).strip().lower(), shown, n=1)
     hint = f"did you mean {close[0]}? " if close else ""
     raise UsageError(
         f"unknown border {text!r}; {hint}use one of reflect101, reflect, replicate, wrap, "
         "constant[=v] (or OpenCV's/scipy's names: mirror, nearest, grid-wrap, …)"
     )
+
+
+def border_name(border: Border, value: float) -> str:
+    """How a report line names a border: ``zeros`` for the constant 0 (PyTorch's
+    ``padding_mode='zeros'``, TensorFlow's only padding), ``constant=128``, or the mode."""
+    if border is Border.CONSTANT:
+        return "zeros" if value == 0 else f"constant={value:g}"
+    return border.value
+
+
+@unique
+class Layout(StrEnum):
+    """The axis order of arrays read and written (``.npy``): where the channels are."""
+
+    HWC = "hwc"  # channels last: H×W×C, as images, NumPy and TensorFlow hold them
+    CHW = "chw"  # channels first: C×H×W, as PyTorch (and d2l) hold them
 
 
 @unique
@@ -161,6 +190,7 @@ class StageOp(StrEnum):
     RELU = "relu"
     MAXPOOL = "maxpool"
     AVGPOOL = "avgpool"
+    CONV = "conv"  # another convolution, with the run's padding, stride, dilation and border
 
 
 # --------------------------------------------------------------------------------------------

@@ -592,7 +592,7 @@ def test_batch_with_one_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 1
     lines = err.splitlines()
     assert lines == [
-        f"cnncli: error: {src / 'b.jpg'}: not an image Pillow can read; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array",
+        f"cnncli: error: {src / 'b.jpg'}: not an image Pillow can read; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, a .npy array or a .csv/.txt matrix",
         "cnncli: error: 1 of 3 files failed",
     ]
     assert listing(tmp_path / "out") == ["a_sobel.png", "c_sobel.png"]
@@ -647,7 +647,7 @@ def test_default_output_next_to_input(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0
     assert (tmp_path / "cat_gaussian-sigma1p5.png").exists()
     assert (
-        f"{img} → {tmp_path / 'cat_gaussian-sigma1p5.png'}: 451×300 RGB 8-bit, gaussian:sigma=1.5, map clip"
+        f"{img} → {tmp_path / 'cat_gaussian-sigma1p5.png'}: 451×300 RGB 8-bit, gaussian:sigma=1.5, border reflect101, map clip"
         in out
     )
     code, _, err = run(["filter", img, "-k", "gaussian:sigma=1.5"], capsys)
@@ -726,12 +726,12 @@ CASES = [
     (
         ["text.jpg", "-k", "sobel"],
         1,
-        "text.jpg: not an image Pillow can read; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array",
+        "text.jpg: not an image Pillow can read; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, a .npy array or a .csv/.txt matrix",
     ),
     (
         ["empty.png", "-k", "sobel"],
         1,
-        "empty.png: empty; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array",
+        "empty.png: empty; give a PNG, JPEG, TIFF, BMP, WebP or GIF file, a .npy array or a .csv/.txt matrix",
     ),
     (
         ["cut.png", "-k", "sobel"],
@@ -802,7 +802,7 @@ CASES = [
     (
         ["ok.png", "-k", "sobel", "-o", "o.gif"],
         2,
-        "cannot tell the output format of 'o.gif' from '.gif'; use .png, .jpg, .tif, .webp, .bmp or .npy",
+        "cannot tell the output format of 'o.gif' from '.gif'; use .png, .jpg, .tif, .webp, .bmp, .npy, .csv or .txt",
     ),
     (
         ["ok.png", "-k", "sobel", "--map", "loud"],
@@ -812,7 +812,7 @@ CASES = [
     (
         ["ok.png", "-k", "sobel", "--then", "softmax"],
         2,
-        "--then 'softmax' is not a stage; use relu, maxpool:K[:S] or avgpool:K[:S]",
+        "--then 'softmax' is not a stage; use relu, maxpool:K[:S], avgpool:K[:S] or conv:SPEC",
     ),
     (
         ["ok.png", "text.jpg", "-k", "sobel", "-o", "o.png"],
@@ -966,7 +966,9 @@ def test_help_has_examples_and_border_names(capsys: pytest.CaptureFixture[str]) 
     code, out, _ = run(["filter", "--help"], capsys)
     assert code == 0
     for needle in (
-        "seed.npy -k vertical-edge -p valid",
+        "seed.csv -k vertical-edge -p valid",
+        "-k vertical-edge -k horizontal-edge",
+        "--layout chw",
         "-k sobel",
         "gaussian:sigma=2",
         "--then relu --then maxpool:2",
@@ -1002,11 +1004,17 @@ def test_help_examples_run(
         if line.strip().startswith("cnncli filter")
     ]
     assert len(examples) >= 6
+    printed = {}
     for argv in examples:
-        code, _, err = run(argv[1:], capsys)
+        code, out, err = run(argv[1:], capsys)
         assert code == 0, f"{argv}: {err}"
-    assert np.load(tmp_path / "out.npy").tolist() == [[0, 39, 39, 0]] * 4
-    assert np.load(tmp_path / "samples" / "d2l-x_d2l-3d.npy").tolist() == [[56, 72], [104, 120]]
+        printed[" ".join(argv)] = out.splitlines()[1:]
+    seed = "cnncli filter samples/seed.csv -k vertical-edge -p"
+    assert printed[f"{seed} valid"] == ["0 39 39 0"] * 4
+    assert printed[f"{seed} 1"][1:5] == ["-30 0 39 39 0 -9"] * 4
+    d2l = next(v for k, v in printed.items() if "d2l-x-chw.npy" in k)
+    assert d2l == [" 56  72", "104 120"]
+    assert (tmp_path / "edges.png").exists()
     assert (tmp_path / "samples" / "camera_sobel-x_relu_maxpool2.png").exists()
     assert {"camera_emboss.png", "chelsea_emboss.png", "coffee_emboss.png"} <= set(
         listing(tmp_path / "embossed")
@@ -1053,7 +1061,7 @@ def test_real_entry_point_reports_and_writes_before_it_ends(tmp_path: Path) -> N
         text=True,
     )
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.endswith("sobel-x, map abs\n") and ok.stderr == ""
+    assert ok.stdout.endswith("sobel-x, border reflect101, map abs\n") and ok.stderr == ""
     assert np.asarray(Image.open(out)).shape == (512, 512)
     Image.open(out).verify()  # whole file, every chunk's CRC right
     bad = subprocess.run(
@@ -1114,7 +1122,9 @@ def test_streamed_output_is_the_whole_result_mapped(
     pic = images.load_image(src)
     opts = dict(zip(args[::2], args[1::2], strict=True))
     kernel = named(opts["-k"])
-    border, _, value = opts.get("--border", "reflect101").partition("=")
+    # An explicit --padding pads with zeros unless --border says otherwise.
+    fallback = "constant" if "--padding" in opts else "reflect101"
+    border, _, value = opts.get("--border", fallback).partition("=")
     stride = int(opts.get("--stride", 1))
     whole = apply_kernel(
         kernel, pic.data, padding=opts.get("--padding", "same"), stride=stride,

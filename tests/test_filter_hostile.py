@@ -69,7 +69,7 @@ def test_limit_raised_lets_it_through(folder: Path, capsys: pytest.CaptureFixtur
         ["filter", "a.png", "-k", "sobel", "-o", "o.png", "--limit", "output-values=6000"], capsys
     )
     assert code == 0, err
-    assert out == "a.png → o.png: 50×40 RGB 8-bit, sobel, map abs\n"
+    assert out == "a.png → o.png: 50×40 RGB 8-bit, sobel, border reflect101, map abs\n"
 
 
 def test_unknown_limit_is_a_usage_error(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,8 +195,8 @@ def test_one_bad_file_in_three(
     assert "aborted" not in err and "internal error" not in err and "Traceback" not in err
     assert sorted(p.name for p in (folder / "out").iterdir()) == ["a_sobel.png", "c_sobel.png"]
     assert out.splitlines() == [
-        "a.png → out/a_sobel.png: 50×40 RGB 8-bit, sobel, map abs",
-        "c.png → out/c_sobel.png: 50×40 RGB 8-bit, sobel, map abs",
+        "a.png → out/a_sobel.png: 50×40 RGB 8-bit, sobel, border reflect101, map abs",
+        "c.png → out/c_sobel.png: 50×40 RGB 8-bit, sobel, border reflect101, map abs",
     ]
 
 
@@ -241,7 +241,7 @@ def test_reader_faults_are_per_file(
     code, out, err = run(["filter", "c.png", "a.png", "-k", "sobel", "--out-dir", "out"], capsys)
     assert code == 1
     assert err == f"cnncli: error: {message}\ncnncli: error: 1 of 2 files failed\n"
-    assert out == "a.png → out/a_sobel.png: 50×40 RGB 8-bit, sobel, map abs\n"
+    assert out == "a.png → out/a_sobel.png: 50×40 RGB 8-bit, sobel, border reflect101, map abs\n"
     # Alone, the same fault is the run's one line (not "aborted", not "internal error").
     code, out, err = run(["filter", "c.png", "-k", "sobel", "-o", "x.png"], capsys)
     assert code == 1 and err == f"cnncli: error: {message}\n" and out == ""
@@ -416,7 +416,10 @@ def test_preview_never_converts_the_whole_picture(
     code, out, err = run(["filter", "big.png", "-k", "sobel", "--preview"], capsys)
     assert code == 0, err
     assert len(seen) == 2 and all(s[0] * s[1] <= 100 * 100 for s in seen), seen
-    assert out.splitlines()[-1] == "big.png → preview: 400×600×3 (not written), sobel, map abs"
+    assert (
+        out.splitlines()[-1]
+        == "big.png → preview: 400×600×3 (not written), sobel, border reflect101, map abs"
+    )
 
 
 # ------------------------------------------------------------------ 6. no writable Numba cache

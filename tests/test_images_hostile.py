@@ -34,7 +34,7 @@ from cnncli.images import load_image, peek, read
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 SIXTEEN = Path(__file__).resolve().parent / "data" / "sixteen"
-GIVE = "give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array"
+GIVE = "give a PNG, JPEG, TIFF, BMP, WebP or GIF file, a .npy array or a .csv/.txt matrix"
 GS = shutil.which("gs")
 needs_gs = pytest.mark.skipif(GS is None, reason="Ghostscript (gs) is not installed")
 

@@ -30,7 +30,7 @@ def test_filter_file_returns_a_result_and_writes_what_the_core_computes(tmp_path
     job = pipeline.FilterJob(tmp_path / "x.npy", tmp_path / "y.npy")
     result = pipeline.filter_file(job, spec, [job.source], warn=_no_warnings)
     assert result == pipeline.FilterResult(
-        job.source, job.output, result.described, "sobel-x → relu", "raw"
+        job.source, job.output, result.described, "sobel-x → relu", "raw", "border replicate"
     )
     want = np.maximum(apply_kernel(spec.kernel, image, stride=(2, 1), border="replicate"), 0)
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), want)

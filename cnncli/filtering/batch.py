@@ -76,14 +76,16 @@ def _unique(paths: list[Path]) -> list[Path]:
 
 def default_ext(source: Path, spec: FilterSpec) -> str:
     """The extension of an output named after its input: the input's format (.png for one
-    that cannot be written), .npy for .npy input, raw output, or a result that is no picture."""
-    from cnncli.images import SAVE_FORMATS
+    that cannot be written; a .csv/.txt matrix stays one when the result is one map, or one
+    map a file with --split), .npy for .npy input, raw output, or several maps of a matrix."""
+    from cnncli.images import SAVE_FORMATS, is_matrix
 
-    kernel = spec.kernel
     ext = source.suffix.lower()
-    maps = int(kernel.matrix.shape[0]) if kernel.ndim == 4 else 1
-    if spec.raw or ext == ".npy" or maps not in (1, 3):
+    if is_matrix(source) and (spec.maps(1) == 1 or spec.split) and not spec.raw:
+        return ext
+    if spec.raw or ext == ".npy" or is_matrix(source):
         return ".npy"
+    # Several maps make a montage (or --as-rgb's colour, or --split's files) in that format.
     return ext if ext in SAVE_FORMATS else ".png"
 
 
@@ -91,7 +93,7 @@ def check_raw(output: Path | None, raw: bool) -> None:
     """--raw writes floats: refused for an -o picture format that cannot hold them."""
     if output is None or not raw or not output.suffix:
         return
-    if output.suffix.lower() not in (".npy", ".tif", ".tiff"):
+    if output.suffix.lower() not in (".npy", ".tif", ".tiff", ".csv", ".txt"):
         raise UsageError(
             f"--raw writes float values, which only .npy and .tif hold; not {output.suffix}"
         )
@@ -101,7 +103,10 @@ def plan(
     paths: list[Path], output: Path | None, out_dir: Path | None, spec: FilterSpec
 ) -> list[FilterJob]:
     """One job per input: -o for one input, ``<stem>_<slug>.<ext>`` in --out-dir or beside the
-    input otherwise (nothing with --preview and neither); two inputs never share an output."""
+    input otherwise; with neither, nothing is written for --preview, --print or a .csv/.txt
+    matrix input (its result is printed); two inputs never share an output."""
+    from cnncli.images import is_matrix
+
     if output is not None and out_dir is not None:
         raise UsageError("-o and --out-dir both given; use -o for one input or --out-dir for many")
     if output is not None and len(paths) > 1:
@@ -113,8 +118,14 @@ def plan(
     for src in paths:
         if output is not None:
             dest: Path | None = output
-        elif out_dir is None and spec.preview:
+        elif out_dir is None and (spec.preview or spec.print_result or is_matrix(src)):
             dest = None
+            if spec.split:
+                raise UsageError(
+                    f"--split writes one file per map, but nothing is written for {src}"
+                    + (" (a .csv/.txt matrix is printed)" if is_matrix(src) else "")
+                    + "; give -o NAME or --out-dir DIR"
+                )
         else:
             folder = out_dir if out_dir is not None else src.parent
             dest = folder / f"{src.stem}_{spec.slug}{default_ext(src, spec)}"
@@ -126,17 +137,18 @@ def plan(
                     "give them different names or separate --out-dir runs"
                 )
             targets[key] = src
-        jobs.append(FilterJob(src, dest, out_dir is not None))
+        jobs.append(FilterJob(src, dest, out_dir is not None, named=output is not None))
     return jobs
 
 
-def read_files(jobs: Sequence[FilterJob], kernel_spec: str) -> list[Path]:
-    """Every file the run reads (the inputs, and the kernel file if it is one): no output may
+def read_files(jobs: Sequence[FilterJob], kernel_specs: str | Sequence[str]) -> list[Path]:
+    """Every file the run reads (the inputs, and each kernel that is a file): no output may
     replace one, even with --force."""
     files = [j.source for j in jobs]
-    kernel_file = Path(os.path.expanduser(kernel_spec.strip()))
-    if regular(kernel_file):
-        files.append(kernel_file)
+    for text in [kernel_specs] if isinstance(kernel_specs, str) else kernel_specs:
+        kernel_file = Path(os.path.expanduser(text.strip()))
+        if regular(kernel_file):
+            files.append(kernel_file)
     return files
 
 

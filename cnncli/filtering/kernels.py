@@ -39,7 +39,7 @@ import numpy.typing as npt
 
 from cnncli import limits
 from cnncli.enums import Combine, Mapping
-from cnncli.errors import KernelError, UsageError
+from cnncli.errors import CnnCliError, KernelError, UsageError
 from cnncli.npyfile import NpyHeaderError, read_header
 
 
@@ -663,20 +663,26 @@ def _cut(text: str, keep: int = 100) -> str:
     return f"{text[:half]}…{text[-half:]}"
 
 
-def _number(token: str, where: str, error: type[KernelError] = KernelError) -> float:
+#: The plural of what :func:`parse_rows` reads, for its messages.
+_PLURAL = {"kernel": "kernels", "matrix": "matrices"}
+
+
+def _number(
+    token: str, where: str, error: type[CnnCliError] = KernelError, noun: str = "kernel"
+) -> float:
     if len(token) > MAX_NUMBER_CHARS:
         raise error(
-            f"kernel {where}: {_quote(token)} is too long for a number; "
+            f"{noun} {where}: {_quote(token)} is too long for a number; "
             f"write at most {MAX_NUMBER_CHARS} characters, e.g. 1.5e-3"
         )
     try:
         value = float(token)
     except ValueError:
-        raise error(f"kernel {where}: {token!r} is not a number") from None
+        raise error(f"{noun} {where}: {token!r} is not a number") from None
     if math.isnan(value) or token.lstrip("+-").lower() in ("inf", "infinity"):
-        raise error(f"kernel {where} is {token}; kernels need finite numbers")
+        raise error(f"{noun} {where} is {token}; {_PLURAL[noun]} need finite numbers")
     if abs(value) > F32_MAX:
-        raise error(f"kernel {where} is {token}, outside {_F32_RANGE}")
+        raise error(f"{noun} {where} is {token}, outside {_F32_RANGE}")
     return value
 
 
@@ -691,31 +697,43 @@ def _count_values(row: str) -> int:
     return sum(1 for _ in _TOKEN.finditer(row))
 
 
-def parse_rows(text: str, source: str, error: type[KernelError] = KernelError) -> Array:
+def parse_rows(
+    text: str,
+    source: str,
+    error: type[CnnCliError] = KernelError,
+    *,
+    noun: str = "kernel",
+    check_size: Callable[[tuple[int, int]], None] | None = None,
+) -> Array:
     """Rows of numbers (``;`` or line breaks between rows; commas, spaces or tabs between
-    values) → a 2-D matrix.
+    values) → a 2-D matrix: a kernel, or (``noun`` ``"matrix"``) a matrix to filter.
 
-    Blank lines and ``#`` comments are skipped. The rows are counted first, so the kernel's
-    size passes the ``kernel-taps`` limit before any value is converted; ragged rows,
-    non-numbers, NaN/inf, values outside float32 and empty input raise ``error`` naming the row.
+    Blank lines and ``#`` comments are skipped. The rows are counted first, so the size passes
+    its limit (``check_size``; by default the kernel's ``kernel-taps``) before any value is
+    converted; ragged rows, non-numbers, NaN/inf, values outside float32 and empty input raise
+    ``error`` naming the row.
     """
     text = _COMMENT.sub("", text)
     first = next(_rows(text), None)
     if first is None:
-        raise error(f"kernel {source} is empty; give at least one number")
+        raise error(f"{noun} {source} is empty; give at least one number")
     nrows = _VALUE_ROW.subn("", text)[1]  # counted in C: a file of 5 million rows is quick
     ncols = _count_values(first)
-    _check_taps((nrows, ncols), source)
+    if check_size is None:
+        _check_taps((nrows, ncols), source)
+    else:
+        check_size((nrows, ncols))
     out = np.empty((nrows, ncols), dtype=np.float64)
     for r, row in enumerate(_rows(text), 1):
         count = _count_values(row)
         if count != ncols:
             raise error(
-                f"kernel {source} row {r} has {count:,} value{'s' if count != 1 else ''} "
+                f"{noun} {source} row {r} has {count:,} value{'s' if count != 1 else ''} "
                 f"but row 1 has {ncols:,}; every row needs the same number of values"
             )
         for c, match in enumerate(_TOKEN.finditer(row), 1):
-            out[r - 1, c - 1] = _number(match.group(), f"{source} row {r} value {c}", error)
+            where = f"{source} row {r} value {c}"
+            out[r - 1, c - 1] = _number(match.group(), where, error, noun)
     return out
 
 

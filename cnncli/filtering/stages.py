@@ -1,12 +1,16 @@
-"""The ``--then`` stages after a kernel: ReLU and pooling (size, the rows a band reads, values).
+"""The ``--then`` stages after a kernel: ReLU, pooling (size, the rows a band reads, values)
+and another convolution (``conv:SPEC``, any kernel spec).
 
-Pure NumPy; sizes come from :mod:`cnncli.arithmetic`, like ``cnncli shape --op maxpool``.
+Pure NumPy; sizes come from :mod:`cnncli.arithmetic`, like ``cnncli shape --op maxpool``. A
+convolution stage is planned and run by :mod:`cnncli.filtering.pipeline` with the run's
+padding, stride, dilation and border (the Numba core lives there, not here).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -14,26 +18,43 @@ import numpy.typing as npt
 from cnncli.enums import StageOp
 from cnncli.errors import ShapeError, UsageError
 
+if TYPE_CHECKING:
+    from cnncli.filtering.kernels import Kernel
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, eq=False)  # a kernel's weights: compared as objects
 class Stage:
-    """One ``--then`` stage: ``relu``, or pooling with a square window and stride."""
+    """One ``--then`` stage: ``relu``, pooling with a square window and stride, or ``conv``
+    with a kernel (``text``: its spec as typed)."""
 
     op: StageOp
     size: int = 0
     stride: int = 0
+    kernel: Kernel | None = None
+    text: str = ""
 
     @property
     def label(self) -> str:
+        """How the report line names the stage: ``relu``, ``maxpool2``, ``conv:sobel-x``."""
         if self.op is StageOp.RELU:
             return "relu"
+        if self.op is StageOp.CONV:
+            return f"conv:{self.text}"
         return f"{self.op}{self.size}" + (f"s{self.stride}" if self.stride != self.size else "")
 
     @property
+    def slug(self) -> str:
+        """What output names say of the stage: ``relu``, ``maxpool2``, ``conv-sobel-x``."""
+        if self.op is StageOp.CONV:
+            assert self.kernel is not None
+            return f"conv-{self.kernel.slug}"
+        return self.label
+
+    @property
     def spec(self) -> str:
-        """The stage as it is written: ``relu``, ``maxpool:2``, ``avgpool:3:2``."""
-        if self.op is StageOp.RELU:
-            return "relu"
+        """The stage as it is written: ``relu``, ``maxpool:2``, ``avgpool:3:2``, ``conv:box``."""
+        if self.op in (StageOp.RELU, StageOp.CONV):
+            return self.label
         return f"{self.op}:{self.size}" + (f":{self.stride}" if self.stride != self.size else "")
 
     def output_size(self, hw: tuple[int, int]) -> tuple[int, int]:
@@ -43,6 +64,8 @@ class Stage:
         --op maxpool``."""
         if self.op is StageOp.RELU:
             return hw
+        if self.op is StageOp.CONV:  # a convolution's size depends on the run's options
+            raise ValueError("a conv stage is planned by the pipeline (plan_sizes)")
         if self.size > min(hw):
             fits = min(hw)
             raise ShapeError(
@@ -71,8 +94,24 @@ def plan_stages(stages: Sequence[Stage], hw: tuple[int, int]) -> tuple[int, int]
 
 
 def parse_stage(text: str) -> Stage:
-    """``relu``, ``maxpool:2``, ``avgpool:3:2`` (window 3, stride 2)."""
+    """``relu``, ``maxpool:2``, ``avgpool:3:2`` (window 3, stride 2), ``conv:SPEC`` (any kernel
+    spec: a name with parameters, an inline matrix, a file; its case kept)."""
     op, _, rest = text.strip().lower().partition(":")
+    if op == StageOp.CONV:
+        spec = text.strip().partition(":")[2].strip()
+        if not spec:
+            raise UsageError(
+                f"--then {text!r}: write conv:SPEC with a kernel spec, e.g. conv:sobel-x, "
+                'conv:"1,0,-1;1,0,-1" or conv:kernel.npy'
+            )
+        from cnncli.errors import CnnCliError
+        from cnncli.filtering.kernels import resolve_kernel
+
+        try:
+            kernel = resolve_kernel(spec)
+        except CnnCliError as err:  # the same error (and exit code), saying which stage
+            raise type(err)(f"--then {text.strip()!r}: {err}") from None
+        return Stage(StageOp.CONV, kernel=kernel, text=spec)
     if op == StageOp.RELU and not rest:
         return Stage(StageOp.RELU)
     if op in (StageOp.MAXPOOL, StageOp.AVGPOOL):
@@ -86,7 +125,9 @@ def parse_stage(text: str) -> Stage:
                 f"--then {text!r}: write {op}:K or {op}:K:S with a positive window K and stride S"
             )
         return Stage(StageOp(op), values[0], values[-1])
-    raise UsageError(f"--then {text!r} is not a stage; use relu, maxpool:K[:S] or avgpool:K[:S]")
+    raise UsageError(
+        f"--then {text!r} is not a stage; use relu, maxpool:K[:S], avgpool:K[:S] or conv:SPEC"
+    )
 
 
 def run_stage(stage: Stage, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -98,6 +139,8 @@ def run_stage(stage: Stage, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float3
     (no window views reduced over two axes, no float64 copy). Average pooling sums in
     float32, as PyTorch's AvgPool2d does, then divides by K².
     """
+    if stage.op is StageOp.CONV:
+        raise ValueError("a conv stage is run by the pipeline (with the run's geometry)")
     if stage.op is StageOp.RELU:
         if x.dtype == np.float32 and x.flags.writeable:
             return np.maximum(x, 0, out=x)

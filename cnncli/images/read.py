@@ -1,4 +1,5 @@
-"""Reading pictures and arrays for ``cnncli filter``: the one opener every read goes through.
+"""Reading pictures, arrays and matrices for ``cnncli filter``: the one opener every read goes
+through.
 
 Loading gives the pixels (H×W or H×W×C) in the file's own value scale: 8- and 16-bit pixels as
 they are stored (uint8 0..255, uint16 0..65535; the Numba core reads them without a float32
@@ -33,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cnncli import limits, outputs
+from cnncli.enums import Layout
 from cnncli.errors import ImageError
 from cnncli.images.pixels import Picture
 from cnncli.npyfile import NpyHeaderError, read_header
@@ -85,7 +87,16 @@ _NOT_IMAGES: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "a zip archive"),
     (b"PK\x05\x06", "a zip archive"),
 )
-_GIVE = "give a PNG, JPEG, TIFF, BMP, WebP or GIF file, or a .npy array"
+_GIVE = "give a PNG, JPEG, TIFF, BMP, WebP or GIF file, a .npy array or a .csv/.txt matrix"
+
+#: Text files of rows of numbers (as kernel files): a matrix to filter, told by the extension
+#: (text has no magic bytes) once the content named no picture format.
+MATRIX_EXTENSIONS = (".csv", ".txt")
+
+
+def is_matrix(path: Path) -> bool:
+    """Whether ``path`` names a ``.csv``/``.txt`` matrix (by its extension)."""
+    return path.suffix.lower() in MATRIX_EXTENSIONS
 
 
 def _sniff(head: bytes) -> str | None:
@@ -155,6 +166,8 @@ def _opened(p: Path) -> Iterator[_Source]:
         if not head:
             raise ImageError(f"{p}: empty; {_GIVE}")
         fmt = _sniff(head)
+        if fmt is None and is_matrix(p):
+            fmt = "MATRIX"
         if fmt is None:
             what = next((w for magic, w in _NOT_IMAGES if head.startswith(magic)), None)
             if what == "a zip archive" and p.suffix.lower() == ".npy":
@@ -616,7 +629,23 @@ def _npy_header(src: _Source) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
     return shape, dtype, fortran
 
 
-def _check_npy(src: _Source, limit: int) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
+#: How each layout names a 3-D array's axes, and how to ask for the other.
+_LAYOUT_WORDS = {
+    Layout.HWC: "H×W×C (channels last; --layout chw reads C×H×W)",
+    Layout.CHW: "C×H×W (--layout chw; channels last is --layout hwc)",
+}
+
+
+def array_hw(shape: tuple[int, ...], layout: Layout) -> tuple[int, int]:
+    """(height, width) of a 2-D or 3-D array stored in ``layout``."""
+    if len(shape) == 3 and layout is Layout.CHW:
+        return shape[1], shape[2]
+    return shape[0], shape[1]
+
+
+def _check_npy(
+    src: _Source, limit: int, layout: Layout = Layout.HWC
+) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
     """Everything :func:`load_npy` refuses, told from the header alone, before any allocation:
     pickled objects, non-numbers, wrong dimensions, too many pixels, missing data."""
     path = src.path
@@ -629,8 +658,8 @@ def _check_npy(src: _Source, limit: int) -> tuple[tuple[int, ...], np.dtype[Any]
     if dtype.kind not in "biuf":
         raise ImageError(f"{path}: array of dtype {dtype}; give real numbers")
     if len(shape) not in (2, 3) or math.prod(shape) == 0 or min(shape) < 0:
-        raise ImageError(f"{path}: array of shape {shape}; give H×W or H×W×C (channels last)")
-    h, w = shape[:2]
+        raise ImageError(f"{path}: array of shape {shape}; give H×W or {_LAYOUT_WORDS[layout]}")
+    h, w = array_hw(shape, layout)
     if h * w > limit:
         raise ImageError(
             f"{path}: {w}×{h} = {h * w:,} pixels is more than {limit:,} pixels, refused before "
@@ -647,9 +676,10 @@ def _check_npy(src: _Source, limit: int) -> tuple[tuple[int, ...], np.dtype[Any]
     return shape, dtype, fortran
 
 
-def _load_npy(src: _Source, limit: int) -> Picture:
+def _load_npy(src: _Source, limit: int, layout: Layout = Layout.HWC) -> Picture:
+    """The array as the filter reads it, H×W or H×W×C (a C×H×W array is moved there)."""
     path = src.path
-    shape, dtype, fortran = _check_npy(src, limit)
+    shape, dtype, fortran = _check_npy(src, limit, layout)
     count = math.prod(shape)
     try:
         raw = src.fh.read(count * dtype.itemsize)
@@ -662,28 +692,75 @@ def _load_npy(src: _Source, limit: int) -> Picture:
     if not np.all(np.isfinite(data)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(data))[0])
         raise ImageError(f"{path}: value at {list(bad)} is {data[bad]}; images need finite numbers")
+    if data.ndim == 3 and layout is Layout.CHW:
+        data = np.moveaxis(data, 0, -1)  # made contiguous below
     if data.ndim == 3 and data.shape[2] == 1:
         data = data[:, :, 0]
     return Picture(path, np.ascontiguousarray(data), None, "npy", 32, "NPY")
+
+
+# --------------------------------------------------------------------------------------------
+# .csv/.txt matrices
+# --------------------------------------------------------------------------------------------
+
+
+def _load_matrix(src: _Source, limit: int) -> Picture:
+    """A matrix of rows of numbers, read as kernel files are (the one row parser): the file's
+    size passes the ``file-bytes`` limit before it is read, its rows × columns the pixel
+    ``limit`` before any value is converted; ragged rows, non-numbers and NaN/inf are refused
+    naming the row and value."""
+    from cnncli.filtering.kernels import parse_rows
+
+    path = src.path
+    budget = limits.get("file-bytes")
+    limits.check("file-bytes", src.size, f"{path} has {src.size:,} bytes")
+    try:
+        raw = src.fh.read(budget + 1)  # the size may lie (a growing file): stop at the limit
+    except OSError as err:
+        raise ImageError(f"{path}: cannot read ({outputs.describe_os_error(err)})") from None
+    limits.check("file-bytes", len(raw), f"{path} has more than {budget:,} bytes")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImageError(
+            f"{path}: not text; a {path.suffix} matrix holds rows of numbers, e.g. 1,0,-1"
+        ) from None
+
+    def check_size(shape: tuple[int, int]) -> None:
+        h, w = shape
+        if h * w > limit:
+            raise ImageError(
+                f"{path}: {w}×{h} = {h * w:,} values is more than {limit:,} pixels, refused "
+                "before reading them; raise the limit with --max-pixels N if you trust the file"
+            )
+
+    data = parse_rows(text, str(path), ImageError, noun="matrix", check_size=check_size)
+    return Picture(path, data.astype(np.float32), None, "matrix", 32, "MATRIX")
 
 
 def _pixel_limit(max_pixels: int | None) -> int:
     return limits.get("pixels") if max_pixels is None else max_pixels
 
 
-def load_npy(path: Path, *, max_pixels: int | None = None) -> Picture:
-    """An H×W or H×W×C array of any real numeric dtype; NaN/inf refused. Everything else is
-    refused from the header, before loading: pickled objects, too many pixels (``max_pixels``,
-    by default the ``pixels`` limit), data missing from the file."""
+def load_npy(path: Path, *, max_pixels: int | None = None, layout: Layout = Layout.HWC) -> Picture:
+    """An H×W or H×W×C array (C×H×W with ``layout`` CHW, moved to H×W×C) of any real numeric
+    dtype; NaN/inf refused. Everything else is refused from the header, before loading:
+    pickled objects, too many pixels (``max_pixels``, by default the ``pixels`` limit), data
+    missing from the file."""
     p = Path(path)
     with _opened(p) as src:
         if src.format != "NPY":
             raise ImageError(f"{p}: not a NumPy .npy array (it is a {src.format} file)")
-        return _load_npy(src, _pixel_limit(max_pixels))
+        return _load_npy(src, _pixel_limit(max_pixels), layout)
 
 
 def load_image(
-    path: str | Path, *, max_pixels: int | None = None, gray: bool = False, warn: Any = None
+    path: str | Path,
+    *,
+    max_pixels: int | None = None,
+    gray: bool = False,
+    warn: Any = None,
+    layout: Layout = Layout.HWC,
 ) -> Picture:
     """Read a PNG, JPEG, TIFF, BMP, WebP, GIF or PPM/PGM picture (EXIF orientation applied) or a
     ``.npy`` array, told by its content, from a regular file only.
@@ -697,12 +774,16 @@ def load_image(
     picture converted by Pillow's own ``convert("L")`` (the values :func:`to_gray` gives, at a
     fraction of the time and memory); anything else is returned as it is, for :func:`to_gray` to
     handle or refuse.
+
+    ``layout``: how a 3-D ``.npy`` array is stored (C×H×W with CHW); pictures have their own.
     """
     p = Path(path)
     limit = _pixel_limit(max_pixels)
     with _opened(p) as src:
         if src.format == "NPY":
-            return _load_npy(src, limit)
+            return _load_npy(src, limit, layout)
+        if src.format == "MATRIX":
+            return _load_matrix(src, limit)
         if src.format == "TIFF":
             pic = _load_tiff(src, limit, gray, warn)
             if pic is not None:
@@ -783,18 +864,21 @@ def _pixels_of(p: Path, im: Any) -> tuple[npt.NDArray[Any], int]:
     raise ImageError(f"{p}: Pillow mode {im.mode!r} is not supported; convert it to RGB or L")
 
 
-def peek(path: Path) -> tuple[np.dtype[Any], tuple[int, int]] | None:
-    """The pixel type and (height, width) :func:`load_image` will give for ``path``, from the
-    file's header alone (nothing decoded), or None if that cannot be told cheaply. The filter
-    command uses it to load the matching compiled core while the image decodes."""
+def peek(path: Path, layout: Layout = Layout.HWC) -> tuple[np.dtype[Any], tuple[int, int]] | None:
+    """The pixel type and (height, width) :func:`load_image` will give for ``path`` (a 3-D
+    ``.npy`` array read in ``layout``), from the file's header alone (nothing decoded), or None
+    if that cannot be told cheaply. The filter command uses it to load the matching compiled
+    core while the image decodes."""
     hush = _Collect()
     for name in _LOGGERS:
         logging.getLogger(name).addHandler(hush)
     try:
         with _opened(Path(path)) as src:
             if src.format == "NPY":
-                shape = _check_npy(src, limits.get("pixels"))[0]
-                return np.dtype(np.float32), (shape[0], shape[1])
+                shape = _check_npy(src, limits.get("pixels"), layout)[0]
+                return np.dtype(np.float32), array_hw(shape, layout)
+            if src.format == "MATRIX":  # no header: its size is known once it is read
+                return None
             # Only headers are read, through the same opener as load_image: nothing is
             # consumed or blocked on, no other format tried. Warnings, log records and a
             # decompression bomb are load_image's to report.

@@ -8,6 +8,7 @@ goes through :mod:`cnncli.outputs`: a temp file in the target folder, then a ren
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cnncli import outputs
-from cnncli.enums import Mapping
+from cnncli.enums import Layout, Mapping
 from cnncli.errors import ImageError, UsageError
 from cnncli.images.pixels import Picture, map_values
 
@@ -36,7 +37,11 @@ SAVE_FORMATS = {
     ".webp": "WEBP",
     ".bmp": "BMP",
     ".npy": "NPY",
+    ".csv": "CSV",
+    ".txt": "TXT",
 }
+#: Formats that hold the float values themselves, unmapped: arrays and matrices of numbers.
+RAW_FORMATS = {"NPY", "CSV", "TXT"}
 _ALPHA_FORMATS = {"PNG", "TIFF", "WEBP"}
 #: Written band by band (PNG by ``_png``, TIFF by tifffile with strips encoded here): 8 or 16
 #: bits, gray or colour, with alpha.
@@ -54,7 +59,7 @@ def output_format(path: Path) -> str:
     if fmt is None:
         raise UsageError(
             f"cannot tell the output format of {str(path)!r} from {path.suffix or 'no extension'!r}; "
-            "use .png, .jpg, .tif, .webp, .bmp or .npy"
+            "use .png, .jpg, .tif, .webp, .bmp, .npy, .csv or .txt"
         )
     return fmt
 
@@ -97,10 +102,14 @@ def save_result(
     alpha: npt.NDArray[Any] | None = None,
     warn: Any = None,
     make_dir: bool = False,
+    layout: Layout = Layout.HWC,
 ) -> str:
     """Write ``result`` to ``path`` in the format its extension names; returns a description.
 
-    ``.npy`` (and ``.tif`` with ``raw``) hold the float32 values unmapped. Other formats get pixels
+    ``.npy``, ``.csv``, ``.txt`` (and ``.tif`` with ``raw``) hold the float32 values unmapped;
+    an H×W×C result goes into a ``.npy`` file as C×H×W with ``layout`` CHW (PyTorch's order); a
+    ``.csv``/``.txt`` matrix holds one map (exact values, see :mod:`cnncli.render.matrix`).
+    Other formats get pixels
     mapped with ``how`` to 8 bits, or 16 when the input was 16-bit and the format holds it.
     ``alpha`` (same height and width as ``result``) is attached where the format allows it.
     ``result`` may be :class:`Bands` for the mapped formats (``normalize`` then needs a fixed
@@ -108,10 +117,12 @@ def save_result(
     too.
     """
     fmt = output_format(path)
-    if fmt == "NPY" or (raw and fmt == "TIFF"):
+    if fmt in RAW_FORMATS or (raw and fmt == "TIFF"):
         if isinstance(result, Bands):
             raise ValueError("raw float output needs the whole result, not bands")
-        return _save_raw(path, np.ascontiguousarray(result, dtype=np.float32), fmt, make_dir)
+        return _save_raw(
+            path, np.ascontiguousarray(result, dtype=np.float32), fmt, make_dir, layout
+        )
     how = Mapping(how)
     _refuse_unmapped(path, result, raw, how, value_range)
     bits = 16 if like.bits == 16 and fmt in _16BIT_FORMATS else 8
@@ -133,6 +144,96 @@ def save_result(
     writer = {"PNG": _write_png, "TIFF": _write_tiff}.get(fmt, _write_pillow)
     atomic_write(path, lambda tmp: writer(tmp, out, rows()), make_dir)
     return out.describe()
+
+
+# --------------------------------------------------------------------------------------------
+# A labelled montage of several maps
+# --------------------------------------------------------------------------------------------
+
+#: Maps whose longer side is shorter than this are enlarged by a whole factor (each value a
+#: block of pixels), so a 4×4 feature map can be seen.
+MONTAGE_MIN_SIDE = 64
+#: Pixels between the maps and around them.
+_GAP = 4
+#: The montage's background (dark grey: a black or white map still shows its edge) and ink.
+_BACKGROUND, _INK = 48, 255
+
+
+@dataclass
+class Montage:
+    """Maps laid out in a grid, each under its label: the pixels, where each map's top-left
+    pixel is, and the whole factor small maps were enlarged by."""
+
+    pixels: npt.NDArray[np.uint8]
+    corners: list[tuple[int, int]]
+    scale: int
+
+    def describe(self, count: int) -> str:
+        h, w = self.pixels.shape[:2]
+        kind = "gray" if self.pixels.ndim == 2 else "RGB"
+        grown = f" (each enlarged ×{self.scale})" if self.scale > 1 else ""
+        return f"montage of {count} maps{grown}, {w}×{h} {kind} 8-bit"
+
+
+def montage(tiles: list[tuple[str, npt.NDArray[np.uint8]]]) -> Montage:
+    """Lay out 8-bit maps of one size (gray H×W or colour H×W×3) in a grid — one row for up to
+    four, else about square — each under its label (cut to the map's width). Gray unless a
+    map is in colour."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h, w = tiles[0][1].shape[:2]
+    scale = max(1, MONTAGE_MIN_SIDE // max(h, w))
+    th, tw = h * scale, w * scale
+    n = len(tiles)
+    cols = n if n <= 4 else math.ceil(math.sqrt(n))
+    rows = -(-n // cols)
+    font = ImageFont.load_default()
+    top, _, _, bottom = font.getbbox("Ag…[]")
+    label_h = int(bottom) + 3
+    colour = any(px.ndim == 3 for _, px in tiles)
+    height = _GAP + rows * (label_h + th + _GAP)
+    width = _GAP + cols * (tw + _GAP)
+    canvas = Image.new(
+        "RGB" if colour else "L", (width, height), (_BACKGROUND,) * 3 if colour else _BACKGROUND
+    )
+    draw = ImageDraw.Draw(canvas)
+    corners = []
+    for i, (label, _) in enumerate(tiles):
+        left = _GAP + (i % cols) * (tw + _GAP)
+        y = _GAP + (i // cols) * (label_h + th + _GAP)
+        draw.text(
+            (left, y), _fitted(label, font, tw), fill=(_INK,) * 3 if colour else _INK, font=font
+        )
+        corners.append((y + label_h, left))
+    pixels = np.array(canvas)
+    for (y, x), (_, px) in zip(corners, tiles, strict=True):
+        big = np.repeat(np.repeat(px, scale, axis=0), scale, axis=1) if scale > 1 else px
+        if colour and big.ndim == 2:
+            big = big[:, :, None]
+        pixels[y : y + th, x : x + tw] = big
+    return Montage(pixels, corners, scale)
+
+
+def _fitted(label: str, font: Any, width: int) -> str:
+    """``label`` cut (ending in …) to at most ``width`` pixels in ``font``."""
+    if font.getlength(label) <= width:
+        return label
+    while len(label) > 1 and font.getlength(label + "…") > width:
+        label = label[:-1]
+    return label + "…"
+
+
+def save_montage(
+    path: Path, tiles: list[tuple[str, npt.NDArray[np.uint8]]], *, make_dir: bool = False
+) -> str:
+    """Write :func:`montage` of ``tiles`` to ``path`` (a picture format); its description."""
+    fmt = output_format(path)
+    made = montage(tiles)
+    px = made.pixels
+    out = _Output(path, fmt, (int(px.shape[0]), int(px.shape[1])), 1 if px.ndim == 2 else 3, 8)
+    writer = {"PNG": _write_png, "TIFF": _write_tiff}.get(fmt, _write_pillow)
+    atomic_write(path, lambda tmp: writer(tmp, out, iter([px])), make_dir)
+    return made.describe(len(tiles))
 
 
 @dataclass
@@ -380,12 +481,21 @@ def _alpha_as(alpha: npt.NDArray[Any], bits: int) -> npt.NDArray[Any]:
     return alpha if alpha.dtype == np.uint8 else np.rint(alpha / 257).astype(np.uint8)
 
 
-def _save_raw(path: Path, result: F32, fmt: str, make_dir: bool) -> str:
+def _save_raw(
+    path: Path, result: F32, fmt: str, make_dir: bool, layout: Layout = Layout.HWC
+) -> str:
     channels = 1 if result.ndim == 2 else int(result.shape[2])
     if fmt == "TIFF" and channels != 1:
         raise UsageError(
             f"{path}: a float TIFF holds one channel but the result has {channels}; save it as .npy"
         )
+    if fmt in ("CSV", "TXT"):
+        return _save_matrix(path, result, fmt, make_dir)
+    axes = ""
+    if result.ndim == 3:
+        axes = " H×W×C"
+        if layout is Layout.CHW:
+            result, axes = np.ascontiguousarray(np.moveaxis(result, -1, 0)), " C×H×W"
     if fmt == "NPY":
         atomic_write(path, lambda tmp: _save_npy(tmp, result), make_dir)
     else:
@@ -394,7 +504,33 @@ def _save_raw(path: Path, result: F32, fmt: str, make_dir: bool) -> str:
         atomic_write(
             path, lambda tmp: Image.fromarray(result, mode="F").save(tmp, format="TIFF"), make_dir
         )
-    return f"float32 {'×'.join(map(str, result.shape))}, unmapped"
+    return f"float32 {'×'.join(map(str, result.shape))}{axes}, unmapped"
+
+
+def check_matrix_output(path: Path, maps: int) -> None:
+    """A ``.csv``/``.txt`` output holds one map: refused, before any work, for more."""
+    if output_format(path) in ("CSV", "TXT") and maps != 1:
+        raise UsageError(
+            f"{path}: a {path.suffix} file holds one matrix but the result has {maps} maps; "
+            "write one file per map with --split, or all of them to .npy"
+        )
+
+
+def _save_matrix(path: Path, result: F32, fmt: str, make_dir: bool) -> str:
+    """One map as rows of numbers: CSV, or text aligned as ``--print`` shows it."""
+    from cnncli.render.matrix import csv_text, txt_text
+
+    matrix = result if result.ndim == 2 else result[:, :, 0]
+    check_matrix_output(path, 1 if result.ndim == 2 else int(result.shape[2]))
+    text = (csv_text if fmt == "CSV" else txt_text)(matrix)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+
+    atomic_write(path, write, make_dir)
+    h, w = matrix.shape
+    return f"float32 {h}×{w} as {'CSV' if fmt == 'CSV' else 'text'}, unmapped"
 
 
 def _save_npy(tmp: Path, result: F32) -> None:
