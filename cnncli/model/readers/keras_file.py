@@ -32,7 +32,13 @@ from typing import Any
 
 from cnncli import limits
 from cnncli.errors import ModelError, UsageError
-from cnncli.model.layers import ACTIVATION_ALIASES, ACTIVATIONS, show
+from cnncli.model.layers import (
+    ACTIVATION_ALIASES,
+    ACTIVATIONS,
+    canonical_options,
+    layer_type,
+    show,
+)
 from cnncli.model.readers import ReadModel, ReadOptions, model_data
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -55,7 +61,7 @@ def read_keras(source: str, options: ReadOptions) -> ReadModel:
     data = reader.model(config)
     notes = [f"read from {origin}; the weights were not opened", *reader.notes()]
     read = ReadModel(model_data(data), source, notes)
-    _cross_check(read, reader.expected)
+    _cross_check(read, reader)
     return read
 
 
@@ -662,6 +668,10 @@ class _Reader:
         self.outputs: dict[Ref, str] = {}
         #: The rank (batch included) of the input of the layer being converted, when recorded.
         self.rank: int | None = None
+        #: A channel axis given as a number the rank is not known for yet: checked after the
+        #: build (row name → (axis, Keras class)).
+        self.deferred_axis: int | None = None
+        self.axis_checks: dict[str, tuple[int, str]] = {}
 
     def notes(self) -> list[str]:
         out = []
@@ -849,7 +859,11 @@ class _Reader:
         out_shape: Shape | None,
     ) -> None:
         mine = scope.names[_entry_name(entry), k]
+        self.deferred_axis = None
         layer = self._layer(entry, shapes, out_shape, mine)
+        if self.deferred_axis is not None and scope.rows is not None:
+            self.axis_checks[scope.rows + mine] = (self.deferred_axis, str(entry["class_name"]))
+        self._check_options(layer, mine, str(entry.get("class_name")))
         layer["name"] = mine
         layer["input"] = refs[0] if len(refs) == 1 else refs
         trainable, shared = self._flags(entry, k, scope)
@@ -889,6 +903,16 @@ class _Reader:
                     "input does); see docs/model-format.md for the Keras classes cnncli reads"
                 ) from None
             return {"type": "opaque", "op": op, "shape": list(out_shape)}
+
+    def _check_options(self, layer: dict[str, Any], mine: str, class_name: str) -> None:
+        """The options as the builder will check them, now, so that a bad value names its
+        layer (the builder names a file position, which a Keras file does not have)."""
+        try:
+            canonical_options(
+                layer_type(layer["type"]), {k: v for k, v in layer.items() if k != "type"}
+            )
+        except ModelError as err:
+            raise ModelError(f"{self.label}: layer {show(mine)} ({class_name}): {err}") from None
 
     def _nested(self, entry: dict[str, Any], k: int, refs: list[str], scope: _Scope) -> None:
         """A nested model: a block call (one input, one output), else inlined."""
@@ -975,6 +999,10 @@ class _Reader:
         rank = self.rank
         if self.layout == "channels_first":
             ok = axis == 1 or (rank == 2 and axis == -1)
+        elif rank is None and isinstance(axis, int) and axis > 0:
+            # Keras 2's .h5 records no shapes: checked once cnncli knows the rank.
+            self.deferred_axis = axis
+            ok = True
         else:
             ok = axis == -1 or (rank is not None and axis == rank - 1)
         if not ok:
@@ -1009,21 +1037,29 @@ def _reason(err: Exception) -> str:
 # -- the cross-check -------------------------------------------------------------------------------
 
 
-def _cross_check(read: ReadModel, expected: dict[str, tuple[str, list[Shape | None]]]) -> None:
-    """Every input shape Keras recorded must be the one cnncli computes (None: any size)."""
+def _cross_check(read: ReadModel, reader: _Reader) -> None:
+    """Every input shape Keras recorded must be the one cnncli computes (None: any size), and a
+    channel axis Keras 2 gave as a number must be the last one."""
     from cnncli.model.build import build
 
     summary = build(read.data, read.label)
     for row in summary.layers():
-        want = expected.get(row.name)
-        if want is None:
+        if row.name in reader.axis_checks:
+            axis, class_name = reader.axis_checks[row.name]
+            rank = len(row.input_shapes[0]) + 1
+            if axis != rank - 1:
+                raise ModelError(
+                    f"{read.label}: layer {show(row.name)} ({class_name}) works along axis "
+                    f"{axis} of its {rank}-axis input {_shown(row.input_shapes[0])}, not along "
+                    "the channels; cnncli has no type for that"
+                )
+        if row.name not in reader.expected:
             continue
-        class_name, shapes = want
+        class_name, shapes = reader.expected[row.name]
         for got, keras in zip(row.input_shapes, shapes, strict=False):
-            if keras is None:
-                continue
-            if len(got) != len(keras) or any(
-                k is not None and k != g for g, k in zip(got, keras, strict=False)
+            if keras is not None and (
+                len(got) != len(keras)
+                or any(k is not None and k != g for g, k in zip(got, keras, strict=False))
             ):
                 raise ModelError(
                     f"{read.label}: layer {show(row.name)} ({class_name}): Keras recorded its "
