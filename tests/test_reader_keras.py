@@ -31,7 +31,7 @@ from clirun import run  # tests/clirun.py
 from cnncli.errors import ModelError
 from cnncli.model import Summary, summarize
 from cnncli.model.readers import ReadOptions
-from cnncli.model.readers.keras_file import KERAS_LAYERS, read_keras
+from cnncli.model.readers.keras_file import KERAS_LAYERS
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -183,7 +183,7 @@ def test_a_recorded_shape_cnncli_disagrees_with_is_an_error(tmp_path: Path) -> N
         8,
     ]
     with pytest.raises(ModelError, match=r"layer 'pool' \(GlobalAveragePooling2D\): Keras "):
-        read_keras(str(_archive(tmp_path / "m.keras", config)), ReadOptions())
+        summarize(str(_archive(tmp_path / "m.keras", config)))
 
 
 def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
@@ -228,7 +228,7 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
         ),
         "garbage option": (
             _archive(tmp / "option.keras", unknown_option),
-            "layer 'conv' (Conv2D): filters must be a whole number ≥ 1, got 'many'",
+            "layer 'conv': filters must be a whole number ≥ 1, got 'many'",
         ),
         "missing key": (
             _archive(tmp / "nolayers.keras", {"class_name": "Functional", "config": {}}),

@@ -28,18 +28,19 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnncli import limits
 from cnncli.errors import ModelError, UsageError
 from cnncli.model.layers import (
     ACTIVATION_ALIASES,
     ACTIVATIONS,
-    canonical_options,
-    layer_type,
     show,
 )
 from cnncli.model.readers import ReadModel, ReadOptions, model_data
+
+if TYPE_CHECKING:
+    from cnncli.model.build import Summary
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -60,9 +61,9 @@ def read_keras(source: str, options: ReadOptions) -> ReadModel:
     reader = _Reader(source, options)
     data = reader.model(config)
     notes = [f"read from {origin}; the weights were not opened", *reader.notes()]
-    read = ReadModel(model_data(data), source, notes)
-    _cross_check(read, reader)
-    return read
+    return ReadModel(
+        model_data(data), source, notes, check=lambda summary: _cross_check(summary, reader)
+    )
 
 
 # -- the file -------------------------------------------------------------------------------------
@@ -222,6 +223,8 @@ def _call_inputs(node: Any) -> list[tuple[Ref, Shape | None]]:
 
 def _refs(value: Any) -> list[Ref]:
     """``input_layers`` / ``output_layers``: a list of references (one may come unwrapped)."""
+    if isinstance(value, dict):  # Keras 3's inputs by name: {"image": [name, 0, 0], …}
+        value = list(value.values())
     if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
         value = [value]
     if not isinstance(value, list):
@@ -517,8 +520,8 @@ def _leaky_relu(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
 
 
 def _activation_layer(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
-    act = _activation(cfg.get("activation"))
-    return {"type": "identity"} if act is None else {"type": "activation", "function": act}
+    # Every activation cnncli knows is a type of its own (as the zoo writes Keras's models).
+    return {"type": _activation(cfg.get("activation")) or "identity"}
 
 
 def _dropout(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
@@ -863,7 +866,6 @@ class _Reader:
         layer = self._layer(entry, shapes, out_shape, mine)
         if self.deferred_axis is not None and scope.rows is not None:
             self.axis_checks[scope.rows + mine] = (self.deferred_axis, str(entry["class_name"]))
-        self._check_options(layer, mine, str(entry.get("class_name")))
         layer["name"] = mine
         layer["input"] = refs[0] if len(refs) == 1 else refs
         trainable, shared = self._flags(entry, k, scope)
@@ -903,16 +905,6 @@ class _Reader:
                     "input does); see docs/model-format.md for the Keras classes cnncli reads"
                 ) from None
             return {"type": "opaque", "op": op, "shape": list(out_shape)}
-
-    def _check_options(self, layer: dict[str, Any], mine: str, class_name: str) -> None:
-        """The options as the builder will check them, now, so that a bad value names its
-        layer (the builder names a file position, which a Keras file does not have)."""
-        try:
-            canonical_options(
-                layer_type(layer["type"]), {k: v for k, v in layer.items() if k != "type"}
-            )
-        except ModelError as err:
-            raise ModelError(f"{self.label}: layer {show(mine)} ({class_name}): {err}") from None
 
     def _nested(self, entry: dict[str, Any], k: int, refs: list[str], scope: _Scope) -> None:
         """A nested model: a block call (one input, one output), else inlined."""
@@ -1037,19 +1029,17 @@ def _reason(err: Exception) -> str:
 # -- the cross-check -------------------------------------------------------------------------------
 
 
-def _cross_check(read: ReadModel, reader: _Reader) -> None:
+def _cross_check(summary: Summary, reader: _Reader) -> None:
     """Every input shape Keras recorded must be the one cnncli computes (None: any size), and a
     channel axis Keras 2 gave as a number must be the last one."""
-    from cnncli.model.build import build
-
-    summary = build(read.data, read.label)
+    label = reader.label
     for row in summary.layers():
         if row.name in reader.axis_checks:
             axis, class_name = reader.axis_checks[row.name]
             rank = len(row.input_shapes[0]) + 1
             if axis != rank - 1:
                 raise ModelError(
-                    f"{read.label}: layer {show(row.name)} ({class_name}) works along axis "
+                    f"{label}: layer {show(row.name)} ({class_name}) works along axis "
                     f"{axis} of its {rank}-axis input {_shown(row.input_shapes[0])}, not along "
                     "the channels; cnncli has no type for that"
                 )
@@ -1062,7 +1052,7 @@ def _cross_check(read: ReadModel, reader: _Reader) -> None:
                 or any(k is not None and k != g for g, k in zip(got, keras, strict=False))
             ):
                 raise ModelError(
-                    f"{read.label}: layer {show(row.name)} ({class_name}): Keras recorded its "
+                    f"{label}: layer {show(row.name)} ({class_name}): Keras recorded its "
                     f"input as {_shown(keras)}, cnncli computes {_shown(got)}; this is a bug "
                     "in cnncli's Keras reader: please report it with the file"
                 )

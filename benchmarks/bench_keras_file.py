@@ -1,0 +1,109 @@
+"""How fast is ``cnncli summary model.keras``? Whole-process wall time against what a Keras user
+would otherwise run: ``keras.saving.load_model(path)`` and ``model.summary()``.
+
+Goal (issue 12): a ResNet-50 ``.keras`` file (~100 MB with its weights) summarised in under
+0.5 s, whole process. cnncli reads the archive's config.json only; Keras imports its backend
+and loads the weights.
+
+Run:  .venv/bin/python benchmarks/bench_keras_file.py [--rounds N] [--models ResNet50,...]
+The ``.keras`` files are written once with Keras (``weights=None``) into a temporary folder, or
+taken from ``--folder`` when they are there. Every case runs once to warm up, then all cases in
+turn for each round (interleaved, so that load from other processes hits every case alike); a
+case's time is the median of its rounds. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KERAS = (
+    "import sys, keras; m = keras.saving.load_model(sys.argv[1]); "
+    "m.summary(print_fn=lambda *a, **k: None)"
+)
+
+
+def save(application: str, folder: Path) -> Path:
+    """``keras.applications.<application>(weights=None)`` saved as ``.keras`` (once)."""
+    path = folder / f"{application}.keras"
+    if not path.exists():
+        code = (
+            f"import sys, keras; keras.applications.{application}(weights=None).save(sys.argv[1])"
+        )
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True)
+    return path
+
+
+def run(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def measure(cases: dict[str, list[str]], rounds: int) -> dict[str, float]:
+    """Median seconds of ``rounds`` interleaved rounds (after one warm-up run each)."""
+    for cmd in cases.values():
+        run(cmd)
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for name, cmd in cases.items():
+            times[name].append(run(cmd))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def in_process(path: Path, rounds: int) -> float:
+    """The reader and the builder alone (no interpreter start, no rendering), median seconds."""
+    from cnncli.model import summarize
+
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        summarize(str(path))
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
+    parser.add_argument(
+        "--models", default="ResNet50", help="keras.applications names, comma-separated"
+    )
+    parser.add_argument("--folder", type=Path, help="where the .keras files are (or go)")
+    args = parser.parse_args()
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="bench-keras-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    print(
+        f"Median of {args.rounds} interleaved rounds, whole process, Python "
+        f"{sys.version.split()[0]}, Keras backend {backend}\n"
+    )
+    print(
+        "| model | file MB | `cnncli summary` | `--json` | Keras load_model + summary() | ÷ | in process |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for application in args.models.split(","):
+        path = save(application, folder)
+        cases = {
+            "cnncli": [py, "-m", "cnncli", "summary", str(path)],
+            "json": [py, "-m", "cnncli", "summary", str(path), "--json"],
+            "keras": [py, "-c", KERAS, str(path)],
+        }
+        med = measure(cases, args.rounds)
+        inside = in_process(path, args.rounds)
+        print(
+            f"| {application} | {path.stat().st_size / 1e6:.0f} | {med['cnncli'] * 1e3:.0f} ms "
+            f"| {med['json'] * 1e3:.0f} ms | {med['keras']:.1f} s "
+            f"| {med['keras'] / med['cnncli']:.0f}× | {inside * 1e3:.0f} ms |"
+        )
+
+
+if __name__ == "__main__":
+    main()
