@@ -137,6 +137,13 @@ def summary(
             help="Input shape without the batch (e.g. 3,224,224) for ONNX, Keras and PyTorch models whose file leaves sizes open.",
         ),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit 1, printing nothing else, when a layer's MACs cannot be counted (an operator cnncli does not know).",
+        ),
+    ] = False,
     limit: LimitOption = None,
 ) -> None:
     """Summarise a model."""
@@ -174,6 +181,10 @@ def summary(
     result = summarize(
         model, count_bias=count_bias, variant=variant, options=ReadOptions(input_shape=shape)
     )
+    if strict:
+        from cnncli.model.build import require_counted
+
+        require_counted(result)  # one line naming the operators, before any output
     for warning in result.warnings:
         from cnncli.render.term import printable
 

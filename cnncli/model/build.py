@@ -10,6 +10,7 @@ and the torch builder in :mod:`cnncli.model.torch_check` all read the same :clas
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,10 @@ class Row:
     #: A layer with several outputs (split): each output's shape; ``output_shape`` is then the
     #: shape they make together.
     output_shapes: tuple[tuple[int, ...], ...] = ()
+    #: An opaque layer: the operator cnncli does not know (its MACs are not counted).
+    op: str | None = None
+    #: Layers in this row whose MACs are not counted (1 for an opaque layer; a block's sum).
+    not_counted: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,9 @@ class Totals:
     param_bytes: int
     activation_bytes: int
     input_bytes: int
+    #: Operators cnncli does not know (opaque layers) → how many layers: their MACs are missing
+    #: from ``macs``, which is then a lower bound. Empty when everything is counted.
+    not_counted: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,6 +138,30 @@ class Summary:
 
     def layers(self) -> list[Row]:
         return [r for r in self.rows if r.kind == "layer"]
+
+
+OPAQUE = LAYER_TYPES["opaque"]
+
+
+def not_counted_text(counts: dict[str, int]) -> str:
+    """``NonMaxSuppression ×2, RoiAlign ×1``: the operators whose MACs are not counted."""
+    return ", ".join(f"{op} ×{n}" for op, n in counts.items())
+
+
+def require_counted(summary: Summary) -> None:
+    """``--strict``: a ModelError naming every operator cnncli does not know, if there is one."""
+    counts = summary.totals.not_counted
+    if counts:
+        n = sum(counts.values())
+        raise ModelError(
+            f"{summary.source}: the MACs of {n:,} layer{'s' if n > 1 else ''} cannot be counted, "
+            f"operators cnncli does not know: {not_counted_text(counts)}"
+        )
+
+
+def unknown_size(shape: TShape) -> bool:
+    """A shape with a size known only when the model runs (0, from an opaque layer)."""
+    return shape.channels == 0 or 0 in shape.spatial
 
 
 def _shape_arg(value: Any, where: str) -> list[int]:
@@ -473,6 +505,7 @@ def _compute_node(b: Expander, node: Node, ctx: Ctx) -> None:
     shapes = [n.out.shape for n in ins if n.out is not None]
     try:
         _refuse_whole_split(node, ins)
+        _refuse_unknown_sizes(node, ins)
         if node.hidden and node.kind is not SPLIT_OUTPUT:
             # Switched off: passes its first input on unchanged.
             out = LayerOut(shapes[0])
@@ -497,6 +530,18 @@ def _compute_node(b: Expander, node: Node, ctx: Ctx) -> None:
         )
 
 
+def _refuse_unknown_sizes(node: Node, ins: list[Node]) -> None:
+    """Only another opaque layer may read a tensor whose sizes are known only at run time."""
+    if node.kind is OPAQUE or node.kind is SPLIT_OUTPUT:
+        return
+    for i in ins:
+        if i.out is not None and unknown_size(i.out.shape):
+            raise ModelError(
+                f"reads {show(i.local)}, whose sizes are known only when the model runs (0 in "
+                "its shape); cnncli cannot compute this layer from it: make it opaque too"
+            )
+
+
 def _refuse_whole_split(node: Node, ins: list[Node]) -> None:
     """A split's outputs are read one by one (``NAME.0``); the split itself is not a tensor."""
     if node.kind is SPLIT_OUTPUT:
@@ -514,6 +559,7 @@ def _totals(visible: list[Node], inputs: list[TShape], count_bias: bool) -> Tota
     """Sums over the layers that get a row (switched-off layers excluded)."""
     outs = [n.out for n in visible if n.out]
     running = [n.out for n in visible if n.out and not n.training_only]
+    opaque = Counter(n.opts["op"] for n in visible if n.kind is OPAQUE and not n.training_only)
     trainable = sum(o.trainable for o in outs)
     non_trainable = sum(o.non_trainable for o in outs)
     bias_macs = sum(o.bias_macs for o in outs)
@@ -529,6 +575,7 @@ def _totals(visible: list[Node], inputs: list[TShape], count_bias: bool) -> Tota
         param_bytes=(trainable + non_trainable) * BYTES_PER_ELEMENT,
         activation_bytes=sum(o.shape.elements for o in running) * BYTES_PER_ELEMENT,
         input_bytes=sum(s.elements for s in inputs) * BYTES_PER_ELEMENT,
+        not_counted=dict(opaque),
     )
 
 
@@ -593,11 +640,13 @@ def _rows(b: Expander, ctx: Ctx, count_bias: bool) -> list[Row]:
             group=n.group,
             training_only=n.training_only,
             output_shapes=tuple(p.dims(last) for p in o.outputs),
+            op=n.opts["op"] if n.kind is OPAQUE else None,
+            not_counted=_not_counted(n),
         )
 
     layer_rows = {n.name: layer_row(n) for n in b.order if not n.hidden}
     # Blocks: sums of everything inside (any depth).
-    sums: dict[str, list[int]] = {g: [0, 0, 0, 0, 0] for g in b.groups}
+    sums: dict[str, list[int]] = {g: [0, 0, 0, 0, 0, 0] for g in b.groups}
     for n in b.order:
         if n.hidden or n.out is None:
             continue
@@ -609,6 +658,7 @@ def _rows(b: Expander, ctx: Ctx, count_bias: bool) -> list[Row]:
             s[2] += n.out.macs + (n.out.bias_macs if count_bias else 0)
             s[3] += n.out.bias_macs
             s[4] += 0 if n.training_only else n.out.shape.elements
+            s[5] += _not_counted(n)
             g = b.groups[g].parent
     rows: list[Row] = []
     starts: dict[int, list[str]] = {}
@@ -644,11 +694,17 @@ def _rows(b: Expander, ctx: Ctx, count_bias: bool) -> list[Row]:
                     line=grp.line,
                     group=grp.parent,
                     repeat=grp.repeat,
+                    not_counted=s[5],
                 )
             )
         if n.name in layer_rows:
             rows.append(layer_rows[n.name])
     return rows
+
+
+def _not_counted(node: Node) -> int:
+    """1 for an opaque layer that runs at inference (its MACs are missing from the totals)."""
+    return int(node.kind is OPAQUE and not node.training_only)
 
 
 def _visible(b: Expander, node: Node) -> Node:

@@ -86,12 +86,15 @@ class LayerType:
     compute: Callable[[dict[str, Any], list[TShape], list[str], Ctx], LayerOut]
     options: dict[str, Any] = field(default_factory=dict)
     required: tuple[str, ...] = ()
-    #: Number of inputs: 1, or 0 for "two or more".
+    #: Number of inputs: 1, 0 for "two or more", or :data:`ANY_INPUTS`.
     arity: int = 1
     summary: str = ""
     #: Option spellings of this type only (``dim`` of ``mean`` is ``axes``), before OPTION_ALIASES.
     aliases: dict[str, str] = field(default_factory=dict)
 
+
+#: ``arity`` of a layer that takes one input or several (an opaque operator reads what it reads).
+ANY_INPUTS = -1
 
 #: Option spellings of PyTorch and Keras accepted as the canonical name.
 OPTION_ALIASES = {
@@ -719,6 +722,14 @@ def _concat(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: C
     return LayerOut(TShape(sum(s.channels for s in inputs), first.spatial))
 
 
+def _opaque(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    """An operator cnncli does not know (read from an ONNX, Keras or PyTorch model): its output
+    shape and weights are the model file's own; its MACs are not counted, and the summary says
+    so in its row and its totals - never a silent 0."""
+    shape = _from_dims(list(opts["shape"]), ctx)
+    return LayerOut(shape, trainable=opts["params"], rf="lost")
+
+
 _CONV_OPTS = {
     "filters": None,
     "kernel": None,
@@ -849,6 +860,14 @@ def _build_registry() -> dict[str, LayerType]:
         LayerType("concat", _concat, {"axis": "channels"}, arity=0),
         LayerType("identity", _same),
         LayerType("activation", _activation, {"function": None}, ("function",)),
+        LayerType(
+            "opaque",
+            _opaque,
+            {"op": None, "shape": None, "params": 0},
+            ("op", "shape"),
+            arity=ANY_INPUTS,
+            summary="an operator cnncli does not know: shape and weights given, MACs not counted",
+        ),
     ]
     for act in ACTIVATIONS:
         if act == "linear":
@@ -1091,6 +1110,23 @@ _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a list of channel counts ≥ 1, e.g. [58, 58]",
     ),
     "init": (_number, "a finite number"),
+    "opaque.op": (
+        lambda v: isinstance(v, str) and 1 <= len(v) <= 100,
+        "the operator's name, e.g. NonMaxSuppression",
+    ),
+    "opaque.shape": (
+        lambda v: (
+            isinstance(v, list)
+            and 1 <= len(v) <= 5
+            and all(_is_int(d) and 0 <= d <= MAX_SIZE for d in v)
+        ),
+        "a list of 1 to 5 sizes without the batch, 0 for a size known only when the model "
+        "runs, e.g. [0, 4]",
+    ),
+    "opaque.params": (
+        lambda v: _is_int(v) and 0 <= v <= 2**50,
+        "a whole number ≥ 0 (the weights the operator holds)",
+    ),
     "stochastic_depth.mode": (lambda v: v in ("row", "batch"), "row or batch"),
     "cropping": (
         _ints_from(0, pairs=True),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnncli.enums import Column
 from cnncli.model import BYTES_PER_ELEMENT, Row, Summary, ZooEntry
+from cnncli.model.build import not_counted_text
 from cnncli.render import si, thousands
 from cnncli.render.term import printable
 
@@ -39,6 +40,8 @@ NOTES = (
     "kB, MB, GB = 10^3, 10^6, 10^9 bytes; KiB, MiB, GiB = 2^10, 2^20, 2^30 bytes; "
     "activations = every layer's output for one sample."
 )
+#: The MACs cell of an opaque layer (an operator cnncli does not know), never a silent 0.
+NOT_COUNTED = "not counted"
 TRAINING_ONLY_NOTE = (
     "Layers marked [training only] (auxiliary classifiers) count their parameters; they do not "
     "run at inference, so they have no MACs and no activation memory."
@@ -52,8 +55,18 @@ def notes(summary: Summary) -> str:
     return NOTES
 
 
+def _size(d: int) -> str:
+    # 0: a size known only when the model runs (an opaque layer's data-dependent output).
+    return str(d) if d else "?"
+
+
 def dims(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
+    return "(" + ", ".join(_size(d) for d in shape) + ")"
+
+
+def _sizes(shape: Sequence[int]) -> list[int | None]:
+    """A shape for JSON: a size known only at run time is null, never 0."""
+    return [d or None for d in shape]
 
 
 def outputs_text(row: Row) -> str:
@@ -89,6 +102,22 @@ def _block_type(row: Row) -> str:
     return f"{row.type} ×{row.repeat}" if row.repeat > 1 else row.type
 
 
+def layer_type_text(row: Row) -> str:
+    """A layer's type as the table shows it: ``opaque: NonMaxSuppression`` for an operator
+    cnncli does not know."""
+    return f"{row.type}: {row.op}" if row.op else row.type
+
+
+def macs_text(row: Row) -> str:
+    """A row's MACs cell: ``not counted`` for an opaque layer; a block holding such layers says
+    how many of its layers are missing from its sum."""
+    if row.op:
+        return NOT_COUNTED
+    if row.not_counted:
+        return f"{thousands(row.macs)} (+{row.not_counted} {NOT_COUNTED})"
+    return thousands(row.macs)
+
+
 def visible_rows(summary: Summary, depth: int | None) -> list[tuple[Row, bool]]:
     """Rows shown at ``depth`` (None: all), each with ``folded`` (a block showing its sums).
 
@@ -118,17 +147,29 @@ def _connected(row: Row) -> str:
 def totals_lines(summary: Summary) -> list[tuple[str, str]]:
     t = summary.totals
     est = t.input_bytes + t.activation_bytes + t.param_bytes
-    return [
+    # MACs of opaque layers are missing: the sums are then lower bounds, and say so.
+    short = f" + {NOT_COUNTED} (incomplete)" if t.not_counted else ""
+    lines = [
         ("Total params", thousands(t.params)),
         ("Trainable params", thousands(t.trainable_params)),
         ("Non-trainable params", thousands(t.non_trainable_params)),
-        ("MACs", f"{thousands(t.macs)} = {_scaled(t.macs, 'MACs')}"),
-        ("FLOPs", f"{thousands(t.flops)} = {_scaled(t.flops, 'FLOPs')}"),
+        ("MACs", f"{thousands(t.macs)} = {_scaled(t.macs, 'MACs')}{short}"),
+        ("FLOPs", f"{thousands(t.flops)} = {_scaled(t.flops, 'FLOPs')}{short}"),
         ("Input size", _bytes(t.input_bytes)),
         ("Activation memory", _bytes(t.activation_bytes)),
         ("Parameter memory", _bytes(t.param_bytes)),
         ("Estimated total", _bytes(est)),
     ]
+    if t.not_counted:
+        lines.insert(
+            5,
+            (
+                "Not counted",
+                f"{not_counted_text(t.not_counted)}: operators cnncli does not know, their MACs "
+                "are missing from the totals",
+            ),
+        )
+    return lines
 
 
 def _data_heads(columns: Sequence[str]) -> list[tuple[str, bool]]:
@@ -160,7 +201,7 @@ def _data_cells(row: Row, columns: Sequence[str], header: bool) -> list[str]:
         cells.append(_x(row.stride))
     if "rf" in columns:
         cells.append(_rf(row))
-    cells += ["" if header else thousands(row.params), "" if header else thousands(row.macs)]
+    cells += ["" if header else thousands(row.params), "" if header else macs_text(row)]
     if "memory" in columns:
         cells.append("" if header else si(row.output_elements * BYTES_PER_ELEMENT, "B"))
     if "connected" in columns:
@@ -223,7 +264,7 @@ def _body(
     for row, folded in shown:
         header = row.kind == "block" and not folded
         name = "  " * row.depth + (row.local if row.kind == "layer" or row.depth else row.name)
-        typ = row.type + (
+        typ = layer_type_text(row) + (
             f" ({row.activation})" if row.activation and row.type != "activation" else ""
         )
         if row.training_only:
@@ -335,15 +376,17 @@ def _layer_dict(row: Row) -> dict[str, Any]:
         "name": row.name,
         "type": row.type,
         "block": row.group,
-        "output_shape": list(row.output_shape),
-        **({"output_shapes": [list(s) for s in row.output_shapes]} if row.output_shapes else {}),
-        "input_shapes": [list(s) for s in row.input_shapes],
+        "output_shape": _sizes(row.output_shape),
+        **({"output_shapes": [_sizes(s) for s in row.output_shapes]} if row.output_shapes else {}),
+        "input_shapes": [_sizes(s) for s in row.input_shapes],
         "inputs": list(row.inputs),
         "params": row.params,
         "trainable_params": row.trainable_params,
         "non_trainable_params": row.non_trainable_params,
-        "macs": row.macs,
-        "flops": 2 * row.macs,
+        # An opaque layer's MACs are unknown: null, never a silent 0.
+        "macs": None if row.op else row.macs,
+        "flops": None if row.op else 2 * row.macs,
+        "op": row.op,
         "kernel": list(row.kernel) if row.kernel else None,
         "stride": list(row.stride) if row.stride else None,
         "dilation": list(row.dilation) if row.dilation else None,
@@ -365,7 +408,7 @@ def to_dict(summary: Summary) -> dict[str, Any]:
         "layout": summary.layout,
         "framework": summary.framework,
         "inputs": {k: list(v) for k, v in summary.inputs.items()},
-        "outputs": {k: list(v) for k, v in summary.outputs.items()},
+        "outputs": {k: _sizes(v) for k, v in summary.outputs.items()},
         "layers": [_layer_dict(r) for r in summary.rows if r.kind == "layer"],
         "blocks": [
             {
@@ -373,11 +416,12 @@ def to_dict(summary: Summary) -> dict[str, Any]:
                 "block": r.type,
                 "repeat": r.repeat,
                 "parent": r.group,
-                "output_shape": list(r.output_shape),
+                "output_shape": _sizes(r.output_shape),
                 "params": r.params,
                 "trainable_params": r.trainable_params,
                 "non_trainable_params": r.non_trainable_params,
                 "macs": r.macs,
+                "not_counted": r.not_counted,
                 "line": r.line,
             }
             for r in summary.rows
@@ -395,6 +439,8 @@ def to_dict(summary: Summary) -> dict[str, Any]:
             "param_bytes": t.param_bytes,
             "activation_bytes": t.activation_bytes,
             "input_bytes": t.input_bytes,
+            # Operator → layers whose MACs are missing from macs (empty: everything counted).
+            "not_counted": dict(t.not_counted),
         },
         "conventions": {
             "macs": CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS,
@@ -440,14 +486,14 @@ def to_csv(summary: Summary) -> str:
         w.writerow(
             [
                 printable(row.name),
-                row.type,
+                printable(layer_type_text(row)),
                 printable(row.group or ""),
                 # A split's outputs: 58x28x28+58x28x28.
-                "+".join("x".join(map(str, s)) for s in row.output_shapes or [row.output_shape]),
+                "+".join("x".join(map(_size, s)) for s in row.output_shapes or [row.output_shape]),
                 row.params,
                 row.trainable_params,
                 row.non_trainable_params,
-                row.macs,
+                "" if row.op else row.macs,  # not counted: empty, never 0
                 "x".join(map(str, row.kernel or ())),
                 "x".join(map(str, row.stride or ())),
                 "x".join(map(str, row.receptive_field or ())),
@@ -484,7 +530,7 @@ def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[st
             f"**{name}**" if row.kind == "block" else name,
             _block_type(row)
             if row.kind == "block"
-            else row.type + (" [training only]" if row.training_only else ""),
+            else layer_type_text(row) + (" [training only]" if row.training_only else ""),
             *_data_cells(row, columns, header),
         ]
         lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
