@@ -31,7 +31,7 @@ from clirun import run  # tests/clirun.py
 from cnncli.errors import ModelError
 from cnncli.model import Summary, summarize
 from cnncli.model.readers import ReadOptions
-from cnncli.model.readers.keras_file import KERAS_LAYERS
+from cnncli.model.readers.keras_file import KERAS_LAYERS, _Reader
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
@@ -148,10 +148,10 @@ def test_every_mapped_class_gives_a_type_cnncli_knows() -> None:
         "height": 4,
         "width": 4,
     }
-    reader = type("R", (), {"layout": "channels_last", "rank": 4})()
-    reader.channel_axis = lambda axis, what: None  # type: ignore[attr-defined]
+    reader = _Reader("model.keras", ReadOptions())
+    reader.rank = 4
     for class_name, convert in KERAS_LAYERS.items():
-        assert convert(cfg, reader)["type"] in LAYER_TYPES, class_name  # type: ignore[arg-type]
+        assert convert(cfg, reader)["type"] in LAYER_TYPES, class_name
 
 
 def test_open_sizes_need_input_and_input_must_fit(
@@ -653,3 +653,69 @@ def test_keras2_files(suffix: str, keras_dir: Path) -> None:
             if not isinstance(layer.output_shape, list)
             else layer.output_shape[0][1:]
         )
+
+
+# -- classes cnncli has no type for --------------------------------------------------------------------
+
+
+def _unknown_layers(keras: Any) -> Any:
+    L = keras.layers
+
+    @keras.saving.register_keras_serializable(package="cnncli_test")
+    class Scale(L.Layer):  # type: ignore[misc,name-defined]
+        """A custom layer: one weight per channel, which only the weights file knows."""
+
+        def build(self, shape: Any) -> None:
+            self.w = self.add_weight(shape=(shape[-1],))
+
+        def call(self, x: Any) -> Any:
+            return x * self.w
+
+    image, tokens = keras.Input((16, 16, 3)), keras.Input((5,), dtype="int32")
+    x = L.Conv2D(4, 3, activation="elu", name="edge")(image)
+    x = Scale(name="scale")(x)
+    x = L.PReLU(shared_axes=[1, 2])(x)
+    x = L.Activation("selu")(x)
+    x = L.Subtract()([x, L.Conv2D(4, 1)(x)])
+    words = L.Flatten()(L.Embedding(100, 8)(tokens))
+    x = L.Concatenate()([L.Flatten()(x), words])
+    return keras.Model([image, tokens], L.Dense(2)(x), name="unknown")
+
+
+@pytest.mark.oracle
+def test_unknown_classes_are_opaque_rows(
+    keras_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keras = _keras()
+    model = _unknown_layers(keras)
+    path = keras_dir / "unknown.keras"
+    model.save(path)
+    s = summarize(str(path))
+    t = s.totals
+    scale = _count(model.get_layer("scale").weights)
+    # Every number Keras has, except the custom layer's weights, which only the weights file holds.
+    assert (t.params, t.trainable_params) == (
+        model.count_params() - scale,
+        _count(model.trainable_weights) - scale,
+    )
+    assert t.not_counted == {
+        "Scale": 1,
+        "PReLU": 1,
+        "Activation(selu)": 1,
+        "Subtract": 1,
+        "Embedding": 1,
+    }
+    keras_rows = _keras_rows(model)
+    ours = {r.name: (r.output_shape, r.params) for r in s.rows}
+    assert {k: ours[k] for k in keras_rows} == {
+        k: (shape, 0 if k == "scale" else params) for k, (shape, params, _, _) in keras_rows.items()
+    }
+    assert s.notes[1:] == [
+        "weights of scale not known: only the weights file holds them, which cnncli does not "
+        "read; the totals leave them out",
+        "activations cnncli has no name for, left out of the type column (they change no "
+        "number): edge ('elu')",
+    ]
+    code, out, err = run(["summary", path, "--strict"], capsys)
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "Scale" in err

@@ -22,6 +22,7 @@ a difference is a bug of this reader, reported as an error, never papered over.
 from __future__ import annotations
 
 import json
+import math
 import re
 import zipfile
 import zlib
@@ -388,11 +389,17 @@ def _activation(value: Any) -> str | None:
     return key
 
 
-def _common(cfg: dict[str, Any]) -> dict[str, Any]:
+def _common(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
+    """``use_bias`` and ``activation`` of a conv or dense layer. An activation cnncli has no
+    name for is left out (it changes no number) and named in a note."""
     out: dict[str, Any] = {}
     if "use_bias" in cfg:
         out["bias"] = cfg["use_bias"]
-    act = _activation(cfg.get("activation"))
+    try:
+        act = _activation(cfg.get("activation"))
+    except _Unknown:
+        act = None
+        reader.unknown_activations.append(f"{reader.current} ({show(cfg.get('activation'))})")
     if act is not None:
         out["activation"] = act
     return out
@@ -412,7 +419,7 @@ Converter = Callable[[dict[str, Any], "_Reader"], dict[str, Any]]
 
 def _conv(kind: str) -> Converter:
     def convert(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
-        out = {"type": kind, "filters": cfg.get("filters"), **_window(cfg), **_common(cfg)}
+        out = {"type": kind, "filters": cfg.get("filters"), **_window(cfg), **_common(cfg, reader)}
         if cfg.get("groups", 1) != 1:
             out["groups"] = cfg["groups"]
         if cfg.get("output_padding") is not None:
@@ -424,7 +431,7 @@ def _conv(kind: str) -> Converter:
 
 def _depthwise(kind: str) -> Converter:
     def convert(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
-        out = {"type": kind, **_window(cfg), **_common(cfg)}
+        out = {"type": kind, **_window(cfg), **_common(cfg, reader)}
         out["depth_multiplier"] = cfg.get("depth_multiplier", 1)
         if cfg.get("filters") is not None:  # SeparableConv
             out["filters"] = cfg["filters"]
@@ -529,7 +536,7 @@ def _dropout(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
 
 
 def _dense(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
-    return {"type": "dense", "units": cfg.get("units"), **_common(cfg)}
+    return {"type": "dense", "units": cfg.get("units"), **_common(cfg, reader)}
 
 
 def _rescaling(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
@@ -667,6 +674,12 @@ class _Reader:
         self.inlined: list[str] = []
         self.renamed = 0
         self.input_note = ""
+        #: Opaque rows whose weights only the weights file knows (counted 0, said in a note).
+        self.unknown_weights: list[str] = []
+        #: Activations inside a layer cnncli has no name for (shown without them).
+        self.unknown_activations: list[str] = []
+        #: The name of the layer being converted (for notes).
+        self.current = ""
         #: Outputs of inlined nested models: (model, call, output) → our name.
         self.outputs: dict[Ref, str] = {}
         #: The rank (batch included) of the input of the layer being converted, when recorded.
@@ -690,6 +703,16 @@ class _Reader:
             )
         if self.renamed:
             out.append(f"{self.renamed} layer names changed to letters, digits, _ and -")
+        if self.unknown_weights:
+            out.append(
+                f"weights of {', '.join(self.unknown_weights)} not known: only the weights file "
+                "holds them, which cnncli does not read; the totals leave them out"
+            )
+        if self.unknown_activations:
+            out.append(
+                "activations cnncli has no name for, left out of the type column (they change no "
+                f"number): {', '.join(self.unknown_activations)}"
+            )
         if self.input_note:
             out.append(self.input_note)
         return out
@@ -890,21 +913,43 @@ class _Reader:
         convert = KERAS_LAYERS.get(class_name)
         first = shapes[0] if shapes else None
         self.rank = None if first is None else len(first) + 1
+        self.current = mine
         try:
             if convert is None:
                 raise _Unknown(class_name)
             return convert(cfg, self)
         except _Unknown:
-            op = class_name
-            if isinstance(cfg.get("function"), str):  # Keras 2's TFOpLambda: the TF function
-                op = f"{class_name}({cfg['function']})"
-            if out_shape is None or None in out_shape:
-                raise ModelError(
-                    f"{self.label}: layer {show(mine)} ({op}) has no cnncli type, and the file "
-                    "does not record its output shape (a layer Keras 3 saved with a fixed "
-                    "input does); see docs/model-format.md for the Keras classes cnncli reads"
-                ) from None
-            return {"type": "opaque", "op": op, "shape": list(out_shape)}
+            return self._opaque(class_name, cfg, shapes, out_shape, mine)
+
+    def _opaque(
+        self,
+        class_name: str,
+        cfg: dict[str, Any],
+        shapes: list[Shape | None],
+        out_shape: Shape | None,
+        mine: str,
+    ) -> dict[str, Any]:
+        """A layer cnncli has no type for: its output shape as Keras recorded it (None: known
+        only when the model runs), its weights where the config tells them."""
+        op = class_name
+        detail = cfg.get("function") or cfg.get("activation")  # TFOpLambda, Activation
+        if isinstance(detail, str):
+            op = f"{class_name}({detail})"
+        if out_shape is None:
+            raise ModelError(
+                f"{self.label}: layer {show(mine)} ({op}) has no cnncli type, and the file does "
+                "not record its output shape (Keras 3 records it where a later layer reads it); "
+                "see docs/model-format.md for the Keras classes cnncli reads"
+            )
+        params = _opaque_params(class_name, cfg, shapes)
+        if params is None:
+            self.unknown_weights.append(mine)
+        return {
+            "type": "opaque",
+            "op": op,
+            "shape": [0 if d is None else d for d in out_shape],
+            "params": params or 0,
+        }
 
     def _nested(self, entry: dict[str, Any], k: int, refs: list[str], scope: _Scope) -> None:
         """A nested model: a block call (one input, one output), else inlined."""
@@ -999,6 +1044,43 @@ class _Reader:
             ok = axis == -1 or (rank is not None and axis == rank - 1)
         if not ok:
             raise _Unknown(f"{what} {show(axis)}")
+
+
+#: Keras classes cnncli has no type for that hold no weights.
+_WEIGHTLESS = frozenset(
+    {
+        "Subtract",
+        "Average",
+        "Maximum",
+        "Minimum",
+        "Activation",
+        "ELU",
+        "ThresholdedReLU",
+        "Lambda",
+        "TFOpLambda",
+        "SlicingOpLambda",
+        "CenterCrop",
+        "RandomCrop",
+        "UnitNormalization",
+        "Concatenate",
+    }
+)
+
+
+def _opaque_params(class_name: str, cfg: dict[str, Any], shapes: list[Shape | None]) -> int | None:
+    """The weights of a layer cnncli has no type for, where its config tells them (None: only
+    the weights file knows, and cnncli does not read it)."""
+    if class_name in _WEIGHTLESS:
+        return 0
+    if class_name == "Embedding":
+        size, width = cfg.get("input_dim"), cfg.get("output_dim")
+        return size * width if isinstance(size, int) and isinstance(width, int) else None
+    if class_name == "PReLU" and shapes and shapes[0] is not None:
+        shared = cfg.get("shared_axes") or []
+        shared = shared if isinstance(shared, list) else [shared]
+        dims = [1 if i + 1 in shared else d for i, d in enumerate(shapes[0])]
+        return None if None in dims else math.prod(d for d in dims if d is not None)
+    return None
 
 
 def _walk(cfg: dict[str, Any]) -> Iterator[dict[str, Any]]:
