@@ -222,6 +222,10 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
             "the model description nests too deeply",
         ),
         "a list": (_archive(tmp / "list.keras", [1, 2]), "the model description is not a JSON"),
+        "nested past the budget": (
+            _archive(tmp / "nested.keras", None, raw=b"[" * 150 + b"]" * 150),
+            "the model description nests 101 levels deep, over the nesting limit of 100",
+        ),
         "subclassed": (
             _archive(tmp / "sub.keras", subclassed),
             "the model is a subclassed Keras model ('MyModel')",
@@ -249,6 +253,7 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
         "not UTF-8",
         "deep nesting",
         "a list",
+        "nested past the budget",
         "subclassed",
         "garbage option",
         "missing key",

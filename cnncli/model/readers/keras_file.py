@@ -169,7 +169,7 @@ def _decode(raw: bytes, where: str) -> str:
 
 def _parse(text: str, label: str) -> Any:
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as err:
         raise ModelError(
             f"{label}: the model description is not valid JSON (line {err.lineno}, column "
@@ -179,6 +179,24 @@ def _parse(text: str, label: str) -> Any:
         raise ModelError(f"{label}: the model description nests too deeply to be read") from None
     except ValueError as err:  # e.g. an integer of more than 4,300 digits
         raise ModelError(f"{label}: the model description cannot be read ({err})") from None
+    _check_depth(value, label)
+    return value
+
+
+def _check_depth(value: Any, label: str) -> None:
+    """The ``nesting`` budget, counted without recursion: everything after walks the
+    description recursively (a Keras model nests some 15 levels, a nested model 5 more)."""
+    limit = limits.get("nesting")
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            if depth > limit:
+                limits.check(
+                    "nesting", depth, f"{label}: the model description nests {depth} levels deep"
+                )
+            stack.extend((child, depth + 1) for child in children)
 
 
 # -- Keras's graph ---------------------------------------------------------------------------------
@@ -627,7 +645,6 @@ def _registry() -> dict[str, Converter]:
     # Keras 2's spellings.
     table |= {
         "Convolution2D": table["Conv2D"],
-        "Conv2DTranspose": table["Conv2DTranspose"],
         "Deconvolution2D": table["Conv2DTranspose"],
         "MaxPool2D": table["MaxPooling2D"],
         "AvgPool2D": table["AveragePooling2D"],
@@ -825,7 +842,8 @@ class _Reader:
     def _names(self, graph: _Graph, prefix: str = "") -> dict[tuple[str, int], str]:
         """Our name for every call: Keras's name (made a word if need be), ``-call2``… for
         later calls of the same layer; unique within the graph."""
-        taken: set[str] = set()
+        # "input" names the input of a block; a model's InputLayers keep their own names.
+        taken = {"input", *(name for name, _, _ in graph.inputs)}
         out: dict[tuple[str, int], str] = {}
         for name, calls in graph.calls.items():
             base = prefix + _word(name)
