@@ -724,3 +724,19 @@ def test_unknown_classes_are_opaque_rows(
     code, out, err = run(["summary", path, "--strict"], capsys)
     assert (code, out) == (1, "")
     assert err.count("\n") == 1 and "Scale" in err
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_small_models_verify_with_torch(name: str, keras_dir: Path) -> None:
+    # `cnncli summary model.keras --verify`: PyTorch's shape rules agree with every row read from
+    # the file (shared rows reuse their first call's weights).
+    pytest.importorskip("torch")
+    from cnncli.model.torch_check import check
+
+    model = _small_model(name)
+    path = keras_dir / f"{name}.keras"
+    if not path.exists():
+        model.save(path)
+    bad = [c for c in check(summarize(str(path))) if not c.ok]
+    assert not bad, bad[:3]
