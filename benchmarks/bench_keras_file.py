@@ -23,6 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's cnncli, in process and in the child processes
+
 KERAS = (
     "import sys, keras; m = keras.saving.load_model(sys.argv[1]); "
     "m.summary(print_fn=lambda *a, **k: None)"
@@ -42,7 +45,7 @@ def save(application: str, folder: Path) -> Path:
 
 def run(cmd: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     return time.perf_counter() - start
 
 

@@ -199,6 +199,14 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
     bomb = tmp / "bomb.keras"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
         z.writestr("config.json", b" " * 30_000_000)  # 30 MB of blanks, 30 kB packed
+    encrypted = tmp / "encrypted.keras"
+    with zipfile.ZipFile(encrypted, "w") as z:
+        z.writestr("config.json", json.dumps(_small()))
+    packed = bytearray(encrypted.read_bytes())
+    for signature, flags in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = packed.index(signature) + flags
+        packed[at] |= 1  # "encrypted": zipfile asks for a password
+    encrypted.write_bytes(bytes(packed))
     subclassed = {"class_name": "MyModel", "config": {"units": 3}}
     unknown_option = _small(conv={"filters": "many"})
     deep = b"[" * 100_000 + b"]" * 100_000
@@ -208,6 +216,7 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
         "garbage": (garbage, "not a Keras model file: neither a .keras zip archive nor an HDF5"),
         "zip without config.json": (not_keras, "a zip archive without config.json"),
         "truncated": (truncated, "a damaged zip archive"),
+        "encrypted": (encrypted, "config.json is encrypted (a password-protected zip"),
         "zip bomb": (bomb, "config.json has 30,000,000 bytes, over the file-bytes limit"),
         "not JSON": (
             _archive(tmp / "notjson.keras", None, raw=b"{not json"),
@@ -248,6 +257,7 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
         "garbage",
         "zip without config.json",
         "truncated",
+        "encrypted",
         "zip bomb",
         "not JSON",
         "not UTF-8",

@@ -111,6 +111,11 @@ def _from_zip(path: Path, label: str) -> tuple[str, str]:
             version = _zip_version(archive, names)
     except zipfile.BadZipFile as err:
         raise ModelError(f"{label}: a damaged zip archive ({err}); is the file complete?") from None
+    except RuntimeError:  # zipfile's word for a member that needs a password
+        raise ModelError(
+            f"{label}: config.json is encrypted (a password-protected zip, which Keras never "
+            "writes); save the model again with model.save('model.keras')"
+        ) from None
     except (zlib.error, EOFError, NotImplementedError) as err:
         raise ModelError(f"{label}: config.json cannot be unpacked ({err})") from None
     except OSError as err:
