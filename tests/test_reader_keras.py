@@ -186,6 +186,30 @@ def test_a_recorded_shape_cnncli_disagrees_with_is_an_error(tmp_path: Path) -> N
         summarize(str(_archive(tmp_path / "m.keras", config)))
 
 
+def test_shared_counts_the_weights_once() -> None:
+    # The format's `shared: true` (what the reader writes for a layer called again): the output
+    # and MACs count at every call, the parameters at the first only, trainable: false or not.
+    from cnncli.model import summarize_text
+
+    text = """
+input: [8, 8, 3]
+layout: channels_last
+layers:
+  - {type: conv2d, name: a, filters: 4, kernel: 3, padding: same, input: input}
+  - {type: conv2d, name: a-call2, filters: 4, kernel: 3, padding: same, input: input, shared: true}
+  - {type: batchnorm, name: bn, input: a, trainable: false}
+  - {type: batchnorm, name: bn-call2, input: a-call2, trainable: false, shared: true}
+  - {type: add, input: [bn, bn-call2]}
+"""
+    s = summarize_text(text)
+    rows = {r.name: (r.params, r.macs) for r in s.layers()}
+    conv = (3 * 3 * 3 * 4 + 4, 8 * 8 * 4 * 27)
+    assert rows["a"] == conv and rows["a-call2"] == (0, conv[1])
+    assert rows["bn"] == (16, 0) and rows["bn-call2"] == (0, 0)
+    assert (s.totals.trainable_params, s.totals.non_trainable_params) == (conv[0], 16)
+    assert s.totals.macs == 2 * conv[1]
+
+
 def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
     """Broken or hostile files and the start of the one line each must give."""
     garbage = tmp / "garbage.keras"
