@@ -255,6 +255,11 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
             "the model description nests too deeply",
         ),
         "a list": (_archive(tmp / "list.keras", [1, 2]), "the model description is not a JSON"),
+        "mixed data formats": (
+            _archive(tmp / "mixed.keras", _small(conv={"data_format": "channels_first"})),
+            "layers mix data formats (layer 'conv' is channels_first, 'pool' channels_last); "
+            "cnncli reads a model in one layout",
+        ),
         "nested past the budget": (
             _archive(tmp / "nested.keras", None, raw=b"[" * 150 + b"]" * 150),
             "the model description nests 101 levels deep, over the nesting limit of 100",
@@ -288,6 +293,7 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, str]]:
         "deep nesting",
         "a list",
         "nested past the budget",
+        "mixed data formats",
         "subclassed",
         "garbage option",
         "missing key",

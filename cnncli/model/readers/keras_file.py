@@ -791,8 +791,14 @@ class _Reader:
         formats: dict[str, str] = {}
         for entry in _walk(cfg):
             fmt = (entry.get("config") or {}).get("data_format")
-            if isinstance(fmt, str) and entry.get("class_name") != "Flatten":
-                formats.setdefault(fmt, _entry_name(entry))
+            if fmt is None or entry.get("class_name") == "Flatten":
+                continue
+            if fmt not in ("channels_first", "channels_last"):
+                raise ModelError(
+                    f"{self.label}: layer {show(_entry_name(entry))} has data_format "
+                    f"{show(fmt)}; Keras writes channels_last or channels_first"
+                )
+            formats.setdefault(fmt, _entry_name(entry))
         if len(formats) > 1:
             raise ModelError(
                 f"{self.label}: layers mix data formats (layer {show(formats['channels_first'])} "
