@@ -669,9 +669,12 @@ def _keras2_model() -> Any:
         [L.Conv2D(4, 3, padding="same", input_shape=(30, 30, 8)), L.BatchNormalization()],
         name="block",
     )
+    inner_in = keras.Input((30, 30, 4))
+    inner = keras.Model(inner_in, L.Concatenate()([inner_in, L.Conv2D(2, 1)(inner_in)]))
     inp = keras.Input((32, 32, 3))
     x = L.Conv2D(8, 3, activation="relu")(inp)
     x = L.Add()([block(x), block(x)])
+    x = inner(x)
     x = L.BatchNormalization(trainable=False)(x)
     x = L.GlobalAveragePooling2D()(x)
     return keras.Model(inp, L.Dense(10)(x))

@@ -184,7 +184,8 @@ def _parse(text: str, label: str) -> Any:
         raise ModelError(f"{label}: the model description nests too deeply to be read") from None
     except ValueError as err:  # e.g. an integer of more than 4,300 digits
         raise ModelError(f"{label}: the model description cannot be read ({err})") from None
-    _check_depth(value, label)
+    if isinstance(value, dict | list):
+        _check_depth(value, label)
     return value
 
 
@@ -195,13 +196,13 @@ def _check_depth(value: Any, label: str) -> None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if isinstance(item, dict | list):
-            if depth > limit:
-                limits.check(
-                    "nesting", depth, f"{label}: the model description nests {depth} levels deep"
-                )
-            stack.extend((child, depth + 1) for child in children)
+        if depth > limit:
+            limits.check(
+                "nesting", depth, f"{label}: the model description nests {depth} levels deep"
+            )
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
 
 
 # -- Keras's graph ---------------------------------------------------------------------------------
