@@ -733,6 +733,8 @@ def summarize(
         read = reader(source, options or ReadOptions())
         summary = build(read.data, read.label, count_bias)
         summary.notes = list(read.notes)
+        if read.check is not None:
+            read.check(summary)
         return summary
     if options is not None and options.input_shape is not None:
         raise UsageError(

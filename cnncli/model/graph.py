@@ -160,8 +160,13 @@ class Expander:
     def at(self, item: Any, message: str) -> ModelError:
         line = getattr(item, "line", 0)
         col = getattr(item, "col", 0)
-        where = f"{self.label}:{line}:{col}" if line else self.label
-        return ModelError(f"{where}: {message}")
+        if line:
+            return ModelError(f"{self.label}:{line}:{col}: {message}")
+        # Data from a reader (ONNX, Keras, PyTorch) has no positions: its layers have names.
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str) and not message.startswith("layer "):
+            return ModelError(f"{self.label}: layer {show(name)}: {message}")
+        return ModelError(f"{self.label}: {message}")
 
     # -- expansion -----------------------------------------------------------------------
     def expand(

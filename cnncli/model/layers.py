@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cnncli import arithmetic as ar
@@ -129,6 +129,7 @@ ACTIVATIONS = (
 ACTIVATION_ALIASES = {
     "swish": "silu",
     "hard_swish": "hardswish",
+    "hard_silu": "hardswish",
     "hard_sigmoid": "hardsigmoid",
     "leakyrelu": "leaky_relu",
     "re_lu": "relu",
@@ -1017,6 +1018,9 @@ def _all_ints(value: Any, test: Callable[[int], bool]) -> bool:
 
 #: Longest list of per-channel numbers an option may hold (Rescaling's scale, mean, variance).
 MAX_LIST = 4096
+#: Options every layer type takes. ``shared: true``: the layer uses the weights of an earlier
+#: layer (a Keras layer or nested model called again), so its parameters are counted there, once.
+COMMON_OPTIONS: dict[str, Any] = {"shared": False}
 #: Options where an explicit ``null`` is a value of its own, checked like any other.
 _NULL_MEANS = frozenset({"normalization.axis"})
 
@@ -1070,7 +1074,9 @@ _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, str) or _ints_from(0, pairs=True)(v),
         "a whole number ≥ 0, a list like [1, 2] or [[0, 1], [1, 0]], or same/valid/full",
     ),
-    **dict.fromkeys(("bias", "ceil_mode", "keepdims", "affine", "track_running_stats"), _FLAG),
+    **dict.fromkeys(
+        ("bias", "ceil_mode", "keepdims", "affine", "track_running_stats", "shared"), _FLAG
+    ),
     **dict.fromkeys(("activation", "function"), (lambda v: isinstance(v, str), "a name")),
     "eps": (_between(0, low_open=True), "a finite number > 0, e.g. 1e-5"),
     "momentum": (_between(0, 1), "a number from 0 to 1"),
@@ -1151,7 +1157,7 @@ def canonical_options(kind: LayerType, raw: dict[str, Any]) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     for key, value in raw.items():
         name = kind.aliases.get(key) or OPTION_ALIASES.get(key, key)
-        if name not in kind.options:
+        if name not in kind.options and name not in COMMON_OPTIONS:
             known = sorted(kind.options)
             spellings = [a for a, c in (OPTION_ALIASES | kind.aliases).items() if c in kind.options]
             hint = closest(key, known + spellings)
@@ -1191,4 +1197,8 @@ def compute(
         raise ModelError(
             f"{kind.name} needs two or more inputs, got {len(inputs)}; list them with input: [a, b]"
         )
-    return kind.compute(opts, inputs, names, ctx)
+    out = kind.compute(opts, inputs, names, ctx)
+    if opts.get("shared"):
+        # The weights of an earlier call: counted there, once (as Keras counts a shared layer).
+        out = replace(out, trainable=0, non_trainable=0)
+    return out

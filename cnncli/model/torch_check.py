@@ -517,7 +517,8 @@ def check(summary: Summary, device: str = "meta") -> list[Check]:
                     tuple(p.dims(False) for p in out.outputs) or out.shape.dims(False),
                     _shape_of(y),
                     out.trainable + out.non_trainable,
-                    _count(module),
+                    # A shared layer (shared: true) reuses weights counted at its first call.
+                    0 if node.opts.get("shared") else _count(module),
                 )
             )
     return checks

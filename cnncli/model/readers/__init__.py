@@ -17,9 +17,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cnncli.model.load import Mapping, Seq
+
+if TYPE_CHECKING:
+    from cnncli.model.build import Summary
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class ReadModel:
     label: str
     #: One line each, printed under the summary (and in JSON): what the reader did or could not.
     notes: list[str] = field(default_factory=list)
+    #: Called with the built summary: the reader compares it with what the file states itself
+    #: (the shapes Keras recorded, ONNX shape inference) and raises on a difference.
+    check: Callable[[Summary], None] | None = None
 
 
 Reader = Callable[[str, ReadOptions], ReadModel]
