@@ -452,6 +452,27 @@ def _flat(values: list[Any]) -> list[Any]:
     return out
 
 
+def _read_by_layers(summary: Summary) -> set[str]:
+    """Names whose value some real layer reads, through hidden pass-throughs (a switched-off
+    layer, a block's input, a split's output): a pass-through nothing reads must not make its
+    source an output."""
+    nodes = {n.name: n for n in summary.nodes}
+    read: set[str] = set()
+    for node in summary.nodes:
+        if node.hidden:
+            continue
+        stack = list(node.inputs)
+        while stack:
+            name = stack.pop()
+            if name in read:
+                continue
+            read.add(name)
+            source = nodes[name]
+            if source.hidden:
+                stack.extend(source.inputs)
+    return read
+
+
 def build_model(summary: Summary) -> tuple[Any, list[Check]]:
     """The summarised model as a Keras functional model, and every layer compared with cnncli.
 
@@ -492,8 +513,12 @@ def build_model(summary: Summary) -> tuple[Any, list[Check]]:
                     _params(layer),
                 )
             )
-        read = {i for n in summary.nodes for i in n.inputs}
-        ends = [values[n.name] for n in summary.nodes if n.name not in read and not n.is_input]
+        read = _read_by_layers(summary)
+        ends = [
+            values[n.name]
+            for n in summary.nodes
+            if n.name not in read and not n.is_input and not n.hidden
+        ]
         model = keras.Model(inputs=inputs, outputs=_flat(ends))
     return model, checks
 
