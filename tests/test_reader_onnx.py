@@ -7,7 +7,10 @@ The opaque tests use YAML models (the layer type belongs to the format, not to o
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clirun import run  # tests/clirun.py
@@ -160,3 +163,558 @@ def test_opaque_options_checked(
     code, out, err = run(["summary", _write(tmp_path, text)], capsys)
     assert code == 1 and out == ""
     assert message in err and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------ ONNX: helpers
+
+
+def _onnx() -> Any:
+    return pytest.importorskip("onnx")
+
+
+def _model(
+    nodes: list[Any],
+    inputs: dict[str, list[int | str]],
+    outputs: list[str],
+    inits: dict[str, Any] | None = None,
+    opset: int = 17,
+) -> Any:
+    """A small ONNX model from nodes (``onnx.helper.make_node``), inputs (name → dims with the
+    batch), output names and initializers (name → numpy array)."""
+    _onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes,
+        "test",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, d) for n, d in inputs.items()],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+        [numpy_helper.from_array(v, name=k) for k, v in (inits or {}).items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def _save(model: Any, path: Path) -> Path:
+    _onnx().save(model, path)
+    return path
+
+
+def _summary(path: Path, **options: Any) -> Any:
+    from cnncli.model import summarize
+    from cnncli.model.readers import ReadOptions
+
+    return summarize(str(path), options=ReadOptions(**options))
+
+
+def _ort_shapes(path: Path, tensors: list[str], batch: int = 1) -> dict[str, tuple[int, ...]]:
+    """onnxruntime on zeros: the shape of every tensor asked for (batch included)."""
+    onnx = _onnx()
+    ort = pytest.importorskip("onnxruntime")
+    np = pytest.importorskip("numpy")
+    model = onnx.load(str(path))
+    have = {o.name for o in model.graph.output}
+    for name in tensors:
+        if name not in have:
+            model.graph.output.append(onnx.ValueInfoProto(name=name))
+            have.add(name)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    feeds = {}
+    for i in session.get_inputs():
+        dims = [batch if not isinstance(d, int) else d for d in i.shape]
+        feeds[i.name] = np.zeros(dims, dtype=np.float32)
+    values = session.run(tensors, feeds)
+    return {name: tuple(v.shape) for name, v in zip(tensors, values, strict=True)}
+
+
+def _check_shapes_with_ort(path: Path, batch: int = 1, **options: Any) -> Any:
+    """Every layer's output shape against onnxruntime's (without the batch); the summary."""
+    from cnncli.model.readers import ReadOptions
+    from cnncli.model.readers.onnx_file import convert
+
+    converted = convert(str(path), ReadOptions(**options))
+    summary = _summary(path, **options)
+    rows = {r.name: r for r in summary.layers()}
+    assert set(converted.tensors) <= set(rows)
+    shapes = _ort_shapes(path, sorted(set(converted.tensors.values())), batch)
+    compared = 0
+    for name, tensor in converted.tensors.items():
+        row = rows[name]
+        ours = row.output_shapes[0] if row.output_shapes else row.output_shape
+        if row.op:  # opaque: ONNX's own shape, sizes known only at run time as 0
+            assert all(o in (0, t) for o, t in zip(ours, shapes[tensor][1:], strict=True))
+            continue
+        assert ours == shapes[tensor][1:], (name, tensor, ours, shapes[tensor])
+        compared += 1
+    assert compared, "nothing compared"
+    return summary
+
+
+# ------------------------------------------------------------------ ONNX: operators, one by one
+# Each case is a small graph: cnncli's layer types for it, and every shape against
+# onnxruntime on zeros.
+
+
+def _w(*dims: int) -> Any:
+    np = pytest.importorskip("numpy")
+    return np.random.default_rng(0).standard_normal(dims).astype(np.float32)
+
+
+def _i64(*values: int) -> Any:
+    np = pytest.importorskip("numpy")
+    return np.array(values, dtype=np.int64)
+
+
+def _f32(*values: float) -> Any:
+    np = pytest.importorskip("numpy")
+    return np.array(values, dtype=np.float32)
+
+
+def _n(op: str, inputs: list[str], outputs: list[str], **attrs: Any) -> Any:
+    from onnx import helper
+
+    return helper.make_node(op, inputs, outputs, **attrs)
+
+
+def _case_convs() -> tuple[Any, list[str]]:
+    nodes = [
+        _n("Conv", ["x", "w1"], ["a"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+        _n("Conv", ["a", "w2", "b2"], ["b"], kernel_shape=[2, 2], auto_pad="SAME_LOWER"),
+        _n("Conv", ["b", "w3"], ["c"], group=8, pads=[1, 0, 2, 1], dilations=[2, 1]),
+        _n(
+            "ConvTranspose",
+            ["c", "w4", "b4"],
+            ["d"],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+            output_padding=[1, 0],
+        ),
+        _n("ConvTranspose", ["d", "w5"], ["e"], group=2, strides=[1, 2], kernel_shape=[3, 1]),
+    ]
+    inits = {
+        "w1": _w(8, 3, 3, 3),
+        "w2": _w(8, 8, 2, 2),
+        "b2": _w(8),
+        "w3": _w(8, 1, 3, 3),
+        "w4": _w(8, 6, 3, 3),
+        "b4": _w(6),
+        "w5": _w(6, 2, 3, 1),
+    }
+    model = _model(nodes, {"x": [1, 3, 15, 15]}, ["e"], inits)
+    return model, ["conv2d", "conv2d", "conv2d", "convtranspose2d", "convtranspose2d"]
+
+
+def _case_conv_1d_3d() -> tuple[Any, list[str]]:
+    nodes = [
+        _n("Conv", ["x", "w1"], ["a"], dilations=[2], pads=[2, 2]),
+        _n("Reshape", ["a", "s"], ["b"]),
+        _n("Conv", ["b", "w2", "b2"], ["c"], strides=[1, 2, 2]),
+    ]
+    inits = {"w1": _w(4, 2, 3), "s": _i64(0, 1, 4, 8, 4), "w2": _w(3, 1, 1, 2, 2), "b2": _w(3)}
+    model = _model(nodes, {"x": [1, 2, 32]}, ["c"], inits)
+    return model, ["conv1d", "reshape", "conv3d"]
+
+
+def _case_pools() -> tuple[Any, list[str]]:
+    nodes = [
+        _n("MaxPool", ["x"], ["a"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+        _n("AveragePool", ["a"], ["b"], kernel_shape=[2, 2], pads=[0, 0, 1, 1], strides=[2, 2]),
+        _n("MaxPool", ["b"], ["c"], kernel_shape=[2, 2], dilations=[2, 2], pads=[1, 1, 1, 1]),
+        _n("GlobalMaxPool", ["c"], ["d"]),
+        _n("Flatten", ["d"], ["e"]),
+    ]
+    model = _model(nodes, {"x": [1, 4, 20, 20]}, ["e"])
+    types = ["maxpool2d", "zeropad2d", "avgpool2d", "maxpool2d", "global_maxpool", "flatten"]
+    return model, types
+
+
+def _case_dense() -> tuple[Any, list[str]]:
+    nodes = [
+        _n("Flatten", ["x"], ["f"]),
+        _n("Gemm", ["f", "w1", "b1"], ["a"]),  # transB = 0: weight (in, units)
+        _n("MatMul", ["a", "w2"], ["m"]),
+        _n("Add", ["m", "b2"], ["b"]),  # MatMul + bias: one dense layer
+        _n("MatMul", ["b", "w3"], ["c"]),
+        _n("Gemm", ["c", "w4"], ["d"], transB=1),
+        _n("Softmax", ["d"], ["e"], axis=-1),
+    ]
+    inits = {
+        "w1": _w(48, 10),
+        "b1": _w(10),
+        "w2": _w(10, 7),
+        "b2": _w(7),
+        "w3": _w(7, 5),
+        "w4": _w(3, 5),
+    }
+    model = _model(nodes, {"x": [1, 3, 4, 4]}, ["e"], inits)
+    return model, ["flatten", "dense", "dense", "dense", "dense", "softmax"]
+
+
+def _case_activations() -> tuple[Any, list[str]]:
+    nodes = [
+        _n("Sigmoid", ["x"], ["s"]),
+        _n("Mul", ["x", "s"], ["a"]),  # silu
+        _n("HardSigmoid", ["a"], ["h"], alpha=1 / 6, beta=0.5),
+        _n("Mul", ["h", "a"], ["b"]),  # hardswish
+        _n("Clip", ["b", "zero", "six"], ["c"]),  # relu6
+        _n("Clip", ["c", "zero"], ["d"]),  # relu
+        _n("Clip", ["d", "minus", "one"], ["e"]),  # hardtanh: no layer type
+        _n("LeakyRelu", ["e"], ["f"], alpha=0.2),
+        _n("Tanh", ["f"], ["g"]),
+        _n("Sigmoid", ["g"], ["s2"]),  # a gate read by two: not silu
+        _n("Mul", ["g", "s2"], ["k"]),
+        _n("Add", ["k", "s2"], ["l"]),
+        _n("HardSwish", ["l"], ["m"]),
+        _n("Identity", ["m"], ["n"]),
+        _n("Softmax", ["n"], ["o"], axis=1),
+    ]
+    inits = {"zero": _f32(0)[0], "six": _f32(6)[0], "minus": _f32(-1)[0], "one": _f32(1)[0]}
+    model = _model(nodes, {"x": [1, 4, 5, 5]}, ["o"], inits)
+    types = [
+        "silu",
+        "hardswish",
+        "relu6",
+        "relu",
+        "opaque",
+        "leaky_relu",
+        "tanh",
+        "sigmoid",
+        "multiply",
+        "add",
+        "hardswish",
+        "identity",
+        "softmax",
+    ]
+    return model, types
+
+
+def _case_shapes() -> tuple[Any, list[str]]:
+    nodes = [
+        # ShuffleNet's channel shuffle: (N, 8, 4, 4) → (N, 2, 4, 4, 4) → swap → back.
+        _n("Reshape", ["x", "s1"], ["a"]),
+        _n("Transpose", ["a"], ["b"], perm=[0, 2, 1, 3, 4]),
+        _n("Reshape", ["b", "s2"], ["c"]),
+        _n("Split", ["c", "sizes"], ["c0", "c1"], axis=1),
+        _n("Concat", ["c1", "c0", "c1"], ["d"], axis=1),
+        _n("Pad", ["d", "pads"], ["e"], mode="constant"),
+        _n("Unsqueeze", ["e", "ax"], ["f"]),
+        _n("Squeeze", ["f", "ax"], ["g"]),
+        _n("ReduceMean", ["g"], ["h"], axes=[1], keepdims=1),
+        _n("ReduceMean", ["g"], ["i"], axes=[2, 3], keepdims=0),
+        _n("Concat", ["g", "g"], ["j"], axis=2),  # along a size: no layer type
+    ]
+    inits = {
+        "s1": _i64(0, 2, 4, 4, 4),
+        "s2": _i64(-1, 8, 4, 4),
+        "sizes": _i64(3, 5),
+        "pads": _i64(0, 0, 1, 0, 0, 0, 2, 3),
+        "ax": _i64(2),
+    }
+    model = _model(nodes, {"x": [1, 8, 4, 4]}, ["h", "i", "j"], inits, opset=13)
+    types = [
+        "reshape",
+        "permute",
+        "reshape",
+        "split",
+        "concat",
+        "zeropad2d",
+        "reshape",
+        "reshape",
+        "mean",
+        "global_avgpool",
+        "opaque",
+    ]
+    return model, types
+
+
+def _case_resize_rescale() -> tuple[Any, list[str]]:
+    nodes = [
+        _n("Resize", ["x", "", "sc"], ["a"], mode="nearest"),
+        _n("Resize", ["a", "", "", "sz"], ["b"], mode="linear"),
+        _n("Resize", ["b", "", "sc2"], ["c"], mode="cubic"),
+        _n("Sub", ["c", "mean"], ["d"]),
+        _n("Div", ["d", "std"], ["e"]),
+        _n("Mul", ["e", "gamma"], ["f"]),  # per channel, a float tensor of the file
+        _n("Add", ["f", "three"], ["g"]),
+        _n("Mul", ["g", "half"], ["h"]),
+        _n("Dropout", ["h", "ratio"], ["k"]),
+    ]
+    inits = {
+        "sc": _f32(1, 1, 2, 3),
+        "sz": _i64(1, 4, 9, 11),
+        "sc2": _f32(1, 1, 1.5, 0.5),
+        "mean": _f32(0.5),
+        "std": _f32(0.25),
+        "gamma": _w(4, 1, 1),
+        "three": _f32(3),
+        "half": _f32(0.5),
+        "ratio": _f32(0.2)[0],
+    }
+    model = _model(nodes, {"x": [1, 4, 3, 4]}, ["k"], inits)
+    types = [
+        "upsample",
+        "upsample",
+        "upsample",
+        "rescaling",
+        "rescaling",
+        "layer_scale",
+        "rescaling",
+        "rescaling",
+        "dropout",
+    ]
+    return model, types
+
+
+_CASES = {
+    "convs": _case_convs,
+    "conv_1d_3d": _case_conv_1d_3d,
+    "pools": _case_pools,
+    "dense": _case_dense,
+    "activations": _case_activations,
+    "shapes": _case_shapes,
+    "resize_rescale": _case_resize_rescale,
+}
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("case", sorted(_CASES))
+def test_operators_match_onnxruntime(case: str, tmp_path: Path) -> None:
+    model, types = _CASES[case]()
+    path = _save(model, tmp_path / f"{case}.onnx")
+    summary = _check_shapes_with_ort(path)
+    assert [r.type for r in summary.layers()] == types
+    # Parameters: the weights (initializers named w*, b*, gamma), not scales, sizes or scalars.
+    weights = [i for i in model.graph.initializer if i.name[0] in "wbg"]
+    assert summary.totals.params == sum(_size(i.dims) for i in weights)
+
+
+def _size(dims: Any) -> int:
+    n = 1
+    for d in dims:
+        n *= d
+    return n
+
+
+# ------------------------------------------------------------------ ONNX: real exports
+# torchvision's ResNet-18, MobileNetV2 and EfficientNet-B0 and a small U-Net (transposed
+# convolution, bilinear upsampling, padding computed from sizes, concat), exported with both of
+# torch.onnx.export's exporters: TorchScript (opset 17) and dynamo (opset 18). Checked against
+# onnxruntime on zeros (every layer's shape), against the PyTorch model itself (forward hooks:
+# every convolution's and linear layer's output shape and MACs, the output, the parameters the
+# file must hold) and, for the zoo's models, against the zoo entry at the same input size.
+
+#: (model, input size, exporter, symbolic batch). TorchScript exports get a symbolic batch
+#: (Shape → Gather → … chains in the U-Net); dynamo exports one of each.
+EXPORTS = [
+    ("resnet18", 64, "torchscript", True),
+    ("resnet18", 64, "dynamo", True),
+    ("mobilenet_v2", 64, "torchscript", True),
+    ("mobilenet_v2", 64, "dynamo", False),
+    ("efficientnet_b0", 64, "torchscript", True),
+    ("efficientnet_b0", 64, "dynamo", False),
+    ("unet", 62, "torchscript", True),
+    ("unet", 62, "dynamo", True),
+]
+
+
+def _unet(torch: Any) -> Any:
+    """A small U-Net: two levels down, one transposed-convolution and one bilinear way up, each
+    padded to its skip connection's size (sizes computed from x.size() in forward)."""
+    nn = torch.nn
+    functional = torch.nn.functional
+
+    def double(cin: int, cout: int) -> Any:
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+    class Up(nn.Module):  # type: ignore[misc]
+        def __init__(self, cin: int, cout: int, transposed: bool) -> None:
+            super().__init__()
+            self.up = (
+                nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
+                if transposed
+                else nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+            )
+            self.conv = double(cin if transposed else cin + cin // 2, cout)
+
+        def forward(self, x: Any, skip: Any) -> Any:
+            x = self.up(x)
+            dy, dx = skip.size(2) - x.size(2), skip.size(3) - x.size(3)
+            x = functional.pad(x, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
+            return self.conv(torch.cat([skip, x], dim=1))
+
+    class UNet(nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.inc = double(3, 16)
+            self.down1 = nn.Sequential(nn.MaxPool2d(2), double(16, 32))
+            self.down2 = nn.Sequential(nn.MaxPool2d(2), double(32, 64))
+            self.up1 = Up(64, 32, transposed=True)
+            self.up2 = Up(32, 16, transposed=False)
+            self.outc = nn.Conv2d(16, 2, 1)
+
+        def forward(self, x: Any) -> Any:
+            x1 = self.inc(x)
+            x2 = self.down1(x1)
+            y = self.up1(self.down2(x2), x2)
+            return self.outc(self.up2(y, x1))
+
+    return UNet()
+
+
+def _torch_model(name: str) -> Any:
+    """The model on the CPU with random weights and batchnorm statistics (an untrained model's
+    zero biases would be dropped by the dynamo exporter, its equal tensors merged by the
+    TorchScript one: a trained model has neither)."""
+    from tv_oracle import torchvision_models
+
+    torch = pytest.importorskip("torch")
+    model = _unet(torch) if name == "unet" else torchvision_models().get_model(name, weights=None)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``exports(name, size, exporter, symbolic)`` → (ONNX file, the torch model), cached."""
+    done: dict[tuple[Any, ...], tuple[Path, Any]] = {}
+
+    def export(name: str, size: int, exporter: str, symbolic: bool) -> tuple[Path, Any]:
+        key = (name, size, exporter, symbolic)
+        if key not in done:
+            torch = pytest.importorskip("torch")
+            _onnx()
+            pytest.importorskip("onnxscript")
+            model = _torch_model(name)
+            path = tmp_path_factory.mktemp("onnx") / f"{name}-{exporter}.onnx"
+            x = torch.zeros(2, 3, size, size)
+            if exporter == "dynamo":
+                dyn = {"dynamic_shapes": ({0: torch.export.Dim("batch")},)} if symbolic else {}
+                torch.onnx.export(
+                    model,
+                    (x[:1] if not symbolic else x,),
+                    path,
+                    dynamo=True,
+                    opset_version=18,
+                    input_names=["image"],
+                    **dyn,
+                )
+            else:
+                dyn = {"dynamic_axes": {"image": {0: "batch"}}} if symbolic else {}
+                torch.onnx.export(
+                    model, (x,), path, dynamo=False, opset_version=17, input_names=["image"], **dyn
+                )
+            done[key] = (path, model)
+        return done[key]
+
+    return export
+
+
+def _torch_hooks(model: Any, size: int) -> tuple[int, Counter[tuple[tuple[int, ...], int]], Any]:
+    """MACs of every convolution, transposed convolution and linear layer (bias excluded; a
+    transposed convolution counted on its input, as cnncli does), each one's (output shape,
+    MACs), and the model's output shape - from the real model on one image."""
+    torch = pytest.importorskip("torch")
+    entries: Counter[tuple[tuple[int, ...], int]] = Counter()
+
+    def hook(module: Any, args: Any, out: Any) -> None:
+        if isinstance(module, torch.nn.modules.conv._ConvTransposeNd):
+            taps = module.out_channels // module.groups * math.prod(module.kernel_size)
+            macs = args[0].numel() * taps
+        elif isinstance(module, torch.nn.modules.conv._ConvNd):
+            taps = module.in_channels // module.groups * math.prod(module.kernel_size)
+            macs = out.numel() * taps
+        elif isinstance(module, torch.nn.Linear):
+            macs = out.numel() * module.in_features
+        else:
+            return
+        entries[(tuple(out.shape[1:]), int(macs))] += 1
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, size, size))
+    finally:
+        for h in handles:
+            h.remove()
+    return sum(m * n for (_, m), n in entries.items()), entries, tuple(out.shape[1:])
+
+
+def _file_params(model: Any) -> tuple[int, int]:
+    """The parameters the ONNX file must hold, and how many batchnorms the exporter folds: every
+    convolution's and linear layer's weight and bias, and for each batchnorm (each follows a
+    convolution without bias) the bias it folds into that convolution."""
+    torch = pytest.importorskip("torch")
+    total, folded = 0, 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.conv._ConvNd | torch.nn.Linear):
+            total += sum(p.numel() for p in module.parameters(recurse=False))
+        elif isinstance(module, torch.nn.BatchNorm2d):
+            total += module.num_features
+            folded += 1
+    return total, folded
+
+
+def _conv_rows(summary: Any) -> Counter[tuple[tuple[int, ...], int]]:
+    kinds = ("conv", "convtranspose", "dense", "depthwise_conv")
+    return Counter((r.output_shape, r.macs) for r in summary.layers() if r.type.startswith(kinds))
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(("name", "size", "exporter", "symbolic"), EXPORTS)
+def test_export_matches_onnxruntime_and_torch(
+    name: str, size: int, exporter: str, symbolic: bool, exports: Any
+) -> None:
+    path, model = exports(name, size, exporter, symbolic)
+    summary = _check_shapes_with_ort(path, batch=2 if symbolic else 1)
+    macs, entries, output = _torch_hooks(model, size)
+    assert summary.totals.macs == macs
+    assert _conv_rows(summary) == entries
+    assert list(summary.outputs.values()) == [output]
+    params, folded = _file_params(model)
+    assert summary.totals.params == params
+    assert summary.totals.not_counted == {}
+    assert any(f"batchnorm was folded into {folded} convolutions" in n for n in summary.notes)
+    assert summary.notes[-1].startswith("every layer's shape was computed by cnncli and agrees")
+    if symbolic:
+        assert any("the batch axis is symbolic ('batch')" in n for n in summary.notes)
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+def test_export_matches_zoo_entry(name: str, exporter: str, exports: Any) -> None:
+    """The zoo's model at the same input size: the same convolutions and linear layers (output
+    shape and MACs each), the same totals of MACs, the same output."""
+    from cnncli.model import ZOO_DIR, summarize_text
+
+    size, symbolic = next((s, b) for n, s, e, b in EXPORTS if (n, e) == (name, exporter))
+    path, _ = exports(name, size, exporter, symbolic)
+    zoo_file = ZOO_DIR / ("resnet.yaml" if name == "resnet18" else f"{name}.yaml")
+    text = zoo_file.read_text(encoding="utf-8")
+    assert "input: [3, 224, 224]" in text
+    zoo = summarize_text(
+        text.replace("input: [3, 224, 224]", f"input: [3, {size}, {size}]"),
+        str(zoo_file),
+        variant="resnet18" if name == "resnet18" else None,
+    )
+    summary = _summary(path)
+    assert summary.totals.macs == zoo.totals.macs
+    assert _conv_rows(summary) == _conv_rows(zoo)
+    assert list(summary.outputs.values()) == list(zoo.outputs.values())
