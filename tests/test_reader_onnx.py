@@ -247,8 +247,9 @@ def _check_shapes_with_ort(path: Path, batch: int = 1, **options: Any) -> Any:
     for name, tensor in converted.tensors.items():
         row = rows[name]
         ours = row.output_shapes[0] if row.output_shapes else row.output_shape
-        if row.op:  # opaque: ONNX's own shape, sizes known only at run time as 0
-            assert all(o in (0, t) for o, t in zip(ours, shapes[tensor][1:], strict=True))
+        if row.op:  # opaque: ONNX's shape, the batch left out if it has one; 0 = known at run time
+            theirs = shapes[tensor] if len(shapes[tensor]) == len(ours) else shapes[tensor][1:]
+            assert all(o in (0, t) for o, t in zip(ours, theirs, strict=True)), (name, theirs)
             continue
         assert ours == shapes[tensor][1:], (name, tensor, ours, shapes[tensor])
         compared += 1
@@ -718,3 +719,304 @@ def test_export_matches_zoo_entry(name: str, exporter: str, exports: Any) -> Non
     assert summary.totals.macs == zoo.totals.macs
     assert _conv_rows(summary) == _conv_rows(zoo)
     assert list(summary.outputs.values()) == list(zoo.outputs.values())
+
+
+# ------------------------------------------------------------------ ONNX: the command, bad files
+
+
+def _small(tmp_path: Path, name: str = "small.onnx", dims: list[int | str] | None = None) -> Path:
+    """Conv → Relu → GlobalAveragePool → Flatten → Gemm on a (N, 3, 8, 8) input."""
+    nodes = [
+        _n("Conv", ["x", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        _n("Relu", ["c"], ["r"]),
+        _n("GlobalAveragePool", ["r"], ["g"]),
+        _n("Flatten", ["g"], ["f"]),
+        _n("Gemm", ["f", "fw", "fb"], ["y"], transB=1),
+    ]
+    inits = {"w": _w(16, 3, 3, 3), "b": _w(16), "fw": _w(10, 16), "fb": _w(10)}
+    model = _model(nodes, {"x": dims or ["N", 3, 8, 8]}, ["y"], inits)
+    return _save(model, tmp_path / name)
+
+
+#: conv 16·3·3·3 + 16, dense 10·16 + 10; MACs 16·8·8·27 + 160.
+SMALL_PARAMS, SMALL_MACS = 618, 27_808
+
+
+def _one_line_error(code: int, out: str, err: str) -> str:
+    assert code == 1, err
+    assert out == ""
+    assert err.startswith("cnncli: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_cli_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _small(tmp_path)
+    code, out, err = run(["summary", path], capsys)
+    assert code == 0, err
+    assert err == ""
+    rows = _rows(out)
+    assert [r[1] for r in rows.values()] == [
+        "conv2d",
+        "relu",
+        "global_avgpool",
+        "flatten",
+        "dense",
+    ]
+    assert f"Total params:          {SMALL_PARAMS:,}" in out
+    assert f"MACs:                  {SMALL_MACS:,}" in out
+    assert "the batch axis is symbolic ('N')" in out
+    code, out, err = run(["summary", path, "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["inputs"] == {"x": [3, 8, 8]}
+    assert data["outputs"] == {"dense": [10]}
+    assert data["totals"]["params"] == SMALL_PARAMS and data["totals"]["macs"] == SMALL_MACS
+    assert data["totals"]["not_counted"] == {}
+    assert data["reader_notes"][-1] == (
+        "every layer's shape was computed by cnncli and agrees with ONNX shape inference "
+        "(5 outputs compared)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x00\xff" * 500, "not an ONNX model, or a damaged one"),
+        (b"input: [3, 8, 8]\nlayers: []\n", "not an ONNX model, or a damaged one"),
+        (b"PK\x03\x04" + b"\x00" * 100, "not an ONNX model, or a damaged one"),
+        (b"", "the file is empty"),
+        (b"\x08\x07", "not an ONNX model (no graph, operator set or IR version in it)"),
+    ],
+)
+def test_files_that_are_not_onnx(
+    content: bytes, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _onnx()
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(content)
+    err = _one_line_error(*run(["summary", path], capsys))
+    assert err.startswith(f"cnncli: error: {path}: {message}")
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
+def test_truncated_file(keep: float, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    whole = _small(tmp_path).read_bytes()
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(whole[: int(len(whole) * keep)])
+    err = _one_line_error(*run(["summary", path], capsys))
+    assert str(path) in err
+    assert "damaged" in err or "no graph" in err or "defines" in err or "refuses" in err
+
+
+def test_missing_file_and_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _onnx()
+    err = _one_line_error(*run(["summary", tmp_path / "nope.onnx"], capsys))
+    assert err == f"cnncli: error: {tmp_path / 'nope.onnx'}: no such file\n"
+    (tmp_path / "dir.onnx").mkdir()
+    err = _one_line_error(*run(["summary", tmp_path / "dir.onnx"], capsys))
+    assert "dir.onnx: is a folder; give an .onnx model file" in err
+
+
+def test_without_onnx_installed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"anything")
+    monkeypatch.setitem(__import__("sys").modules, "onnx", None)  # import onnx now fails
+    err = _one_line_error(*run(["summary", path], capsys))
+    assert err == (
+        'cnncli: error: reading ONNX models needs the onnx package: pip install "cnncli[onnx]" '
+        "(or pip install onnx)\n"
+    )
+
+
+def test_yaml_summary_never_imports_onnx() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from cnncli.cli import main\n"
+        "try:\n    main(['summary', 'resnet18', '--json'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('onnx', 'onnxruntime', 'numpy') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    assert out.splitlines()[-1] == "[]"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_open_sizes_need_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _small(tmp_path, dims=["N", 3, "H", "W"])
+    err = _one_line_error(*run(["summary", path], capsys))
+    assert err == (
+        f"cnncli: error: {path}: input 'x' has open sizes (N, 3, H, W); give its shape without "
+        "the batch, 3,?,?, with --input (e.g. --input 3,224,224)\n"
+    )
+    code, out, err = run(["summary", path, "--input", "3,20,12", "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["inputs"] == {"x": [3, 20, 12]}
+    assert data["totals"]["macs"] == 16 * 20 * 12 * 27 + 160
+    err = _one_line_error(*run(["summary", path, "--input", "20,12"], capsys))
+    assert "--input 20,12 has 2 sizes, but input 'x' (N, 3, H, W) has 3 without the batch" in err
+    err = _one_line_error(*run(["summary", path, "--input", "4,20,12"], capsys))
+    assert "the file fixes input 'x' to (3, H, W); --input 4,20,12 differs" in err
+
+
+def test_input_only_for_open_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _small(tmp_path)
+    code, out, err = run(["summary", path, "--input", "3,8,8", "--json"], capsys)
+    assert code == 0, err  # the file's own sizes again: fine
+    err = _one_line_error(*run(["summary", path, "--input", "3,16,16"], capsys))
+    assert "the file fixes input 'x' to (3, 8, 8); --input 3,16,16 differs" in err
+
+
+def test_external_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Weights in another file: not needed for a summary (a note says it is missing); shape
+    constants there are needed."""
+    onnx = _onnx()
+    nodes = [
+        _n("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+        _n("Reshape", ["c", "shape"], ["y"]),
+    ]
+    model = _model(nodes, {"x": [1, 3, 4, 4]}, ["y"], {"w": _w(64, 3, 1, 1), "shape": _i64(1, -1)})
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, path, save_as_external_data=True, location="ext.data", size_threshold=0)
+    code, out, err = run(["summary", path, "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["totals"]["params"] == 192
+    (tmp_path / "ext.data").rename(tmp_path / "elsewhere.data")
+    err = _one_line_error(*run(["summary", path], capsys))
+    assert err == (
+        f"cnncli: error: {path}: the shapes depend on constants such as 'shape', stored in "
+        "'ext.data', which is missing; put that file next to the model\n"
+    )
+    # Only the weights outside: the summary works and says what is missing.
+    model = _model(nodes, {"x": [1, 3, 4, 4]}, ["y"], {"w": _w(64, 3, 1, 1), "shape": _i64(1, -1)})
+    onnx.save(model, path, save_as_external_data=True, location="w.data", size_threshold=100)
+    (tmp_path / "w.data").unlink()
+    code, out, err = run(["summary", path, "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["totals"]["params"] == 192
+    assert (
+        "the weights of 1 tensor are stored outside the model in 'w.data', which is missing: "
+        "the summary needs only their shapes, which the model file holds"
+    ) in data["reader_notes"]
+
+
+def test_unknown_operators_are_opaque(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """NonMaxSuppression (and the Gather of its data-dependent result) are not counted, and
+    say so; --strict refuses."""
+    onnx = _onnx()
+    from onnx import TensorProto
+
+    nodes = [
+        _n("Conv", ["x", "w"], ["f"], kernel_shape=[1, 1]),
+        _n("Reshape", ["f", "s1"], ["r"]),
+        _n("Transpose", ["r"], ["boxes"], perm=[0, 2, 1]),
+        _n("Conv", ["x", "w2"], ["g"], kernel_shape=[1, 1]),
+        _n("Reshape", ["g", "s2"], ["scores"]),
+        _n("NonMaxSuppression", ["boxes", "scores", "most", "iou", "least"], ["sel"]),
+        _n("Gather", ["boxes", "sel"], ["picked"], axis=1),
+    ]
+    inits = {
+        "w": _w(4, 3, 1, 1),
+        "w2": _w(1, 3, 1, 1),
+        "s1": _i64(1, 4, 16),
+        "s2": _i64(1, 1, 16),
+        "most": _i64(5),
+        "iou": _f32(0.5),
+        "least": _f32(0.1),
+    }
+    model = _model(nodes, {"x": [1, 3, 4, 4]}, ["sel", "picked"], inits, opset=13)
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.INT64
+    path = _save(model, tmp_path / "nms.onnx")
+    summary = _check_shapes_with_ort(path)
+    assert summary.totals.not_counted == {"NonMaxSuppression": 1, "Gather": 1}
+    assert [(r.type, r.op, r.output_shape) for r in summary.layers()][-2:] == [
+        ("opaque", "NonMaxSuppression", (0, 3)),
+        ("opaque", "Gather", (0, 3, 4)),
+    ]
+    assert summary.totals.params == 15 and summary.totals.macs == 192 + 48
+    err = _one_line_error(*run(["summary", path, "--strict"], capsys))
+    assert err == (
+        f"cnncli: error: {path}: the MACs of 2 layers cannot be counted, operators cnncli does "
+        "not know: NonMaxSuppression ×1, Gather ×1\n"
+    )
+    del onnx
+
+
+def test_custom_operator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An operator of another domain: opaque with the file's shape (value_info), its float
+    tensors as parameters; without any shape for it, an error naming it."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        _n("Conv", ["x", "w"], ["f"], kernel_shape=[1, 1]),
+        helper.make_node("MyOp", ["f", "k"], ["y"], domain="com.example"),
+        _n("Relu", ["y"], ["z"]),
+    ]
+    model = _model(nodes, {"x": [1, 3, 4, 4]}, ["z"], {"w": _w(4, 3, 1, 1), "k": _w(4, 4)})
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    path = _save(model, tmp_path / "custom.onnx")
+    err = _one_line_error(*run(["summary", path], capsys))
+    assert err == (
+        f"cnncli: error: {path}: node 'MyOp' (MyOp): cnncli does not know this operator, and "
+        "ONNX shape inference gives no shape for its output 'y'; cnncli cannot go on past it\n"
+    )
+    model.graph.value_info.append(
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 2, 2])
+    )
+    path = _save(model, tmp_path / "custom.onnx")
+    code, out, err = run(["summary", path, "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert [
+        (lay["type"], lay["op"], lay["output_shape"], lay["params"]) for lay in data["layers"]
+    ] == [
+        ("conv2d", None, [4, 4, 4], 12),
+        ("opaque", "MyOp", [4, 2, 2], 16),
+        ("relu", None, [4, 2, 2], 0),
+    ]
+    assert data["totals"]["not_counted"] == {"MyOp": 1}
+
+
+def test_shape_disagreement_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When ONNX shape inference and cnncli disagree, the reader stops: never a guess."""
+    from cnncli.model.readers import onnx_file
+
+    path = _small(tmp_path)
+    infer = onnx_file._Converter._infer
+
+    def wrong(self: Any) -> Any:
+        shapes = infer(self)
+        shapes["c"] = ("N", 16, 8, 9)
+        return shapes
+
+    monkeypatch.setattr(onnx_file._Converter, "_infer", wrong)
+    err = _one_line_error(*run(["summary", path], capsys))
+    assert err == (
+        f"cnncli: error: {path}: node 'Conv' (Conv): cnncli computes the shape (N, 16, 8, 8) for "
+        "'c', ONNX shape inference (N, 16, 8, 9); one of them is wrong (please report it, with "
+        "the file)\n"
+    )
+
+
+def test_weights_disagreeing_with_the_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Gemm whose bias is not one number per unit is not read as a dense layer's bias."""
+    nodes = [_n("Flatten", ["x"], ["f"]), _n("Gemm", ["f", "w", "b"], ["y"], transB=1)]
+    model = _model(nodes, {"x": [1, 4]}, ["y"], {"w": _w(3, 4), "b": _w(1, 3)})
+    path = _save(model, tmp_path / "g.onnx")
+    summary = _check_shapes_with_ort(path)
+    assert [r.type for r in summary.layers()] == ["flatten", "dense"]
+    assert summary.totals.params == 15

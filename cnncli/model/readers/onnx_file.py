@@ -57,6 +57,8 @@ _FLOAT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23})
 #: Float tensors above this many bytes are read without their data (a layer needs their dims
 #: only; shape inference too), so a 100 MB ResNet-50 is read in milliseconds, not a second.
 _STRIP_BYTES = 256
+#: External tensors of at most this many numbers are read at once (shape constants, scales).
+_SMALL = 64
 #: Stands for a symbolic batch size while folding shape arithmetic: ``Shape(x)[0]`` is this
 #: number, and a Reshape target that starts with it keeps the batch first. Prime and unlikely
 #: as a real size, so that a computed size equal to it is the batch.
@@ -619,7 +621,10 @@ class _Converter:
         self.consumers: dict[str, list[Any]] = {}
         self.skip: set[int] = set()
         self.inferred: dict[str, tuple[int | str | None, ...] | None] = {}
-        self.external: list[str] = []
+        #: External data file → how many tensors it holds.
+        self.external: Counter[str] = Counter()
+        #: Small external tensors (shape constants) whose data file is missing.
+        self.missing_constants: list[str] = []
         self.weight_uses: Counter[str] = Counter()
         self.containers: set[str] = set()
         self.paths: dict[int, list[str]] = {}
@@ -648,11 +653,21 @@ class _Converter:
 
     def _read_initializers(self) -> None:
         for t in self.graph.initializer:
-            self.values[t.name] = _Const(
-                t.name, tuple(int(d) for d in t.dims), t.data_type, tensor=t, stored=True
-            )
-            if t.data_location == self.onnx.TensorProto.EXTERNAL:
-                self.external.append(t.name)
+            dims = tuple(int(d) for d in t.dims)
+            self.values[t.name] = _Const(t.name, dims, t.data_type, tensor=t, stored=True)
+            if t.data_location != self.onnx.TensorProto.EXTERNAL:
+                continue
+            self.external[_location(t)] += 1
+            if t.data_type not in _FLOAT_TYPES or math.prod(dims) <= _SMALL:
+                # A shape constant (or a scale) may be needed by shape inference and folding:
+                # read it now, if its file is there.
+                raw = self._read_external(t)
+                if raw is None:
+                    self.missing_constants.append(t.name)
+                else:
+                    del t.external_data[:]
+                    t.data_location = self.onnx.TensorProto.DEFAULT
+                    t.raw_data = raw
         for sparse in self.graph.sparse_initializer:
             v = sparse.values
             self.values[v.name] = _Const(
@@ -705,10 +720,10 @@ class _Converter:
             dims = self._apply_input(vi, dims, given)
         open_axes = [d for d in dims[1:] if not isinstance(d, int) or d < 1]
         if open_axes:
-            hint = ",".join("C" if i == 0 else "N" for i in range(len(dims) - 1))
+            hint = ",".join(str(d) if isinstance(d, int) and d > 0 else "?" for d in dims[1:])
             raise ModelError(
                 f"{self.label}: input {show(vi.name)} has open sizes {_show_dims(dims)}; give "
-                f"them without the batch with {{opt:input}} {hint} (e.g. "
+                f"its shape without the batch, {hint}, with {{opt:input}} (e.g. "
                 f"{{opt:input}} {_example(dims)})"
             )
         self._set_input_dims(tt, dims)
@@ -771,6 +786,15 @@ class _Converter:
                 self.model, strict_mode=True, data_prop=True
             )
         except Exception as err:  # onnx raises InferenceError, ValidationError, RuntimeError
+            if self.missing_constants:
+                name = self.missing_constants[0]
+                tensor = self.values[name]
+                assert isinstance(tensor, _Const)
+                raise ModelError(
+                    f"{self.label}: the shapes depend on constants such as {show(name)}, stored "
+                    f"in {show(_location(tensor.tensor))}, which is missing; put that file next "
+                    "to the model"
+                ) from None
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ModelError(
                 f"{self.label}: ONNX shape inference refuses the graph ({_shorten(first)}); "
@@ -884,16 +908,42 @@ class _Converter:
         return value.array
 
     def _external_array(self, value: _Const, node: Any) -> Any:
-        info = {e.key: e.value for e in value.tensor.external_data}
-        location = info.get("location", "")
-        where = self._external_file(location)
-        if where is None:
+        raw = self._read_external(value.tensor)
+        if raw is None:
             raise ModelError(
                 f"{self.label}: node {show(node.name or node.op_type)} ({node.op_type}) needs the "
-                f"values of {show(value.name)}, stored in {show(location)}, which is missing; "
-                "put that file next to the model"
+                f"values of {show(value.name)}, stored in {show(_location(value.tensor))}, which "
+                "is missing; put that file next to the model"
             )
-        return self.onnx.numpy_helper.to_array(value.tensor, base_dir=str(where.parent))
+        whole = self.onnx.TensorProto()
+        whole.CopyFrom(value.tensor)
+        del whole.external_data[:]
+        whole.data_location = self.onnx.TensorProto.DEFAULT
+        whole.raw_data = raw
+        return self.onnx.numpy_helper.to_array(whole)
+
+    def _read_external(self, tensor: Any) -> bytes | None:
+        """A tensor's bytes from its external data file (None when the file is missing)."""
+        info = {e.key: e.value for e in tensor.external_data}
+        where = self._external_file(info.get("location", ""))
+        if where is None:
+            return None
+        try:
+            with where.open("rb") as fh:
+                fh.seek(int(info.get("offset", 0)))
+                length = int(info["length"]) if "length" in info else -1
+                raw = fh.read(length)
+        except (OSError, ValueError) as err:
+            raise ModelError(
+                f"{self.label}: cannot read the data of {show(tensor.name)} from {where}: "
+                f"{describe_os_error(err) if isinstance(err, OSError) else err}"
+            ) from None
+        if 0 <= length != len(raw):
+            raise ModelError(
+                f"{self.label}: {where} ends before the data of {show(tensor.name)} "
+                f"({len(raw):,} of {length:,} bytes); the file is truncated"
+            )
+        return raw
 
     def _external_file(self, location: str) -> Path | None:
         """The external data file, only inside the model's folder (never ``..`` or absolute)."""
@@ -1122,23 +1172,14 @@ class _Converter:
         return count
 
     def _external_notes(self) -> list[str]:
-        if not self.external:
-            return []
-        files: dict[str, int] = {}
-        for name in self.external:
-            tensor = self.values[name]
-            assert isinstance(tensor, _Const)
-            info = {e.key: e.value for e in tensor.tensor.external_data}
-            files[info.get("location", "")] = files.get(info.get("location", ""), 0) + 1
+        """One note per external data file that is missing (the summary needs none of it)."""
         notes = []
-        for location, n in files.items():
-            where = self._external_file(location)
-            state = "present" if where is not None else "missing"
-            if where is None:
+        for location, n in self.external.items():
+            if self._external_file(location) is None:
                 notes.append(
-                    f"the weights of {n} tensor(s) are stored outside the model in "
-                    f"{show(location)}, which is {state}: the summary needs only their shapes, "
-                    "which the model file holds"
+                    f"the weights of {n} tensor{'s' if n > 1 else ''} are stored outside the "
+                    f"model in {show(location)}, which is missing: the summary needs only their "
+                    "shapes, which the model file holds"
                 )
         return notes
 
@@ -1146,6 +1187,10 @@ class _Converter:
 def _shorten(text: str, width: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _location(tensor: Any) -> str:
+    return next((e.value for e in tensor.external_data if e.key == "location"), "")
 
 
 def _show_dims(dims: Iterable[Any]) -> str:
