@@ -1020,3 +1020,36 @@ def test_weights_disagreeing_with_the_layer(
     summary = _check_shapes_with_ort(path)
     assert [r.type for r in summary.layers()] == ["flatten", "dense"]
     assert summary.totals.params == 15
+
+
+def test_weights_computed_from_constants(tmp_path: Path) -> None:
+    """A quantized model's DequantizeLinear(int8 weights): cnncli does not compute it, but the
+    convolution needs only its dims (from ONNX shape inference)."""
+    np = pytest.importorskip("numpy")
+    nodes = [
+        _n("DequantizeLinear", ["wq", "ws", "wz"], ["w"]),
+        _n("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3]),
+    ]
+    inits = {
+        "wq": np.ones((8, 3, 3, 3), dtype=np.int8),
+        "ws": np.array(0.1, dtype=np.float32),
+        "wz": np.array(0, dtype=np.int8),
+    }
+    path = _save(_model(nodes, {"x": [1, 3, 8, 8]}, ["y"], inits, opset=13), tmp_path / "q.onnx")
+    summary = _check_shapes_with_ort(path)
+    assert [r.type for r in summary.layers()] == ["conv2d"]
+    assert summary.totals.params == 8 * 27 and summary.totals.macs == 8 * 6 * 6 * 27
+    assert (
+        "1 node(s) computing tensors from constants (DequantizeLinear) were read for the shapes "
+        "of their results only"
+    ) in summary.notes
+
+
+def test_fixed_batch(tmp_path: Path) -> None:
+    summary = _check_shapes_with_ort(_small(tmp_path, dims=[2, 3, 8, 8]), batch=2)
+    assert summary.inputs == {"x": (3, 8, 8)}
+    assert summary.totals.macs == SMALL_MACS
+    assert (
+        "the file fixes the batch to 2: shapes leave it out and counts are for one sample"
+        in summary.notes
+    )

@@ -98,6 +98,8 @@ class _Const:
     tensor: Any = None  # the TensorProto, read lazily
     #: An initializer of the file (its float data may be weights), not a computed constant.
     stored: bool = False
+    #: Why the value is unknown (a constant known by its dims only).
+    reason: str = ""
 
     @property
     def size(self) -> int:
@@ -587,6 +589,7 @@ class _Stats:
     """What the conversion did, for the notes."""
 
     folded: Counter[str] = field(default_factory=Counter)
+    derived: Counter[str] = field(default_factory=Counter)
     fused: Counter[str] = field(default_factory=Counter)
     checked: int = 0
     unchecked: int = 0
@@ -689,7 +692,7 @@ class _Converter:
         for vi in real:
             dims = self._input_dims(vi, given)
             name = self._unique(_sanitize(vi.name) or "input")
-            batch = dims[0]
+            batch = dims[0] if isinstance(dims[0], str) or dims[0] > 0 else "?"
             self.batch[vi.name] = batch
             if isinstance(batch, str):
                 self.batch_symbol = batch
@@ -873,30 +876,43 @@ class _Converter:
         if op == "Identity" and isinstance(ins[0], _Const):
             self.values[node.output[0]] = ins[0]  # TorchScript's shared weights: no copy
             return
-        if op not in _FOLDABLE or node.domain not in _DEFAULT_DOMAINS or not ins:
-            raise ModelError(
-                f"{self.label}: node {show(node.name or op)} ({op}) computes a tensor from "
-                "constants only, which cnncli cannot evaluate; cnncli reads models whose "
-                "operators compute from the model input"
-            )
-        arrays = [self._array(v, node) if isinstance(v, _Const) else None for v in ins]
         try:
+            if op not in _FOLDABLE or node.domain not in _DEFAULT_DOMAINS or not ins:
+                raise ModelError(f"cnncli does not evaluate {op}")
+            arrays = [self._array(v, node) if isinstance(v, _Const) else None for v in ins]
             results = _fold(op, _attrs(node), arrays, self.opset)
         except (ValueError, TypeError, IndexError, ArithmeticError, ModelError) as err:
-            raise ModelError(
-                f"{self.label}: node {show(node.name or op)} ({op}): cannot compute its "
-                f"constant inputs ({_shorten(str(err))})"
-            ) from None
+            # A weight computed from constants (DequantizeLinear of int8 weights): its dims
+            # are enough for a layer; its numbers, if a layer needs them, are an error then.
+            self._derived(node, _shorten(str(err)))
+            return
         for name, value in zip(node.output, results, strict=False):
             self._set_const(name, value)
         self.stats.folded[op] += 1
+
+    def _derived(self, node: Any, why: str) -> None:
+        """Constants cnncli does not compute: known by their ONNX-inferred dims only."""
+        for name in node.output:
+            dims = self.inferred.get(name)
+            sizes = [d for d in dims or () if isinstance(d, int)]
+            if dims is None or len(sizes) != len(dims):
+                raise ModelError(
+                    f"{self.label}: node {show(node.name or node.op_type)} ({node.op_type}) "
+                    f"computes a tensor from constants only, which cnncli cannot evaluate "
+                    f"({why}) and ONNX gives no shape for"
+                )
+            self.values[name] = _Const(name, tuple(sizes), 0, reason=why)
+        self.stats.derived[node.op_type] += 1
 
     def _array(self, value: _Const, node: Any) -> Any:
         """A constant's numbers, read from the file now (small shape tensors, scales)."""
         if value.array is not None:
             return value.array
         if value.tensor is None:
-            raise ModelError(f"{self.label}: cannot read the values of {show(value.name)}")
+            raise ModelError(
+                f"{self.label}: node {show(node.name or node.op_type)} ({node.op_type}) needs "
+                f"the values of {show(value.name)}, which cnncli cannot compute ({value.reason})"
+            )
         if value.tensor.data_location == self.onnx.TensorProto.EXTERNAL:
             value.array = self._external_array(value, node)
         elif value.name in self.stripped:
@@ -1124,6 +1140,12 @@ class _Converter:
             notes.append(
                 f"{n} node{'s' if n > 1 else ''} computing constants or shapes ({ops}) "
                 "were folded into the layers that read them"
+            )
+        if self.stats.derived:
+            ops = ", ".join(self.stats.derived)
+            notes.append(
+                f"{sum(self.stats.derived.values())} node(s) computing tensors from constants "
+                f"({ops}) were read for the shapes of their results only"
             )
         for what, n in self.stats.fused.items():
             notes.append(f"{n} × {what}")
