@@ -254,7 +254,20 @@ def _check_shapes_with_ort(path: Path, batch: int = 1, **options: Any) -> Any:
         assert ours == shapes[tensor][1:], (name, tensor, ours, shapes[tensor])
         compared += 1
     assert compared, "nothing compared"
+    _same_as_yaml(converted.read.data, summary)
     return summary
+
+
+def _same_as_yaml(data: Any, summary: Any) -> None:
+    """The reader's data is a model file: written out (JSON is YAML) and read back, it
+    summarises to the same rows and totals."""
+    from cnncli.model import summarize_text
+
+    again = summarize_text(json.dumps(data), summary.source)
+    assert again.totals == summary.totals
+    assert [(r.name, r.type, r.output_shape, r.params, r.macs) for r in again.rows] == [
+        (r.name, r.type, r.output_shape, r.params, r.macs) for r in summary.rows
+    ]
 
 
 # ------------------------------------------------------------------ ONNX: operators, one by one
@@ -692,7 +705,7 @@ def test_export_matches_onnxruntime_and_torch(
     assert summary.totals.params == params
     assert summary.totals.not_counted == {}
     assert any(f"batchnorm was folded into {folded} convolutions" in n for n in summary.notes)
-    assert summary.notes[-1].startswith("every layer's shape was computed by cnncli and agrees")
+    assert summary.notes[-1].startswith("every layer's shape computed by cnncli agrees")
     if symbolic:
         assert any("the batch axis is symbolic ('batch')" in n for n in summary.notes)
 
@@ -774,7 +787,7 @@ def test_cli_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert data["totals"]["params"] == SMALL_PARAMS and data["totals"]["macs"] == SMALL_MACS
     assert data["totals"]["not_counted"] == {}
     assert data["reader_notes"][-1] == (
-        "every layer's shape was computed by cnncli and agrees with ONNX shape inference "
+        "every layer's shape computed by cnncli agrees with ONNX shape inference "
         "(5 outputs compared)"
     )
 

@@ -57,8 +57,9 @@ _FLOAT_TYPES = frozenset({1, 10, 11, 16, 17, 18, 19, 20, 21, 22, 23})
 #: Float tensors above this many bytes are read without their data (a layer needs their dims
 #: only; shape inference too), so a 100 MB ResNet-50 is read in milliseconds, not a second.
 _STRIP_BYTES = 256
-#: External tensors of at most this many numbers are read at once (shape constants, scales).
-_SMALL = 64
+#: External tensors of at most this many numbers (floats, integers) are read at once: shape
+#: constants and scales that shape inference and folding may need; weights are not.
+_SMALL, _SMALL_INTEGERS = 64, 4096
 #: Stands for a symbolic batch size while folding shape arithmetic: ``Shape(x)[0]`` is this
 #: number, and a Reshape target that starts with it keeps the batch first. Prime and unlikely
 #: as a real size, so that a computed size equal to it is the batch.
@@ -79,8 +80,6 @@ class _Act:
 
     ref: str
     shape: TShape
-    #: The model-format layer that computed it (None for model inputs).
-    layer: dict[str, Any] | None = None
 
 
 @dataclass
@@ -617,7 +616,6 @@ class _Converter:
         self.inputs: dict[str, list[int]] = {}
         self.tensor_of: dict[str, str] = {}
         self.taken: set[str] = set()
-        self.batch: dict[str, int | str] = {}  # input name → its batch size or symbol
         self.batch_value = 1
         self.batch_symbol: str | None = None
         self.stats = _Stats()
@@ -661,7 +659,8 @@ class _Converter:
             if t.data_location != self.onnx.TensorProto.EXTERNAL:
                 continue
             self.external[_location(t)] += 1
-            if t.data_type not in _FLOAT_TYPES or math.prod(dims) <= _SMALL:
+            small = _SMALL if t.data_type in _FLOAT_TYPES else _SMALL_INTEGERS
+            if math.prod(dims) <= small:
                 # A shape constant (or a scale) may be needed by shape inference and folding:
                 # read it now, if its file is there.
                 raw = self._read_external(t)
@@ -693,7 +692,6 @@ class _Converter:
             dims = self._input_dims(vi, given)
             name = self._unique(_sanitize(vi.name) or "input")
             batch = dims[0] if isinstance(dims[0], str) or dims[0] > 0 else "?"
-            self.batch[vi.name] = batch
             if isinstance(batch, str):
                 self.batch_symbol = batch
                 self.batch_value = _PROBE_BATCH
@@ -800,8 +798,9 @@ class _Converter:
                 ) from None
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ModelError(
-                f"{self.label}: ONNX shape inference refuses the graph ({_shorten(first)}); "
-                "the file is damaged or not a valid ONNX model"
+                f"{self.label}: ONNX shape inference (onnx {onnx.__version__}) refuses the graph "
+                f"({_shorten(first)}); the file is damaged, or newer than this onnx reads "
+                "(pip install -U onnx)"
             ) from None
         out: dict[str, tuple[int | str | None, ...] | None] = {}
         for vi in [*inferred.graph.value_info, *inferred.graph.output]:
@@ -1030,7 +1029,7 @@ class _Converter:
         for i, (tensor, shape) in enumerate(zip(outs, pieces, strict=False)):
             ref = f"{name}.{i}" if out.outputs else name
             self._check(node, tensor, shape)
-            self.values[tensor] = _Act(ref, shape, layer)
+            self.values[tensor] = _Act(ref, shape)
         if not outs[0].startswith(_INTERNAL):
             self.tensor_of[name] = outs[0]
         return out
@@ -1087,14 +1086,14 @@ class _Converter:
             first = False
             self.layers.append(layer)
             dims = TShape(shape[0], tuple(shape[1:]))
-            self.values[tensor] = _Act(name, dims, layer)
+            self.values[tensor] = _Act(name, dims)
             self.tensor_of[name] = tensor
         for w in weights:
             self.weight_uses[w.name] += 1
 
     def _opaque_shape(self, node: Any, tensor: str) -> list[int]:
         theirs = self.inferred.get(tensor)
-        if not theirs:
+        if theirs is None:
             raise self._error(
                 node,
                 f"cnncli does not know this operator, and ONNX shape inference gives no shape "
@@ -1124,6 +1123,9 @@ class _Converter:
                 "has fewer parameters than the PyTorch model"
             )
         notes += self._external_notes()
+        if self.options.input_shape is not None:
+            sizes = ", ".join(map(str, self.options.input_shape))
+            notes.append(f"the input's sizes come from --input: ({sizes})")
         if self.batch_symbol is not None:
             notes.append(
                 f"the batch axis is symbolic ({self.batch_symbol!r}): shapes leave it out and "
@@ -1148,7 +1150,7 @@ class _Converter:
                 f"({ops}) were read for the shapes of their results only"
             )
         for what, n in self.stats.fused.items():
-            notes.append(f"{n} × {what}")
+            notes.append(f"{what}: {n} time{'s' if n > 1 else ''}")
         if self.stats.split_pools:
             notes.append(
                 f"{self.stats.split_pools} pooling layer(s) pad one side more than the other, "
@@ -1168,7 +1170,7 @@ class _Converter:
             )
         checked = self.stats.checked
         notes.append(
-            f"every layer's shape was computed by cnncli and agrees with ONNX shape inference "
+            "every layer's shape computed by cnncli agrees with ONNX shape inference "
             f"({checked} output{'s' if checked != 1 else ''} compared"
             + (f", {self.stats.unchecked} left open by ONNX)" if self.stats.unchecked else ")")
         )
@@ -1460,7 +1462,7 @@ def _gated(kind: str, gate: str) -> Callable[[_Converter, Any, list[_Value]], No
         ):
             conv.skip.add(id(mul))
             conv.emit(mul, kind, {}, [x])
-            conv.stats.fused[f"{node.op_type} and Mul read as {kind}"] += 1
+            conv.stats.fused[f"{node.op_type} and Mul read as one {kind} layer"] += 1
             return
         conv.emit(node, gate, {}, [x])
 
@@ -1496,7 +1498,7 @@ def _matmul(conv: _Converter, node: Any, ins: list[_Value]) -> None:
         conv.emit(
             add, "dense", {"units": units, "bias": True}, [x], [w, bias], list(add.output[:1])
         )
-        conv.stats.fused["MatMul and Add read as dense"] += 1
+        conv.stats.fused["MatMul and Add read as one dense layer"] += 1
         return
     conv.emit(node, "dense", {"units": units, "bias": False}, [x], [w])
 
