@@ -485,7 +485,48 @@ def _case_resize_rescale() -> tuple[Any, list[str]]:
     return model, types
 
 
+def _case_slices() -> tuple[Any, list[str]]:
+    nodes = [
+        # torch.chunk as the TorchScript exporter writes it: Slices sharing one split.
+        _n("Slice", ["x", "zero", "four", "one"], ["lo"]),
+        _n("Slice", ["x", "four", "end", "one"], ["hi"]),
+        _n("Slice", ["x", "two", "five", "one"], ["mid"]),  # another cut: its own split
+        _n("Concat", ["hi", "lo", "mid"], ["c"], axis=1),
+        _n("Slice", ["c", "crop_lo", "crop_hi", "hw"], ["d"]),  # a cropping of H and W
+        _n("Slice", ["d", "zero", "end", "one"], ["e"]),  # everything: the identity
+    ]
+    inits = {
+        "zero": _i64(0),
+        "one": _i64(1),
+        "two": _i64(2),
+        "four": _i64(4),
+        "five": _i64(5),
+        "end": _i64(2**62),
+        "crop_lo": _i64(1, 0),
+        "crop_hi": _i64(-1, 5),
+        "hw": _i64(2, 3),
+    }
+    model = _model(nodes, {"x": [1, 8, 6, 7]}, ["e"], inits, opset=13)
+    return model, ["split", "split", "concat", "cropping2d", "identity"]
+
+
+def _case_unknown_sizes() -> tuple[Any, list[str]]:
+    """Layers after an operator whose output size depends on the data (NonZero) are opaque
+    too: only ONNX knows their shapes."""
+    nodes = [
+        _n("Relu", ["x"], ["r"]),
+        _n("NonZero", ["r"], ["nz"]),
+        _n("Transpose", ["nz"], ["t"], perm=[1, 0]),
+        _n("Cast", ["t"], ["f"], to=1),
+        _n("Relu", ["f"], ["y"]),
+    ]
+    model = _model(nodes, {"x": [1, 2, 3, 3]}, ["y"], {}, opset=13)
+    return model, ["relu", "opaque", "opaque", "opaque", "opaque"]
+
+
 _CASES = {
+    "slices": _case_slices,
+    "unknown_sizes": _case_unknown_sizes,
     "convs": _case_convs,
     "conv_1d_3d": _case_conv_1d_3d,
     "pools": _case_pools,

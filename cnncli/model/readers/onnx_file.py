@@ -632,6 +632,8 @@ class _Converter:
         #: The mapped file and where each initializer stripped by :func:`_skim` lies in it.
         self.buf: Any = b""
         self.stripped: dict[str, tuple[int, int]] = {}
+        #: (input ref, channel sizes) → the split layer that cuts that tensor so (Slices share it).
+        self.splits: dict[tuple[str, tuple[int, ...]], str] = {}
 
     # ---------------------------------------------------------------- setup
 
@@ -822,8 +824,8 @@ class _Converter:
             return
         handler = _HANDLERS.get(op) if default else None
         try:
-            if handler is None:
-                raise _Opaque
+            if handler is None or any(_unknown(a.shape) for a in acts):
+                raise _Opaque  # sizes known only at run time: only ONNX's shape is known
             handler(self, node, ins)
         except _Opaque:
             self._opaque(node, ins)
@@ -1246,6 +1248,11 @@ def _vi_dims(vi: Any) -> tuple[int | str | None, ...] | None:
 # --------------------------------------------------------------------------------------------
 
 
+def _unknown(shape: TShape) -> bool:
+    """A shape with a size known only when the model runs (an opaque layer's output)."""
+    return shape.channels == 0 or 0 in shape.spatial
+
+
 def _act(value: _Value) -> _Act:
     if not isinstance(value, _Act):
         raise _Opaque
@@ -1306,6 +1313,7 @@ def _ndim_ok(x: _Act, ndim: int) -> None:
 
 
 def _conv(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Conv → conv1d/2d/3d: filters and kernel from the weight, explicit padding pairs."""
     x, w = _act(ins[0]), _const(ins[1])
     bias = _const(ins[2]) if len(ins) > 2 and ins[2] is not None else None
     a = _attrs(node)
@@ -1324,6 +1332,7 @@ def _conv(conv: _Converter, node: Any, ins: list[_Value]) -> None:
 
 
 def _conv_transpose(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """ConvTranspose → convtranspose*: the weight is (C_in, C_out / groups, *kernel)."""
     x, w = _act(ins[0]), _const(ins[1])
     bias = _const(ins[2]) if len(ins) > 2 and ins[2] is not None else None
     a = _attrs(node)
@@ -1349,6 +1358,7 @@ def _conv_transpose(conv: _Converter, node: Any, ins: list[_Value]) -> None:
 
 
 def _pool(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """MaxPool, AveragePool → maxpool*, avgpool* (a zeropad row first when one side pads more)."""
     x = _act(ins[0])
     _only_first_output(node, conv)
     a = _attrs(node)
@@ -1392,6 +1402,7 @@ def _shape(conv: _Converter, node: Any, ins: list[_Value]) -> None:
 
 
 def _global_pool(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """GlobalAveragePool, GlobalMaxPool → global_avgpool, global_maxpool keeping (C, 1, 1)."""
     x = _act(ins[0])
     if not x.shape.spatial:
         raise _Opaque
@@ -1409,6 +1420,7 @@ def _same_shape(kind: str, **extra: Any) -> Callable[[_Converter, Any, list[_Val
 
 
 def _clip(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Clip(0, 6) → relu6, Clip(0, ∞) → relu; other bounds have no layer type."""
     x = _act(ins[0])
     a = _attrs(node)
     low = _scalar(conv, node, ins[1] if len(ins) > 1 else None, a.get("min"))
@@ -1432,11 +1444,13 @@ def _scalar(conv: _Converter, node: Any, value: _Value, attr: Any) -> float | No
 
 
 def _leaky_relu(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """LeakyRelu → leaky_relu with its slope."""
     alpha = float(_attrs(node).get("alpha", 0.01))
     conv.emit(node, "leaky_relu", {"negative_slope": alpha}, [_act(ins[0])])
 
 
 def _softmax(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Softmax over the channels → softmax."""
     x = _act(ins[0])
     rank = 2 + len(x.shape.spatial)
     default = -1 if conv.opset >= 13 else 1
@@ -1470,6 +1484,7 @@ def _gated(kind: str, gate: str) -> Callable[[_Converter, Any, list[_Value]], No
 
 
 def _gemm(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Gemm of a flat tensor and a weight (transB 0 or 1), bias C of one number per unit → dense."""
     x, w = _act(ins[0]), _const(ins[1])
     a = _attrs(node)
     if a.get("transA", 0) or x.shape.spatial or len(w.dims) != 2:
@@ -1486,6 +1501,8 @@ def _gemm(conv: _Converter, node: Any, ins: list[_Value]) -> None:
 
 
 def _matmul(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """MatMul of a flat tensor and a 2-D weight → dense; with the Add of a bias after it, one
+    dense layer with that bias."""
     x, w = _act(ins[0]), _const(ins[1])
     if x.shape.spatial or len(w.dims) != 2:
         raise _Opaque  # over the last axis of a channels-first tensor: no layer type
@@ -1517,6 +1534,7 @@ def _bias_of(conv: _Converter, add: Any, tensor: str, units: int) -> _Const | No
 
 
 def _batchnorm(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """BatchNormalization → batchnorm (scale and shift trainable, mean and variance not)."""
     x = _act(ins[0])
     _only_first_output(node, conv)
     weights = [_const(v) for v in ins[1:5]]
@@ -1525,6 +1543,7 @@ def _batchnorm(conv: _Converter, node: Any, ins: list[_Value]) -> None:
 
 
 def _flatten(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Flatten(axis=1) → flatten; other axes merge the batch."""
     x = _act(ins[0])
     if int(_attrs(node).get("axis", 1)) != 1:
         raise _Opaque
@@ -1532,6 +1551,7 @@ def _flatten(conv: _Converter, node: Any, ins: list[_Value]) -> None:
 
 
 def _reshape(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Reshape with a known target (ONNX's 0 and -1 resolved) → flatten or reshape."""
     x = _act(ins[0])
     if len(ins) > 1:
         shape = conv._array(_const(ins[1]), node)
@@ -1558,6 +1578,7 @@ def _reshape_to(conv: _Converter, node: Any, x: _Act, target: list[int]) -> None
 
 
 def _squeeze(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Squeeze, Unsqueeze of a layer's output (not of the batch axis) → reshape."""
     x = _act(ins[0])
     a = _attrs(node)
     rank = 2 + len(x.shape.spatial)
@@ -1588,6 +1609,7 @@ def _squeeze(conv: _Converter, node: Any, ins: list[_Value]) -> None:
 
 
 def _transpose(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Transpose keeping the batch first → permute (PyTorch's spelling, batch included)."""
     x = _act(ins[0])
     rank = 2 + len(x.shape.spatial)
     perm = [int(p) for p in _attrs(node).get("perm", list(range(rank - 1, -1, -1)))]
@@ -1597,6 +1619,7 @@ def _transpose(conv: _Converter, node: Any, ins: list[_Value]) -> None:
 
 
 def _concat(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Concat along the channels → concat."""
     acts = [_act(v) for v in ins]
     rank = 2 + len(acts[0].shape.spatial)
     axis = int(_attrs(node)["axis"])
@@ -1669,6 +1692,7 @@ def _rescaling(conv: _Converter, node: Any, x: _Act, c: _Const, const_first: boo
 
 
 def _split(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Split along the channels → split with explicit sizes (outputs NAME.0, NAME.1, …)."""
     x = _act(ins[0])
     a = _attrs(node)
     rank = 2 + len(x.shape.spatial)
@@ -1689,7 +1713,75 @@ def _split(conv: _Converter, node: Any, ins: list[_Value]) -> None:
     conv.emit(node, "split", {"sizes": sizes}, [x], outputs=list(node.output))
 
 
+def _slice(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Slice of a layer's output, step 1: a range of channels is one output of a split (the
+    Slices that cut one tensor into the same parts share one split: ``torch.chunk`` as the
+    TorchScript exporter writes it); ranges of the sizes are a cropping."""
+    x = _act(ins[0])
+    dims = [conv.batch_value, *x.shape.dims(False)]
+    ranges: dict[int, tuple[int, int]] = {}
+    for axis, start, end, step in _slice_args(conv, node, ins, len(dims)):
+        lo, hi, _ = slice(start, end).indices(dims[axis])  # ONNX's clamping, for step 1
+        if step != 1 or hi <= lo:
+            raise _Opaque
+        if (lo, hi) != (0, dims[axis]):
+            ranges[axis] = (lo, hi)
+    if not ranges:
+        conv.emit(node, "identity", {}, [x])
+    elif set(ranges) == {1}:
+        _channel_range(conv, node, x, *ranges[1])
+    elif 0 not in ranges and 1 not in ranges:
+        ndim = len(dims) - 2
+        crops = [
+            [lo, dims[axis] - hi]
+            for axis in range(2, len(dims))
+            for lo, hi in [ranges.get(axis, (0, dims[axis]))]
+        ]
+        conv.emit(node, f"cropping{ndim}d", {"cropping": crops[0] if ndim == 1 else crops}, [x])
+    else:
+        raise _Opaque
+
+
+def _slice_args(
+    conv: _Converter, node: Any, ins: list[_Value], rank: int
+) -> list[tuple[int, int, int, int]]:
+    """(axis, start, end, step) of each sliced axis, from the attributes (opset < 10) or the
+    constant inputs."""
+    a = _attrs(node)
+    if "starts" in a:
+        starts, ends, axes, steps = a["starts"], a["ends"], a.get("axes"), None
+    else:
+        arrays = [conv._array(_const(v), node) if v is not None else None for v in ins[1:5]]
+        starts, ends, axes, steps = [*arrays, None, None][:4]
+    axes_list = _axes(axes, rank) if axes is not None else list(range(len(starts)))
+    step_list = [1] * len(axes_list) if steps is None else [int(v) for v in steps]
+    return [
+        (ax, int(s), int(e), st)
+        for ax, s, e, st in zip(axes_list, starts, ends, step_list, strict=True)
+    ]
+
+
+def _channel_range(conv: _Converter, node: Any, x: _Act, lo: int, hi: int) -> None:
+    """Channels ``lo:hi`` of ``x``: output ``k`` of a split of ``x`` into parts, one split per
+    way of cutting ``x``."""
+    c = x.shape.channels
+    sizes = [p for p in (lo, hi - lo, c - hi) if p]
+    index = 0 if lo == 0 else 1
+    key = (x.ref, tuple(sizes))
+    if key not in conv.splits:
+        outs = [f"{_INTERNAL}{node.output[0]}.{i}" for i in range(len(sizes))]
+        conv.emit(node, "split", {"sizes": sizes}, [x], outputs=outs)
+        conv.splits[key] = _act(conv.values[outs[0]]).ref.rsplit(".", 1)[0]
+    name = conv.splits[key]
+    shape = TShape(hi - lo, x.shape.spatial)
+    conv._check(node, node.output[0], shape)
+    conv.values[node.output[0]] = _Act(f"{name}.{index}", shape)
+    if index == 0:
+        conv.tensor_of[name] = node.output[0]  # the split's first output, for tests
+
+
 def _pad(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Pad with zeros on spatial axes only → zeropad*; other modes and values have no type."""
     x = _act(ins[0])
     a = _attrs(node)
     rank = 2 + len(x.shape.spatial)
@@ -1716,6 +1808,7 @@ def _pad(conv: _Converter, node: Any, ins: list[_Value]) -> None:
 
 
 def _resize(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Resize, Upsample of the spatial axes → upsample (whole scales, else the sizes)."""
     x = _act(ins[0])
     a = _attrs(node)
     rank = 2 + len(x.shape.spatial)
@@ -1769,6 +1862,8 @@ def _resize_sizes(
 
 
 def _reduce(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """ReduceMean, ReduceMax over the spatial axes → global pooling; ReduceMean over others
+    (never the batch) → mean."""
     x = _act(ins[0])
     a = _attrs(node)
     rank = 2 + len(x.shape.spatial)
@@ -1793,6 +1888,7 @@ def _reduce(conv: _Converter, node: Any, ins: list[_Value]) -> None:
 
 
 def _dropout(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Dropout (its mask unread) → dropout with its rate."""
     x = _act(ins[0])
     _only_first_output(node, conv)
     a = _attrs(node)
@@ -1804,6 +1900,7 @@ def _dropout(conv: _Converter, node: Any, ins: list[_Value]) -> None:
 
 
 def _layernorm(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """LayerNormalization of a flat tensor with scale and bias → layernorm."""
     x = _act(ins[0])
     _only_first_output(node, conv)
     a = _attrs(node)
@@ -1849,6 +1946,7 @@ _HANDLERS: dict[str, Callable[[_Converter, Any, list[_Value]], None]] = {
     "Sub": _merge,
     "Div": _merge,
     "Split": _split,
+    "Slice": _slice,
     "Pad": _pad,
     "Resize": _resize,
     "Upsample": _resize,
