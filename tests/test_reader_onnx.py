@@ -1064,16 +1064,19 @@ def test_shape_disagreement_is_an_error(
     )
 
 
-def test_weights_disagreeing_with_the_layer(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A Gemm whose bias is not one number per unit is not read as a dense layer's bias."""
-    nodes = [_n("Flatten", ["x"], ["f"]), _n("Gemm", ["f", "w", "b"], ["y"], transB=1)]
-    model = _model(nodes, {"x": [1, 4]}, ["y"], {"w": _w(3, 4), "b": _w(1, 3)})
-    path = _save(model, tmp_path / "g.onnx")
-    summary = _check_shapes_with_ort(path)
+def test_gemm_bias(tmp_path: Path) -> None:
+    """Gemm's C of one number per unit (broadcast as (1, units)) is the dense layer's bias; a
+    single number added to every output is not a bias: no layer type, so the Gemm is opaque
+    (its weight still counted)."""
+    nodes = [_n("Flatten", ["x"], ["f"]), _n("Gemm", ["f", "w", "c"], ["y"], transB=1)]
+    model = _model(nodes, {"x": [1, 4]}, ["y"], {"w": _w(3, 4), "c": _w(1, 3)})
+    summary = _check_shapes_with_ort(_save(model, tmp_path / "bias.onnx"))
     assert [r.type for r in summary.layers()] == ["flatten", "dense"]
-    assert summary.totals.params == 15
+    assert summary.totals.params == 15 and summary.totals.macs == 12
+    model = _model(nodes, {"x": [1, 4]}, ["y"], {"w": _w(3, 4), "c": _f32(0.5)})
+    summary = _check_shapes_with_ort(_save(model, tmp_path / "scalar.onnx"))
+    assert [(r.type, r.op) for r in summary.layers()] == [("flatten", None), ("opaque", "Gemm")]
+    assert summary.totals.params == 12 and summary.totals.not_counted == {"Gemm": 1}
 
 
 def test_weights_computed_from_constants(tmp_path: Path) -> None:
@@ -1106,4 +1109,19 @@ def test_fixed_batch(tmp_path: Path) -> None:
     assert (
         "the file fixes the batch to 2: shapes leave it out and counts are for one sample"
         in summary.notes
+    )
+
+
+def test_weights_disagreeing_with_the_layer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A convolution whose bias is not one number per filter: cnncli's count and the file's
+    differ, and the reader says so rather than print either."""
+    nodes = [_n("Conv", ["x", "w", "b"], ["y"], kernel_shape=[3, 3])]
+    model = _model(nodes, {"x": [1, 3, 8, 8]}, ["y"], {"w": _w(16, 3, 3, 3), "b": _w(8)})
+    path = _save(model, tmp_path / "bad_bias.onnx")
+    err = _one_line_error(*run(["summary", path], capsys))
+    assert err == (
+        f"cnncli: error: {path}: node 'Conv' (Conv): cnncli counts 448 parameters for conv2d, "
+        "the file holds 440 ((16, 3, 3, 3), (8))\n"
     )
