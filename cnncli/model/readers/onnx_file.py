@@ -76,10 +76,20 @@ class _Opaque(Exception):
 
 @dataclass
 class _Act:
-    """An activation tensor: a layer's output (or a model input) with its shape per sample."""
+    """An activation tensor: a layer's output (or a model input) with its shape per sample.
+
+    ``last``: the ONNX tensor is this one with the channels moved last, (N, H, W, C) - after a
+    PyTorch ``permute(0, 2, 3, 1)``, as ConvNeXt's blocks do before LayerNorm and Linear. cnncli
+    keeps reading it channels first (a Linear over the channels is a 1×1 convolution, a
+    LayerNorm over them a layernorm: the same parameters and MACs, as the zoo's ConvNeXt does)
+    until the permute back; a layer that needs the channels-last tensor itself gets a permute
+    row first. ``origin`` is the (node, tensor) that made it, for that row.
+    """
 
     ref: str
     shape: TShape
+    last: bool = False
+    origin: tuple[Any, str] | None = None
 
 
 @dataclass
@@ -593,6 +603,7 @@ class _Stats:
     checked: int = 0
     unchecked: int = 0
     split_pools: int = 0
+    channels_last: int = 0
     opaque_params: int = 0
 
 
@@ -620,6 +631,7 @@ class _Converter:
         self.batch_symbol: str | None = None
         self.stats = _Stats()
         self.consumers: dict[str, list[Any]] = {}
+        self.producers: dict[str, Any] = {}
         self.skip: set[int] = set()
         self.inferred: dict[str, tuple[int | str | None, ...] | None] = {}
         #: External data file → how many tensors it holds.
@@ -764,6 +776,8 @@ class _Converter:
             for name in node.input:
                 if name:
                     self.consumers.setdefault(name, []).append(node)
+            for name in node.output:
+                self.producers[name] = node
             path = self._module_path(node)
             self.paths[id(node)] = path
             for i in range(1, len(path)):
@@ -823,12 +837,23 @@ class _Converter:
             self._fold_node(node, ins)
             return
         handler = _HANDLERS.get(op) if default else None
+        if any(a.last for a in acts) and not (default and _takes_last(self, node, ins)):
+            ins = [self.materialize(v) for v in ins]
+            acts = [v for v in ins if isinstance(v, _Act)]
         try:
             if handler is None or any(_unknown(a.shape) for a in acts):
                 raise _Opaque  # sizes known only at run time: only ONNX's shape is known
             handler(self, node, ins)
         except _Opaque:
             self._opaque(node, ins)
+
+    def lookahead(self, name: str) -> _Value:
+        """A tensor that may come from a Constant node later in the file (exporters put the
+        constants of a pattern anywhere before its use): read now, for matching patterns."""
+        producer = self.producers.get(name)
+        if name not in self.values and producer is not None and producer.op_type == "Constant":
+            self._constant(producer)
+        return self.values.get(name)
 
     def _value(self, name: str, node: Any) -> _Value:
         if not name:
@@ -1028,23 +1053,38 @@ class _Converter:
         self.layers.append(layer)
         outs = outputs if outputs is not None else list(node.output[:1])
         pieces = out.outputs or (out.shape,)
+        # Layers that keep the layout (activations, layernorm, a Linear as a 1×1 convolution)
+        # on a channels-last tensor give one (see _Act).
+        last = bool(inputs) and all(a.last for a in inputs)
         for i, (tensor, shape) in enumerate(zip(outs, pieces, strict=False)):
             ref = f"{name}.{i}" if out.outputs else name
-            self._check(node, tensor, shape)
-            self.values[tensor] = _Act(ref, shape)
-        if not outs[0].startswith(_INTERNAL):
+            self._check(node, tensor, shape, last)
+            self.values[tensor] = _Act(ref, shape, last, (node, tensor))
+        if not outs[0].startswith(_INTERNAL) and not last:
             self.tensor_of[name] = outs[0]
+        if last:
+            self.stats.channels_last += 1
         return out
 
-    def _check(self, node: Any, tensor: str, shape: TShape) -> None:
-        """cnncli's shape against ONNX shape inference's (sizes it leaves open are skipped)."""
+    def materialize(self, value: _Value) -> _Value:
+        """A channels-last tensor as itself: a permute row (see :class:`_Act`)."""
+        if not isinstance(value, _Act) or not value.last or value.origin is None:
+            return value
+        node, tensor = value.origin
+        dims = [0, *range(2, 2 + len(value.shape.spatial)), 1]
+        self.emit(node, "permute", {"dims": dims}, [_Act(value.ref, value.shape)], outputs=[tensor])
+        return self.values[tensor]
+
+    def _check(self, node: Any, tensor: str, shape: TShape, last: bool = False) -> None:
+        """cnncli's shape against ONNX shape inference's (sizes it leaves open are skipped);
+        ``last``: ONNX's tensor has the channels last."""
         if tensor.startswith(_INTERNAL):
             return  # a row cnncli adds (a pooling's padding): no ONNX tensor to compare with
         theirs = self.inferred.get(tensor)
         if theirs is None:
             self.stats.unchecked += 1
             return
-        ours = (self.batch_symbol or self.batch_value, *shape.dims(False))
+        ours = (self.batch_symbol or self.batch_value, *shape.dims(last))
         same = len(theirs) == len(ours) and all(
             t is None or isinstance(t, str) or t == o for t, o in zip(theirs, ours, strict=True)
         )
@@ -1153,6 +1193,13 @@ class _Converter:
             )
         for what, n in self.stats.fused.items():
             notes.append(f"{what}: {n} time{'s' if n > 1 else ''}")
+        if self.stats.channels_last:
+            notes.append(
+                f"{self.stats.channels_last} layer(s) read a tensor permuted to channels last "
+                "(PyTorch's permute before LayerNorm and Linear, as ConvNeXt does): cnncli reads "
+                "them channels first - a Linear over the channels as a 1×1 convolution, the same "
+                "parameters and MACs - and checks their shapes against ONNX's permuted ones"
+            )
         if self.stats.split_pools:
             notes.append(
                 f"{self.stats.split_pools} pooling layer(s) pad one side more than the other, "
@@ -1390,7 +1437,7 @@ def _shape(conv: _Converter, node: Any, ins: list[_Value]) -> None:
     """``Shape(x)`` of an activation: its sizes are known (cnncli computed them), so the shape
     arithmetic that follows folds into constants (a symbolic batch stands as a probe number)."""
     x = _act(ins[0])
-    dims = [conv.batch_value, *x.shape.dims(False)]
+    dims = [conv.batch_value, *x.shape.dims(x.last)]
     if 0 in dims:
         raise _Opaque  # a size known only at run time
     if node.op_type == "Size":
@@ -1504,9 +1551,12 @@ def _matmul(conv: _Converter, node: Any, ins: list[_Value]) -> None:
     """MatMul of a flat tensor and a 2-D weight → dense; with the Add of a bias after it, one
     dense layer with that bias."""
     x, w = _act(ins[0]), _const(ins[1])
-    if x.shape.spatial or len(w.dims) != 2:
+    if (x.shape.spatial and not x.last) or len(w.dims) != 2 or w.dims[0] != x.shape.channels:
         raise _Opaque  # over the last axis of a channels-first tensor: no layer type
     units = w.dims[1]
+    if x.last:  # a Linear over the channels of (N, H, W, C): a 1×1 convolution
+        _linear_as_conv(conv, node, x, w, units)
+        return
     readers = conv.consumers.get(node.output[0], [])
     add = readers[0] if len(readers) == 1 else None
     bias = _bias_of(conv, add, node.output[0], units)
@@ -1518,6 +1568,21 @@ def _matmul(conv: _Converter, node: Any, ins: list[_Value]) -> None:
         conv.stats.fused["MatMul and Add read as one dense layer"] += 1
         return
     conv.emit(node, "dense", {"units": units, "bias": False}, [x], [w])
+
+
+def _linear_as_conv(conv: _Converter, node: Any, x: _Act, w: _Const, units: int) -> None:
+    """MatMul (+ bias Add) over the channels of a channels-last tensor → conv*d, kernel 1."""
+    readers = conv.consumers.get(node.output[0], [])
+    add = readers[0] if len(readers) == 1 else None
+    bias = _bias_of(conv, add, node.output[0], units)
+    kind = f"conv{len(x.shape.spatial)}d"
+    opts = {"filters": units, "kernel": 1, "bias": bias is not None}
+    if bias is not None and add is not None:
+        conv.skip.add(id(add))
+        conv.emit(add, kind, opts, [x], [w, bias], list(add.output[:1]))
+        conv.stats.fused["MatMul and Add read as one 1×1 convolution"] += 1
+        return
+    conv.emit(node, kind, opts, [x], [w])
 
 
 def _bias_of(conv: _Converter, add: Any, tensor: str, units: int) -> _Const | None:
@@ -1612,10 +1677,59 @@ def _transpose(conv: _Converter, node: Any, ins: list[_Value]) -> None:
     """Transpose keeping the batch first → permute (PyTorch's spelling, batch included)."""
     x = _act(ins[0])
     rank = 2 + len(x.shape.spatial)
-    perm = [int(p) for p in _attrs(node).get("perm", list(range(rank - 1, -1, -1)))]
+    perm = _perm(node, rank)
     if len(perm) != rank or perm[0] != 0:
         raise _Opaque
-    conv.emit(node, "permute", {"dims": perm}, [x])
+    if x.last:  # the permute back (_takes_last let only that through)
+        conv._check(node, node.output[0], x.shape)
+        conv.values[node.output[0]] = _Act(x.ref, x.shape)
+    elif rank > 2 and perm == [0, *range(2, rank), 1]:
+        # Channels last: read on, channels first, until the permute back (see _Act).
+        conv._check(node, node.output[0], x.shape, last=True)
+        conv.values[node.output[0]] = _Act(x.ref, x.shape, True, (node, node.output[0]))
+    else:
+        conv.emit(node, "permute", {"dims": perm}, [x])
+
+
+def _perm(node: Any, rank: int) -> list[int]:
+    return [int(p) for p in _attrs(node).get("perm", list(range(rank - 1, -1, -1)))]
+
+
+#: Operators that read a channels-last tensor (see _Act) as the channels-first one: the same
+#: rows either way.
+_KEEP_LAYOUT = frozenset(
+    {
+        "Relu",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSwish",
+        "Tanh",
+        "Gelu",
+        "LeakyRelu",
+        "Clip",
+        "Identity",
+        "Dropout",
+        "LayerNormalization",
+        "MatMul",
+        "Shape",
+        "Size",
+    }
+)
+
+
+def _takes_last(conv: _Converter, node: Any, ins: list[_Value]) -> bool:
+    """Whether ``node`` reads its channels-last inputs as they are (see :class:`_Act`)."""
+    op = node.op_type
+    acts = [v for v in ins if isinstance(v, _Act)]
+    if op in _KEEP_LAYOUT:
+        return True
+    if op == "Transpose":
+        rank = 2 + len(acts[0].shape.spatial)
+        return _perm(node, rank) == [0, rank - 1, *range(1, rank - 1)]
+    if op in ("Add", "Mul", "Sub", "Div"):
+        consts = [v for v in ins if isinstance(v, _Const)]
+        return all(a.last for a in acts) and all(c.size == 1 for c in consts)
+    return False
 
 
 def _concat(conv: _Converter, node: Any, ins: list[_Value]) -> None:
@@ -1647,12 +1761,53 @@ def _merge(conv: _Converter, node: Any, ins: list[_Value]) -> None:
     if len(acts) != 1 or len(consts) != 1:
         raise _Opaque
     x, c = acts[0], consts[0]
+    if op == "Div" and _gelu(conv, node, x):
+        return
     if c.size == 1:
         _rescaling(conv, node, x, c, ins[0] is c)
     elif op == "Mul" and c.is_float and c.stored and _per_channel(c, x):
         conv.emit(node, "layer_scale", {}, [x], [c])
     else:
         raise _Opaque
+
+
+def _gelu(conv: _Converter, div: Any, x: _Act) -> bool:
+    """``x · (erf(x / √2) + 1) · 0.5``, GELU as exporters write it before opset 20 (the
+    TorchScript exporter multiplies by x first, the dynamo one by 0.5 first): one gelu layer,
+    named after the Div (True), or nothing done (False)."""
+
+    def only(tensor: str, op: str) -> Any:
+        readers = conv.consumers.get(tensor, [])
+        node = readers[0] if len(readers) == 1 else None
+        return node if node is not None and node.op_type == op else None
+
+    def scalar(node: Any, skip: str, value: float) -> bool:
+        others = [conv.lookahead(n) for n in node.input if n != skip]
+        if len(others) != 1 or not isinstance(others[0], _Const) or others[0].size != 1:
+            return False
+        return math.isclose(float(conv._array(others[0], node).reshape(-1)[0]), value, rel_tol=1e-3)
+
+    def times_x(node: Any, other: str) -> bool:
+        return sorted(node.input) == sorted([div.input[0], other])
+
+    erf = only(div.output[0], "Erf")
+    add = erf and only(erf.output[0], "Add")
+    first = add and only(add.output[0], "Mul")
+    second = first and only(first.output[0], "Mul")
+    if not (
+        second
+        and scalar(div, div.input[0], math.sqrt(2))
+        and scalar(add, erf.output[0], 1.0)
+        and (
+            (times_x(first, add.output[0]) and scalar(second, first.output[0], 0.5))
+            or (scalar(first, add.output[0], 0.5) and times_x(second, first.output[0]))
+        )
+    ):
+        return False
+    conv.skip.update(id(n) for n in (erf, add, first, second))
+    conv.emit(div, "gelu", {}, [x], outputs=list(second.output[:1]))
+    conv.stats.fused["Div, Erf, Add, Mul and Mul read as one gelu layer"] += 1
+    return True
 
 
 def _broadcastable(kind: str, a: TShape, b: TShape) -> bool:
@@ -1905,8 +2060,9 @@ def _layernorm(conv: _Converter, node: Any, ins: list[_Value]) -> None:
     _only_first_output(node, conv)
     a = _attrs(node)
     axis = int(a.get("axis", -1))
-    if x.shape.spatial or axis not in (1, -1):
-        raise _Opaque  # normalises the last axis: the channels only for a flat tensor
+    rank = 2 + len(x.shape.spatial)
+    if axis not in (-1, rank - 1) or (x.shape.spatial and not x.last):
+        raise _Opaque  # normalises the last axis: the channels only if flat or channels last
     weights = [_const(v) for v in ins[1:3] if v is not None]
     affine = len(weights) == 2
     if not affine:
