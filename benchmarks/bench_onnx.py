@@ -35,18 +35,21 @@ ONNX_BASELINE = (
 )
 
 
+EXPORT = """
+import sys, torch
+torch.library.register_fake = lambda *a, **k: (lambda fn: fn)  # see tests/tv_oracle.py
+import torchvision.models as tvm
+model = tvm.resnet50(weights=None).eval()
+torch.onnx.export(model, (torch.zeros(1, 3, 224, 224),), sys.argv[1], dynamo=False, opset_version=17)
+"""
+
+
 def export_resnet50(path: Path) -> None:
-    """torchvision's ResNet-50 with random weights, exported as a user would (TorchScript)."""
-    import torch
-
-    torch.library.register_fake = lambda *a, **k: lambda fn: fn  # see tests/tv_oracle.py
-    import torchvision.models as tvm
-
+    """torchvision's ResNet-50 with random weights, exported as a user would (TorchScript), in
+    a child process: torch stays out of this one (its memory would show in every child's peak,
+    and it would import onnx before the in-process measurement does)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = tvm.resnet50(weights=None).eval()
-    torch.onnx.export(
-        model, (torch.zeros(1, 3, 224, 224),), str(path), dynamo=False, opset_version=17
-    )
+    subprocess.run([sys.executable, "-c", EXPORT, str(path)], check=True)
 
 
 def run(cmd: list[str]) -> tuple[float, float, float]:

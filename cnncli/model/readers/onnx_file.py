@@ -26,7 +26,6 @@ import ast
 import contextlib
 import importlib
 import math
-import mmap
 import os
 import re
 import stat
@@ -140,7 +139,7 @@ def convert(source: str, options: ReadOptions) -> Converted:
     """Read and convert ``source``; :func:`read_onnx` without the test-facing details."""
     onnx = _import_onnx()
     path = Path(source)
-    with _mapped(path, source) as buf:
+    with _opened(path, source) as buf:
         model, stripped = _load(onnx, buf, source)
         conv = _Converter(onnx, model, path, source, options)
         conv.buf, conv.stripped = buf, stripped
@@ -160,17 +159,46 @@ def _import_onnx() -> Any:
     return onnx
 
 
+class _FileBytes:
+    """A file's bytes, read on demand: single bytes from 64 KiB chunks (the skim reads field
+    headers one byte at a time), ranges with one ``pread`` each. The weights between the
+    headers are never read, nor mapped into the process (as an ``mmap`` would map the pages
+    around each header)."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.size = fd, size
+        self.chunks: dict[int, bytes] = {}
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, key: int | slice) -> Any:
+        if isinstance(key, slice):
+            return os.pread(self.fd, key.stop - key.start, key.start)
+        index, offset = divmod(key, self.CHUNK)
+        chunk = self.chunks.get(index)
+        if chunk is None:
+            if len(self.chunks) > 16:
+                self.chunks.clear()
+            chunk = self.chunks[index] = os.pread(self.fd, self.CHUNK, index * self.CHUNK)
+        if offset >= len(chunk):
+            raise _WireError  # the file ended early
+        return chunk[offset]
+
+
 @contextlib.contextmanager
-def _mapped(path: Path, source: str) -> Iterator[Any]:
-    """The file's bytes, memory-mapped: the weights' pages are never read."""
+def _opened(path: Path, source: str) -> Iterator[_FileBytes]:
+    """The model file, to be read field by field (see :func:`_skim`)."""
     try:
         with path.open("rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
                 raise ModelError(f"{source}: not a regular file; give an .onnx model file")
-            if os.fstat(fh.fileno()).st_size == 0:
+            if info.st_size == 0:
                 raise ModelError(f"{source}: the file is empty; give an .onnx model file")
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                yield buf
+            yield _FileBytes(fh.fileno(), info.st_size)
     except FileNotFoundError:
         raise ModelError(f"{source}: no such file") from None
     except IsADirectoryError:
@@ -269,8 +297,8 @@ def _skim(buf: Any) -> tuple[bytes, dict[str, tuple[int, int]]]:
     """The model's bytes with every large float initializer cut down to its header.
 
     Protobuf length-prefixes each field, so a 100 MB ResNet-50 is walked field by field in
-    milliseconds and its weights' pages are never touched; :mod:`onnx` then parses the few
-    hundred kilobytes left. Returns those bytes and, per stripped tensor, where the whole
+    milliseconds and its weights are never read; :mod:`onnx` then parses the few hundred
+    kilobytes left. Returns those bytes and, per stripped tensor, where the whole
     tensor lies in the file (read again only if a layer needs its numbers).
     """
     end = len(buf)
