@@ -154,8 +154,9 @@ def require_counted(summary: Summary) -> None:
     if counts:
         n = sum(counts.values())
         raise ModelError(
-            f"{summary.source}: the MACs of {n:,} layer{'s' if n > 1 else ''} cannot be counted, "
-            f"operators cnncli does not know: {not_counted_text(counts)}"
+            f"{summary.source}: the MACs of {n:,} layer{'s' if n > 1 else ''} cannot be counted "
+            f"(opaque: operators cnncli does not know or cannot express): "
+            f"{not_counted_text(counts)}"
         )
 
 

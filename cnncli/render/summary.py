@@ -167,7 +167,7 @@ def totals_lines(summary: Summary) -> list[tuple[str, str]]:
             5,
             (
                 "Not counted",
-                f"{not_counted_text(t.not_counted)}: operators cnncli does not know, their MACs "
+                f"{not_counted_text(t.not_counted)}: operators cnncli cannot count, their MACs "
                 "are missing from the totals",
             ),
         )
