@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cnncli.cli import app
-from cnncli.cli.options import LimitOption, apply_limits, parse_ints
+from cnncli.cli.options import InputShapeOption, LimitOption, apply_limits, read_options
 from cnncli.errors import UsageError
 
 EXAMPLES = """Write a model as an editable YAML model file, with blocks where its structure
@@ -59,13 +59,7 @@ def convert(
         str | None,
         typer.Option("--variant", help="Which of the file's variants: to convert."),
     ] = None,
-    input_shape: Annotated[
-        str | None,
-        typer.Option(
-            "--input",
-            help="Input shape without the batch (e.g. 3,224,224) for ONNX, Keras and PyTorch models whose file leaves sizes open.",
-        ),
-    ] = None,
+    input_shape: InputShapeOption = None,
     limit: LimitOption = None,
 ) -> None:
     """Convert a model."""
@@ -86,12 +80,10 @@ def convert(
     _check_svg_target(output)
 
     from cnncli.model import summarize
-    from cnncli.model.readers import ReadOptions
     from cnncli.render import convert as render
     from cnncli.render.term import printable
 
-    shape = tuple(parse_ints(input_shape, "--input")) if input_shape is not None else None
-    result = summarize(model, variant=variant, options=ReadOptions(input_shape=shape))
+    result = summarize(model, variant=variant, options=read_options(input_shape))
     for warning in result.warnings:
         sys.stderr.write(f"cnncli: warning: {printable(warning)}\n")
     if kind == "yaml":

@@ -6,7 +6,7 @@ Numpy-free: ``cnncli shape`` and ``cnncli summary`` import this module.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -27,6 +27,23 @@ def parse_ints(text: str, what: str) -> list[int]:
                 f"{what} {text!r} is not a whole number or a comma-separated list (e.g. 3 or 5,3)"
             ) from None
     return values
+
+
+InputShapeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--input",
+        help="Input shape without the batch (e.g. 3,224,224) for ONNX, Keras and PyTorch models whose file leaves sizes open.",
+    ),
+]
+
+
+def read_options(input_shape: str | None) -> Any:
+    """``--input`` as the readers' :class:`~cnncli.model.readers.ReadOptions`."""
+    from cnncli.model.readers import ReadOptions
+
+    shape = tuple(parse_ints(input_shape, "--input")) if input_shape is not None else None
+    return ReadOptions(input_shape=shape)
 
 
 LimitOption = Annotated[

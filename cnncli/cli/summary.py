@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cnncli.cli import app
-from cnncli.cli.options import LimitOption, apply_limits, parse_ints
+from cnncli.cli.options import InputShapeOption, LimitOption, apply_limits, read_options
 from cnncli.enums import Column
 from cnncli.errors import UsageError
 
@@ -153,13 +153,7 @@ def summary(
             help="Check a checkpoint against the model: every tensor's shape, layer by layer (safetensors read from its header; a PyTorch state_dict .pt/.pth needs torch).",
         ),
     ] = None,
-    input_shape: Annotated[
-        str | None,
-        typer.Option(
-            "--input",
-            help="Input shape without the batch (e.g. 3,224,224) for ONNX, Keras and PyTorch models whose file leaves sizes open.",
-        ),
-    ] = None,
+    input_shape: InputShapeOption = None,
     strict: Annotated[
         bool,
         typer.Option(
@@ -198,11 +192,9 @@ def summary(
         # Refused before any work and before any output: never over the model file itself.
         check_output(svg, [*_model_files(model), *([weights] if weights else [])], force)
         _check_svg_target(svg)
-    from cnncli.model.readers import ReadOptions
 
-    shape = tuple(parse_ints(input_shape, "--input")) if input_shape is not None else None
     result = summarize(
-        model, count_bias=count_bias, variant=variant, options=ReadOptions(input_shape=shape)
+        model, count_bias=count_bias, variant=variant, options=read_options(input_shape)
     )
     if strict:
         from cnncli.model.build import require_counted
