@@ -420,7 +420,7 @@ def test_small_models_agree_with_keras_layer_by_layer(name: str) -> None:
 def test_the_cases_cover_every_type_keras_has_a_layer_for() -> None:
     text = "\n".join(body for _, body in CASES.values()) + _BLOCKS
     used = {layers.layer_type(t).name for t in _types(text)}
-    without = {"channel_shuffle", "layer_scale", "stochastic_depth", "depthwise_conv3d"}
+    without = {"channel_shuffle", "layer_scale", "stochastic_depth", "depthwise_conv3d", "opaque"}
     assert set(layers.LAYER_TYPES) - used == without
 
 

@@ -360,6 +360,7 @@ _FACTORIES: tuple[tuple[tuple[str, ...], Callable[[_Layer], Any]], ...] = (
     (("channel_shuffle",), _none("Keras has no channel shuffle layer")),
     (("layer_scale",), _none("Keras has no public LayerScale layer")),
     (("stochastic_depth",), _none("Keras has no public StochasticDepth layer")),
+    (("opaque",), _none("an operator cnncli does not know has no layer to build")),
 )
 
 
