@@ -71,6 +71,17 @@ def reader_for(source: str) -> Reader | None:
     return None
 
 
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``, … the first not in ``taken`` (which it joins): the
+    names readers give layers that the file leaves unnamed or names twice."""
+    name, n = base, 0
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name
+
+
 def model_data(value: Any) -> Any:
     """Plain dicts and lists as the loader's :class:`Mapping` and :class:`Seq` (no positions:
     errors then name the source and the layer, not a line)."""

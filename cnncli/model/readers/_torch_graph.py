@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnncli.model.readers import unique_name
 from cnncli.model.readers._torch_ops import (
     INPUT,
     Args,
@@ -341,7 +342,7 @@ class _Nester:
         taken = {INPUT}
         names = []
         for item in items:
-            name = _unique(_local_name(item, group.qual), taken)
+            name = unique_name(_local_name(item, group.qual), taken)
             names.append(name)
             if isinstance(item, Entry):
                 local[item.name] = name
@@ -425,15 +426,6 @@ def _local_name(item: Entry | _Group, parent: str) -> str:
         named = [i for i, p in enumerate(above) if re.match(r"[A-Za-z_]", p)]
         parts = above[named[-1] :] + parts if named else ["", *parts]
     return re.sub(r"\W", "_", "_".join(parts))
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    out, n = name, 0
-    while out in taken:
-        n += 1
-        out = f"{name}_{n}"
-    taken.add(out)
-    return out
 
 
 def model_data_of(

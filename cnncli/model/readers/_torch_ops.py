@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnncli.errors import ModelError
+from cnncli.model.readers import unique_name
 
 #: The name the model data gives the model input (inside a block: the block's input).
 INPUT = "input"
@@ -232,12 +233,7 @@ class Emitter:
     def fresh(self, base: str) -> str:
         """A layer name not used yet (``base``, ``base_1``, …)."""
         base = base if _WORD.fullmatch(base) else "_" + re.sub(r"\W", "_", base)
-        name, n = base, 0
-        while name in self.taken:
-            n += 1
-            name = f"{base}_{n}"
-        self.taken.add(name)
-        return name
+        return unique_name(base, self.taken)
 
     def _account(self, tensors: Tensors, buffers_trainable: bool = False) -> tuple[int, int]:
         """Count the parameters and buffers not counted yet: (all, trainable) as cnncli will

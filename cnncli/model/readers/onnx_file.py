@@ -47,7 +47,7 @@ from cnncli.model.layers import (
     compute,
     show,
 )
-from cnncli.model.readers import ReadModel, ReadOptions, model_data
+from cnncli.model.readers import ReadModel, ReadOptions, model_data, unique_name
 from cnncli.outputs import describe_os_error
 
 INSTALL = 'pip install "cnncli[onnx]"'
@@ -1038,12 +1038,7 @@ class _Converter:
         return self._unique(base or op.lower())
 
     def _unique(self, base: str) -> str:
-        name, n = base, 0
-        while name in self.taken:
-            n += 1
-            name = f"{base}_{n}"
-        self.taken.add(name)
-        return name
+        return unique_name(base, self.taken)
 
     def emit(
         self,
