@@ -668,28 +668,27 @@ def _tf_transposed_back(spec: LayerSpec, i: int, m: int) -> int:
     return _tf_window_count(m + before + after, keff, s)
 
 
-def _transposed_tf(spec: LayerSpec, i: int) -> tuple[int, int, int]:
-    """(crop before, crop after, output padding) of a TensorFlow or Keras transposed axis.
-
-    The output length is Keras's (explicit padding subtracted, tf only); TensorFlow takes it
-    when its convolution of that length gives back the input, and crops the full output
-    ``(n−1)·s + k'`` where that convolution's padding falls (SAME: the odd pixel after).
-    """
-    name = axis_names(spec.ndim)[i]
-    n, s = spec.input_size[i], spec.stride[i]
-    keff = effective_kernel(spec.kernel[i], spec.dilation[i])
-    same = spec.padding is PadMode.SAME
-    before, after = (0, 0) if same else _axis_padding(spec, i)
-    m = _tf_transposed_length(spec, i)
-    if m < 0:
-        raise ShapeError(
-            f"output on axis {name} would be {m}: the output Keras computes, "
-            f"{m + before + after}, minus the padding {before}+{after}; use less padding"
-        )
-    back = _tf_transposed_back(spec, i, m)
-    if back != n:
-        lo = 1 - keff % 2 if same else 0
-        hi = min(s - keff % 2 if same else s - 1, s - 1 if spec.framework is Framework.KERAS else s)
+def _refuse_tf_transposed_length(spec: LayerSpec) -> None:
+    """The output lengths TensorFlow refuses, every axis first checked for a negative length,
+    then for one its convolution does not map back to the input, then for 0 (an empty tensor).
+    oneDNN returns an empty tensor whenever some length is 0, the size check skipped."""
+    lengths = [_tf_transposed_length(spec, i) for i in range(spec.ndim)]
+    names = axis_names(spec.ndim)
+    for name, m, i in zip(names, lengths, range(spec.ndim), strict=True):
+        if m < 0:
+            raise ShapeError(
+                f"output on axis {name} would be {m}: the output Keras computes, "
+                f"{m + sum(_axis_padding(spec, i))}, minus the padding; use less padding"
+            )
+    for name, m, i in zip(names, lengths, range(spec.ndim), strict=True):
+        n, s = spec.input_size[i], spec.stride[i]
+        back = _tf_transposed_back(spec, i, m)
+        if back == n:
+            continue
+        same = spec.padding is PadMode.SAME
+        odd = effective_kernel(spec.kernel[i], spec.dilation[i]) % 2
+        lo = 1 - odd if same else 0
+        hi = min(s - odd if same else s - 1, s - 1 if spec.framework is Framework.KERAS else s)
         fix = (
             f"use {{opt:output-padding}} {lo}" + (f" to {hi}" if hi > lo else "")
             if hi >= lo
@@ -699,24 +698,33 @@ def _transposed_tf(spec: LayerSpec, i: int) -> tuple[int, int, int]:
             f"{op_name(spec)} refuses output size {m} on axis {name}: its "
             f"{'SAME' if same else 'VALID'} convolution of {m} gives {back}, not the input {n} "
             f'("Size of out_backprop doesn\'t match computed"'
-            + ("; with oneDNN it returns an empty tensor instead" if m == 0 else "")
+            + ("; with oneDNN it returns an empty tensor instead" if 0 in lengths else "")
             + f"); {fix}"
         )
-    if m == 0:
-        # TensorFlow returns an empty tensor, unless another axis is refused.
-        lengths = [_tf_transposed_length(spec, j) for j in range(spec.ndim)]
-        empty = all(
-            m_j >= 0 and _tf_transposed_back(spec, j, m_j) == spec.input_size[j]
-            for j, m_j in enumerate(lengths)
-        )
+    if 0 in lengths:
+        i = lengths.index(0)
         raise ShapeError(
-            f"output on axis {name} would be 0: the output Keras computes, {before + after}, "
-            f"minus the padding {before}+{after}"
-            + (f"; {op_name(spec)} returns an empty tensor here" if empty else "")
-            + "; use less padding"
+            f"output on axis {names[i]} would be 0: the output Keras computes, "
+            f"{sum(_axis_padding(spec, i))}, minus the padding; {op_name(spec)} returns an empty "
+            "tensor here; use less padding"
         )
-    if same:
+
+
+def _transposed_tf(spec: LayerSpec, i: int) -> tuple[int, int, int]:
+    """(crop before, crop after, output padding) of a TensorFlow or Keras transposed axis whose
+    length TensorFlow takes (see :func:`_refuse_tf_transposed_length`).
+
+    The output length is Keras's (explicit padding subtracted, tf only); TensorFlow crops the
+    full output ``(n−1)·s + k'`` where its convolution's padding of that length falls (SAME:
+    the odd pixel after).
+    """
+    n, s = spec.input_size[i], spec.stride[i]
+    keff = effective_kernel(spec.kernel[i], spec.dilation[i])
+    m = _tf_transposed_length(spec, i)
+    if spec.padding is PadMode.SAME:
         before = max((n - 1) * s + keff - m, 0) // 2
+    else:
+        before = _axis_padding(spec, i)[0]
     past = before + m - ((n - 1) * s + keff)  # > 0: output beyond the full output
     return before, max(-past, 0), max(past, 0)
 
@@ -915,6 +923,8 @@ def resolve(spec: LayerSpec, *, coverage: bool = True) -> Geometry:
     resolve many candidate layers).
     """
     _refuse_framework_combinations(spec)
+    if spec.op is Op.CONVTRANSPOSE and spec.framework is not Framework.TORCH:
+        _refuse_tf_transposed_length(spec)
     axes = tuple(
         _transposed_geometry(spec, i)
         if spec.op is Op.CONVTRANSPOSE
@@ -1172,31 +1182,51 @@ class Solution:
     symmetric: bool = True
 
 
-def _axis_spec(spec: LayerSpec, i: int, **changes: object) -> LayerSpec:
-    """The 1-D spec of axis i (so each axis can be solved alone)."""
+def _axis_spec(
+    spec: LayerSpec,
+    i: int,
+    *,
+    input_size: int | None = None,
+    padding: tuple[int, int] | None = None,
+    output_padding: int | None = None,
+) -> LayerSpec:
+    """Axis ``i`` of the layer alone, with the changes given, so each axis can be solved apart.
 
-    def one(v: tuple[int, ...] | None) -> tuple[int, ...] | None:
-        return None if v is None else (v[i],)
+    The spec keeps its number of axes (TensorFlow's rules depend on it: tf.nn.conv2d takes
+    explicit padding, conv1d none); the other axes become neutral, an input of 1 through a
+    kernel of 1 with stride, dilation 1 and no padding.
+    """
+    ndim = spec.ndim
 
-    pad = spec.padding if isinstance(spec.padding, PadMode) else (spec.padding[i],)
-    base = LayerSpec(
-        (spec.input_size[i],),
-        (spec.kernel[i],),
-        (spec.stride[i],),
-        (spec.dilation[i],),
+    def at_i(value: int, neutral: int) -> tuple[int, ...]:
+        return tuple(value if j == i else neutral for j in range(ndim))
+
+    pad: PadMode | Explicit = spec.padding
+    if padding is None and isinstance(spec.padding, tuple):
+        padding = spec.padding[i]
+    if padding is not None:
+        pad = tuple(padding if j == i else (0, 0) for j in range(ndim))
+    if output_padding is None and spec.output_padding is not None:
+        output_padding = spec.output_padding[i]
+    out_pad = None if output_padding is None else at_i(output_padding, 0)
+    return LayerSpec(
+        at_i(spec.input_size[i] if input_size is None else input_size, 1),
+        at_i(spec.kernel[i], 1),
+        at_i(spec.stride[i], 1),
+        at_i(spec.dilation[i], 1),
         pad,
         spec.op,
         spec.framework,
         spec.ceil_mode,
-        one(spec.output_padding),
+        out_pad,
         spec.depthwise,
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def _output_or_zero(spec: LayerSpec) -> int:
+def _axis_output(spec: LayerSpec, i: int) -> int:
+    """Output size of axis ``i`` of an :func:`_axis_spec`, 0 where the layer is refused."""
     try:
-        return resolve(spec, coverage=False).axes[0].output
+        return resolve(spec, coverage=False).axes[i].output
     except ShapeError:
         return 0
 
@@ -1213,6 +1243,12 @@ def solve_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...
         raise ShapeError(
             "Keras layers take no explicit padding; solve with {opt:framework} torch or tf "
             "and add a ZeroPadding layer"
+        )
+    if spec.framework is Framework.TF and (spec.op, spec.ndim) not in _TF_EXPLICIT:
+        raise ShapeError(
+            f"{op_name(spec)} takes no explicit padding, so there is none to solve for; use "
+            "{opt:padding} same (output ⌈n/s⌉), or solve with {opt:framework} torch and pad "
+            "first with tf.pad"
         )
     out: list[Solution] = []
     for i, (name, t) in enumerate(zip(axis_names(spec.ndim), _targets(spec, target), strict=True)):
@@ -1232,7 +1268,7 @@ def solve_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...
                     f"{t} on axis {name} needs padding {p} with output padding 1, which needs "
                     "stride or dilation > 1; use an even difference or a stride of 2"
                 )
-            resolve(_axis_spec(spec, i, padding=((p, p),), output_padding=(extra,)))
+            resolve(_axis_spec(spec, i, padding=(p, p), output_padding=extra), coverage=False)
             out.append(Solution(name, (p, p, extra)))
             continue
 
@@ -1258,7 +1294,7 @@ def solve_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...
             )
         chosen = next((p for p in (lo, lo + 1) if p % 2 == 0 and size(p) == t), lo)
         before, after = _same_split(chosen)
-        resolve(_axis_spec(spec, i, padding=((before, after),)))
+        resolve(_axis_spec(spec, i, padding=(before, after)), coverage=False)
         out.append(Solution(name, (before, after), before == after))
     return tuple(out)
 
@@ -1269,8 +1305,8 @@ def solve_output_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Soluti
         raise UsageError("{opt:solve} output-padding applies only to {opt:op} convtranspose")
     out: list[Solution] = []
     for i, (name, t) in enumerate(zip(axis_names(spec.ndim), _targets(spec, target), strict=True)):
-        one = _axis_spec(spec, i, output_padding=(0,))
-        base = _transposed_length_unchecked(one)
+        one = _axis_spec(spec, i, output_padding=0)
+        base = _transposed_length_unchecked(one, i)
         op = t - base
         if op < 0:
             raise ShapeError(
@@ -1278,7 +1314,7 @@ def solve_output_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Soluti
                 "change the padding or stride"
             )
         try:
-            resolve(replace(one, output_padding=(op,)), coverage=False)
+            resolve(_axis_spec(spec, i, output_padding=op), coverage=False)
         except ShapeError as err:
             raise ShapeError(
                 f"no output padding gives {t} on axis {name}: it would take output padding "
@@ -1288,12 +1324,12 @@ def solve_output_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Soluti
     return tuple(out)
 
 
-def _transposed_length_unchecked(spec: LayerSpec) -> int:
-    """The output length of a 1-D transposed spec with output padding 0, before any check."""
-    n, s = spec.input_size[0], spec.stride[0]
-    keff = effective_kernel(spec.kernel[0], spec.dilation[0])
+def _transposed_length_unchecked(spec: LayerSpec, i: int) -> int:
+    """The output length of transposed axis ``i`` with output padding 0, before any check."""
+    n, s = spec.input_size[i], spec.stride[i]
+    keff = effective_kernel(spec.kernel[i], spec.dilation[i])
     pad = spec.padding
-    before, after = pad[0] if isinstance(pad, tuple) else (0, 0)
+    before, after = pad[i] if isinstance(pad, tuple) else (0, 0)
     if spec.framework is Framework.TORCH:
         return transposed_size(n, keff, s, before, after, 0)
     return keras_transposed_length(n, keff, s, pad is PadMode.SAME, 0) - before - after
@@ -1308,7 +1344,7 @@ def solve_input(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...]:
     for i, (name, t) in enumerate(zip(axis_names(spec.ndim), _targets(spec, target), strict=True)):
 
         def size(n: int, i: int = i) -> int:
-            return _output_or_zero(_axis_spec(spec, i, input_size=(n,)))
+            return _axis_output(_axis_spec(spec, i, input_size=n), i)
 
         def first_reaching(goal: int) -> int:
             lo, hi = 1, MAX_VALUE

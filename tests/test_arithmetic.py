@@ -498,3 +498,19 @@ def test_solve_output_padding_follows_each_framework() -> None:
     tf_spec = ar.make_spec([4], 4, stride=2, padding="same", op="convtranspose", framework="tf")
     assert ar.solve_output_padding(tf_spec, [8])[0].values == (2,)
     assert ar.resolve(replace(tf_spec, output_padding=(2,))).output_size == (8,)
+
+
+def test_solve_keeps_the_ops_dimensions_for_tensorflow() -> None:
+    # Each axis is solved alone but as the same op: tf.nn.conv2d takes explicit padding,
+    # tf.nn.conv1d/conv3d none, so a 2-D layer has a padding answer and the others refuse.
+    solved = ar.solve(ar.make_spec([7, 7], 3, framework="tf"), ar.Solve.PADDING, [7])
+    assert solved.padding == ((1, 1), (1, 1))
+    solved = ar.solve(
+        ar.make_spec([4, 4], 4, stride=2, op="convtranspose", framework="tf"), "padding", [8]
+    )
+    assert solved.geometry is not None and solved.geometry.output_size == (8, 8)
+    for size in ([7], [7, 7, 7]):
+        with pytest.raises(ShapeError, match=r"tf.nn.conv[13]d takes no explicit padding"):
+            ar.solve(ar.make_spec(size, 3, framework="tf"), ar.Solve.PADDING, [7])
+    spec = ar.make_spec([7, 7], 3, padding=[(1, 1), (0, 0)], framework="tf")
+    assert ar.solve(spec, ar.Solve.INPUT, [7]).input_range == ((7, 7), (9, 9))

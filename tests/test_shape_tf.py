@@ -303,6 +303,15 @@ RECORDED: list[tuple[dict[str, Any], dict[str, Any]]] = [
         layer("keras", "convtranspose", [4], 4, stride=2, padding="same", output_padding=[0]),
         {"refused": "Size of out_backprop doesn't match computed"},
     ),
+    # An output length of 0 on one axis: oneDNN returns an empty tensor without checking the
+    # lengths, so the size mismatch on another axis is refused only without it (found by
+    # HYPOTHESIS_PROFILE=explore).
+    (
+        layer(
+            "tf", "convtranspose", [1, 1, 1], [1, 1, 2], padding="same", output_padding=[0, 1, 0]
+        ),
+        {"refused": "doesn't match computed\"; with oneDNN it returns an empty tensor instead"},
+    ),
     # tf.nn.conv2d_transpose applies explicit padding; conv1d/conv3d_transpose take none.
     (
         layer("tf", "convtranspose", [4, 4], 3, stride=2, padding=[[1, 1], [0, 2]]),
