@@ -543,7 +543,10 @@ def _refuse_output_padding(spec: LayerSpec) -> None:
 
 def _refuse_keras_depthwise_3d(spec: LayerSpec) -> None:
     if spec.depthwise and spec.framework is Framework.KERAS and spec.ndim == 3:
-        raise ShapeError("Keras has no DepthwiseConv3D or SeparableConv3D; use a 1-D or 2-D layer")
+        raise ShapeError(
+            "Keras has no DepthwiseConv3D or SeparableConv3D; use a 1-D or 2-D layer, or "
+            "{opt:framework} torch (a Conv3d with groups = channels)"
+        )
 
 
 #: The combinations a framework refuses, checked in this order (the first refusal is reported).
