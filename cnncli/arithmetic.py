@@ -12,6 +12,23 @@ Per spatial axis, an input of ``n`` through a kernel ``k`` with stride ``s`` and
 
 Named padding modes are split exactly as each framework splits them (see :func:`resolve`), and a
 combination a framework refuses raises :class:`~cnncli.errors.ShapeError` with that framework's rule.
+
+What each framework name stands for (checked against PyTorch 2.13, TensorFlow 2.21 and Keras 3.15
+on its TensorFlow backend, by forward passes on probe inputs):
+
+* ``torch``: ``nn.Conv{1,2,3}d``, ``nn.ConvTranspose{1,2,3}d``, ``nn.MaxPool{1,2,3}d``,
+  ``nn.AvgPool{1,2,3}d`` (asymmetric convolution padding: ``F.pad`` first);
+* ``tf``: the ``tf.nn`` ops ``conv1d/conv2d/conv3d``, ``conv{1,2,3}d_transpose`` given the output
+  shape Keras computes for the same layer (explicit padding subtracted), ``max_pool{1,2,3}d``
+  and ``avg_pool{1,2,3}d``;
+* ``keras``: the layers ``Conv{1,2,3}D``, ``Conv{1,2,3}DTranspose``, ``MaxPooling{1,2,3}D``,
+  ``AveragePooling{1,2,3}D``, and (``depthwise=True``) ``DepthwiseConv{1,2}D`` and
+  ``SeparableConv{1,2}D``.
+
+TensorFlow's CPU kernels answer differently with and without oneDNN (``TF_ENABLE_ONEDNN_OPTS``,
+on by default only on some x86 CPUs). cnncli answers what TensorFlow computes with oneDNN, and
+:attr:`Geometry.without_onednn` says what the plain kernels do where that differs; refusals say
+so in their message.
 """
 
 from __future__ import annotations
@@ -62,6 +79,8 @@ class LayerSpec:
     ceil_mode: bool = False
     #: ``None`` when not given (Keras then infers the output size from the padding mode).
     output_padding: tuple[int, ...] | None = None
+    #: A depthwise (or separable) convolution: Keras's DepthwiseConv/SeparableConv rules.
+    depthwise: bool = False
 
     @property
     def ndim(self) -> int:
@@ -79,10 +98,11 @@ class AxisGeometry:
     stride: int
     dilation: int
     #: Padding applied before/after the input (for transposed convolution: cropped from the
-    #: full output, PyTorch's ``padding``).
+    #: full output ``(n−1)·s + k'``, PyTorch's ``padding``).
     pad_before: int
     pad_after: int
-    #: Transposed convolution only: extra size added after (PyTorch's ``output_padding``).
+    #: Transposed convolution only: size added after the full output (PyTorch's
+    #: ``output_padding``; for TensorFlow and Keras, whatever their output length leaves past it).
     output_padding: int = 0
     #: Input positions at the end that no window touches (what the floor drops).
     uncovered_end: int = 0
@@ -95,12 +115,25 @@ class AxisGeometry:
 
 
 @dataclass(frozen=True)
+class WithoutOneDnn:
+    """What TensorFlow's CPU kernels do without oneDNN (``TF_ENABLE_ONEDNN_OPTS=0``) where that
+    differs from what they do with it (the answer cnncli shows): a refusal, or another padding."""
+
+    #: TensorFlow's error message, when the plain kernels refuse the layer.
+    refusal: str | None = None
+    #: (before, after) per axis, when only the placement differs (negative: positions skipped).
+    padding: Explicit | None = None
+
+
+@dataclass(frozen=True)
 class Geometry:
     """The resolved layer: one :class:`AxisGeometry` per spatial axis, in input order."""
 
     spec: LayerSpec
     axes: tuple[AxisGeometry, ...]
     notes: tuple[str, ...] = field(default=())
+    #: TensorFlow and Keras only: where the answer depends on oneDNN, the answer without it.
+    without_onednn: WithoutOneDnn | None = None
 
     @property
     def output_size(self) -> tuple[int, ...]:
@@ -245,11 +278,13 @@ def make_spec(
     framework: Framework | str = Framework.TORCH,
     ceil_mode: bool = False,
     output_padding: IntOrSeq | None = None,
+    depthwise: bool = False,
 ) -> LayerSpec:
     """Validate and broadcast user values into a :class:`LayerSpec`.
 
     ``stride`` defaults to 1 for convolutions and to the kernel for pooling (as in PyTorch and
-    Keras); ``padding`` defaults to none (``valid``). Raises :class:`UsageError` for malformed
+    Keras); ``padding`` defaults to none (``valid``). ``depthwise`` marks a depthwise or
+    separable convolution (Keras treats those apart). Raises :class:`UsageError` for malformed
     values and for options that do not apply to ``op``.
     """
     op = _choice(Op, op, "op")
@@ -269,7 +304,11 @@ def make_spec(
         None if output_padding is None else per_axis(output_padding, ndim, "output padding", 0)
     )
     _refuse_pool_options(op, framework, ceil_mode, dilations)
-    return LayerSpec(sizes, kernels, strides, dilations, pad, op, framework, ceil_mode, out_pad)
+    if depthwise and op is not Op.CONV:
+        raise UsageError(f"a depthwise layer is a convolution, not {op.value}")
+    return LayerSpec(
+        sizes, kernels, strides, dilations, pad, op, framework, ceil_mode, out_pad, depthwise
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,20 +316,60 @@ def make_spec(
 # --------------------------------------------------------------------------------------------
 
 
+def op_name(spec: LayerSpec) -> str:
+    """The op or layer a spec stands for: ``tf.nn.conv2d``, ``Keras Conv2DTranspose``,
+    ``PyTorch MaxPool3d``."""
+    n = spec.ndim
+    if spec.framework is Framework.TF:
+        return {
+            Op.CONV: f"tf.nn.conv{n}d",
+            Op.CONVTRANSPOSE: f"tf.nn.conv{n}d_transpose",
+            Op.MAXPOOL: f"tf.nn.max_pool{n}d",
+            Op.AVGPOOL: f"tf.nn.avg_pool{n}d",
+        }[spec.op]
+    if spec.framework is Framework.KERAS:
+        if spec.depthwise:
+            return f"Keras DepthwiseConv{n}D/SeparableConv{n}D"
+        return (
+            "Keras "
+            + {
+                Op.CONV: f"Conv{n}D",
+                Op.CONVTRANSPOSE: f"Conv{n}DTranspose",
+                Op.MAXPOOL: f"MaxPooling{n}D",
+                Op.AVGPOOL: f"AveragePooling{n}D",
+            }[spec.op]
+        )
+    return (
+        "PyTorch "
+        + {
+            Op.CONV: f"Conv{n}d",
+            Op.CONVTRANSPOSE: f"ConvTranspose{n}d",
+            Op.MAXPOOL: f"MaxPool{n}d",
+            Op.AVGPOOL: f"AvgPool{n}d",
+        }[spec.op]
+    )
+
+
+def _strided_and_dilated(spec: LayerSpec) -> bool:
+    return any(s > 1 for s in spec.stride) and any(d > 1 for d in spec.dilation)
+
+
 def _refuse_stride_with_dilation(spec: LayerSpec) -> None:
-    """TensorFlow and Keras convolutions refuse stride > 1 with dilation > 1."""
-    if spec.framework is Framework.TORCH or spec.op not in (Op.CONV, Op.CONVTRANSPOSE):
+    """Keras Conv and ConvTranspose layers refuse strides > 1 with dilation_rate > 1, on any
+    axes. DepthwiseConv and SeparableConv compute it (at stride 1, then subsampled), and
+    tf.nn.conv1d/conv2d accept it."""
+    if spec.framework is not Framework.KERAS or spec.depthwise or spec.op.is_pool:
         return
-    if any(s > 1 for s in spec.stride) and any(d > 1 for d in spec.dilation):
+    if _strided_and_dilated(spec):
         raise ShapeError(
-            f"{FRAMEWORK_LABEL[spec.framework]} refuses stride > 1 together with dilation > 1 "
+            f"Keras refuses stride > 1 together with dilation > 1 in {op_name(spec)[6:]} "
             f"(stride {_fmt(spec.stride)}, dilation {_fmt(spec.dilation)}); "
             "use stride 1 or dilation 1, or {opt:framework} torch"
         )
 
 
 def _refuse_causal(spec: LayerSpec) -> None:
-    """Causal padding: 1-D only, and not for transposed convolution or Keras pooling."""
+    """Causal padding: 1-D only; in Keras only Conv1D has it, and tf.nn has none."""
     if spec.padding is not PadMode.CAUSAL:
         return
     if spec.ndim != 1:
@@ -298,17 +377,29 @@ def _refuse_causal(spec: LayerSpec) -> None:
             f"causal padding exists only for 1-D inputs, this input is {spec.ndim}-D; "
             "use {opt:padding} same or valid"
         )
-    op = spec.op
-    if op is Op.CONVTRANSPOSE or (spec.framework is Framework.KERAS and op.is_pool):
-        raise ShapeError(
-            f"{FRAMEWORK_LABEL[spec.framework]} {op.value} has no causal padding; use valid or same"
+    op, name = spec.op, op_name(spec)
+    if spec.framework is Framework.TF:
+        fix = (
+            f"pad {effective_kernel(spec.kernel[0], spec.dilation[0]) - 1} before with tf.pad "
+            "and use {opt:padding} valid, or use {opt:framework} keras (Conv1D padding='causal')"
+            if op is Op.CONV
+            else "use {opt:padding} valid or same"
         )
+        raise ShapeError(f"{name} has no causal padding (TensorFlow's ops take none); {fix}")
+    keras_other = spec.framework is Framework.KERAS and (op.is_pool or spec.depthwise)
+    if op is Op.CONVTRANSPOSE or keras_other:
+        raise ShapeError(f"{name} has no causal padding; use {{opt:padding}} valid or same")
 
 
 def _refuse_full(spec: LayerSpec) -> None:
-    """'full' padding: not in Keras, not for transposed convolution."""
-    keras = spec.framework is Framework.KERAS
-    if spec.padding is PadMode.FULL and (keras or spec.op is Op.CONVTRANSPOSE):
+    """'full' padding: not in Keras, not for PyTorch's transposed convolution (for tf it is
+    explicit padding d·(k−1) on both sides, where the op takes explicit padding)."""
+    if spec.padding is not PadMode.FULL:
+        return
+    # 'full' of a 1-wide (effective) kernel pads nothing: 'valid' in every framework.
+    keras = spec.framework is Framework.KERAS and _nonzero_explicit(_explicit_pairs(spec) or ())
+    torch_transposed = spec.framework is Framework.TORCH and spec.op is Op.CONVTRANSPOSE
+    if keras or torch_transposed:
         who = "Keras" if keras else "transposed convolution"
         raise ShapeError(
             f"{who} has no 'full' padding; use {{opt:padding}} valid or same, or explicit padding"
@@ -325,6 +416,68 @@ def _refuse_keras_explicit(spec: LayerSpec) -> None:
         "Keras layers take padding 'valid' or 'same' only; add a ZeroPadding layer with "
         f"{_fmt_pairs(pad)} before a 'valid' layer, or use {{opt:framework}} torch"
     )
+
+
+#: The tf.nn ops that take explicit (before, after) padding: (op, spatial axes).
+_TF_EXPLICIT = frozenset({(Op.CONV, 2), (Op.CONVTRANSPOSE, 2), (Op.MAXPOOL, 1), (Op.MAXPOOL, 2)})
+
+
+def _explicit_pairs(spec: LayerSpec) -> Explicit | None:
+    """The padding as explicit pairs when it is given as numbers or 'full'; None for a mode."""
+    pad = spec.padding
+    if pad is PadMode.FULL:
+        return tuple(
+            (effective_kernel(k, d) - 1,) * 2
+            for k, d in zip(spec.kernel, spec.dilation, strict=True)
+        )
+    return pad if isinstance(pad, tuple) else None
+
+
+def _refuse_tf_explicit(spec: LayerSpec) -> None:
+    """Explicit padding exists only for tf.nn.conv2d, conv2d_transpose and max_pool1d/2d."""
+    pairs = _explicit_pairs(spec)
+    if spec.framework is not Framework.TF or pairs is None or not _nonzero_explicit(pairs):
+        return
+    if (spec.op, spec.ndim) in _TF_EXPLICIT:
+        return
+    what = "'full'" if spec.padding is PadMode.FULL else f"explicit padding {_fmt_pairs(pairs)}"
+    fix = {
+        Op.CONV: "pad first with tf.pad and use {opt:padding} valid, or use {opt:framework} torch",
+        Op.CONVTRANSPOSE: "use {opt:padding} valid and crop the output after, or "
+        "{opt:framework} torch",
+    }.get(spec.op, "use {opt:padding} valid or same")
+    raise ShapeError(
+        f"{op_name(spec)} takes padding 'VALID' or 'SAME' only, not {what} (explicit pairs "
+        f"exist for tf.nn.conv2d, conv2d_transpose, max_pool1d and max_pool2d); {fix}"
+    )
+
+
+def _refuse_tf_pool_window(spec: LayerSpec) -> None:
+    """tf.nn.max_pool: each explicit pad must be smaller than the window."""
+    pairs = _explicit_pairs(spec)
+    if spec.framework is not Framework.TF or spec.op is not Op.MAXPOOL or pairs is None:
+        return
+    for name, (before, after), k in zip(axis_names(spec.ndim), pairs, spec.kernel, strict=True):
+        if max(before, after) >= k:
+            raise ShapeError(
+                f"{op_name(spec)} refuses padding {before}:{after} on axis {name}: each side must "
+                f'be smaller than the window {k} ("padding {max(before, after)} needs to be '
+                f'smaller than the window size {k}"); use {{opt:padding}} {k - 1} or less'
+            )
+
+
+def _refuse_tf_transposed_explicit_dilated(spec: LayerSpec) -> None:
+    """tf.nn.conv2d_transpose with explicit padding and dilation > 1: refused with and without
+    oneDNN (oneDNN takes over only the 'VALID' and 'SAME' cases)."""
+    pairs = _explicit_pairs(spec)
+    if spec.framework is not Framework.TF or spec.op is not Op.CONVTRANSPOSE or pairs is None:
+        return
+    if _nonzero_explicit(pairs) and any(d > 1 for d in spec.dilation):
+        raise ShapeError(
+            f"{op_name(spec)} refuses dilation {_fmt(spec.dilation)} together with explicit "
+            f'padding {_fmt_pairs(pairs)} on the CPU ("{_PLAIN_TRANSPOSED_DILATION[2]}"); '
+            "use {opt:padding} valid or same, or dilation 1"
+        )
 
 
 def _refuse_torch_padding(spec: LayerSpec) -> None:
@@ -368,35 +521,13 @@ def _refuse_torch_avgpool3d_small_input(spec: LayerSpec) -> None:
             )
 
 
-def _refuse_tf_avgpool_explicit(spec: LayerSpec) -> None:
-    if spec.framework is Framework.TF and spec.op is Op.AVGPOOL and _nonzero_explicit(spec.padding):
-        raise ShapeError(
-            "TensorFlow avg_pool takes 'VALID' or 'SAME' only; use {opt:padding} valid or same"
-        )
-
-
-def _refuse_tf_transposed_explicit(spec: LayerSpec) -> None:
-    # tf.nn.conv2d_transpose crops explicit padding from its output and conv1d/conv3d_transpose
-    # take none; until that is modelled and checked against TensorFlow, refuse rather than
-    # print the size without the padding (which is what the Keras rule alone would give).
-    pad = spec.padding
-    if (
-        spec.framework is Framework.TF
-        and spec.op is Op.CONVTRANSPOSE
-        and isinstance(pad, tuple)
-        and _nonzero_explicit(pad)
-    ):
-        raise ShapeError(
-            "cnncli does not model TensorFlow's explicit padding of a transposed convolution "
-            f"yet (padding {_fmt_pairs(pad)}); use {{opt:padding}} valid or same, or "
-            "{opt:framework} torch"
-        )
-
-
 def _refuse_output_padding(spec: LayerSpec) -> None:
-    """Output padding must be smaller than the stride (PyTorch: than the stride or dilation)."""
+    """Output padding smaller than the stride (PyTorch: than the stride or dilation; Keras
+    checks it when the layer is made). TensorFlow checks the output length instead."""
     if spec.op is not Op.CONVTRANSPOSE or spec.output_padding is None:
         return
+    if spec.framework is Framework.TF:
+        return  # see _transposed_tf: any output length whose convolution gives the input
     torch = spec.framework is Framework.TORCH
     limit_name = "stride or dilation" if torch else "stride"
     for name, op_, s, d in zip(
@@ -410,16 +541,26 @@ def _refuse_output_padding(spec: LayerSpec) -> None:
             )
 
 
+def _refuse_keras_depthwise_3d(spec: LayerSpec) -> None:
+    if spec.depthwise and spec.framework is Framework.KERAS and spec.ndim == 3:
+        raise ShapeError(
+            "Keras has no DepthwiseConv3D or SeparableConv3D; use a 1-D or 2-D layer, or "
+            "{opt:framework} torch (a Conv3d with groups = channels)"
+        )
+
+
 #: The combinations a framework refuses, checked in this order (the first refusal is reported).
 _REFUSALS = (
+    _refuse_keras_depthwise_3d,
     _refuse_stride_with_dilation,
     _refuse_causal,
     _refuse_full,
     _refuse_keras_explicit,
+    _refuse_tf_explicit,
+    _refuse_tf_pool_window,
+    _refuse_tf_transposed_explicit_dilated,
     _refuse_torch_padding,
     _refuse_torch_avgpool3d_small_input,
-    _refuse_tf_avgpool_explicit,
-    _refuse_tf_transposed_explicit,
     _refuse_output_padding,
 )
 
@@ -477,27 +618,132 @@ def same_padding(
     return _same_split(max((out - 1) * stride + keff - n, 0))
 
 
+def _same_padding_3d_plain(n: int, keff: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's 3-D CPU kernels without oneDNN (Conv3D, MaxPool3D, AvgPool3D): the SAME
+    total ``(out−1)·s + k' − n`` is not clipped at 0 and is halved toward zero, so when the
+    kernel is smaller than the stride the first window starts inside the input (measured on
+    TensorFlow 2.21: 8 through kernel 1, stride 4 reads positions 1 and 5, not 0 and 4)."""
+    out = -(-n // stride)
+    total = (out - 1) * stride + keff - n
+    before = total // 2 if total >= 0 else -(-total // 2)
+    return before, total - before
+
+
+def keras_transposed_length(
+    n: int, keff: int, stride: int, same: bool, output_padding: int | None
+) -> int:
+    """Keras's output length of a transposed convolution (``compute_conv_transpose_output_shape``):
+    'valid' ``(n−1)·s + max(k', s)`` (with output padding: ``(n−1)·s + k' + op``), 'same' ``n·s``
+    (with output padding: ``(n−1)·s + k' mod 2 + op``)."""
+    if same:
+        return (
+            n * stride if output_padding is None else (n - 1) * stride + keff % 2 + output_padding
+        )
+    extra = max(stride - keff, 0) if output_padding is None else output_padding
+    return (n - 1) * stride + keff + extra
+
+
+def _tf_window_count(padded: int, keff: int, stride: int) -> int:
+    """TensorFlow's VALID or explicit output size, ``(padded − k' + s) / s`` in C's integer
+    division (toward zero): negative means refused, 0 an empty tensor."""
+    q = padded - keff + stride
+    return q // stride if q >= 0 else -(-q // stride)
+
+
+def _tf_transposed_length(spec: LayerSpec, i: int) -> int:
+    """The output length cnncli hands to tf.nn.conv*_transpose: Keras's, explicit padding
+    subtracted."""
+    n, s = spec.input_size[i], spec.stride[i]
+    keff = effective_kernel(spec.kernel[i], spec.dilation[i])
+    given = None if spec.output_padding is None else spec.output_padding[i]
+    same = spec.padding is PadMode.SAME
+    before, after = (0, 0) if same else _axis_padding(spec, i)
+    return keras_transposed_length(n, keff, s, same, given) - before - after
+
+
+def _tf_transposed_back(spec: LayerSpec, i: int, m: int) -> int:
+    """What TensorFlow's convolution of an output length ``m`` gives: it takes ``m`` only when
+    that is the input size."""
+    s, keff = spec.stride[i], effective_kernel(spec.kernel[i], spec.dilation[i])
+    if spec.padding is PadMode.SAME:
+        return -(-m // s)
+    before, after = _axis_padding(spec, i)
+    return _tf_window_count(m + before + after, keff, s)
+
+
+def _refuse_tf_transposed_length(spec: LayerSpec) -> None:
+    """The output lengths TensorFlow refuses, every axis first checked for a negative length,
+    then for one its convolution does not map back to the input, then for 0 (an empty tensor).
+    oneDNN returns an empty tensor whenever some length is 0, the size check skipped."""
+    lengths = [_tf_transposed_length(spec, i) for i in range(spec.ndim)]
+    names = axis_names(spec.ndim)
+    for name, m, i in zip(names, lengths, range(spec.ndim), strict=True):
+        if m < 0:
+            raise ShapeError(
+                f"output on axis {name} would be {m}: the output Keras computes, "
+                f"{m + sum(_axis_padding(spec, i))}, minus the padding; use less padding"
+            )
+    for name, m, i in zip(names, lengths, range(spec.ndim), strict=True):
+        n, s = spec.input_size[i], spec.stride[i]
+        back = _tf_transposed_back(spec, i, m)
+        if back == n:
+            continue
+        same = spec.padding is PadMode.SAME
+        odd = effective_kernel(spec.kernel[i], spec.dilation[i]) % 2
+        lo = 1 - odd if same else 0
+        hi = min(s - odd if same else s - 1, s - 1 if spec.framework is Framework.KERAS else s)
+        fix = (
+            f"use {{opt:output-padding}} {lo}" + (f" to {hi}" if hi > lo else "")
+            if hi >= lo
+            else "use an odd kernel, or leave output padding out"
+        )
+        raise ShapeError(
+            f"{op_name(spec)} refuses output size {m} on axis {name}: its "
+            f"{'SAME' if same else 'VALID'} convolution of {m} gives {back}, not the input {n} "
+            f'("Size of out_backprop doesn\'t match computed"'
+            + ("; with oneDNN it returns an empty tensor instead" if 0 in lengths else "")
+            + f"); {fix}"
+        )
+    if 0 in lengths:
+        i = lengths.index(0)
+        raise ShapeError(
+            f"output on axis {names[i]} would be 0: the output Keras computes, "
+            f"{sum(_axis_padding(spec, i))}, minus the padding; {op_name(spec)} returns an empty "
+            "tensor here; use less padding"
+        )
+
+
+def _transposed_tf(spec: LayerSpec, i: int) -> tuple[int, int, int]:
+    """(crop before, crop after, output padding) of a TensorFlow or Keras transposed axis whose
+    length TensorFlow takes (see :func:`_refuse_tf_transposed_length`).
+
+    The output length is Keras's (explicit padding subtracted, tf only); TensorFlow crops the
+    full output ``(n−1)·s + k'`` where its convolution's padding of that length falls (SAME:
+    the odd pixel after).
+    """
+    n, s = spec.input_size[i], spec.stride[i]
+    keff = effective_kernel(spec.kernel[i], spec.dilation[i])
+    m = _tf_transposed_length(spec, i)
+    if spec.padding is PadMode.SAME:
+        before = max((n - 1) * s + keff - m, 0) // 2
+    else:
+        before = _axis_padding(spec, i)[0]
+    past = before + m - ((n - 1) * s + keff)  # > 0: output beyond the full output
+    return before, max(-past, 0), max(past, 0)
+
+
 def _transposed_axis(spec: LayerSpec, i: int) -> tuple[int, int, int]:
     """(crop before, crop after, output padding) of a transposed-convolution axis."""
-    s = spec.stride[i]
-    keff = effective_kernel(spec.kernel[i], spec.dilation[i])
-    given = spec.output_padding
+    if spec.framework is not Framework.TORCH:
+        return _transposed_tf(spec, i)
     pad = spec.padding
-    if spec.framework is Framework.TORCH:
-        before, after = pad[i] if isinstance(pad, tuple) else (0, 0)
-        return before, after, 0 if given is None else given[i]
-    # Keras (and tf.keras) Conv{1,2,3}DTranspose: deconv_output_length.
-    if given is not None:
-        crop = keff // 2 if pad is PadMode.SAME else 0
-        return crop, crop, given[i]
-    if pad is PadMode.SAME:
-        total = keff - s  # output n·s from a full output (n−1)·s + k'
-    else:
-        total = min(keff - s, 0)  # n·s + max(k' − s, 0)
-    if total >= 0:
-        before, after = _same_split(total)
-        return before, after, 0
-    return 0, 0, -total
+    before, after = pad[i] if isinstance(pad, tuple) else (0, 0)
+    if before != after:
+        raise ShapeError(
+            f"PyTorch transposed convolution crops both sides equally, but padding on axis "
+            f"{axis_names(spec.ndim)[i]} is {before}:{after}; use one number per axis"
+        )
+    return before, after, 0 if spec.output_padding is None else spec.output_padding[i]
 
 
 def _pool_limit(spec: LayerSpec, i: int, before: int, after: int) -> None:
@@ -565,6 +811,114 @@ def transposed_size(n: int, keff: int, s: int, before: int, after: int, output_p
     return (n - 1) * s - before - after + keff + output_padding
 
 
+def _empty_output_words(spec: LayerSpec) -> str:
+    """What TensorFlow or Keras itself does with a layer whose output is empty on some axis:
+    Keras's convolutions refuse it; TensorFlow refuses a negative size on any axis, and otherwise
+    returns an empty tensor (oneDNN's convolution returns the input's shape instead, and its max
+    pooling fails or kills the process, depending on the sizes)."""
+    if spec.framework is Framework.TORCH:
+        return ""
+    if spec.framework is Framework.KERAS and not spec.op.is_pool:
+        return '; Keras refuses it ("Computed output size would be zero or negative")'
+    counts = []
+    for i in range(spec.ndim):
+        before, after = _axis_padding(spec, i)
+        keff = effective_kernel(spec.kernel[i], spec.dilation[i])
+        counts.append(_tf_window_count(spec.input_size[i] + before + after, keff, spec.stride[i]))
+    if min(counts) < 0:
+        return '; TensorFlow refuses it ("Computed output size would be negative")'
+    name = op_name(spec)
+    if spec.op is Op.AVGPOOL:
+        return f"; {name} returns an empty tensor here"
+    onednn = (
+        "may fail or kill the process (SIGFPE) instead"
+        if spec.op is Op.MAXPOOL
+        else "returns a tensor of the input's shape instead"
+    )
+    return f"; {name} returns an empty tensor here, and with oneDNN {onednn}"
+
+
+def _forward_axis(spec: LayerSpec, i: int, coverage: bool) -> AxisGeometry:
+    """One convolution or pooling axis: padding, output size, coverage, or a ShapeError."""
+    name = axis_names(spec.ndim)[i]
+    n, k, s, d = spec.input_size[i], spec.kernel[i], spec.stride[i], spec.dilation[i]
+    keff = effective_kernel(k, d)
+    before, after = _axis_padding(spec, i)
+    _pool_limit(spec, i, before, after)
+    padded = n + before + after
+    out = forward_size(n, keff, s, before, after, spec.ceil_mode)
+    if padded < keff and out < 1:
+        kdesc = f"kernel {k}" if d == 1 else f"dilated kernel {keff} (kernel {k}, dilation {d})"
+        need = keff - n
+        fix = (
+            f"use padding of at least {need} in total"
+            if spec.padding is not PadMode.VALID or spec.framework is Framework.TORCH
+            else "use {opt:padding} same"
+        )
+        raise ShapeError(
+            f"{kdesc} is larger than the padded input {padded} on axis {name} "
+            f"(input {n} + padding {before}+{after}){_empty_output_words(spec)}; "
+            f"{fix}, or a smaller kernel"
+        )
+    if out < 1:
+        raise ShapeError(
+            f"output on axis {name} would be {out} (input {n}, kernel {keff}, stride {s}); "
+            "use more padding or a smaller kernel"
+        )
+    end, total = _coverage(n, out, keff, s, d, before) if coverage else (0, None)
+    return AxisGeometry(name, n, out, k, s, d, before, after, 0, end, total)
+
+
+def _transposed_geometry(spec: LayerSpec, i: int) -> AxisGeometry:
+    name = axis_names(spec.ndim)[i]
+    n, k, s, d = spec.input_size[i], spec.kernel[i], spec.stride[i], spec.dilation[i]
+    keff = effective_kernel(k, d)
+    before, after, out_pad = _transposed_axis(spec, i)
+    out = transposed_size(n, keff, s, before, after, out_pad)
+    if out < 1:
+        raise ShapeError(
+            f"output on axis {name} would be {out}: (n−1)·s − 2p + k' + output_padding = "
+            f"({n}−1)·{s} − {before + after} + {keff} + {out_pad}; use less padding"
+        )
+    return AxisGeometry(name, n, out, k, s, d, before, after, out_pad, 0, 0)
+
+
+#: TensorFlow's messages where its plain CPU kernels refuse what oneDNN computes.
+_PLAIN_CONV3D_DILATION = "CPU implementation of Conv3D currently only supports dilated rates of 1"
+#: Conv2DBackpropInput (1-D and 2-D) and Conv3DBackpropInputV2 word it apart.
+_PLAIN_TRANSPOSED_DILATION = {
+    2: "Current CPU implementations do not yet support dilation rates larger than 1",
+    3: "Current CPU implementation does not yet support dilation rates larger than 1",
+}
+_PLAIN_DEPTHWISE_STRIDES = (
+    "Current implementation only supports equal length strides in the row and column dimensions"
+)
+
+
+def _without_onednn(spec: LayerSpec, axes: Sequence[AxisGeometry]) -> WithoutOneDnn | None:
+    """Where TensorFlow's plain CPU kernels answer otherwise than with oneDNN (measured on
+    TensorFlow 2.21, Keras 3.15; each case is in tests/test_shape_tf.py)."""
+    if spec.framework is Framework.TORCH:
+        return None
+    dilated = any(d > 1 for d in spec.dilation)
+    plain_conv = spec.op is Op.CONV and not spec.depthwise
+    # Keras's Conv3D goes through tf.nn.convolution, which runs a dilated convolution as an
+    # undilated one on a space-to-batch view: only tf.nn.conv3d itself meets the CPU kernel.
+    if plain_conv and spec.ndim == 3 and dilated and spec.framework is Framework.TF:
+        return WithoutOneDnn(refusal=_PLAIN_CONV3D_DILATION)
+    if spec.op is Op.CONVTRANSPOSE and dilated:
+        return WithoutOneDnn(refusal=_PLAIN_TRANSPOSED_DILATION[max(spec.ndim, 2)])
+    # Keras runs a strided, dilated depthwise convolution at stride 1 (then subsamples).
+    uneven = spec.ndim == 2 and len(set(spec.stride)) > 1 and not _strided_and_dilated(spec)
+    if spec.depthwise and uneven:
+        return WithoutOneDnn(refusal=_PLAIN_DEPTHWISE_STRIDES)
+    if spec.ndim == 3 and spec.padding is PadMode.SAME and (plain_conv or spec.op.is_pool):
+        plain = tuple(_same_padding_3d_plain(a.input, a.effective_kernel, a.stride) for a in axes)
+        if plain != tuple((a.pad_before, a.pad_after) for a in axes):
+            return WithoutOneDnn(padding=plain)
+    return None
+
+
 def resolve(spec: LayerSpec, *, coverage: bool = True) -> Geometry:
     """Apply the framework's rules: per-axis padding, output size, coverage, or a ShapeError.
 
@@ -572,50 +926,17 @@ def resolve(spec: LayerSpec, *, coverage: bool = True) -> Geometry:
     resolve many candidate layers).
     """
     _refuse_framework_combinations(spec)
-    axes: list[AxisGeometry] = []
-    names = axis_names(spec.ndim)
-    for i, name in enumerate(names):
-        n, k, s, d = spec.input_size[i], spec.kernel[i], spec.stride[i], spec.dilation[i]
-        keff = effective_kernel(k, d)
-        if spec.op is Op.CONVTRANSPOSE:
-            before, after, out_pad = _transposed_axis(spec, i)
-            if spec.framework is Framework.TORCH and before != after:
-                raise ShapeError(
-                    f"PyTorch transposed convolution crops both sides equally, but padding on axis "
-                    f"{name} is {before}:{after}; use one number per axis"
-                )
-            out = transposed_size(n, keff, s, before, after, out_pad)
-            if out < 1:
-                raise ShapeError(
-                    f"output on axis {name} would be {out}: (n−1)·s − 2p + k' + output_padding = "
-                    f"({n}−1)·{s} − {before + after} + {keff} + {out_pad}; use less padding"
-                )
-            axes.append(AxisGeometry(name, n, out, k, s, d, before, after, out_pad, 0, 0))
-            continue
-        before, after = _axis_padding(spec, i)
-        _pool_limit(spec, i, before, after)
-        padded = n + before + after
-        out = forward_size(n, keff, s, before, after, spec.ceil_mode)
-        if padded < keff and out < 1:
-            kdesc = f"kernel {k}" if d == 1 else f"dilated kernel {keff} (kernel {k}, dilation {d})"
-            need = keff - n
-            fix = (
-                f"use padding of at least {need} in total"
-                if spec.padding is not PadMode.VALID or spec.framework is Framework.TORCH
-                else "use {opt:padding} same"
-            )
-            raise ShapeError(
-                f"{kdesc} is larger than the padded input {padded} on axis {name} "
-                f"(input {n} + padding {before}+{after}); {fix}, or a smaller kernel"
-            )
-        if out < 1:
-            raise ShapeError(
-                f"output on axis {name} would be {out} (input {n}, kernel {keff}, stride {s}); "
-                "use more padding or a smaller kernel"
-            )
-        end, total = _coverage(n, out, keff, s, d, before) if coverage else (0, None)
-        axes.append(AxisGeometry(name, n, out, k, s, d, before, after, 0, end, total))
-    return Geometry(spec, tuple(axes), _notes(spec))
+    if spec.op is Op.CONVTRANSPOSE and spec.framework is not Framework.TORCH:
+        _refuse_tf_transposed_length(spec)
+    axes = tuple(
+        _transposed_geometry(spec, i)
+        if spec.op is Op.CONVTRANSPOSE
+        else _forward_axis(spec, i, coverage)
+        for i in range(spec.ndim)
+    )
+    plain = _without_onednn(spec, axes)
+    notes = _notes(spec) + ((_note_onednn(spec, plain),) if plain else ())
+    return Geometry(spec, axes, notes, plain)
 
 
 def _note_padding_mode(spec: LayerSpec) -> str | None:
@@ -641,11 +962,35 @@ def _note_torch_asymmetric(spec: LayerSpec) -> str | None:
     return None
 
 
-def _note_keras_transposed(spec: LayerSpec) -> str | None:
-    if spec.op is Op.CONVTRANSPOSE and spec.framework is not Framework.TORCH:
+def _note_tf_transposed(spec: LayerSpec) -> str | None:
+    """How TensorFlow and Keras get a transposed convolution's output length and crop."""
+    if spec.op is not Op.CONVTRANSPOSE or spec.framework is Framework.TORCH:
+        return None
+    same = spec.padding is PadMode.SAME
+    if spec.output_padding is not None:
+        rule = "(n−1)·s + k' mod 2 + output_padding" if same else "(n−1)·s + k' + output_padding"
+    else:
+        rule = "n·s" if same else "(n−1)·s + max(k', s)"
+    explicit = isinstance(spec.padding, tuple) and _nonzero_explicit(spec.padding)
+    given = (
+        f"{op_name(spec)} given the output shape Keras computes, {rule}"
+        + (", minus the padding" if explicit else "")
+        if spec.framework is Framework.TF
+        else f"{op_name(spec)}: output {rule}"
+    )
+    crop = "its SAME padding of the output (odd pixel after)" if same else "the padding given"
+    return (
+        f"{given}; TensorFlow crops the full output (n−1)·s + k' where {crop} falls; "
+        "output padding = what it keeps past the full output"
+    )
+
+
+def _note_tf_stride_dilation(spec: LayerSpec) -> str | None:
+    tf_conv = spec.framework is Framework.TF and spec.op is Op.CONV and spec.ndim < 3
+    if tf_conv and _strided_and_dilated(spec):
         return (
-            "Keras Conv*DTranspose output length; shown as the PyTorch crop (padding) and "
-            "output_padding that give it"
+            f"{op_name(spec)} takes stride > 1 with dilation > 1; tf.nn.convolution and "
+            "Keras Conv layers refuse it"
         )
     return None
 
@@ -668,11 +1013,32 @@ def _note_ceil_mode(spec: LayerSpec) -> str | None:
     return None
 
 
+def _note_onednn(spec: LayerSpec, plain: WithoutOneDnn) -> str:
+    """The answer TensorFlow gives without oneDNN, when it differs."""
+    if plain.refusal is not None:
+        other = f'it refuses the layer: "{plain.refusal}"'
+    else:
+        assert plain.padding is not None
+        other = (
+            "its 3-D kernels pad "
+            + ", ".join(
+                f"{n} {b} before + {a} after"
+                for n, (b, a) in zip(axis_names(spec.ndim), plain.padding, strict=True)
+            )
+            + " (negative: input positions skipped)"
+        )
+    return (
+        "TensorFlow's CPU answer depends on oneDNN (TF_ENABLE_ONEDNN_OPTS): this is its answer "
+        f"with oneDNN; without it, {other}"
+    )
+
+
 #: What a reader of the result should know, in this order.
 _NOTES = (
     _note_padding_mode,
     _note_torch_asymmetric,
-    _note_keras_transposed,
+    _note_tf_transposed,
+    _note_tf_stride_dilation,
     _note_avgpool_padding,
     _note_ceil_mode,
 )
@@ -819,30 +1185,51 @@ class Solution:
     symmetric: bool = True
 
 
-def _axis_spec(spec: LayerSpec, i: int, **changes: object) -> LayerSpec:
-    """The 1-D spec of axis i (so each axis can be solved alone)."""
+def _axis_spec(
+    spec: LayerSpec,
+    i: int,
+    *,
+    input_size: int | None = None,
+    padding: tuple[int, int] | None = None,
+    output_padding: int | None = None,
+) -> LayerSpec:
+    """Axis ``i`` of the layer alone, with the changes given, so each axis can be solved apart.
 
-    def one(v: tuple[int, ...] | None) -> tuple[int, ...] | None:
-        return None if v is None else (v[i],)
+    The spec keeps its number of axes (TensorFlow's rules depend on it: tf.nn.conv2d takes
+    explicit padding, conv1d none); the other axes become neutral, an input of 1 through a
+    kernel of 1 with stride, dilation 1 and no padding.
+    """
+    ndim = spec.ndim
 
-    pad = spec.padding if isinstance(spec.padding, PadMode) else (spec.padding[i],)
-    base = LayerSpec(
-        (spec.input_size[i],),
-        (spec.kernel[i],),
-        (spec.stride[i],),
-        (spec.dilation[i],),
+    def at_i(value: int, neutral: int) -> tuple[int, ...]:
+        return tuple(value if j == i else neutral for j in range(ndim))
+
+    pad: PadMode | Explicit = spec.padding
+    if padding is None and isinstance(spec.padding, tuple):
+        padding = spec.padding[i]
+    if padding is not None:
+        pad = tuple(padding if j == i else (0, 0) for j in range(ndim))
+    if output_padding is None and spec.output_padding is not None:
+        output_padding = spec.output_padding[i]
+    out_pad = None if output_padding is None else at_i(output_padding, 0)
+    return LayerSpec(
+        at_i(spec.input_size[i] if input_size is None else input_size, 1),
+        at_i(spec.kernel[i], 1),
+        at_i(spec.stride[i], 1),
+        at_i(spec.dilation[i], 1),
         pad,
         spec.op,
         spec.framework,
         spec.ceil_mode,
-        one(spec.output_padding),
+        out_pad,
+        spec.depthwise,
     )
-    return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def _output_or_zero(spec: LayerSpec) -> int:
+def _axis_output(spec: LayerSpec, i: int) -> int:
+    """Output size of axis ``i`` of an :func:`_axis_spec`, 0 where the layer is refused."""
     try:
-        return resolve(spec, coverage=False).axes[0].output
+        return resolve(spec, coverage=False).axes[i].output
     except ShapeError:
         return 0
 
@@ -859,6 +1246,12 @@ def solve_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...
         raise ShapeError(
             "Keras layers take no explicit padding; solve with {opt:framework} torch or tf "
             "and add a ZeroPadding layer"
+        )
+    if spec.framework is Framework.TF and (spec.op, spec.ndim) not in _TF_EXPLICIT:
+        raise ShapeError(
+            f"{op_name(spec)} takes no explicit padding, so there is none to solve for; use "
+            "{opt:padding} same (output ⌈n/s⌉), or solve with {opt:framework} torch and pad "
+            "first with tf.pad"
         )
     out: list[Solution] = []
     for i, (name, t) in enumerate(zip(axis_names(spec.ndim), _targets(spec, target), strict=True)):
@@ -878,7 +1271,7 @@ def solve_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...
                     f"{t} on axis {name} needs padding {p} with output padding 1, which needs "
                     "stride or dilation > 1; use an even difference or a stride of 2"
                 )
-            resolve(_axis_spec(spec, i, padding=((p, p),), output_padding=(extra,)))
+            resolve(_axis_spec(spec, i, padding=(p, p), output_padding=extra), coverage=False)
             out.append(Solution(name, (p, p, extra)))
             continue
 
@@ -904,7 +1297,7 @@ def solve_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...
             )
         chosen = next((p for p in (lo, lo + 1) if p % 2 == 0 and size(p) == t), lo)
         before, after = _same_split(chosen)
-        resolve(_axis_spec(spec, i, padding=((before, after),)))
+        resolve(_axis_spec(spec, i, padding=(before, after)), coverage=False)
         out.append(Solution(name, (before, after), before == after))
     return tuple(out)
 
@@ -915,20 +1308,34 @@ def solve_output_padding(spec: LayerSpec, target: Sequence[int]) -> tuple[Soluti
         raise UsageError("{opt:solve} output-padding applies only to {opt:op} convtranspose")
     out: list[Solution] = []
     for i, (name, t) in enumerate(zip(axis_names(spec.ndim), _targets(spec, target), strict=True)):
-        base = resolve(_axis_spec(spec, i, output_padding=(0,))).axes[0].output
+        one = _axis_spec(spec, i, output_padding=0)
+        base = _transposed_length_unchecked(one, i)
         op = t - base
-        limit = (
-            max(spec.stride[i], spec.dilation[i])
-            if spec.framework is Framework.TORCH
-            else spec.stride[i]
-        )
-        if not 0 <= op < limit:
+        if op < 0:
             raise ShapeError(
-                f"no output padding gives {t} on axis {name}: without it the output is {base}, "
-                f"and output padding must be 0..{limit - 1}; change the padding or stride"
+                f"no output padding gives {t} on axis {name}: without it the output is {base}; "
+                "change the padding or stride"
             )
+        try:
+            resolve(_axis_spec(spec, i, output_padding=op), coverage=False)
+        except ShapeError as err:
+            raise ShapeError(
+                f"no output padding gives {t} on axis {name}: it would take output padding "
+                f"{op}, and {err}"
+            ) from None
         out.append(Solution(name, (op,)))
     return tuple(out)
+
+
+def _transposed_length_unchecked(spec: LayerSpec, i: int) -> int:
+    """The output length of transposed axis ``i`` with output padding 0, before any check."""
+    n, s = spec.input_size[i], spec.stride[i]
+    keff = effective_kernel(spec.kernel[i], spec.dilation[i])
+    pad = spec.padding
+    before, after = pad[i] if isinstance(pad, tuple) else (0, 0)
+    if spec.framework is Framework.TORCH:
+        return transposed_size(n, keff, s, before, after, 0)
+    return keras_transposed_length(n, keff, s, pad is PadMode.SAME, 0) - before - after
 
 
 def solve_input(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...]:
@@ -940,7 +1347,7 @@ def solve_input(spec: LayerSpec, target: Sequence[int]) -> tuple[Solution, ...]:
     for i, (name, t) in enumerate(zip(axis_names(spec.ndim), _targets(spec, target), strict=True)):
 
         def size(n: int, i: int = i) -> int:
-            return _output_or_zero(_axis_spec(spec, i, input_size=(n,)))
+            return _axis_output(_axis_spec(spec, i, input_size=n), i)
 
         def first_reaching(goal: int) -> int:
             lo, hi = 1, MAX_VALUE
@@ -1035,6 +1442,8 @@ def explain(geom: Geometry) -> list[str]:
                 f"  effective kernel k' = d·(k−1)+1 = {a.dilation}·({a.kernel}−1)+1 = {keff}"
             )
         if spec.op is Op.CONVTRANSPOSE:
+            if spec.framework is not Framework.TORCH:
+                lines.extend(_explain_tf_transposed(spec, a))
             lines.append(
                 f"  out = (n−1)·s − p_before − p_after + k' + output_padding"
                 f" = ({a.input}−1)·{a.stride} − {a.pad_before} − {a.pad_after} + {keff} + {a.output_padding}"
@@ -1075,4 +1484,34 @@ def explain(geom: Geometry) -> list[str]:
             )
             if span % a.stride:
                 lines.append(f"  the floor drops a remainder of {span % a.stride}")
+    return lines
+
+
+def _explain_tf_transposed(spec: LayerSpec, a: AxisGeometry) -> list[str]:
+    """How TensorFlow and Keras get a transposed axis's output length and where they crop."""
+    n, s, keff = a.input, a.stride, a.effective_kernel
+    i = axis_names(spec.ndim).index(a.name)
+    given = None if spec.output_padding is None else spec.output_padding[i]
+    same = spec.padding is PadMode.SAME
+    length = keras_transposed_length(n, keff, s, same, given)
+    if same and given is None:
+        rule = f"n·s = {n}·{s} = {length}"
+    elif same:
+        rule = (
+            f"(n−1)·s + k' mod 2 + output_padding = ({n}−1)·{s} + {keff % 2} + {given} = {length}"
+        )
+    elif given is None:
+        rule = f"(n−1)·s + max(k', s) = ({n}−1)·{s} + {max(keff, s)} = {length}"
+    else:
+        rule = f"(n−1)·s + k' + output_padding = ({n}−1)·{s} + {keff} + {given} = {length}"
+    lines = [f"  Keras output length: {rule}"]
+    full = (n - 1) * s + keff
+    if same:
+        raw = full - a.output
+        lines.append(
+            f"  TensorFlow's SAME padding of that output: max((n−1)·s + k' − out, 0) = "
+            f"max({full} − {a.output}, 0) = {max(raw, 0)} → crop {a.pad_before} before"
+        )
+    elif a.output != length:
+        lines.append(f"  minus the explicit padding: {length} − {length - a.output} = {a.output}")
     return lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -426,7 +427,7 @@ def test_same_padding_is_the_tf_rule(n: int, k: int, s: int, d: int) -> None:
     ("make", "flag_words", "key_words"),
     [
         (
-            lambda: ar.resolve(ar.make_spec([9], 3, stride=2, dilation=2, framework="tf")),
+            lambda: ar.resolve(ar.make_spec([9], 3, stride=2, dilation=2, framework="keras")),
             "use stride 1 or dilation 1, or --framework torch",
             "use stride 1 or dilation 1, or framework: torch",
         ),
@@ -470,14 +471,46 @@ def test_core_messages_carry_no_flags() -> None:
     assert re.findall(r"--[a-z]", source) == []
 
 
-def test_tf_transposed_explicit_padding_is_refused_not_ignored() -> None:
-    # The Keras output-length rule alone ignored the padding: 9 -k 3 -p 1 gave 11.
-    spec = ar.make_spec([9], [3], padding=1, op="convtranspose", framework="tf")
-    with pytest.raises(ShapeError) as err:
-        ar.resolve(spec)
-    assert str(err.value) == (
-        "cnncli does not model TensorFlow's explicit padding of a transposed convolution yet "
-        "(padding 1:1); use --padding valid or same, or --framework torch"
-    )
+def test_tf_transposed_explicit_padding_is_applied_in_2d_and_refused_elsewhere() -> None:
+    # tf.nn.conv2d_transpose crops explicit padding from the output length Keras computes
+    # ((n−1)·s + max(k', s) = 11 here); conv1d/conv3d_transpose take no explicit padding.
+    geom = ar.resolve(ar.make_spec([9, 9], [3], padding=1, op="convtranspose", framework="tf"))
+    assert geom.output_size == (9, 9)
+    assert geom.padding == ((1, 1), (1, 1))
+    for size in ([9], [9, 9, 9]):
+        spec = ar.make_spec(size, [3], padding=1, op="convtranspose", framework="tf")
+        with pytest.raises(ShapeError, match=r"conv[13]d_transpose takes padding 'VALID' or"):
+            ar.resolve(spec)
     for padding in ("valid", "same", 0):
         ar.resolve(ar.make_spec([9], [3], padding=padding, op="convtranspose", framework="tf"))
+
+
+def test_solve_output_padding_follows_each_framework() -> None:
+    # Keras same: (n−1)·s + k' mod 2 + op; an even kernel needs op ≥ 1 (TensorFlow's SAME
+    # convolution of (n−1)·s gives n−1), and Keras wants op < s.
+    spec = ar.make_spec([4], 4, stride=2, padding="same", op="convtranspose", framework="keras")
+    assert ar.solve_output_padding(spec, [7])[0].values == (1,)
+    with pytest.raises(ShapeError, match="Size of out_backprop doesn't match computed"):
+        ar.solve_output_padding(spec, [6])
+    with pytest.raises(ShapeError, match="must be smaller than the stride"):
+        ar.solve_output_padding(spec, [8])
+    # tf.nn.conv1d_transpose takes any output length whose SAME convolution gives n: 8 = n·s.
+    tf_spec = ar.make_spec([4], 4, stride=2, padding="same", op="convtranspose", framework="tf")
+    assert ar.solve_output_padding(tf_spec, [8])[0].values == (2,)
+    assert ar.resolve(replace(tf_spec, output_padding=(2,))).output_size == (8,)
+
+
+def test_solve_keeps_the_ops_dimensions_for_tensorflow() -> None:
+    # Each axis is solved alone but as the same op: tf.nn.conv2d takes explicit padding,
+    # tf.nn.conv1d/conv3d none, so a 2-D layer has a padding answer and the others refuse.
+    solved = ar.solve(ar.make_spec([7, 7], 3, framework="tf"), ar.Solve.PADDING, [7])
+    assert solved.padding == ((1, 1), (1, 1))
+    solved = ar.solve(
+        ar.make_spec([4, 4], 4, stride=2, op="convtranspose", framework="tf"), "padding", [8]
+    )
+    assert solved.geometry is not None and solved.geometry.output_size == (8, 8)
+    for size in ([7], [7, 7, 7]):
+        with pytest.raises(ShapeError, match=r"tf.nn.conv[13]d takes no explicit padding"):
+            ar.solve(ar.make_spec(size, 3, framework="tf"), ar.Solve.PADDING, [7])
+    spec = ar.make_spec([7, 7], 3, padding=[(1, 1), (0, 0)], framework="tf")
+    assert ar.solve(spec, ar.Solve.INPUT, [7]).input_range == ((7, 7), (9, 9))

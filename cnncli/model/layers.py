@@ -234,7 +234,9 @@ def _need_spatial(name: str, x: TShape, ndim: int, ctx: Ctx) -> None:
         )
 
 
-def _geometry(x: TShape, opts: dict[str, Any], op: ar.Op, ctx: Ctx) -> ar.Geometry:
+def _geometry(
+    x: TShape, opts: dict[str, Any], op: ar.Op, ctx: Ctx, depthwise: bool = False
+) -> ar.Geometry:
     try:
         spec = ar.make_spec(
             x.spatial,
@@ -246,6 +248,7 @@ def _geometry(x: TShape, opts: dict[str, Any], op: ar.Op, ctx: Ctx) -> ar.Geomet
             framework=ctx.framework,
             ceil_mode=bool(opts.get("ceil_mode", False)),
             output_padding=opts.get("output_padding"),
+            depthwise=depthwise,
         )
         return ar.resolve(spec)
     except CnnCliError as err:
@@ -261,7 +264,7 @@ def _conv(ndim: int, op: ar.Op, depthwise: bool = False) -> Callable[..., LayerO
     def compute(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
         x = _one(inputs)
         _need_spatial(opts["_type"], x, ndim, ctx)
-        geom = _geometry(x, opts, op, ctx)
+        geom = _geometry(x, opts, op, ctx, depthwise)
         bias = flag(opts["bias"], "bias")
         if depthwise:
             groups = x.channels
@@ -294,7 +297,7 @@ def _separable(ndim: int) -> Callable[..., LayerOut]:
     def compute(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
         x = _one(inputs)
         _need_spatial(opts["_type"], x, ndim, ctx)
-        geom = _geometry(x, opts, ar.Op.CONV, ctx)
+        geom = _geometry(x, opts, ar.Op.CONV, ctx, depthwise=True)
         bias = flag(opts["bias"], "bias")
         mid = x.channels * whole(opts["depth_multiplier"], "depth_multiplier")
         filters = whole(opts["filters"], "filters")
@@ -652,8 +655,9 @@ def _zeropad(ndim: int) -> Callable[..., LayerOut]:
         x = _one(inputs)
         _need_spatial(opts["_type"], x, ndim, ctx)
         try:
-            # A 1-wide window over the padded input is exactly the padded size.
-            spec = ar.make_spec(x.spatial, 1, padding=opts["padding"], framework="tf")
+            # A 1-wide window over the padded input is exactly the padded size (PyTorch's rules
+            # take explicit pairs on every axis; tf.nn.conv1d/conv3d take none).
+            spec = ar.make_spec(x.spatial, 1, padding=opts["padding"], framework="torch")
             geom = ar.resolve(spec)
         except CnnCliError as err:
             raise ModelError(_model_words(err)) from None

@@ -377,6 +377,27 @@ def _cost_json(geom: ar.Geometry, cost: ar.Cost) -> dict[str, Any]:
     }
 
 
+def _onednn_json(geom: ar.Geometry) -> dict[str, Any] | None:
+    """TensorFlow's answers with and without oneDNN, where they differ (None where they agree):
+    each an output shape and padding, or the refusal."""
+    plain = geom.without_onednn
+    if plain is None:
+        return None
+    with_onednn = {
+        "output_shape": list(geom.output_size),
+        "padding": [list(p) for p in geom.padding],
+    }
+    without: dict[str, Any] = (
+        {"refused": plain.refusal}
+        if plain.refusal is not None
+        else {
+            "output_shape": list(geom.output_size),
+            "padding": [list(p) for p in plain.padding or ()],
+        }
+    )
+    return {"with_onednn": with_onednn, "without_onednn": without}
+
+
 def layer_json(layer: ar.Layer) -> dict[str, Any]:
     """The resolved layer (and its cost) as the object ``cnncli shape --json`` prints."""
     geom, spec = layer.geometry, layer.geometry.spec
@@ -399,6 +420,8 @@ def layer_json(layer: ar.Layer) -> dict[str, Any]:
         data["ceil_mode"] = spec.ceil_mode
     if spec.op is ar.Op.CONVTRANSPOSE:
         data["output_padding"] = [a.output_padding for a in geom.axes]
+    if spec.framework is not ar.Framework.TORCH:
+        data["onednn"] = _onednn_json(geom)
     if layer.cost is not None:
         data.update(_cost_json(geom, layer.cost))
     return data
