@@ -463,11 +463,6 @@ def test_types_with_no_keras_layer_are_named_before_anything_is_built(
     ("head", "layer", "reason"),
     [
         (
-            "input: [4, 4, 4, 2]",
-            "{type: depthwise_conv3d, kernel: 1}",
-            "Keras has no DepthwiseConv3D",
-        ),
-        (
             "input: [4, 4, 2]",
             "{type: convtranspose2d, filters: 4, kernel: 1, groups: 2}",
             "Keras's Conv2DTranspose has no groups",
@@ -489,6 +484,17 @@ def test_each_missing_keras_layer_says_why(head: str, layer: str, reason: str) -
     with pytest.raises(layers.ModelError) as err:
         kc.check(_summary(f"  - {layer}\n", head))
     assert f"line 5: {reason});" in str(err.value)
+
+
+def test_a_keras_model_with_a_3d_depthwise_layer_is_refused_before_verify() -> None:
+    # Keras has no DepthwiseConv3D: the summary refuses the layer itself (the shape rule of
+    # framework: keras), so --verify never gets to build it.
+    with pytest.raises(layers.ModelError) as err:
+        _summary("  - {type: depthwise_conv3d, kernel: 1}\n", "input: [4, 4, 4, 2]")
+    assert "case.yaml:5:5: layer 'depthwise_conv3d' (depthwise_conv3d): Keras has no " in str(
+        err.value
+    )
+    assert "framework torch" in str(err.value) or "framework: torch" in str(err.value)
 
 
 # -- a wrong answer is caught ----------------------------------------------------------------------
