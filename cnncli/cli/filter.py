@@ -84,6 +84,13 @@ def _warn(message: str) -> None:
     sys.stderr.write(f"cnncli: warning: {printable(' '.join(message.split()))}\n")
 
 
+def _note(message: str) -> None:
+    """A line saying what the run waits for (the first run's compile), on stderr: above the
+    progress bar when one is drawn (Rich redirects stderr while it is)."""
+    sys.stderr.write(f"cnncli: {message}\n")
+    sys.stderr.flush()
+
+
 def _ints(text: str, what: str, minimum: int = 1) -> tuple[int, ...]:
     """One value or one per axis (Y,X), checked by the arithmetic core like every command's."""
     from cnncli import arithmetic as ar
@@ -299,7 +306,7 @@ def filter_command(
     jobs = batch.plan(paths, output, out_dir, spec)
     batch.check_raw(output, raw)
     read = batch.read_files(jobs, kernel)
-    pipeline.warm_core(spec, jobs[0].source)
+    pipeline.warm_core(note=_note)
     if len(jobs) == 1 and not problems:
         print(_line(pipeline.filter_file(jobs[0], spec, read, warn=_warn, preview=_preview)))
         return
