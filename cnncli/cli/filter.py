@@ -8,6 +8,8 @@ numpy, Pillow and the Numba core are imported when a file is filtered, so ``cnnc
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,6 +21,8 @@ from cnncli.enums import BORDER_ALIASES, Border, Mapping, parse_border, parse_ch
 from cnncli.errors import CnnCliError, UsageError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from cnncli.filtering.pipeline import FilterJob, FilterResult, FilterSpec, Preview
     from cnncli.images import Picture
 
@@ -345,13 +349,19 @@ def _batch(jobs: list[FilterJob], spec: FilterSpec, read: list[Path], problems: 
         # is that terminal too; piped (`> list.txt`), they must reach the pipe.
         redirect_stdout=sys.stdout.isatty(),
     )
+
+    def preview(pic: Picture, shape: tuple[int, ...], how: Mapping, value_range: Any) -> Preview:
+        from cnncli.render.preview import FilterPreview
+
+        return FilterPreview(pic, shape, how, value_range, pause=lambda: _bar_hidden(progress))
+
     with progress:
         task = progress.add_task("filtering", total=len(jobs))
 
         def starting(job: FilterJob) -> None:
             progress.update(task, description=job.source.name)
 
-        for done in batch.run(jobs, spec, read, warn=_warn, preview=_preview, starting=starting):
+        for done in batch.run(jobs, spec, read, warn=_warn, preview=preview, starting=starting):
             if done.result is None:
                 failed += 1
                 progress.console.print(
@@ -362,3 +372,16 @@ def _batch(jobs: list[FilterJob], spec: FilterSpec, read: list[Path], problems: 
             progress.advance(task)
     if failed:
         raise CnnCliError(f"{failed} of {total} files failed")
+
+
+@contextmanager
+def _bar_hidden(progress: Progress) -> Iterator[None]:
+    """The progress bar off the terminal while a preview is drawn, then back below it."""
+    if not progress.live.is_started:  # not a terminal: no bar to move
+        yield
+        return
+    progress.stop()  # transient: the bar's lines are erased
+    try:
+        yield
+    finally:
+        progress.start()

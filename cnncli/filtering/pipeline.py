@@ -532,7 +532,7 @@ def _filter_file(
     if preview is not None:
         preview.show(
             left_title=f"{job.source.name} ({pic.describe()})",
-            right_title=f"{spec.kernel.name} ({how.value})",
+            right_title=f"{spec.label} ({how.value})",  # the whole chain, not the kernel alone
         )
     return FilterResult(job.source, job.output, described, spec.label, "raw" if raw else how.value)
 
