@@ -17,10 +17,10 @@ converted to float32 a band at a time, and :func:`compile_core` compiles the one
 run of any path loads it from the cache. Allocations (``np.empty``, ``np.zeros``) and ``ravel``
 are left to the caller: each one compiled into a function cost ~0.3 s of the first run.
 
-Borders never reach the inner loop: a padded row ``p`` maps to a plane row ``rmap[p]`` (``-1``
-means the constant border value), precomputed by the caller for any border mode; padded columns are
-either the image's own (the direct path's interior), a small column-padded strip the caller builds
-for the edges, or the separable path's padded row buffer.
+Borders never reach the inner loop: the caller turns each output row's taps into offsets into the
+plane (padded rows through the border map, taps over a constant border into one value), and padded
+columns are either the image's own (the direct path's interior), a small column-padded strip the
+caller builds for the edges, or the separable path's padded row buffer.
 """
 
 from __future__ import annotations
@@ -143,58 +143,39 @@ on_compile: Callable[[], None] | None = None
 
 
 @jit
-def direct_rows(  # type: ignore[no-untyped-def]
-    src, width, kernel, rmap, sy, dy, dx, cval, out, c0, init, r0, r1, starts, ws, zero
-):
-    """Correlate a plane with ``kernel`` into ``out[r0:r1, c0 : c0 + n]``, ``n = width - (kw-1)·dx``.
+def direct_rows(src, n, offs, wts, counts, consts, out, c0, init, r0, r1, zero):  # type: ignore[no-untyped-def]
+    """Rows ``r0..r1-1`` of a correlation: ``out[oy, c0 + x] (+)= consts[oy] + Σ_q wts[oy, q] ·
+    src[offs[oy, q] + x]`` for ``x < n`` and ``q < counts[oy]`` (``init``: overwrite, else add).
 
-    ``src`` is the plane raveled (``width`` values a row): ``out[oy, c0 + x] (+)= Σ kernel[i, j] ·
-    src[rmap[oy·sy + i·dy]·width + x + j·dx]`` (``init``: overwrite, else add). Rows come through
-    the border map ``rmap`` (``-1``: the constant ``cval``); columns are ``src``'s own, so every
-    tap reads a contiguous run and the inner loop has no branch. Every path runs on this one
-    function: the caller passes the image for the interior columns and small column-padded strips
-    for the edges and takes every s-th column for a column stride; a separable kernel is a
-    column pass (kh×1) into a padded row buffer and a row pass (1×kw) out of it. ``starts``
-    (uint64) and ``ws`` are the caller's scratch, at least ``kh·kw + 8`` long, and ``zero`` at
-    least ``n`` zeros: no allocation here (each ``np.empty`` or ``ravel`` compiled into a function
-    added ~0.3 s to the first run).
+    ``src`` is a plane raveled, and each output row's taps are offsets into it, built by the
+    caller with NumPy (:func:`cnncli.filtering.correlate._taps`): the kernel's nonzero weights
+    that read plane rows (the border map already applied), the ones over rows of a constant
+    border summed into ``consts``. Every tap reads a contiguous run, so the inner loop has no
+    branch. Every path runs on this one function: the caller passes the image for the interior
+    columns and small column-padded strips for the edges and takes every s-th column for a
+    column stride; a separable kernel is a column pass (kh×1) into a padded row buffer and a row
+    pass (1×kw) out of it. The tap tables have 8 spare columns and ``zero`` holds at least ``n``
+    zeros; nothing is allocated here (each ``np.empty`` or ``ravel`` compiled into a function
+    added ~0.3 s to the first run, and collecting the taps here ~0.3 s more).
 
-    Nine nonzero taps are summed per pass over the output row (a 3×3 kernel is one pass, and so is
-    Sobel's six). A last group of fewer taps reads ``zero`` with weight 0 for its missing ones: one
-    loop to compile, and no ``0·inf`` from a real pixel. Offsets are unsigned, so the loads carry
-    no wraparound check and LLVM vectorises the loop.
+    Nine taps are summed per pass over the output row (a 3×3 kernel is one pass, and so is
+    Sobel's six); the first pass of ``init`` stores (no zeroing pass over a fresh output, one
+    load less). A last group of fewer taps reads ``zero`` with weight 0 for its missing ones:
+    one loop to compile, and no ``0·inf`` from a real pixel. Offsets are unsigned, so the loads
+    carry no wraparound check and LLVM vectorises the loop.
     """
-    kh, kw = kernel.shape
-    n = width - (kw - 1) * dx
-    if n <= 0:
-        return
     nu = np.uint64(n)
-    fill = np.float32(cval)
     for oy in range(r0, r1):
         o = out[oy, c0 : c0 + n]
-        # The nonzero taps of this output row that read plane rows, as offsets into src.
-        count = 0
-        const = np.float32(0.0)
-        for i in range(kh):
-            r = rmap[oy * sy + i * dy]
-            for j in range(kw):
-                w = kernel[i, j]
-                if w == 0.0:
-                    continue  # zero taps (Sobel, Laplacian) cost nothing
-                if r < 0:
-                    const += w * fill  # a row of constant border
-                    continue
-                starts[count] = r * width + j * dx
-                ws[count] = w
-                count += 1
+        count = counts[oy]
+        const = consts[oy]
         if init and count == 0:
             o[:] = const
         elif const != 0.0 and not init:
             for t in range(nu):
                 o[t] += const
-        for q in range(count, count + 8):
-            starts[q] = 0
-            ws[q] = 0.0
+        so = offs[oy]
+        sw = wts[oy]
         for q in range(0, count, 9):
             m = count - q
             s1 = src if m > 1 else zero
@@ -205,16 +186,15 @@ def direct_rows(  # type: ignore[no-untyped-def]
             s6 = src if m > 6 else zero
             s7 = src if m > 7 else zero
             s8 = src if m > 8 else zero
-            a0, a1, a2 = starts[q], starts[q + 1], starts[q + 2]
-            a3, a4, a5 = starts[q + 3], starts[q + 4], starts[q + 5]
-            a6, a7, a8 = starts[q + 6], starts[q + 7], starts[q + 8]
-            w0, w1, w2 = ws[q], ws[q + 1], ws[q + 2]
-            w3, w4, w5 = ws[q + 3], ws[q + 4], ws[q + 5]
-            w6, w7, w8 = ws[q + 6], ws[q + 7], ws[q + 8]
+            a0, a1, a2 = so[q], so[q + 1], so[q + 2]
+            a3, a4, a5 = so[q + 3], so[q + 4], so[q + 5]
+            a6, a7, a8 = so[q + 6], so[q + 7], so[q + 8]
+            w0, w1, w2 = sw[q], sw[q + 1], sw[q + 2]
+            w3, w4, w5 = sw[q + 3], sw[q + 4], sw[q + 5]
+            w6, w7, w8 = sw[q + 6], sw[q + 7], sw[q + 8]
             if init and q == 0:
-                # The first pass stores (the constant rows' sum folded in): no zeroing pass
-                # over a fresh output, one load less; the row is the caller's numpy.empty, so
-                # its page faults happen here, on every thread.
+                # The row is the caller's numpy.empty: its page faults happen here, on every
+                # thread.
                 for t in range(nu):
                     o[t] = const + (
                         w0 * src[a0 + t]
@@ -243,22 +223,21 @@ def direct_rows(  # type: ignore[no-untyped-def]
 
 
 def _signature() -> Any:
-    """The one signature :func:`direct_rows` is compiled for: float32 planes (read-only: the
-    caller passes read-only views, so an input array that cannot be written is the same type),
-    int64 row maps, uint64 offsets, float32 weights, Python ints, floats and bools."""
+    """The one signature :func:`direct_rows` is compiled for: a float32 plane and C-contiguous
+    tap tables, all read-only (the caller passes read-only views, so an input array that cannot
+    be written is the same type), a float32 output, Python ints and a bool."""
     from numba import types
 
     plane = types.Array(types.float32, 1, "C", readonly=True)
-    kernel = types.Array(types.float32, 2, "C", readonly=True)
+    offsets = types.Array(types.uint64, 2, "C", readonly=True)
+    weights = types.Array(types.float32, 2, "C", readonly=True)
+    counts = types.Array(types.int64, 1, "C", readonly=True)
+    consts = types.Array(types.float32, 1, "C", readonly=True)
     out = types.Array(types.float32, 2, "C")
-    i64, f64 = types.int64, types.float64
-    index = types.Array(types.int64, 1, "C")
-    offsets = types.Array(types.uint64, 1, "C")
-    weights = types.Array(types.float32, 1, "C")
+    i64 = types.int64
     return types.void(
-        plane, i64, kernel, index, i64, i64, i64, f64, out, i64, types.boolean, i64, i64,
-        offsets, weights, plane,
-    )  # fmt: skip
+        plane, i64, offsets, weights, counts, consts, out, i64, types.boolean, i64, i64, plane
+    )
 
 
 #: Every compiled function and the signatures it is compiled for: all of the core.

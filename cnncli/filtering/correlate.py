@@ -461,12 +461,61 @@ def _flat(plane: F32) -> F32:
     return _readonly(plane.reshape(-1))
 
 
-def _scratch(kernel: F32, width: int) -> tuple[npt.NDArray[np.uint64], F32, F32]:
-    """The core's tap lists for calls on ``kernel`` (one set per thread: calls run at once),
-    and the zeros a short last group of taps reads, for source rows up to ``width`` values."""
-    size = kernel.size + 8  # a short last group is made up to nine taps
-    zero = _readonly(np.zeros(width, dtype=np.float32))
-    return np.empty(size, dtype=np.uint64), np.empty(size, dtype=np.float32), zero
+U64 = npt.NDArray[np.uint64]
+#: One output row's taps per row: offsets into the raveled source, weights, how many, and the
+#: sum of the taps over rows of a constant border (what :func:`_jit.direct_rows` reads).
+Taps = tuple[U64, F32, I64, F32]
+
+
+def _taps(
+    kernel: npt.NDArray[Any],
+    rmap: I64,
+    rows: int,
+    sy: int,
+    dy: int,
+    dx: int,
+    widths: Sequence[int],
+    cval: float,
+) -> list[Taps]:
+    """The tap tables of output rows ``0..rows-1`` for sources of each of ``widths`` values a
+    row (read-only, shared by the threads).
+
+    Output row ``oy`` reads padded row ``oy·sy + i·dy`` for kernel row ``i``, which ``rmap``
+    maps to a source row (``-1``: the constant ``cval``). Each nonzero weight ``kernel[i, j]``
+    over a source row ``r`` is the tap ``r·width + j·dx``, in the kernel's row-major order; the
+    ones over constant rows add ``weight · cval`` to the row's constant instead. Eight spare
+    columns let the core read a last group of nine."""
+    i, j = np.nonzero(kernel)
+    w = np.asarray(kernel, dtype=np.float32)[i, j]
+    size = w.size + 8
+    source = rmap[(np.arange(rows, dtype=np.int64) * sy)[:, None] + i * dy]
+    weights = np.zeros((rows, size), dtype=np.float32)
+    if (source >= 0).all():  # no constant border in reach: every row has every tap
+        weights[:, : w.size] = w
+        counts = np.full(rows, w.size, dtype=np.int64)
+        consts = np.zeros(rows, dtype=np.float32)
+    else:  # taps over plane rows first, in kernel order; the others summed into consts
+        real = source >= 0
+        order = np.argsort(~real, axis=1, kind="stable")
+        source = np.take_along_axis(source, order, axis=1)
+        j = np.take_along_axis(np.broadcast_to(j, real.shape), order, axis=1)
+        weights[:, : w.size] = np.take_along_axis(np.where(real, w, 0), order, axis=1)
+        counts = real.sum(axis=1, dtype=np.int64)
+        consts = np.where(real, 0, w * np.float32(cval)).sum(axis=1, dtype=np.float32)
+    found = source >= 0
+    tables: list[Taps] = []
+    for width in widths:
+        offsets = np.zeros((rows, size), dtype=np.uint64)
+        offsets[:, : w.size] = np.where(found, source * width + j * dx, 0)
+        offsets.flags.writeable = False
+        tables.append((offsets, weights, counts, consts))
+    weights.flags.writeable = counts.flags.writeable = consts.flags.writeable = False
+    return tables
+
+
+def _zeros(n: int) -> F32:
+    """At least ``n`` zeros, read-only: what a short last group of taps reads."""
+    return _readonly(np.zeros(max(n, 1), dtype=np.float32))
 
 
 _converted = threading.local()
@@ -555,7 +604,6 @@ def _plane_direct(
     (ay, ax) = geom.axes
     c = channels
     cmap = _interleave(border_index(ax.input, ax.pad_before, ax.pad_after, border), c)
-    kern = _readonly(k)
     keff, pl, w = ax.effective_kernel, ax.pad_before, ax.input
     wf = _full_width(ax)
     target = out if ax.stride == 1 else np.empty((out.shape[0], wf * c), dtype=np.float32)
@@ -571,13 +619,18 @@ def _plane_direct(
         if x1 > x0:
             parts.append((_strip(plane, cmap[x0 * c : (x1 + keff - 1) * c], cval), x0 * c))
 
+    dx = ax.dilation * c
+    widths = [src.shape[1] for src, _ in parts]
+    tables = _taps(k, rmap, out.shape[0], ay.stride, ay.dilation, dx, widths, cval)
+    calls = [
+        (_flat(src), src.shape[1] - (k.shape[1] - 1) * dx, c0, taps)
+        for (src, c0), taps in zip(parts, tables, strict=True)
+    ]
+    zero = _zeros(max(n for _, n, _, _ in calls))
+
     def run(r0: int, r1: int) -> None:
-        starts, ws, zero = _scratch(kern, max(src.shape[1] for src, _ in parts))
-        for src, c0 in parts:
-            _jit.direct_rows(
-                _flat(src), src.shape[1], kern, rmap, ay.stride, ay.dilation, ax.dilation * c,
-                float(cval), target, c0, first, r0, r1, starts, ws, zero,
-            )  # fmt: skip
+        for src, n, c0, taps in calls:
+            _jit.direct_rows(src, n, *taps, target, c0, first, r0, r1, zero)
 
     _bands(run, out.shape[0], float(out.shape[0] * wf * c * np.count_nonzero(k)))
     if ax.stride != 1:
@@ -618,29 +671,33 @@ def _plane_separable(
     rows = max(1, min(out.shape[0], config.SEPARABLE_CHUNK_VALUES // max(wp, 1)))
     within = np.arange(rows, dtype=np.int64)  # the row pass reads buffer rows as they are
     src = _flat(plane)
+    dx = ax.dilation * c
+    n_row = wp - (terms[0][1].shape[0] - 1) * dx if terms else 0
+    zero = _zeros(max(plane.shape[1], n_row))
     for n, (col, row) in enumerate(terms):
-        kv = _readonly(col[:, None])
-        kh = _readonly(row[None, :])
+        (down,) = _taps(
+            col[:, None], rmap, out.shape[0], ay.stride, ay.dilation, 1, [plane.shape[1]], cval
+        )
+        (across,) = _taps(row[None, :], within, rows, 1, 1, dx, [wp], 0.0)
         vsum = float(np.float32(col.sum() * cval))
         first = n == 0 and (init or ax.stride != 1)
 
-        def run(r0: int, r1: int, kv: F32 = kv, kh: F32 = kh, vsum: float = vsum,
-                first: bool = first) -> None:  # fmt: skip
+        def run(
+            r0: int, r1: int, down: Taps = down, across: Taps = across, vsum: float = vsum,
+            first: bool = first,
+        ) -> None:  # fmt: skip
             buf = np.empty((min(rows, r1 - r0), wp), dtype=np.float32)
             flat = _flat(buf)
-            starts, ws, zero = _scratch(kv if kv.size > kh.size else kh, wp)
+            offsets, weights, counts, consts = down
             for a in range(r0, r1, rows):
                 m = min(rows, r1 - a)
                 _jit.direct_rows(
-                    src, plane.shape[1], kv, rmap[a * ay.stride :], ay.stride, ay.dilation, 1,
-                    float(cval), buf, left, True, 0, m, starts, ws, zero,
+                    src, plane.shape[1], offsets[a : a + m], weights[a : a + m],
+                    counts[a : a + m], consts[a : a + m], buf, left, True, 0, m, zero,
                 )  # fmt: skip
                 buf[:m, mirrored] = buf[:m, sources]
                 buf[:m, constant] = vsum
-                _jit.direct_rows(
-                    flat, wp, kh, within, 1, 1, ax.dilation * c, 0.0, target[a : a + m], 0,
-                    first, 0, m, starts, ws, zero,
-                )  # fmt: skip
+                _jit.direct_rows(flat, n_row, *across, target[a : a + m], 0, first, 0, m, zero)
 
         _bands(run, out.shape[0], out.shape[0] * (plane.shape[1] * len(col) + wf * c * len(row)))
     if ax.stride != 1:
@@ -701,26 +758,41 @@ def _plane_fft(
             run(y0, x0)
 
 
+def _run(index: I64) -> tuple[int, int]:
+    """``(lo, hi)``: the longest run of consecutive image indices (``index[lo]``, ``+1``, …) in a
+    border map (reflected borders run backwards, so the image's own part is the longest);
+    ``lo == hi`` when it holds none."""
+    n = index.shape[0]
+    if n == 0 or not (index >= 0).any():
+        return n, n
+    # A run starts where the previous index is not one less (or is the constant border).
+    starts = np.flatnonzero(np.r_[True, (np.diff(index) != 1) | (index[:-1] < 0)])
+    ends = np.r_[starts[1:], n]
+    lengths = np.where(index[starts] >= 0, ends - starts, 0)
+    best = int(np.argmax(lengths))
+    return int(starts[best]), int(ends[best])
+
+
 def _gather(plane: Plane, rows: I64, cols: I64, cval: float, buf: F32) -> None:
     """``buf[y, x] = P[rows[y], cols[x]]`` (``-1``: ``cval``); the rest of ``buf`` is left as is.
 
-    The FFT path's tile read, in NumPy: the columns inside one run of the image as a slice of
-    every row (a copy per row), the few border columns one by one, then the constant rows and
-    columns."""
+    The FFT path's tile read, in NumPy: the block of the image inside one run of rows and one
+    run of columns as one strided copy (the whole tile, away from the borders), then the few
+    border rows and columns through their maps."""
     ny, nx = rows.shape[0], cols.shape[0]
-    inside = np.flatnonzero(cols >= 0)
-    lo = int(inside[0]) if inside.size else nx
-    run = cols[lo:] - (cols[lo] if lo < nx else 0) - np.arange(nx - lo)
-    hi = lo + (int(np.argmax(run != 0)) if (run != 0).any() else nx - lo)
-    r = np.maximum(rows, 0)
-    if hi > lo:
-        c0 = int(cols[lo])
-        buf[:ny, lo:hi] = plane[r, c0 : c0 + hi - lo]
-    rest = np.r_[0:lo, hi:nx].astype(np.int64)
-    if rest.size:
-        buf[:ny, rest] = plane[r[:, None], np.maximum(cols[rest], 0)[None, :]]
-        buf[:ny, rest[cols[rest] < 0]] = cval
-    buf[np.flatnonzero(rows < 0), :nx] = cval
+    y0, y1 = _run(rows)
+    x0, x1 = _run(cols)
+    if y1 > y0 and x1 > x0:
+        r, c = int(rows[y0]), int(cols[x0])
+        buf[y0:y1, x0:x1] = plane[r : r + y1 - y0, c : c + x1 - x0]
+    other_rows = np.r_[0:y0, y1:ny].astype(np.int64)
+    other_cols = np.r_[0:x0, x1:nx].astype(np.int64)
+    for ys, xs in ((other_rows, np.arange(nx)), (np.arange(y0, y1), other_cols)):
+        if ys.size and xs.size:
+            picked = plane[np.maximum(rows[ys], 0)[:, None], np.maximum(cols[xs], 0)[None, :]]
+            picked[rows[ys] < 0, :] = cval
+            picked[:, cols[xs] < 0] = cval
+            buf[ys[:, None], xs[None, :]] = picked
 
 
 def _rows_read(geom: arithmetic.Geometry, border: Border, row0: int, n: int) -> I64:
