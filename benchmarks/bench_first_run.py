@@ -97,7 +97,7 @@ def main() -> None:
     times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     notes: dict[tuple[str, str], str] = {}
     load = [os.getloadavg()[0]]
-    for r in range(args.rounds):
+    for _ in range(args.rounds):
         for label, argv in baselines.items():
             times.setdefault((label, ""), []).append(timed(argv, base_env, work)[:2])
         for case in runs:
