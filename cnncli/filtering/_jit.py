@@ -130,11 +130,8 @@ def _cache_fallback() -> bool:
 cached = _cache_fallback()
 
 #: The one set of JIT options. Of fastmath only "contract" (fused multiply-add: one rounding
-#: instead of two, ~10% faster): no reassociation, and NaN/inf propagate as IEEE says. No C
-#: callable wrapper (a few hundredths of a second of the first compile): Python calls the core.
-jit = njit(
-    cache=cached, nogil=True, fastmath={"contract"}, error_model="numpy", no_cfunc_wrapper=True
-)
+#: instead of two, ~10% faster): no reassociation, and NaN/inf propagate as IEEE says.
+jit = njit(cache=cached, nogil=True, fastmath={"contract"}, error_model="numpy")
 
 #: Set (for good) once Numba starts compiling a function of this module, as opposed to loading it
 #: from the cache: the caller waiting for the core then says why it waits.
