@@ -29,6 +29,15 @@ def usable_cores() -> int:
 #: hold more memory.
 BAND_VALUES = 1 << 20
 
+#: Values of the separable path's padded row buffer per thread: the column pass writes a few
+#: rows into it and the row pass reads them back while they are still in cache (1 MiB, the L2
+#: cache of one core here), with few enough calls into the core per band.
+SEPARABLE_CHUNK_VALUES = 1 << 18
+
+#: Largest conversion to float32 (the rows a band reads, for pixels of another type) whose
+#: buffer a thread keeps for the next band: 16 MiB, four times a band.
+CONVERT_BUFFER_VALUES = 4 * BAND_VALUES
+
 #: Input values per band when ``--preview`` reduces the input picture (block sums in float32).
 PREVIEW_BAND_VALUES = 1 << 20
 

@@ -222,9 +222,9 @@ def test_uint16_and_uint8_images_are_converted():
 @pytest.mark.parametrize(
     "border", ["reflect101", "wrap", "constant=7", "constant=0.5", "constant=-1"]
 )
-def test_integer_pixels_read_as_they_are_give_the_float32_result(dtype, method, border):
-    """8/16-bit pixels go to the core without a float32 copy: the same values as converting first
-    (bit for bit: uint8/uint16 → float32 is exact), and against the float64 reference."""
+def test_integer_pixels_give_the_float32_result(dtype, method, border):
+    """8/16-bit pixels are converted to float32 a band at a time (exact for both): the same
+    values as converting first, bit for bit, and against the float64 reference."""
     r = rng(7)
     top = np.iinfo(dtype).max
     img = r.integers(0, top, (23, 19, 3), dtype=dtype, endpoint=True)
@@ -250,14 +250,33 @@ def test_integer_pixels_read_as_they_are_give_the_float32_result(dtype, method, 
     assert_close(got, ref, k, img.astype(np.float64))
 
 
-def test_work_dtype_keeps_pixels_unless_the_border_constant_does_not_fit():
-    assert cv.work_dtype(np.uint8, "reflect101", 0.0) == np.uint8
-    assert cv.work_dtype(np.uint16, "constant", 65535.0) == np.uint16
-    assert cv.work_dtype(np.uint8, "constant", 256.0) == np.float32
-    assert cv.work_dtype(np.uint8, "constant", -1.0) == np.float32
-    assert cv.work_dtype(np.uint8, "constant", 0.5) == np.float32
-    for other in (np.int16, np.int32, np.float64, np.bool_, np.uint32):
-        assert cv.work_dtype(other, "reflect101", 0.0) == np.float32
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.arange(30, dtype=np.uint8).reshape(5, 6),
+        np.arange(90, dtype=np.uint16).reshape(5, 6, 3) * 700,
+        np.linspace(-1, 1, 30).reshape(5, 6),  # float64
+        np.arange(30, dtype=np.int32).reshape(5, 6),
+        np.ones((5, 6), dtype=bool),
+    ],
+    ids=["uint8", "uint16-rgb", "float64", "int32", "bool"],
+)
+@pytest.mark.parametrize("kernel", ["dense", "separable", "4-D"])
+def test_every_input_and_path_runs_the_one_compiled_signature(image, kernel):
+    """No pixel type, kernel shape or path adds a specialisation (a first run compiles once,
+    for every later input): the core keeps exactly the signature it was compiled for."""
+    k = {
+        "dense": rng(4).normal(size=(3, 4)),
+        "separable": np.outer([1.0, 4.0, 6.0, 4.0, 1.0], [1.0, 2.0, 1.0]),
+        "4-D": rng(5).normal(size=(2, 1 if image.ndim == 2 else 3, 3, 3)),
+    }[kernel]
+    read_only = image.copy()
+    read_only.flags.writeable = False  # e.g. an array Pillow or np.load(mmap_mode="r") gives
+    for img in (image, read_only):
+        for method in (None, "direct", "fft") if kernel != "4-D" else (None,):
+            cv.correlate(img, k, _method=method, border="constant", border_value=-1.5)
+    (signature,) = cv._jit.SIGNATURES["direct_rows"]
+    assert cv._jit.direct_rows.signatures == [signature.args]
 
 
 @pytest.mark.parametrize("method", [*FORCED, "separable"])
@@ -728,22 +747,36 @@ def test_fft_in_many_tiles(monkeypatch, stride, dilation, padding):
     )
 
 
-def test_warm_up_compiles_the_chosen_paths_in_the_background():
-    threads = cv.warm_up(np.ones((3, 3)))  # a box: separable on a photo
-    for t in threads:
-        t.join(timeout=120)
-        assert not t.is_alive()
-    assert "separable:float32" in cv._WARM
-    # The pixel type the image will have is its own specialisation (8-bit: no float32 copy).
-    for t in cv.warm_up(np.array([[1.0, 0.0, -1.0]] * 3), dtype=np.uint8):
-        t.join(timeout=120)
-    assert "direct:uint8" in cv._WARM
-    assert any(
-        str(sig[0]).startswith("array(uint8, 2d, C") for sig in cv._jit.direct_rows.signatures
-    )
-    assert cv.warm_up([[float("nan")]]) == []  # correlate reports bad kernels, not warm_up
+def test_load_core_in_the_background_then_correlate():
+    """The command's warm-up: load_core in another thread; a correlate call meanwhile waits for
+    it and computes the right numbers."""
+    import threading
+
+    t = threading.Thread(target=cv.load_core)
+    t.start()
     out = cv.correlate(np.arange(12.0).reshape(3, 4), np.ones((3, 3)) / 9, padding="valid")
+    t.join(timeout=120)
+    assert not t.is_alive()
     np.testing.assert_allclose(out, [[5.0, 6.0]], rtol=1e-6)
+    assert cv._core_loaded
+
+
+def test_a_short_last_group_keeps_infinite_pixels_infinite():
+    """Taps go nine to a pass; a last group of fewer reads zeros for its missing taps, never a
+    pixel with weight 0 (0·inf would be NaN). Every group size up to two passes, with one
+    infinite pixel, and the values against the reference."""
+    for taps in range(1, 12):
+        k = np.zeros((1, 12))
+        k[0, :taps] = np.arange(1, taps + 1) * 0.75
+        img = np.zeros((1, 30), np.float32)
+        img[0, 15] = np.inf
+        out = cv.correlate(img, k, padding="valid", _method="direct")
+        expect = np.zeros(19)
+        expect[15 - np.arange(taps)] = np.inf  # output x reads pixel x + j with weight k[j]
+        np.testing.assert_array_equal(out[0], expect)
+        ramp = np.arange(30, dtype=np.float32)[None, :]
+        got = cv.correlate(ramp, k, padding="valid", _method="direct")
+        np.testing.assert_allclose(got, reference(ramp, k, padding="valid"), rtol=1e-6)
 
 
 def test_non_finite_pixels_stay_local_even_for_large_kernels():
@@ -831,7 +864,9 @@ def test_numba_lives_only_in_the_jit_module_with_one_set_of_options():
         if path.name not in ("_jit.py", "correlate.py"):
             assert "_jit" not in text, path  # only correlate imports the Numba core
     dispatchers = [f for f in vars(_jit).values() if isinstance(f, CPUDispatcher)]
-    assert {f.__name__ for f in dispatchers} >= {"direct_rows", "separable_rows", "gather_tile"}
+    # One compiled function, one signature: what a first run compiles, all of it at once.
+    assert [f.__name__ for f in dispatchers] == ["direct_rows"] == list(_jit.SIGNATURES)
+    assert all(len(sigs) == 1 for sigs in _jit.SIGNATURES.values())
     from numba.core.caching import FunctionCache
 
     for f in dispatchers:

@@ -459,6 +459,7 @@ def test_no_writable_numba_cache_falls_back_to_a_temp_cache(tmp_path: Path) -> N
     assert proc.stderr == (
         "cnncli: warning: no writable Numba cache directory (package folder, NUMBA_CACHE_DIR, "
         f"user cache); caching compiled code in {fallback} instead\n"
+        "cnncli: compiling the filter core, first run only (a few seconds)…\n"  # a new cache
     )
     assert (tmp_path / "o.png").exists() and any(fallback.rglob("*.nbi"))
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -28,6 +30,8 @@ from cnncli.enums import (
 from cnncli.errors import CnnCliError, UsageError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from cnncli.arithmetic import PaddingArg
     from cnncli.filtering.pipeline import FilterJob, FilterResult, FilterSpec, Preview
     from cnncli.images import Picture
@@ -130,6 +134,13 @@ def _warn(message: str) -> None:
     from cnncli.render.term import printable  # file names in warnings come from input
 
     sys.stderr.write(f"cnncli: warning: {printable(' '.join(message.split()))}\n")
+
+
+def _note(message: str) -> None:
+    """A line saying what the run waits for (the first run's compile), on stderr: above the
+    progress bar when one is drawn (Rich redirects stderr while it is)."""
+    sys.stderr.write(f"cnncli: {message}\n")
+    sys.stderr.flush()
 
 
 def _ints(text: str, what: str, minimum: int = 1) -> tuple[int, ...]:
@@ -433,7 +444,7 @@ def filter_command(
     jobs = batch.plan(paths, output, out_dir, spec)
     batch.check_raw(output, raw)
     read = batch.read_files(jobs, [*kernel, *(st.text for st in spec.convolutions)])
-    pipeline.warm_core(spec, jobs[0].source)
+    pipeline.warm_core(note=_note)
     if len(jobs) == 1 and not problems:
         print(_report(pipeline.filter_file(jobs[0], spec, read, warn=_warn, preview=_preview)))
         return
@@ -472,13 +483,19 @@ def _batch(jobs: list[FilterJob], spec: FilterSpec, read: list[Path], problems: 
         # is that terminal too; piped (`> list.txt`), they must reach the pipe.
         redirect_stdout=sys.stdout.isatty(),
     )
+
+    def preview(pic: Picture, shape: tuple[int, ...], how: Mapping, value_range: Any) -> Preview:
+        from cnncli.render.preview import FilterPreview
+
+        return FilterPreview(pic, shape, how, value_range, pause=lambda: _bar_hidden(progress))
+
     with progress:
         task = progress.add_task("filtering", total=len(jobs))
 
         def starting(job: FilterJob) -> None:
             progress.update(task, description=job.source.name)
 
-        for done in batch.run(jobs, spec, read, warn=_warn, preview=_preview, starting=starting):
+        for done in batch.run(jobs, spec, read, warn=_warn, preview=preview, starting=starting):
             if done.result is None:
                 failed += 1
                 progress.console.print(
@@ -489,3 +506,16 @@ def _batch(jobs: list[FilterJob], spec: FilterSpec, read: list[Path], problems: 
             progress.advance(task)
     if failed:
         raise CnnCliError(f"{failed} of {total} files failed")
+
+
+@contextmanager
+def _bar_hidden(progress: Progress) -> Iterator[None]:
+    """The progress bar off the terminal while a preview is drawn, then back below it."""
+    if not progress.live.is_started:  # not a terminal: no bar to move
+        yield
+        return
+    progress.stop()  # transient: the bar's lines are erased
+    try:
+        yield
+    finally:
+        progress.start()

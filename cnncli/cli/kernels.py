@@ -47,7 +47,8 @@ def kernels_command(
     from cnncli.render.kernels import kernel_detail, kernel_table
 
     console = Console(highlight=False)
+    color = console.color_system is not None
     if name is None:
-        console.print(kernel_table(kmod.catalogue()))
+        console.print(kernel_table(kmod.catalogue(), color=color))
         return
-    console.print(kernel_detail(kmod.resolve_kernel(name)))
+    console.print(kernel_detail(kmod.resolve_kernel(name), color=color, width=console.width))

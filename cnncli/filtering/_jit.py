@@ -1,33 +1,34 @@
-"""Every Numba-compiled function of cnncli, and nothing else.
+"""Every Numba-compiled function of cnncli, and nothing else: one function, one signature.
 
-Imported only by :mod:`cnncli.filtering.correlate` (itself imported only by ``cnncli filter``), so ``cnncli
-shape`` and ``cnncli summary`` never load Numba. The functions work on one plane at a time
-and on a band of output rows ``[r0, r1)``: the caller runs bands on a few threads (``nogil``),
-which adds nothing to the first-run compile (``parallel=True`` would add Numba's parfors passes
-and threading layer to it). Every other argument always has the same type (C-contiguous float32
-outputs, int64 index maps, Python ints, floats and bools), so each function compiles once and is
-then loaded from the cache. The image planes are the one exception: float32, or 8-/16-bit
-pixels read as they are (``np.float32(pixel)`` as each tap loads it: exact, and no float32 copy
-of the image in memory), one specialisation per pixel type, compiled when first used.
+Imported only by :mod:`cnncli.filtering.correlate` (itself imported only by ``cnncli filter``), so
+``cnncli shape`` and ``cnncli summary`` never load Numba. :func:`direct_rows` works on one float32
+plane and a band of output rows ``[r0, r1)``: the caller runs bands on a few threads (``nogil``),
+which adds nothing to the first-run compile (``parallel=True`` would add Numba's parfors passes and
+threading layer to it).
 
-Borders never reach the inner loops: a padded row ``p`` maps to an image row ``rmap[p]`` (``-1``
-means the constant border value), precomputed by the caller for any border mode; padded columns
-are either the image's own (the direct path's interior), a small column-padded strip the caller
-builds for the edges, or the separable path's padded row buffer.
+Why one function and one signature: a first run (an empty Numba cache) pays for every
+specialisation it meets, and each cost seconds on this project's machine. Before, the direct,
+separable and FFT-gather functions were compiled per pixel type (uint8, uint16, float32) when first
+used, so a user met a new multi-second wait with their first ``.npy``, their first Gaussian and
+their first 16-bit picture. Now every path runs on :func:`direct_rows` (the separable path as a
+column pass and a row pass, the FFT path gathers its tiles with NumPy), every pixel type is
+converted to float32 a band at a time, and :func:`compile_core` compiles the one signature in
+:data:`SIGNATURES`, so the first run of any command compiles everything at once and every later
+run of any path loads it from the cache. Allocations (``np.empty``, ``np.zeros``) and ``ravel``
+are left to the caller: each one compiled into a function cost ~0.3 s of the first run.
 
-Inner loops index slices with a ``range`` counter: Numba then knows the index is not negative and
-LLVM vectorises them (indexing ``src[ox + off]`` directly keeps a wraparound check and ran ~3×
-slower). Up to nine taps (direct; four in the separable passes) are summed per pass over an
-output row, so the row is loaded and stored once per nine multiply-adds instead of once per tap:
-a 3×3 kernel is one pass (12.4 ms on 12 MP and one thread, against 17.5 ms with four taps per
-pass). Blocking the rows into L1-sized runs measured slower (the per-pass setup dominates), so a
-run is a whole row.
+Borders never reach the inner loop: the caller turns each output row's taps into offsets into the
+plane (padded rows through the border map, taps over a constant border into one value), and padded
+columns are either the image's own (the direct path's interior), a small column-padded strip the
+caller builds for the edges, or the separable path's padded row buffer.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import threading
+from collections.abc import Callable
 from typing import Any
 
 # Numba colours its compile-time messages with colorama, whose init()/deinit() replace and
@@ -39,6 +40,8 @@ os.environ.setdefault("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1")
 
 import numpy as np  # noqa: E402 (after the environment above)
 from numba import njit  # noqa: E402
+from numba.core.event import Listener  # noqa: E402
+from numba.core.event import register as register_event  # noqa: E402
 
 #: Why compiled code is not cached where Numba would put it (None: it is), for the caller to
 #: print as one warning line.
@@ -123,239 +126,150 @@ def _cache_fallback() -> bool:
     return False
 
 
+#: Whether compiled code is cached (False: every run compiles, and :data:`cache_note` says so).
+cached = _cache_fallback()
+
 #: The one set of JIT options. Of fastmath only "contract" (fused multiply-add: one rounding
 #: instead of two, ~10% faster): no reassociation, and NaN/inf propagate as IEEE says.
-jit = njit(cache=_cache_fallback(), nogil=True, fastmath={"contract"}, error_model="numpy")
+jit = njit(cache=cached, nogil=True, fastmath={"contract"}, error_model="numpy")
+
+#: Set (for good) once Numba starts compiling a function of this module, as opposed to loading it
+#: from the cache: the caller waiting for the core then says why it waits.
+compiling = threading.Event()
+
+#: Called in the compiling thread when a compile of this module's code starts (the core's
+#: wrapper sets it to say so when that thread is the one a command waits in).
+on_compile: Callable[[], None] | None = None
 
 
 @jit
-def taps_add(o, flat, zero, starts, ws, count, n):  # type: ignore[no-untyped-def]
-    """``o[t] += Σ_q ws[q] · flat[starts[q] + t]`` for ``t < n``, four taps per pass.
+def direct_rows(src, n, offs, wts, counts, consts, out, c0, init, r0, r1, zero):  # type: ignore[no-untyped-def]
+    """Rows ``r0..r1-1`` of a correlation: ``out[oy, c0 + x] (+)= consts[oy] + Σ_q wts[oy, q] ·
+    src[offs[oy, q] + x]`` for ``x < n`` and ``q < counts[oy]`` (``init``: overwrite, else add).
 
-    ``flat`` is a raveled C-contiguous plane: each tap reads a run of one row. Groups are
-    balanced (9 taps: 3+3+3, not 4+4+1) and a short group reads ``zero`` (the caller's zeros, at
-    least ``n``) with weight 0 for its missing taps, so there is one vectorised loop to compile
-    (first-run time) and no ``0·inf`` from a real pixel.
+    ``src`` is a plane raveled, and each output row's taps are offsets into it, built by the
+    caller with NumPy (:func:`cnncli.filtering.correlate._taps`): the kernel's nonzero weights
+    that read plane rows (the border map already applied), the ones over rows of a constant
+    border summed into ``consts``. Every tap reads a contiguous run, so the inner loop has no
+    branch. Every path runs on this one function: the caller passes the image for the interior
+    columns and small column-padded strips for the edges and takes every s-th column for a
+    column stride; a separable kernel is a column pass (kh×1) into a padded row buffer and a row
+    pass (1×kw) out of it. The tap tables have 8 spare columns and ``zero`` holds at least ``n``
+    zeros; nothing is allocated here (each ``np.empty`` or ``ravel`` compiled into a function
+    added ~0.3 s to the first run, and collecting the taps here ~0.3 s more).
+
+    Nine taps are summed per pass over the output row (a 3×3 kernel is one pass, and so is
+    Sobel's six); the first pass of ``init`` stores (no zeroing pass over a fresh output, one
+    load less). A last group of fewer taps reads ``zero`` with weight 0 for its missing ones:
+    one loop to compile, and no ``0·inf`` from a real pixel. Offsets are unsigned, so the loads
+    carry no wraparound check and LLVM vectorises the loop.
     """
-    zero = zero[:n]
-    passes = (count + 3) // 4
-    q = 0
-    for p in range(passes):
-        m = (count - q + (passes - p) - 1) // (passes - p)
-        w0 = ws[q]
-        s0 = flat[starts[q] : starts[q] + n]
-        w1 = ws[q + 1] if m > 1 else np.float32(0.0)
-        s1 = flat[starts[q + 1] : starts[q + 1] + n] if m > 1 else zero
-        w2 = ws[q + 2] if m > 2 else np.float32(0.0)
-        s2 = flat[starts[q + 2] : starts[q + 2] + n] if m > 2 else zero
-        w3 = ws[q + 3] if m > 3 else np.float32(0.0)
-        s3 = flat[starts[q + 3] : starts[q + 3] + n] if m > 3 else zero
-        for t in range(n):
-            o[t] += (
-                w0 * np.float32(s0[t])
-                + w1 * np.float32(s1[t])
-                + w2 * np.float32(s2[t])
-                + w3 * np.float32(s3[t])
-            )
-        q += m
-
-
-@jit
-def direct_rows(img, kernel, rmap, sy, dy, dx, cval, out, c0, init, r0, r1):  # type: ignore[no-untyped-def]
-    """Correlate ``img`` with ``kernel`` into ``out[r0:r1, c0 : c0 + w']`` (``init``: overwrite).
-
-    ``out[oy, c0 + x] = Σ kernel[i, j] · img[rmap[oy·sy + i·dy], x + j·dx]``: rows come through
-    the border map ``rmap`` (``-1``: the constant ``cval``), columns are ``img``'s own, so every
-    tap reads a contiguous run and the loop has no branch. The caller passes the image for the
-    interior columns and small column-padded strips for the edges, and takes every s-th column
-    for a column stride; this keeps one compact function to compile (~0.3 s less on a first run
-    than handling edges and strides here). Kernel taps are the outer loops, four per pass over a
-    run of output pixels the inner loop. ``init`` lets the caller pass ``numpy.empty``: the page
-    faults of a fresh output then happen here, on every thread.
-    """
-    w_img = img.shape[1]
-    kh, kw = kernel.shape
-    n = w_img - (kw - 1) * dx
-    if n <= 0:
-        return
-    fill = np.float32(cval)
-    flat = img.ravel()
-    zero = np.zeros_like(flat[:n])  # flat's own type: one array type for the s_i below
-    starts = np.empty(kw * kh, dtype=np.int64)
-    ws = np.empty(kw * kh, dtype=np.float32)
+    nu = np.uint64(n)
     for oy in range(r0, r1):
         o = out[oy, c0 : c0 + n]
-        # The nonzero taps of this output row that read image rows, as offsets into flat.
-        count = 0
-        const = np.float32(0.0)
-        for i in range(kh):
-            r = rmap[oy * sy + i * dy]
-            for j in range(kw):
-                w = kernel[i, j]
-                if w == 0.0:
-                    continue  # zero taps (Sobel, Laplacian) cost nothing
-                if r < 0:
-                    const += w * fill  # a row of constant border
-                    continue
-                starts[count] = r * w_img + j * dx
-                ws[count] = w
-                count += 1
-        # Inlined taps_add, nine taps per pass (a 3×3 kernel in one pass over the row); with
-        # init the first pass stores instead of adding (no zeroing pass, one load less).
-        passes = (count + 8) // 9
-        if passes == 0 and init:
-            o[:] = 0.0
-        q = 0
-        for p in range(passes):
-            m = (count - q + (passes - p) - 1) // (passes - p)
-            w0 = ws[q]
-            s0 = flat[starts[q] : starts[q] + n]
-            w1 = ws[q + 1] if m > 1 else np.float32(0.0)
-            s1 = flat[starts[q + 1] : starts[q + 1] + n] if m > 1 else zero
-            w2 = ws[q + 2] if m > 2 else np.float32(0.0)
-            s2 = flat[starts[q + 2] : starts[q + 2] + n] if m > 2 else zero
-            w3 = ws[q + 3] if m > 3 else np.float32(0.0)
-            s3 = flat[starts[q + 3] : starts[q + 3] + n] if m > 3 else zero
-            w4 = ws[q + 4] if m > 4 else np.float32(0.0)
-            s4 = flat[starts[q + 4] : starts[q + 4] + n] if m > 4 else zero
-            w5 = ws[q + 5] if m > 5 else np.float32(0.0)
-            s5 = flat[starts[q + 5] : starts[q + 5] + n] if m > 5 else zero
-            w6 = ws[q + 6] if m > 6 else np.float32(0.0)
-            s6 = flat[starts[q + 6] : starts[q + 6] + n] if m > 6 else zero
-            w7 = ws[q + 7] if m > 7 else np.float32(0.0)
-            s7 = flat[starts[q + 7] : starts[q + 7] + n] if m > 7 else zero
-            w8 = ws[q + 8] if m > 8 else np.float32(0.0)
-            s8 = flat[starts[q + 8] : starts[q + 8] + n] if m > 8 else zero
-            if p == 0 and init:
-                for t in range(n):
-                    o[t] = (
-                        w0 * np.float32(s0[t])
-                        + w1 * np.float32(s1[t])
-                        + w2 * np.float32(s2[t])
-                        + w3 * np.float32(s3[t])
-                        + w4 * np.float32(s4[t])
-                        + w5 * np.float32(s5[t])
-                        + w6 * np.float32(s6[t])
-                        + w7 * np.float32(s7[t])
-                        + w8 * np.float32(s8[t])
-                    )
-            else:
-                for t in range(n):
-                    o[t] += (
-                        w0 * np.float32(s0[t])
-                        + w1 * np.float32(s1[t])
-                        + w2 * np.float32(s2[t])
-                        + w3 * np.float32(s3[t])
-                        + w4 * np.float32(s4[t])
-                        + w5 * np.float32(s5[t])
-                        + w6 * np.float32(s6[t])
-                        + w7 * np.float32(s7[t])
-                        + w8 * np.float32(s8[t])
-                    )
-            q += m
-        if const != 0.0:
-            for t in range(n):
+        count = counts[oy]
+        const = consts[oy]
+        if init and count == 0:
+            o[:] = const
+        elif const != 0.0 and not init:
+            for t in range(nu):
                 o[t] += const
-
-
-@jit
-def separable_rows(img, kv, kh, rmap, cmap, sy, dy, dx, pl, cval, out, init, r0, r1):  # type: ignore[no-untyped-def]
-    """Correlate with the rank-1 kernel ``outer(kv, kh)`` into rows ``r0..r1-1`` of ``out``.
-
-    Per output row: the vertical 1-D pass into a padded row buffer (border columns copied from
-    the image columns they mirror, which is exact because every padded row is a copy of an image
-    row or constant), then the horizontal 1-D pass from that buffer into all ``out`` columns
-    (stride 1; the caller subsamples). The buffer stays in cache, so the image is read once per
-    vertical tap and the output written once.
-    """
-    w_img = img.shape[1]
-    wp = cmap.shape[0]
-    wo = out.shape[1]
-    fill = np.float32(cval)
-    buf = np.zeros((1, wp), dtype=np.float32)
-    row = buf[0]
-    flat = img.ravel()
-    bflat = buf.ravel()
-    zimg = np.zeros_like(flat[:w_img])  # the image's own type, for the vertical taps
-    zero = np.zeros(wo, dtype=np.float32)
-    inner = row[pl : pl + w_img]
-    nv, nh = kv.shape[0], kh.shape[0]
-    vstarts = np.empty(nv, dtype=np.int64)
-    vws = np.empty(nv, dtype=np.float32)
-    hstarts = np.empty(nh, dtype=np.int64)
-    hws = np.empty(nh, dtype=np.float32)
-    hcount = 0
-    for j in range(nh):
-        if kh[j] != 0.0:
-            hstarts[hcount] = j * dx
-            hws[hcount] = kh[j]
-            hcount += 1
-    vsum = np.float32(0.0)
-    for i in range(nv):
-        vsum += kv[i] * fill
-    for oy in range(r0, r1):
-        count = 0
-        const = np.float32(0.0)
-        for i in range(nv):
-            w = kv[i]
-            if w == 0.0:
+        so = offs[oy]
+        sw = wts[oy]
+        for q in range(0, count, 9):
+            m = count - q
+            s1 = src if m > 1 else zero
+            s2 = src if m > 2 else zero
+            s3 = src if m > 3 else zero
+            s4 = src if m > 4 else zero
+            s5 = src if m > 5 else zero
+            s6 = src if m > 6 else zero
+            s7 = src if m > 7 else zero
+            s8 = src if m > 8 else zero
+            a0, a1, a2 = so[q], so[q + 1], so[q + 2]
+            a3, a4, a5 = so[q + 3], so[q + 4], so[q + 5]
+            a6, a7, a8 = so[q + 6], so[q + 7], so[q + 8]
+            w0, w1, w2 = sw[q], sw[q + 1], sw[q + 2]
+            w3, w4, w5 = sw[q + 3], sw[q + 4], sw[q + 5]
+            w6, w7, w8 = sw[q + 6], sw[q + 7], sw[q + 8]
+            if init and q == 0:
+                # The row is the caller's numpy.empty: its page faults happen here, on every
+                # thread.
+                for t in range(nu):
+                    o[t] = const + (
+                        w0 * src[a0 + t]
+                        + w1 * s1[a1 + t]
+                        + w2 * s2[a2 + t]
+                        + w3 * s3[a3 + t]
+                        + w4 * s4[a4 + t]
+                        + w5 * s5[a5 + t]
+                        + w6 * s6[a6 + t]
+                        + w7 * s7[a7 + t]
+                        + w8 * s8[a8 + t]
+                    )
                 continue
-            r = rmap[oy * sy + i * dy]
-            if r < 0:
-                const += w * fill
-                continue
-            vstarts[count] = r * w_img
-            vws[count] = w
-            count += 1
-        for x in range(w_img):
-            inner[x] = const
-        taps_add(inner, flat, zimg, vstarts, vws, count, w_img)
-        for c in range(pl):
-            m = cmap[c]
-            row[c] = row[pl + m] if m >= 0 else vsum
-        for c in range(pl + w_img, wp):
-            m = cmap[c]
-            row[c] = row[pl + m] if m >= 0 else vsum
-        orow = out[oy]
-        if init:
-            orow[:] = 0.0
-        taps_add(orow, bflat, zero, hstarts, hws, hcount, wo)
+            for t in range(nu):
+                o[t] += (
+                    w0 * src[a0 + t]
+                    + w1 * s1[a1 + t]
+                    + w2 * s2[a2 + t]
+                    + w3 * s3[a3 + t]
+                    + w4 * s4[a4 + t]
+                    + w5 * s5[a5 + t]
+                    + w6 * s6[a6 + t]
+                    + w7 * s7[a7 + t]
+                    + w8 * s8[a8 + t]
+                )
 
 
-@jit
-def gather_tile(img, rows, cols, cval, buf):  # type: ignore[no-untyped-def]
-    """``buf[y, x] = P[rows[y], cols[x]]`` (``-1``: ``cval``); the rest of ``buf`` is left as is.
+def _signature() -> Any:
+    """The one signature :func:`direct_rows` is compiled for: a float32 plane and C-contiguous
+    tap tables, all read-only (the caller passes read-only views, so an input array that cannot
+    be written is the same type), a float32 output, Python ints and a bool."""
+    from numba import types
 
-    The FFT path's tile read: one pass, no temporary, any border, and no GIL held.
-    """
-    fill = np.float32(cval)
-    nx = cols.shape[0]
-    # Columns inside one run of the image copy as a slice (vectorised); the rest one by one.
-    lo = 0
-    while lo < nx and cols[lo] < 0:
-        lo += 1
-    hi = lo
-    while hi < nx and cols[hi] >= 0 and cols[hi] - cols[lo] == hi - lo:
-        hi += 1
-    c0 = cols[lo] if lo < nx else 0
-    for y in range(rows.shape[0]):
-        brow = buf[y]
-        r = rows[y]
-        if r < 0:
-            for x in range(nx):
-                brow[x] = fill
-            continue
-        src = img[r]
-        seg = src[c0 : c0 + (hi - lo)]
-        dst = brow[lo:hi]
-        for t in range(hi - lo):
-            dst[t] = seg[t]
-        for x in range(lo):
-            c = cols[x]
-            brow[x] = np.float32(src[c]) if c >= 0 else fill
-        for x in range(hi, nx):
-            c = cols[x]
-            brow[x] = np.float32(src[c]) if c >= 0 else fill
+    plane = types.Array(types.float32, 1, "C", readonly=True)
+    offsets = types.Array(types.uint64, 2, "C", readonly=True)
+    weights = types.Array(types.float32, 2, "C", readonly=True)
+    counts = types.Array(types.int64, 1, "C", readonly=True)
+    consts = types.Array(types.float32, 1, "C", readonly=True)
+    out = types.Array(types.float32, 2, "C")
+    i64 = types.int64
+    return types.void(
+        plane, i64, offsets, weights, counts, consts, out, i64, types.boolean, i64, i64, plane
+    )
+
+
+#: Every compiled function and the signatures it is compiled for: all of the core.
+SIGNATURES: dict[str, tuple[Any, ...]] = {"direct_rows": (_signature(),)}
+
+
+def compile_core() -> None:
+    """Load every function of :data:`SIGNATURES` from Numba's cache, or compile it (the first
+    run), together. Numba's compiler lock makes a second caller wait for the first."""
+    for name, sigs in SIGNATURES.items():
+        dispatcher = globals()[name]
+        for sig in sigs:
+            dispatcher.compile(sig)
+
+
+class _CompileStarts(Listener):
+    """Numba's ``numba:compile`` event (a real compile, never a cache load) for this module's
+    functions: sets :data:`compiling` and calls :data:`on_compile` in the compiling thread."""
+
+    def on_start(self, event: Any) -> None:
+        dispatcher = event.data.get("dispatcher") if isinstance(event.data, dict) else None
+        if getattr(getattr(dispatcher, "py_func", None), "__module__", None) != __name__:
+            return
+        compiling.set()
+        if on_compile is not None:
+            on_compile()
+
+    def on_end(self, event: Any) -> None:
+        pass
+
+
+register_event("numba:compile", _CompileStarts())  # type: ignore[no-untyped-call]
 
 
 def _load_cached_code_without_refresh() -> None:
@@ -385,7 +299,7 @@ def _load_cached_code_without_refresh() -> None:
             except Exception:
                 return super().load_overload(sig, target_context)  # type: ignore[no-untyped-call]
 
-    dispatchers: tuple[Any, ...] = (taps_add, direct_rows, separable_rows, gather_tile)
+    dispatchers: tuple[Any, ...] = tuple(globals()[name] for name in SIGNATURES)
     for f in dispatchers:
         if isinstance(getattr(f, "_cache", None), FunctionCache):
             f._cache = QuickLoadCache(f.py_func)  # type: ignore[no-untyped-call]

@@ -59,12 +59,9 @@ if TYPE_CHECKING:
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-#: What the Numba paths read: float32, or 8/16-bit pixels as they are (see :func:`work_dtype`).
-Plane = npt.NDArray[Any]
-
-#: Pixel types the core reads without converting them (each is one more compiled
-#: specialisation); anything else is converted to float32 first.
-NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.uint8), np.dtype(np.uint16))
+#: What the Numba core reads: float32 planes. Every pixel type is converted a band at a time
+#: (only the rows the band reads), so the core has one signature to compile (see :mod:`._jit`).
+Plane = F32
 
 
 #: The numpy.pad mode of each border (:func:`pad` gives the same arrays, tested).
@@ -451,9 +448,113 @@ def _bands(run: Callable[[int, int], None], rows: int, work: float) -> None:
         f.result()
 
 
+def _readonly(a: npt.ArrayLike) -> F32:
+    """A C-contiguous float32 array as the core's signature reads it: a read-only view (no copy
+    when ``a`` is one already), so a writable and a read-only input are the same type."""
+    view: F32 = np.ascontiguousarray(a, dtype=np.float32).view()
+    view.flags.writeable = False
+    return view
+
+
+def _flat(plane: F32) -> F32:
+    """A C-contiguous plane's values in one row, read-only (a view), as the core reads them."""
+    return _readonly(plane.reshape(-1))
+
+
+U64 = npt.NDArray[np.uint64]
+#: One output row's taps per row: offsets into the raveled source, weights, how many, and the
+#: sum of the taps over rows of a constant border (what :func:`_jit.direct_rows` reads).
+Taps = tuple[U64, F32, I64, F32]
+
+
+def _taps(
+    kernel: npt.NDArray[Any],
+    rmap: I64,
+    rows: int,
+    sy: int,
+    dy: int,
+    dx: int,
+    widths: Sequence[int],
+    cval: float,
+) -> list[Taps]:
+    """The tap tables of output rows ``0..rows-1`` for sources of each of ``widths`` values a
+    row (read-only, shared by the threads).
+
+    Output row ``oy`` reads padded row ``oy·sy + i·dy`` for kernel row ``i``, which ``rmap``
+    maps to a source row (``-1``: the constant ``cval``). Each nonzero weight ``kernel[i, j]``
+    over a source row ``r`` is the tap ``r·width + j·dx``, in the kernel's row-major order; the
+    ones over constant rows add ``weight · cval`` to the row's constant instead. Eight spare
+    columns let the core read a last group of nine."""
+    i, j = np.nonzero(kernel)
+    w = np.asarray(kernel, dtype=np.float32)[i, j]
+    size = w.size + 8
+    source = rmap[(np.arange(rows, dtype=np.int64) * sy)[:, None] + i * dy]
+    weights = np.zeros((rows, size), dtype=np.float32)
+    if (source >= 0).all():  # no constant border in reach: every row has every tap
+        weights[:, : w.size] = w
+        counts = np.full(rows, w.size, dtype=np.int64)
+        consts = np.zeros(rows, dtype=np.float32)
+    else:  # taps over plane rows first, in kernel order; the others summed into consts
+        real = source >= 0
+        order = np.argsort(~real, axis=1, kind="stable")
+        source = np.take_along_axis(source, order, axis=1)
+        j = np.take_along_axis(np.broadcast_to(j, real.shape), order, axis=1)
+        weights[:, : w.size] = np.take_along_axis(np.where(real, w, 0), order, axis=1)
+        counts = real.sum(axis=1, dtype=np.int64)
+        consts = np.where(real, 0, w * np.float32(cval)).sum(axis=1, dtype=np.float32)
+    found = source >= 0
+    tables: list[Taps] = []
+    for width in widths:
+        offsets = np.zeros((rows, size), dtype=np.uint64)
+        offsets[:, : w.size] = np.where(found, source * width + j * dx, 0)
+        offsets.flags.writeable = False
+        tables.append((offsets, weights, counts, consts))
+    weights.flags.writeable = counts.flags.writeable = consts.flags.writeable = False
+    return tables
+
+
+def _zeros(n: int) -> F32:
+    """At least ``n`` zeros, read-only: what a short last group of taps reads."""
+    return _readonly(np.zeros(max(n, 1), dtype=np.float32))
+
+
+_converted = threading.local()
+
+
+def _float_rows(rows: npt.NDArray[Any]) -> F32:
+    """``rows`` as a C-contiguous float32 array: itself when it is one, else converted into a
+    buffer this thread reuses from call to call (a band's rows; a fresh array each band paid
+    its page faults again, 40 ms on a 12-MP photo against 4 ms for the conversion itself),
+    split over the worker threads when large (NumPy's casts release the GIL). The buffer is
+    only this call's input: nothing returned refers to it."""
+    if rows.dtype == np.float32 and rows.flags.c_contiguous:
+        return rows
+    size = rows.size
+    if size > config.CONVERT_BUFFER_VALUES:
+        out: F32 = np.empty(rows.shape, dtype=np.float32)  # too large to keep: not reused
+    else:
+        buf: F32 | None = getattr(_converted, "buf", None)
+        if buf is None or buf.size < size:
+            buf = np.empty(max(size, 1 << 16), dtype=np.float32)
+            _converted.buf = buf
+        out = buf[:size].reshape(rows.shape)
+    parts = min(usable_cores(), max(1, size // (1 << 20)), max(1, rows.shape[0]))
+    if parts <= 1:
+        np.copyto(out, rows, casting="unsafe")
+        return out
+    edges = [rows.shape[0] * i // parts for i in range(parts + 1)]
+    pool = _pool()
+    jobs = [
+        pool.submit(np.copyto, out[a:b], rows[a:b], casting="unsafe")
+        for a, b in zip(edges, edges[1:], strict=False)
+    ]
+    for job in jobs:
+        job.result()
+    return out
+
+
 def _strip(plane: Plane, cols: I64, cval: float) -> Plane:
-    """The columns ``cols`` of the padded plane (``-1``: ``cval``, which :func:`work_dtype`
-    made sure the plane's type holds), as a contiguous copy."""
+    """The columns ``cols`` of the padded plane (``-1``: ``cval``), as a contiguous copy."""
     strip: Plane = np.ascontiguousarray(plane[:, np.maximum(cols, 0)])
     strip[:, cols < 0] = cval
     return strip
@@ -503,7 +604,6 @@ def _plane_direct(
     (ay, ax) = geom.axes
     c = channels
     cmap = _interleave(border_index(ax.input, ax.pad_before, ax.pad_after, border), c)
-    kern = np.ascontiguousarray(k, dtype=np.float32)
     keff, pl, w = ax.effective_kernel, ax.pad_before, ax.input
     wf = _full_width(ax)
     target = out if ax.stride == 1 else np.empty((out.shape[0], wf * c), dtype=np.float32)
@@ -519,12 +619,18 @@ def _plane_direct(
         if x1 > x0:
             parts.append((_strip(plane, cmap[x0 * c : (x1 + keff - 1) * c], cval), x0 * c))
 
+    dx = ax.dilation * c
+    widths = [src.shape[1] for src, _ in parts]
+    tables = _taps(k, rmap, out.shape[0], ay.stride, ay.dilation, dx, widths, cval)
+    calls = [
+        (_flat(src), src.shape[1] - (k.shape[1] - 1) * dx, c0, taps)
+        for (src, c0), taps in zip(parts, tables, strict=True)
+    ]
+    zero = _zeros(max(n for _, n, _, _ in calls))
+
     def run(r0: int, r1: int) -> None:
-        for src, c0 in parts:
-            _jit.direct_rows(
-                src, kern, rmap, ay.stride, ay.dilation, ax.dilation * c, float(cval), target,
-                c0, first, r0, r1,
-            )  # fmt: skip
+        for src, n, c0, taps in calls:
+            _jit.direct_rows(src, n, *taps, target, c0, first, r0, r1, zero)
 
     _bands(run, out.shape[0], float(out.shape[0] * wf * c * np.count_nonzero(k)))
     if ax.stride != 1:
@@ -542,24 +648,58 @@ def _plane_separable(
     rmap: I64,
     channels: int = 1,
 ) -> None:
-    """Sum of rank-1 passes; interleaved channels as in :func:`_plane_direct`."""
+    """Sum of rank-1 passes; interleaved channels as in :func:`_plane_direct`.
+
+    Each term, a few output rows at a time (:data:`config.SEPARABLE_CHUNK_VALUES`, so the buffer
+    stays in cache): the column pass (kernel ``kv`` as kh×1) from the plane's rows into the
+    interior of a padded row buffer, the border columns copied from the columns they mirror (a
+    constant column holds ``Σ kv · cval``: every padded row of it is the constant), then the
+    row pass (``kh`` as 1×kw) from the buffer into ``out``, every column at stride 1 (a column
+    stride then takes every s-th). Both passes are :func:`_jit.direct_rows`, nine taps a pass.
+    """
     (ay, ax) = geom.axes
     c = channels
     cmap = _interleave(border_index(ax.input, ax.pad_before, ax.pad_after, border), c)
     wf = _full_width(ax)
+    wp, left = cmap.shape[0], ax.pad_before * c
+    right = left + ax.input * c
+    edges = np.r_[0:left, right:wp].astype(np.int64)
+    mirrored = edges[cmap[edges] >= 0]
+    constant = edges[cmap[edges] < 0]
+    sources = left + cmap[mirrored]
     target = out if ax.stride == 1 else np.empty((out.shape[0], wf * c), dtype=np.float32)
+    rows = max(1, min(out.shape[0], config.SEPARABLE_CHUNK_VALUES // max(wp, 1)))
+    within = np.arange(rows, dtype=np.int64)  # the row pass reads buffer rows as they are
+    src = _flat(plane)
+    dx = ax.dilation * c
+    n_row = wp - (terms[0][1].shape[0] - 1) * dx if terms else 0
+    zero = _zeros(max(plane.shape[1], n_row))
     for n, (col, row) in enumerate(terms):
-        kv = np.ascontiguousarray(col, dtype=np.float32)
-        kh = np.ascontiguousarray(row, dtype=np.float32)
+        (down,) = _taps(
+            col[:, None], rmap, out.shape[0], ay.stride, ay.dilation, 1, [plane.shape[1]], cval
+        )
+        (across,) = _taps(row[None, :], within, rows, 1, 1, dx, [wp], 0.0)
+        vsum = float(np.float32(col.sum() * cval))
         first = n == 0 and (init or ax.stride != 1)
 
-        def run(r0: int, r1: int, kv: F32 = kv, kh: F32 = kh, first: bool = first) -> None:
-            _jit.separable_rows(
-                plane, kv, kh, rmap, cmap, ay.stride, ay.dilation, ax.dilation * c,
-                ax.pad_before * c, float(cval), target, first, r0, r1,
-            )  # fmt: skip
+        def run(
+            r0: int, r1: int, down: Taps = down, across: Taps = across, vsum: float = vsum,
+            first: bool = first,
+        ) -> None:  # fmt: skip
+            buf = np.empty((min(rows, r1 - r0), wp), dtype=np.float32)
+            flat = _flat(buf)
+            offsets, weights, counts, consts = down
+            for a in range(r0, r1, rows):
+                m = min(rows, r1 - a)
+                _jit.direct_rows(
+                    src, plane.shape[1], offsets[a : a + m], weights[a : a + m],
+                    counts[a : a + m], consts[a : a + m], buf, left, True, 0, m, zero,
+                )  # fmt: skip
+                buf[:m, mirrored] = buf[:m, sources]
+                buf[:m, constant] = vsum
+                _jit.direct_rows(flat, n_row, *across, target[a : a + m], 0, first, 0, m, zero)
 
-        _bands(run, out.shape[0], out.shape[0] * (plane.shape[1] * len(kv) + wf * c * len(kh)))
+        _bands(run, out.shape[0], out.shape[0] * (plane.shape[1] * len(col) + wf * c * len(row)))
     if ax.stride != 1:
         _finish_stride(target, out, ax.stride, c, init)
 
@@ -595,7 +735,7 @@ def _plane_fft(
         ny, nx = min(step_h, vh - y0), min(step_w, vw - x0)
         buf = np.zeros((th, tw), dtype=np.float32)  # zeros past the tile: the FFT's padding
         rows, cols = rmap[y0 : y0 + ny + keh - 1], cmap[x0 : x0 + nx + kew - 1]
-        _jit.gather_tile(plane, rows, cols, float(cval), buf)
+        _gather(plane, rows, cols, cval, buf)
         spec = np.fft.rfft2(buf, norm="forward")
         spec *= kf
         res = np.fft.irfft2(spec, s=(th, tw))
@@ -616,6 +756,43 @@ def _plane_fft(
     else:
         for y0, x0 in tiles:
             run(y0, x0)
+
+
+def _run(index: I64) -> tuple[int, int]:
+    """``(lo, hi)``: the longest run of consecutive image indices (``index[lo]``, ``+1``, …) in a
+    border map (reflected borders run backwards, so the image's own part is the longest);
+    ``lo == hi`` when it holds none."""
+    n = index.shape[0]
+    if n == 0 or not (index >= 0).any():
+        return n, n
+    # A run starts where the previous index is not one less (or is the constant border).
+    starts = np.flatnonzero(np.r_[True, (np.diff(index) != 1) | (index[:-1] < 0)])
+    ends = np.r_[starts[1:], n]
+    lengths = np.where(index[starts] >= 0, ends - starts, 0)
+    best = int(np.argmax(lengths))
+    return int(starts[best]), int(ends[best])
+
+
+def _gather(plane: Plane, rows: I64, cols: I64, cval: float, buf: F32) -> None:
+    """``buf[y, x] = P[rows[y], cols[x]]`` (``-1``: ``cval``); the rest of ``buf`` is left as is.
+
+    The FFT path's tile read, in NumPy: the block of the image inside one run of rows and one
+    run of columns as one strided copy (the whole tile, away from the borders), then the few
+    border rows and columns through their maps."""
+    ny, nx = rows.shape[0], cols.shape[0]
+    y0, y1 = _run(rows)
+    x0, x1 = _run(cols)
+    if y1 > y0 and x1 > x0:
+        r, c = int(rows[y0]), int(cols[x0])
+        buf[y0:y1, x0:x1] = plane[r : r + y1 - y0, c : c + x1 - x0]
+    other_rows = np.r_[0:y0, y1:ny].astype(np.int64)
+    other_cols = np.r_[0:x0, x1:nx].astype(np.int64)
+    for ys, xs in ((other_rows, np.arange(nx)), (np.arange(y0, y1), other_cols)):
+        if ys.size and xs.size:
+            picked = plane[np.maximum(rows[ys], 0)[:, None], np.maximum(cols[xs], 0)[None, :]]
+            picked[rows[ys] < 0, :] = cval
+            picked[:, cols[xs] < 0] = cval
+            buf[ys[:, None], xs[None, :]] = picked
 
 
 def _rows_read(geom: arithmetic.Geometry, border: Border, row0: int, n: int) -> I64:
@@ -670,66 +847,74 @@ def _correlate_plane(
 
 
 # --------------------------------------------------------------------------------------------
-# First-run compile in the background
+# The compiled core: loaded (or compiled, the first run) once, ahead of use
 # --------------------------------------------------------------------------------------------
 
-_WARM: dict[str, threading.Thread] = {}
+#: The line a command prints when it has to wait for the first run's compile.
+COMPILE_NOTE = "compiling the filter core, first run only (a few seconds)…"
+
+_core_lock = threading.Lock()
+_core_loaded = False
+_announce: Callable[[str], None] | None = None
+_announced = False
+#: Set in a thread that needs the core now (a correlate call), not in a warm-up thread.
+_needed = threading.local()
 
 
-def warm_up(
-    kernel: npt.ArrayLike | None = None,
-    image_hw: tuple[int, int] = (3000, 4000),
-    dtype: npt.DTypeLike = np.float32,
-) -> list[threading.Thread]:
-    """Compile (or load from Numba's cache) the path ``kernel`` will take, in a background thread.
+def load_core(announce: Callable[[str], None] | None = None) -> None:
+    """Load the compiled core from Numba's cache, or compile it with an empty cache (a first
+    run: about a second on a quiet machine), once per process and for every path at once.
 
-    Call it before reading images: Numba's first compile (~1.3 s with an empty cache, ~0.3 s to
-    load a warm one) then overlaps image decoding, which releases the GIL. :func:`correlate`
-    needs no change: a call that arrives mid-compile waits for it (Numba's compiler lock) and
-    reuses the result. ``kernel``: any kernel :func:`correlate` accepts (default: the direct
-    path); ``image_hw``: the expected image size, which decides direct vs separable vs FFT;
-    ``dtype``: the pixel type the core will read (see :func:`work_dtype`; each is its own
-    specialisation). Invalid kernels are ignored here (correlate reports them). Returns the
-    started threads.
+    A command calls it in a background thread as soon as it knows it will filter, so the load
+    or compile overlaps reading the image; :func:`correlate` calls it too, and waits for a load
+    or compile in flight. ``announce`` (the command's) is called once, with
+    :data:`COMPILE_NOTE`, when a :func:`correlate` call has to wait for a compile: a run that
+    compiles says why it is slow, a run that fails before filtering says nothing more than
+    its error, and a cache load says nothing.
     """
-    work = np.dtype(dtype) if np.dtype(dtype) in NATIVE_DTYPES else np.dtype(np.float32)
-    methods = ["direct"]
-    if kernel is not None:
-        try:
-            k = check_kernel(kernel)
-        except KernelError:
-            return []
-        planes = k.reshape(-1, *k.shape[-2:])
-        geom = plan_geometry(image_hw, (k.shape[-2], k.shape[-1]))
-        methods = sorted({choose_method(p, geom)[0] for p in planes[:4]})
-    started = []
-    for m in methods:
-        key = f"{m}:{work.name}"
-        if key in _WARM:
-            continue
-        t = threading.Thread(
-            target=_compile_path, args=(m, work), name=f"cnncli-warm-{key}", daemon=True
-        )
-        _WARM[key] = t
-        t.start()
-        started.append(t)
-    return started
+    global _announce, _core_loaded
+    if announce is not None:
+        _announce = announce
+    if _core_loaded:
+        return
+    waiting = getattr(_needed, "now", False)
+    while not _core_lock.acquire(timeout=0.05):
+        if waiting and _jit.compiling.is_set():
+            _say_compiling()
+    try:
+        if not _core_loaded:
+            _jit.compile_core()
+            _core_loaded = True
+    finally:
+        _core_lock.release()
 
 
-def _compile_path(method: Method, dtype: np.dtype[Any] = np.dtype(np.float32)) -> None:
-    # The same argument types as the real calls (C planes of the image's type, float32
-    # outputs, int64 maps, Python scalars), so the real call finds this specialisation.
-    img = np.zeros((4, 4), dtype=dtype)
-    out = np.empty((4, 4), dtype=np.float32)
-    idx = np.array([0, 0, 1, 2, 3, 3], dtype=np.int64)
-    if method == "direct":
-        k = np.ones((3, 3), dtype=np.float32)
-        _jit.direct_rows(img, k, idx, 1, 1, 1, 0.0, out, 0, True, 0, 4)
-    elif method in ("separable", "lowrank"):
-        v = np.ones(3, dtype=np.float32)
-        _jit.separable_rows(img, v, v.copy(), idx, idx, 1, 1, 1, 1, 0.0, out, True, 0, 4)
-    elif method == "fft":
-        _jit.gather_tile(img, idx, idx, 0.0, np.zeros((6, 6), dtype=np.float32))
+def _say_compiling() -> None:
+    # Without a cache every run compiles: the command's warning (cache_note) says so already.
+    global _announced
+    if _announce is not None and not _announced and _jit.cached:
+        _announced = True
+        _announce(COMPILE_NOTE)
+
+
+def _compile_starts() -> None:
+    """Numba starts compiling the core in this thread: say so if a correlate call waits here."""
+    if getattr(_needed, "now", False):
+        _say_compiling()
+
+
+_jit.on_compile = _compile_starts
+
+
+def _core_for_this_call() -> None:
+    """The core, before a correlate call runs it (waiting for a warm-up still loading it)."""
+    if _core_loaded:
+        return
+    _needed.now = True
+    try:
+        load_core()
+    finally:
+        _needed.now = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -810,9 +995,8 @@ def correlate(
     Parameters
     ----------
     image
-        H×W or H×W×C, any real dtype. float32, uint8 and uint16 are read as they are (8- and
-        16-bit pixels are converted as they are loaded: no float32 copy of the image); other
-        types are converted to float32 first.
+        H×W or H×W×C, any real dtype; converted to float32 a band at a time (only the rows a band
+        reads), so the core has one compiled signature for every pixel type.
     kernel
         * kh×kw: applied to each channel independently → H'×W' (or H'×W'×C);
         * Cin×kh×kw: Cin must equal C (a 2-D image has C = 1); every channel is correlated and the
@@ -884,7 +1068,7 @@ def correlate(
             )
         r0, r1 = int(rows[0]), int(rows[1])
     band = r1 - r0
-    work = work_dtype(img.dtype, b, cval)
+    _core_for_this_call()
     # Only the image rows this band reads are copied (a channel plane, or a converted pixel
     # type): a result streamed in bands copies the image once in all, not once a band.
     read = _rows_read(geom, b, r0, band)
@@ -895,32 +1079,19 @@ def correlate(
 
     if k.ndim == 2:
         # Channels stay interleaved: the H×W×C image is an H×(W·C) plane (see _plane_direct).
-        flat = np.ascontiguousarray(planes, dtype=work).reshape(hi - lo, -1)
+        flat = _float_rows(planes).reshape(hi - lo, -1)
         result2 = np.empty((band, wo * channels), dtype=np.float32)
         _correlate_plane(flat, k, geom, b, cval, result2, _method, True, channels, rmap)
         return result2 if img.ndim == 2 else result2.reshape(band, wo, channels)
     k4 = k[None] if k.ndim == 3 else k
     result = np.empty((k4.shape[0], band, wo), dtype=np.float32)
     for c in range(channels):
-        p = np.ascontiguousarray(planes[:, :, c], dtype=work)
+        p = _float_rows(planes[:, :, c])
         for oc in range(k4.shape[0]):
             _correlate_plane(
                 p, k4[oc, c], geom, b, cval, result[oc], _method, c == 0, 1, rmap
             )  # fmt: skip
     return result[0] if k.ndim == 3 else np.ascontiguousarray(np.moveaxis(result, 0, -1))
-
-
-def work_dtype(dtype: npt.DTypeLike, border: Border | str, border_value: float) -> np.dtype[Any]:
-    """The pixel type the core reads an image of ``dtype`` as: uint8 and uint16 as they are
-    (unless a constant border value does not fit them, e.g. ``constant=-1`` or ``0.5``),
-    float32 for everything else."""
-    dt = np.dtype(dtype)
-    if dt.kind == "u" and dt in NATIVE_DTYPES:
-        info = np.iinfo(dt)
-        fits = border_value == int(border_value) and info.min <= border_value <= info.max
-        if parse_border(border) is not Border.CONSTANT or fits:
-            return dt
-    return np.dtype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------

@@ -374,7 +374,7 @@ def _core(warn: Warn) -> ModuleType:
     return correlate
 
 
-#: Threads the warm-up starts are named with this prefix (see correlate.warm_up).
+#: Threads the warm-up starts are named with this prefix (see :func:`warm_core`).
 WARM_THREAD_PREFIX = "cnncli-warm"
 
 
@@ -415,21 +415,17 @@ def hidden_in_this_thread(package: str) -> Iterator[None]:
         sys.meta_path.remove(finder)
 
 
-def warm_core(spec: FilterSpec, first: Path) -> None:
-    """Import the Numba core and load (or, with an empty cache, compile) the path the kernel
-    takes on the ``first`` image (its pixel type and size, from its header), in a background
-    thread, while the main thread decodes the image.
+def warm_core(note: Warn | None = None) -> None:
+    """Import the Numba core and load it from the cache (or, with an empty cache, compile it:
+    the first run) in a background thread, while the main thread reads the first image.
 
-    Importing Numba and loading its cache take ~0.5 s and a first compile ~1 s more; image
-    decoding and PNG encoding release the GIL, so much of that overlaps them. The first real
-    call waits for a compile still running (Numba's lock) and reuses it.
+    Importing Numba and loading its cache take ~0.5 s and a first compile ~1.5 s more; image
+    decoding and PNG encoding release the GIL, so much of that overlaps them. The core is one
+    compiled function for every path and pixel type, so what a command will need is all of
+    it: the first run of any command compiles once, every later run loads. ``note`` prints
+    :data:`~cnncli.filtering.correlate.COMPILE_NOTE` when the first filtering has to wait for
+    that compile (never for a cache load, nor in a run that fails before filtering).
     """
-    from cnncli.images import peek
-
-    # Only a regular file is peeked at (a FIFO would block here); a bad first file gives no
-    # hint, and the warm-up then loads the default path.
-    hint = peek(first, spec.layout) if regular(first) else None
-    weights = spec.kernel.weights[0]
 
     def run() -> None:
         # When SciPy is installed, importing Numba imports it only to check its version
@@ -440,14 +436,7 @@ def warm_core(spec: FilterSpec, first: Path) -> None:
             with hidden_in_this_thread("scipy"):
                 from cnncli.filtering import correlate
 
-                if hint is None:
-                    threads = correlate.warm_up(weights)
-                else:
-                    dtype, size = hint
-                    work = correlate.work_dtype(dtype, spec.border, spec.border_value)
-                    threads = correlate.warm_up(weights, size, work)
-                for t in threads:
-                    t.join()
+                correlate.load_core(announce=note)
         except Exception:  # only a head start: the real call reports any problem itself
             pass
 
@@ -942,7 +931,7 @@ def _show(run: _Run, preview: Preview | None) -> None:
     if preview is not None:
         preview.show(
             left_title=f"{run.job.source.name} ({run.pic.describe()})",
-            right_title=f"{run.spec.kernel.name} ({run.spec.how.value})",
+            right_title=f"{run.spec.label} ({run.spec.how.value})",  # the whole chain
         )
 
 

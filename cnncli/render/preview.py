@@ -8,6 +8,8 @@ pixels denser (as on a dark terminal), so the picture still reads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -165,16 +167,29 @@ def side_by_side(
     cells in 24-bit colour; otherwise :class:`AsciiShades`)."""
     picture = HalfBlocks if color else AsciiShades
     half = max(4, (width - 3) // 2)
-    rows = max(2, height - 4)
+    # Titles wrap within their half, never cut: the right one names the whole chain (kernels,
+    # --then stages, mapping), which can be longer than half the terminal; the pictures give
+    # up the rows the titles take.
+    rows = max(2, height - 3 - _title_lines(left_title, right_title, half))
     table = Table.grid(padding=(0, 1))
-    table.add_column()
-    table.add_column()
+    table.add_column(width=half)  # the right picture starts at the same column every time
+    table.add_column(max_width=half)
     table.add_row(
-        Text(printable(left_title)[:half], style="bold"),
-        Text(printable(right_title)[:half], style="bold"),
+        Text(printable(left_title), style="bold", overflow="fold"),
+        Text(printable(right_title), style="bold", overflow="fold"),
     )
     table.add_row(picture(fit(left, half, rows)), picture(fit(right, half, rows)))
     return table
+
+
+def _title_lines(left: str, right: str, half: int) -> int:
+    """Text rows the two titles take when each wraps within ``half`` columns (at least one)."""
+    from rich.cells import cell_len
+
+    def lines(title: str) -> int:
+        return max(1, -(-cell_len(printable(title)) // max(half, 1)))
+
+    return max(lines(left), lines(right))
 
 
 def show_side_by_side(
@@ -209,10 +224,20 @@ class FilterPreview:
     :func:`cnncli.filtering.pipeline.filter_file` (the ``Preview`` it takes)."""
 
     def __init__(
-        self, pic: Picture, shape: tuple[int, ...], how: Mapping, value_range: Any
+        self,
+        pic: Picture,
+        shape: tuple[int, ...],
+        how: Mapping,
+        value_range: Any,
+        *,
+        pause: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         from cnncli.enums import Mapping
 
+        #: Entered while the pictures are drawn: a batch's progress bar steps aside (Rich draws
+        #: it on stderr, the pictures go to stdout; on one terminal they would overwrite each
+        #: other's lines).
+        self.pause = pause or nullcontext
         self.console = Console(highlight=False)
         self.pic, self.how, self.value_range = pic, how, value_range
         columns, pixel_rows = preview_pixels(self.console)
@@ -257,10 +282,11 @@ class FilterPreview:
             span = (self.result.lo, self.result.hi)
             right = images.map_values(right, self.how, self.maxval, span).astype(np.float32)
         pic = self.pic
-        show_side_by_side(
-            images.to_rgb8(left, self.maxval if pic.bits != 32 else 255),
-            images.to_rgb8(np.rint(right), self.maxval),
-            left_title=left_title,
-            right_title=right_title,
-            console=self.console,
-        )
+        with self.pause():
+            show_side_by_side(
+                images.to_rgb8(left, self.maxval if pic.bits != 32 else 255),
+                images.to_rgb8(np.rint(right), self.maxval),
+                left_title=left_title,
+                right_title=right_title,
+                console=self.console,
+            )
