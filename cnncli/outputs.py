@@ -81,6 +81,16 @@ def check_output(path: Path, inputs: Iterable[Path], force: bool) -> None:
         raise OutputError(f"{path}: already exists; use --force to overwrite it")
 
 
+def check_folder(path: Path) -> None:
+    """Refuse an output whose folder does not exist, before any work (:func:`check_output`
+    refuses devices and pipes)."""
+    try:
+        if not (path.parent if str(path.parent) else Path(".")).is_dir():
+            raise OutputError(f"{path}: the folder {path.parent} does not exist")
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write ({describe_os_error(err)})") from None
+
+
 def _special_kind(path: Path) -> str | None:
     """What an existing non-regular file is (``"a character device"``…), or None."""
     import stat

@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from cnncli.cli import app
-from cnncli.cli.options import InputShapeOption, LimitOption, apply_limits, read_options
+from cnncli.cli.options import (
+    MODEL_HELP,
+    InputShapeOption,
+    LimitOption,
+    apply_limits,
+    model_files,
+    read_options,
+)
 from cnncli.errors import UsageError
 
 EXAMPLES = """Write a model as an editable YAML model file, with blocks where its structure
@@ -38,9 +45,7 @@ _KINDS = {".yaml": "yaml", ".yml": "yaml", ".py": "python"}
 def convert(
     model: Annotated[
         str,
-        typer.Argument(
-            help="A model: zoo name, YAML file, .onnx, .keras/.h5, or file.py:Name / package.module:Name."
-        ),
+        typer.Argument(help=MODEL_HELP),
     ],
     output: Annotated[
         Path,
@@ -72,12 +77,11 @@ def convert(
         )
     if flat and kind != "yaml":
         raise UsageError("--flat is for YAML output; drop it, or write a .yaml file")
-    from cnncli.cli.summary import _check_svg_target, _model_files
-    from cnncli.outputs import check_output
+    from cnncli.outputs import check_folder, check_output
 
     # Refused before any work: never over the model file, nor into a missing folder.
-    check_output(output, _model_files(model), force)
-    _check_svg_target(output)
+    check_output(output, model_files(model), force)
+    check_folder(output)
 
     from cnncli.model import summarize
     from cnncli.render import convert as render

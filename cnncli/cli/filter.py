@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cnncli.cli import app
-from cnncli.cli.options import LimitOption, apply_limits, parse_ints
+from cnncli.cli.options import LimitOption, apply_limits, parse_ints, parse_padding
 from cnncli.enums import (
     BORDER_ALIASES,
     TORCH_BORDER_NAMES,
@@ -175,8 +175,6 @@ def _parse_border(text: str | None) -> tuple[Border | None, float]:
 def _parse_padding(text: str | None) -> PaddingArg | None:
     """``--padding``: same | valid | full | N | NY,NX | before:after pairs (cnncli shape's
     parser); None when not given (the size is kept, see pipeline.padding_and_border)."""
-    from cnncli.cli.shape import parse_padding
-
     if text is None:
         return None
     t = text.strip().lower()

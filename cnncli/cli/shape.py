@@ -9,7 +9,7 @@ import typer
 
 from cnncli import arithmetic as ar
 from cnncli.cli import app
-from cnncli.cli.options import parse_ints
+from cnncli.cli.options import parse_ints, parse_padding
 from cnncli.enums import Solve
 from cnncli.errors import UsageError
 
@@ -53,30 +53,6 @@ def parse_sizes(sizes: list[str]) -> list[int]:
                     f"input size {part!r} is not a whole number; write e.g. 224 224 or 224x224"
                 ) from None
     return out
-
-
-def parse_padding(text: str | None) -> ar.PaddingArg:
-    """``same`` | ``2`` | ``2,1`` (per axis) | ``1:2`` or ``1:2,0:1`` (before:after per axis)."""
-    if text is None:
-        return None
-    text = text.strip()
-    if re.fullmatch(r"[A-Za-z]+", text):
-        return text  # a mode name; the core checks the word
-    pairs: list[tuple[int, int]] = []
-    plain: list[int] = []
-    for part in text.replace(" ", "").split(","):
-        m = re.fullmatch(r"(\d+):(\d+)", part)
-        if m:
-            pairs.append((int(m[1]), int(m[2])))
-            continue
-        if not re.fullmatch(r"\d+", part):
-            raise UsageError(
-                f"padding {text!r} is not understood; use a number (1), one per axis (1,2), "
-                "before:after pairs (0:1,1:1), or valid, same, full, causal"
-            )
-        plain.append(int(part))
-        pairs.append((int(part), int(part)))
-    return plain if len(plain) == len(pairs) else pairs
 
 
 @app.command(help=EXAMPLES)

@@ -9,13 +9,23 @@ from typing import Annotated
 import typer
 
 from cnncli.cli import app
-from cnncli.cli.options import InputShapeOption, LimitOption, apply_limits, read_options
+from cnncli.cli.options import (
+    MODEL_HELP,
+    InputShapeOption,
+    LimitOption,
+    apply_limits,
+    model_files,
+    read_options,
+)
 from cnncli.enums import Column
 from cnncli.errors import UsageError
 
 EXAMPLES = """Print a model's layers, output shapes, parameters and MACs, from a YAML
-model file, a model of the zoo or a PyTorch module, with numbers that match torchvision's and
-Keras's own.
+model file, a model of the zoo, an ONNX or Keras file, or a PyTorch module, with numbers that
+match torchvision's and Keras's own.
+
+ONNX and Keras files are read without the framework and without loading their weights (ONNX
+needs the onnx package: pip install "cnncli[onnx]").
 
 A PyTorch source (file.py:NAME or package.module:NAME) is imported: its code runs, as
 python would run it. NAME, an nn.Module class built with no arguments or a function that
@@ -45,6 +55,10 @@ Examples:
   cnncli summary keras-resnet50 --verify   # channels-last Keras: with Keras
 
   cnncli summary model.yaml --weights model.safetensors  # fits it?
+
+  cnncli summary model.onnx           # an ONNX export (either torch exporter)
+
+  cnncli summary model.keras          # a Keras 3 file (.h5: Keras 2, needs h5py)
 
   cnncli summary net.py:Net --input 3,32,32   # a PyTorch module (runs net.py)
 
@@ -86,10 +100,7 @@ def _columns(text: str | None) -> list[str]:
 def summary(
     model: Annotated[
         str | None,
-        typer.Argument(
-            help="A model YAML file, a zoo name such as resnet50 (see --list), or a PyTorch "
-            "module as file.py:NAME or package.module:NAME (imported: its code runs)."
-        ),
+        typer.Argument(help=MODEL_HELP),
     ] = None,
     variant: Annotated[
         str | None,
@@ -187,11 +198,11 @@ def summary(
             raise UsageError(
                 f"--svg saves the table, which {formats[0]} replaces; drop one of them"
             )
-        from cnncli.outputs import check_output
+        from cnncli.outputs import check_folder, check_output
 
         # Refused before any work and before any output: never over the model file itself.
-        check_output(svg, [*_model_files(model), *([weights] if weights else [])], force)
-        _check_svg_target(svg)
+        check_output(svg, [*model_files(model), *([weights] if weights else [])], force)
+        check_folder(svg)
 
     result = summarize(
         model, count_bias=count_bias, variant=variant, options=read_options(input_shape)
@@ -236,20 +247,6 @@ def summary(
             (sys.stderr if formats else sys.stdout).write(printable(verdict) + "\n")
 
 
-def _model_files(model: str) -> list[Path]:
-    """The file a model source reads (a PyTorch ``file.py:Name`` reads file.py; an installed
-    ``package.module:Name``, nothing found before it is imported)."""
-    from cnncli.model import locate
-    from cnncli.model.readers import PYTHON_SOURCE
-
-    if Path(model).is_file():
-        return [Path(model)]
-    python = PYTHON_SOURCE.match(model)
-    if python:
-        return [Path(python["where"])] if python["where"].endswith(".py") else []
-    return [locate(model)]
-
-
 def _list(model: str | None, variant: str | None, as_json: bool) -> None:
     """``--list``: the zoo, read without building any model."""
     from cnncli.model import zoo_entries
@@ -261,14 +258,3 @@ def _list(model: str | None, variant: str | None, as_json: bool) -> None:
         )
     entries = zoo_entries()
     sys.stdout.write(render.zoo_json(entries) if as_json else render.zoo_table(entries))
-
-
-def _check_svg_target(svg: Path) -> None:
-    """The folder must exist before any work (check_output refuses devices and pipes)."""
-    from cnncli.outputs import OutputError, describe_os_error
-
-    try:
-        if not (svg.parent if str(svg.parent) else Path(".")).is_dir():
-            raise OutputError(f"{svg}: the folder {svg.parent} does not exist")
-    except OSError as err:
-        raise OutputError(f"{svg}: cannot write ({describe_os_error(err)})") from None
