@@ -1311,8 +1311,9 @@ _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a whole number ≥ 1: 1, or the input's channels",
     ),
     "shared_axes": (
-        lambda v: _axis_list(v) and v != [],
-        "an axis number or a list of them (1 = the first axis after the batch), e.g. [1, 2]",
+        lambda v: v == [] or _axis_list(v),
+        "an axis number or a list of them (1 = the first axis after the batch), e.g. [1, 2]; "
+        "[] for none",
     ),
     "opaque.op": (
         lambda v: isinstance(v, str) and 1 <= len(v) <= 100,
