@@ -2207,8 +2207,16 @@ def _group_norm(conv: _Converter, node: Any, ins: list[_Value]) -> None:
     scale, bias = _const(ins[1]), _const(ins[2])
     a = _attrs(node)
     c = x.shape.channels
-    if scale.size != c or bias.size != c or "num_groups" not in a:
+    if scale.size != bias.size or scale.size not in (c, a.get("num_groups")):
         raise _Opaque
+    if scale.size != c:
+        # Opset 18's per-group scale and shift: an opaque row of the input's shape (ONNX's shape
+        # inference gives none for this function operator), its weights the file's.
+        opts: dict[str, Any] = {"op": node.op_type, "shape": list(x.shape.dims(False))}
+        opts["params"] = scale.size + bias.size
+        conv.emit(node, "opaque", opts, [x], [scale, bias])
+        conv.stats.opaque_params += scale.size + bias.size
+        return
     opts = {"groups": int(a["num_groups"]), "eps": float(a.get("epsilon", 1e-5))}
     conv.emit(node, "groupnorm", opts, [x], [scale, bias])
 
@@ -2324,7 +2332,9 @@ def _softplus_beta(conv: _Converter, mul: Any, x: _Act, beta: _Const) -> bool:
     value = float(conv._array(beta, mul).reshape(-1)[0])
     readers = conv.consumers.get(mul.output[0], [])
     soft = next((r for r in readers if r is not None and r.op_type == "Softplus"), None)
-    div = soft and _only_reader(conv, soft.output[0], "Div")
+    if soft is None:
+        return False
+    div = _only_reader(conv, soft.output[0], "Div")
     divisor = div and _other_const(conv, div, soft.output[0])
     if (
         not div
