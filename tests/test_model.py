@@ -356,8 +356,9 @@ ERRORS = [
     ),
     (
         "input: [3, 8, 8]\nlayers:\n  - {type: conv2d, filters: 4, kernel: 3, activation: relu7}\n",
-        "m.yaml:3:5: unknown activation 'relu7'; did you mean relu, relu6, gelu? (known: relu, relu6, "
-        "leaky_relu, sigmoid, tanh, softmax, gelu, silu, hardswish, hardsigmoid, linear)",
+        "m.yaml:3:5: unknown activation 'relu7'; did you mean relu, relu6, elu? (known: relu, relu6, "
+        "leaky_relu, sigmoid, tanh, softmax, gelu, silu, hardswish, hardsigmoid, elu, selu, "
+        "softplus, mish, linear)",
     ),
 ]
 

@@ -727,11 +727,11 @@ def test_frozen_and_trainable_in_one_layer_are_noted(tmp_path: Path) -> None:
     rows = [(r.name, r.type, r.params, r.trainable_params) for r in s.layers()]
     assert rows == [
         ("conv", "conv2d", 112, 112),
-        ("norm", "opaque", 16, 16),
+        ("norm", "instancenorm", 16, 8),
         ("bn", "batchnorm", 8, 0),
     ]
     assert s.notes == [
-        "conv, norm hold trainable and frozen numbers together (requires_grad=False on some "
+        "conv holds trainable and frozen numbers together (requires_grad=False on some "
         "parameters, or buffers of an opaque layer); cnncli counts such a layer's as trainable"
     ]
 

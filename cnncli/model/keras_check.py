@@ -37,6 +37,8 @@ from cnncli.model.layers import (
     TShape,
     axis_indices,
     crop_pairs,
+    pixel_mode,
+    prelu_alpha_shape,
     split_pieces,
 )
 
@@ -311,10 +313,55 @@ def _upsample(layer: _Layer) -> Any:
     return layer.cls(f"UpSampling{nd}D")(scale[0] if nd == 1 else scale)
 
 
+def _groupnorm(layer: _Layer) -> Any:
+    o = layer.opts
+    return layer.keras.layers.GroupNormalization(
+        groups=o["groups"], axis=-1, epsilon=o["eps"], center=o["affine"], scale=o["affine"]
+    )
+
+
+def _instancenorm(layer: _Layer) -> Any:
+    """Keras has no InstanceNormalization: GroupNormalization with a group per channel
+    (``groups=-1``) is the same normalisation, without running statistics."""
+    o = layer.opts
+    if o["track_running_stats"]:
+        raise _NoKerasLayer(
+            "Keras has no instance normalization with running statistics (track_running_stats)"
+        )
+    return layer.keras.layers.GroupNormalization(
+        groups=-1, axis=-1, epsilon=o["eps"], center=o["affine"], scale=o["affine"]
+    )
+
+
+def _prelu(layer: _Layer) -> Any:
+    """Keras's PReLU with the axes whose slope cnncli shares (size 1) as ``shared_axes``."""
+    shape = prelu_alpha_shape(layer.opts, layer.x, _CTX)
+    shared = [i + 1 for i, d in enumerate(shape) if d == 1]
+    return layer.keras.layers.PReLU(shared_axes=shared or None)
+
+
+def _pixel(layer: _Layer) -> Callable[[Any], Any]:
+    """``keras.ops.depth_to_space`` / ``space_to_depth`` (TensorFlow's order, DCR): Keras has no
+    layer for them; PyTorch's order (CRD) it has not at all."""
+    if pixel_mode(layer.opts, _CTX) != "dcr":
+        raise _NoKerasLayer(
+            "Keras's depth_to_space and space_to_depth order the channels as TensorFlow (mode: "
+            "dcr), not as PyTorch's PixelShuffle (mode: crd)"
+        )
+    r, ops = layer.opts["factor"], layer.keras.ops
+    op = ops.depth_to_space if layer.kind == "pixel_shuffle" else ops.space_to_depth
+    return lambda t: op(t, r, data_format="channels_last")
+
+
 def _activation_layer(layer: _Layer) -> Any:
-    """An activation as its own layer: ReLU, ReLU(6), LeakyReLU, Softmax, else Activation."""
+    """An activation as its own layer: ReLU, ReLU(6), LeakyReLU, ELU, Softmax, else
+    Activation."""
     k, o = layer.keras.layers, layer.opts
     name = o["function"] if layer.kind == "activation" else layer.kind
+    if name == "softplus" and o.get("beta", 1.0) != 1:
+        raise _NoKerasLayer("Keras's softplus has no beta (only beta: 1)")
+    if name == "elu" and "alpha" in o:
+        return k.ELU(alpha=o["alpha"])
     if name == "relu":
         return k.ReLU()
     if name == "relu6":
@@ -341,6 +388,11 @@ _FACTORIES: tuple[tuple[tuple[str, ...], Callable[[_Layer], Any]], ...] = (
     (("adaptive_avgpool", "adaptive_maxpool"), _adaptive_pool),
     (("batchnorm",), _batchnorm),
     (("layernorm",), _layernorm),
+    (("groupnorm",), _groupnorm),
+    (("instancenorm",), _instancenorm),
+    (("prelu",), _prelu),
+    (("pixel_shuffle", "pixel_unshuffle"), _pixel),
+    (("lrn",), _none("Keras has no local response normalization layer")),
     (("normalization",), _normalization),
     (("rescaling",), lambda la: la.keras.layers.Rescaling(la.opts["scale"], la.opts["offset"])),
     (("dense",), _dense),

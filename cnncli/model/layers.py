@@ -124,6 +124,10 @@ ACTIVATIONS = (
     "silu",
     "hardswish",
     "hardsigmoid",
+    "elu",
+    "selu",
+    "softplus",
+    "mish",
     "linear",
 )
 ACTIVATION_ALIASES = {
@@ -734,6 +738,129 @@ def _opaque(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: C
     return LayerOut(shape, trainable=opts["params"], rf="lost")
 
 
+def _groupnorm(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    """PyTorch GroupNorm, Keras GroupNormalization: statistics per sample over groups of
+    channels; γ and β per channel when affine. Nothing is kept between batches."""
+    x = _one(inputs)
+    groups = whole(opts["groups"], "groups")
+    if x.channels % groups:
+        raise ModelError(
+            f"groupnorm needs channels divisible by groups, but the input {ctx.show(x)} has "
+            f"{x.channels} channels and groups is {groups}; use a divisor of {x.channels}"
+        )
+    affine = flag(opts["affine"], "affine")
+    return LayerOut(x, trainable=2 * x.channels if affine else 0)
+
+
+def _instancenorm(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
+    """PyTorch InstanceNorm1d/2d/3d, ONNX InstanceNormalization: each channel of each sample
+    normalised over its positions; γ, β (affine) trainable, running mean and variance
+    (track_running_stats) not, as batchnorm counts them."""
+    x = _one(inputs)
+    if not x.spatial:
+        raise ModelError(
+            f"instancenorm needs spatial axes (it normalises each channel over its positions), "
+            f"got the flat shape {ctx.show(x)}; use layernorm or batchnorm"
+        )
+    affine = flag(opts["affine"], "affine")
+    stats = flag(opts["track_running_stats"], "track_running_stats")
+    return LayerOut(
+        x,
+        trainable=2 * x.channels if affine else 0,
+        non_trainable=2 * x.channels if stats else 0,
+    )
+
+
+def prelu_alpha_shape(opts: dict[str, Any], x: TShape, ctx: Ctx) -> tuple[int, ...]:
+    """The shape of PReLU's learned slopes in the model's layout order, without the batch.
+
+    ``num_parameters`` (PyTorch's ``nn.PReLU``): 1 slope for everything, or one per channel.
+    ``shared_axes`` (Keras's ``PReLU``): axes (1 = the first after the batch) that share one
+    slope; every other axis keeps its size. Neither: the model's framework decides, PyTorch's
+    one slope for ``torch``, Keras's one slope per position and channel for ``keras``/``tf``.
+    """
+    dims = x.dims(ctx.channels_last)
+    given, shared = opts["num_parameters"], opts["shared_axes"]
+    if given is not None and shared is not None:
+        raise ModelError(
+            "prelu takes num_parameters (PyTorch's) or shared_axes (Keras's), not both; drop one"
+        )
+    if shared is not None:
+        axes = axis_indices(shared, len(dims), "shared_axes", ctx)
+        return tuple(1 if i in axes else d for i, d in enumerate(dims))
+    if given is None:
+        if ctx.framework is not ar.Framework.TORCH:
+            return dims  # Keras's default: no shared axes
+        given = 1
+    n = whole(given, "num_parameters")
+    if n not in (1, x.channels):
+        raise ModelError(
+            f"num_parameters {n} is neither 1 nor the {x.channels} channels of the input "
+            f"{ctx.show(x)}; PyTorch's PReLU takes one of them"
+        )
+    if n == 1:
+        return (1,) * len(dims)
+    return TShape(x.channels, (1,) * len(x.spatial)).dims(ctx.channels_last)
+
+
+def _prelu(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    x = _one(inputs)
+    return LayerOut(x, trainable=math.prod(prelu_alpha_shape(opts, x, ctx)))
+
+
+def _lrn(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    """PyTorch LocalResponseNorm, ONNX LRN: each value divided by a power of the sum of squares
+    over ``size`` neighbouring channels; nothing learned."""
+    x = _one(inputs)
+    whole(opts["size"], "size")
+    if not x.spatial:
+        raise ModelError(
+            f"lrn needs spatial axes besides the channels (as PyTorch's LocalResponseNorm), got "
+            f"the flat shape {ctx.show(x)}"
+        )
+    return LayerOut(x)
+
+
+def _pixel_shuffle(
+    opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx
+) -> LayerOut:
+    """PyTorch PixelShuffle / ONNX DepthToSpace (``pixel_shuffle``): (C·r², H, W) → (C, H·r, W·r);
+    PixelUnshuffle / SpaceToDepth (``pixel_unshuffle``): the inverse. Only the order of the
+    values differs between the modes (DCR, CRD), never a shape."""
+    x = _one(inputs)
+    kind = opts["_type"]
+    r = whole(opts["factor"], "factor")
+    if len(x.spatial) != 2:
+        raise ModelError(
+            f"{kind} needs an input with 2 spatial axes (H W) and channels, got {ctx.show(x)}"
+        )
+    if kind == "pixel_shuffle":
+        if x.channels % (r * r):
+            raise ModelError(
+                f"pixel_shuffle by {r} needs channels divisible by {r}² = {r * r}, but the input "
+                f"{ctx.show(x)} has {x.channels}"
+            )
+        return LayerOut(TShape(x.channels // (r * r), tuple(n * r for n in x.spatial)), rf="lost")
+    for n, axis in zip(x.spatial, ar.axis_names(2), strict=True):
+        if n % r:
+            raise ModelError(
+                f"pixel_unshuffle by {r} needs sizes divisible by {r}, but axis {axis} of the "
+                f"input {ctx.show(x)} is {n}"
+            )
+    return LayerOut(TShape(x.channels * r * r, tuple(n // r for n in x.spatial)), rf="lost")
+
+
+def pixel_mode(opts: dict[str, Any], ctx: Ctx) -> str:
+    """The order of a pixel (un)shuffle: as given, else the framework's (PyTorch's ``crd``,
+    TensorFlow's and Keras's ``depth_to_space`` ``dcr``)."""
+    mode = opts["mode"]
+    if mode is not None:
+        return str(mode)
+    return "crd" if ctx.framework is ar.Framework.TORCH else "dcr"
+
+
 _CONV_OPTS = {
     "filters": None,
     "kernel": None,
@@ -837,6 +964,50 @@ def _build_registry() -> dict[str, LayerType]:
         ),
         LayerType("layernorm", _layernorm, {"eps": 1e-5, "affine": True}),
         LayerType(
+            "groupnorm",
+            _groupnorm,
+            {"groups": None, "eps": 1e-5, "affine": True},
+            ("groups",),
+            aliases={"num_groups": "groups"},
+            summary="group normalization (PyTorch GroupNorm, Keras GroupNormalization)",
+        ),
+        LayerType(
+            "instancenorm",
+            _instancenorm,
+            {"eps": 1e-5, "momentum": None, "affine": False, "track_running_stats": False},
+            summary="instance normalization (PyTorch InstanceNorm1d/2d/3d)",
+        ),
+        LayerType(
+            "prelu",
+            _prelu,
+            {"num_parameters": None, "shared_axes": None},
+            summary="leaky ReLU with learned slopes (PyTorch PReLU, Keras PReLU)",
+        ),
+        LayerType(
+            "lrn",
+            _lrn,
+            {"size": None, "alpha": 1e-4, "beta": 0.75, "k": 1.0},
+            ("size",),
+            aliases={"alpha": "alpha", "bias": "k"},
+            summary="local response normalization across channels (AlexNet, GoogLeNet)",
+        ),
+        LayerType(
+            "pixel_shuffle",
+            _pixel_shuffle,
+            {"factor": None, "mode": None},
+            ("factor",),
+            aliases={"upscale_factor": "factor", "blocksize": "factor", "block_size": "factor"},
+            summary="(C·r², H, W) → (C, H·r, W·r) (PixelShuffle, DepthToSpace)",
+        ),
+        LayerType(
+            "pixel_unshuffle",
+            _pixel_shuffle,
+            {"factor": None, "mode": None},
+            ("factor",),
+            aliases={"downscale_factor": "factor", "blocksize": "factor", "block_size": "factor"},
+            summary="(C, H·r, W·r) → (C·r², H, W) (PixelUnshuffle, SpaceToDepth)",
+        ),
+        LayerType(
             "split",
             _split,
             {"chunks": None, "sizes": None, "axis": "channels"},
@@ -881,7 +1052,12 @@ def _build_registry() -> dict[str, LayerType]:
             opts = {"negative_slope": 0.01}
         if act == "softmax":
             opts = {"axis": "channels"}
-        reg.append(LayerType(act, _same, opts))
+        aliases: dict[str, str] = {}
+        if act == "elu":
+            opts, aliases = {"alpha": 1.0}, {"alpha": "alpha"}
+        if act == "softplus":
+            opts = {"beta": 1.0, "threshold": 20.0}
+        reg.append(LayerType(act, _same, opts, aliases=aliases))
     return {t.name: t for t in reg}
 
 
@@ -920,6 +1096,10 @@ _TYPE_ALIASES = {
     "relu": "relu",
     "chunk": "split",
     "droppath": "stochastic_depth",
+    "groupnormalization": "groupnorm",
+    "instancenormalization": "instancenorm",
+    "localresponsenorm": "lrn",
+    "localresponsenormalization": "lrn",
 }
 for _nd in (1, 2, 3):
     _TYPE_ALIASES |= {
@@ -929,6 +1109,7 @@ for _nd in (1, 2, 3):
         f"conv{_nd}dtranspose": f"convtranspose{_nd}d",
         f"zeropadding{_nd}d": f"zeropad{_nd}d",
         f"depthwiseconv{_nd}d": f"depthwise_conv{_nd}d",
+        f"instancenorm{_nd}d": "instancenorm",
     }
 _LOOKUP = {name.replace("_", ""): name for name in LAYER_TYPES} | _TYPE_ALIASES
 
@@ -944,6 +1125,8 @@ KERAS_NAMES = {
     "global_maxpool": "global_max_pooling2d",
     "relu": "re_lu",
     "leaky_relu": "leaky_re_lu",
+    "groupnorm": "group_normalization",
+    "prelu": "p_re_lu",
 } | {
     name: base
     for nd in (1, 2, 3)
@@ -1114,6 +1297,24 @@ _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a list of channel counts ≥ 1, e.g. [58, 58]",
     ),
     "init": (_number, "a finite number"),
+    **dict.fromkeys(("elu.alpha", "lrn.alpha", "lrn.beta", "lrn.k"), (_number, "a finite number")),
+    "softplus.beta": (_between(0, low_open=True), "a finite number > 0, e.g. 1"),
+    "softplus.threshold": (_between(0, low_open=True), "a finite number > 0, e.g. 20"),
+    "lrn.size": (lambda v: _is_int(v) and v >= 1, "a whole number ≥ 1 (channels summed over)"),
+    "factor": (lambda v: _is_int(v) and v >= 1, "a whole number ≥ 1 (the block size r)"),
+    **dict.fromkeys(
+        ("pixel_shuffle.mode", "pixel_unshuffle.mode"),
+        (lambda v: v in ("crd", "dcr"), "crd (PyTorch's order) or dcr (TensorFlow's)"),
+    ),
+    "num_parameters": (
+        lambda v: _is_int(v) and v >= 1,
+        "a whole number ≥ 1: 1, or the input's channels",
+    ),
+    "shared_axes": (
+        lambda v: v == [] or _axis_list(v),
+        "an axis number or a list of them (1 = the first axis after the batch), e.g. [1, 2]; "
+        "[] for none",
+    ),
     "opaque.op": (
         lambda v: isinstance(v, str) and 1 <= len(v) <= 100,
         "the operator's name, e.g. NonMaxSuppression",

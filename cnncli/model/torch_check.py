@@ -33,6 +33,8 @@ from cnncli.model.layers import (
     TShape,
     axis_indices,
     crop_pairs,
+    pixel_mode,
+    prelu_alpha_shape,
     stats_size,
     torch_momentum,
 )
@@ -131,6 +133,13 @@ _ACTIVATIONS: dict[str, Callable[[dict[str, Any]], Recipe]] = {
     "silu": lambda o: Recipe("SiLU"),
     "hardswish": lambda o: Recipe("Hardswish"),
     "hardsigmoid": lambda o: Recipe("Hardsigmoid"),
+    "elu": lambda o: Recipe("ELU", kwargs=_kw(alpha=float(o.get("alpha", 1.0)))),
+    "selu": lambda o: Recipe("SELU"),
+    "softplus": lambda o: Recipe(
+        "Softplus",
+        kwargs=_kw(beta=float(o.get("beta", 1.0)), threshold=float(o.get("threshold", 20.0))),
+    ),
+    "mish": lambda o: Recipe("Mish"),
 }
 
 
@@ -401,6 +410,59 @@ def _layernorm_recipe(layer: _Layer) -> Recipe:
     return Recipe("ChannelsLast", (norm,), helper=True)
 
 
+def _groupnorm_recipe(layer: _Layer) -> Recipe:
+    o = layer.opts
+    return Recipe(
+        "GroupNorm", (o["groups"], layer.x.channels), _kw(eps=o["eps"], affine=o["affine"])
+    )
+
+
+def _instancenorm_recipe(layer: _Layer) -> Recipe:
+    o = layer.opts
+    return Recipe(
+        f"InstanceNorm{layer.spatial}d",
+        (layer.x.channels,),
+        _kw(
+            eps=o["eps"],
+            momentum=0.1 if o["momentum"] is None else o["momentum"],
+            affine=o["affine"],
+            track_running_stats=o["track_running_stats"],
+        ),
+    )
+
+
+def _prelu_recipe(layer: _Layer) -> Recipe:
+    """nn.PReLU for one slope or one per channel; Keras's slopes of another shape (per position,
+    by default) are a small module holding them in PyTorch's axis order."""
+    x, ctx = layer.x, layer.ctx
+    shape = prelu_alpha_shape(layer.opts, x, ctx)
+    first = TShape(shape[-1], shape[:-1]) if ctx.channels_last else TShape(shape[0], shape[1:])
+    if first.elements == 1:
+        return Recipe("PReLU")
+    if first.channels == x.channels and first.elements == x.channels:
+        return Recipe("PReLU", (x.channels,))
+    return Recipe("KerasPReLU", (first.dims(False),), helper=True)
+
+
+def _lrn_recipe(layer: _Layer) -> Recipe:
+    o = layer.opts
+    return Recipe(
+        "LocalResponseNorm",
+        (o["size"],),
+        _kw(alpha=float(o["alpha"]), beta=float(o["beta"]), k=float(o["k"])),
+    )
+
+
+def _pixel_recipe(layer: _Layer) -> Recipe:
+    """PixelShuffle/PixelUnshuffle for PyTorch's order (CRD); TensorFlow's (DCR) is a small
+    module with ONNX's DepthToSpace/SpaceToDepth arithmetic."""
+    r = layer.opts["factor"]
+    up = layer.node.kind.name == "pixel_shuffle"
+    if pixel_mode(layer.opts, layer.ctx) == "crd":
+        return Recipe("PixelShuffle" if up else "PixelUnshuffle", (r,))
+    return Recipe("DepthToSpace" if up else "SpaceToDepth", (r,), helper=True)
+
+
 def _dense_recipe(layer: _Layer) -> Recipe:
     o, x = layer.opts, layer.x
     lin = Recipe("Linear", (x.channels, o["units"]), _kw(bias=o["bias"]))
@@ -435,6 +497,11 @@ _FACTORIES: tuple[tuple[tuple[str, ...], Callable[[_Layer], Recipe]], ...] = (
     (("adaptive_avgpool", "adaptive_maxpool"), _adaptive_pool_recipe),
     (("batchnorm",), _batchnorm_recipe),
     (("layernorm",), _layernorm_recipe),
+    (("groupnorm",), _groupnorm_recipe),
+    (("instancenorm",), _instancenorm_recipe),
+    (("prelu",), _prelu_recipe),
+    (("lrn",), _lrn_recipe),
+    (("pixel_shuffle", "pixel_unshuffle"), _pixel_recipe),
     (("dropout",), lambda layer: Recipe("Dropout", (layer.opts["rate"],))),
     (("flatten",), lambda layer: Recipe("Flatten")),
     (("dense",), _dense_recipe),

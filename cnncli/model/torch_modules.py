@@ -181,6 +181,48 @@ class LayerScale(nn.Module):
         return x * self.gamma
 
 
+class KerasPReLU(nn.Module):
+    """Keras's PReLU: ``max(x, 0) + α · min(x, 0)`` with a learned α of ``shape`` (channels
+    first, without the batch; 1 on the axes that share a slope), one per position by default."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(x, min=0) + self.alpha * torch.clamp(x, max=0)
+
+
+class DepthToSpace(nn.Module):
+    """TensorFlow's depth_to_space (ONNX DepthToSpace, mode DCR): (C·r², H, W) → (C, H·r, W·r)
+    taking the block's position from the outer channels (PixelShuffle takes it from the inner)."""
+
+    def __init__(self, block: int) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        r = self.block
+        y = x.reshape(n, r, r, c // (r * r), h, w).permute(0, 3, 4, 1, 5, 2)
+        return y.reshape(n, c // (r * r), h * r, w * r)
+
+
+class SpaceToDepth(nn.Module):
+    """TensorFlow's space_to_depth (ONNX SpaceToDepth): (C, H·r, W·r) → (C·r², H, W), the
+    block's position in the outer channels (the inverse of :class:`DepthToSpace`)."""
+
+    def __init__(self, block: int) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        r = self.block
+        y = x.reshape(n, c, h // r, r, w // r, r).permute(0, 3, 5, 1, 2, 4)
+        return y.reshape(n, c * r * r, h // r, w // r)
+
+
 #: Every class above, in the order a written source file defines them.
 HELPERS = (
     Pad,
@@ -194,4 +236,7 @@ HELPERS = (
     Cropping,
     Split,
     LayerScale,
+    KerasPReLU,
+    DepthToSpace,
+    SpaceToDepth,
 )

@@ -205,6 +205,8 @@ ACTIVATIONS = {
     **dict.fromkeys(("SiLU", "silu", "silu_"), "silu"),
     **dict.fromkeys(("Hardswish", "hardswish", "hardswish_"), "hardswish"),
     **dict.fromkeys(("Hardsigmoid", "hardsigmoid", "hardsigmoid_"), "hardsigmoid"),
+    **dict.fromkeys(("SELU", "selu", "selu_"), "selu"),
+    **dict.fromkeys(("Mish", "mish"), "mish"),
 }
 #: Functions and methods that hand their input on unchanged as far as shapes go (no row).
 _PASS_THROUGH = ("contiguous", "clone", "detach", "float", "to", "type_as", "cpu")
@@ -392,6 +394,17 @@ class Ops(Emitter):
             (nn.Softmax, lambda m, x, o: self._softmax(x, o, m.dim)),
             (nn.Hardtanh, lambda m, x, o: self._hardtanh(x, o, m.min_val, m.max_val)),
             (nn.ChannelShuffle, lambda m, x, o: self.channel_shuffle(x, o, int(m.groups))),
+            (nn.GroupNorm, self._groupnorm),
+            (nn.modules.instancenorm._InstanceNorm, self._instancenorm),
+            (nn.PReLU, lambda m, x, o: self.prelu(x, o, m.weight)),
+            (nn.ELU, lambda m, x, o: self._unary(x, o, "elu", alpha=float(m.alpha))),
+            (nn.Softplus, lambda m, x, o: self.softplus(x, o, m.beta, m.threshold)),
+            (nn.LocalResponseNorm, self._lrn),
+            (nn.PixelShuffle, lambda m, x, o: self.pixel("pixel_shuffle", x, o, m.upscale_factor)),
+            (
+                nn.PixelUnshuffle,
+                lambda m, x, o: self.pixel("pixel_unshuffle", x, o, m.downscale_factor),
+            ),
         )
         found = [h for classes, h in table if isinstance(mod, classes)]
         if kind in ACTIVATIONS:
@@ -474,6 +487,74 @@ class Ops(Emitter):
         return self.emit(
             {"type": "layernorm", "eps": eps, "affine": affine}, [x], out, x.perm, tensors
         )
+
+    def _groupnorm(self, mod: Any, x: T, out: Any) -> T | None:
+        return self.groupnorm(x, out, int(mod.num_groups), float(mod.eps), bool(mod.affine))
+
+    def groupnorm(
+        self, x: T, out: Any, groups: int, eps: float, affine: bool, tensors: Tensors | None = None
+    ) -> T | None:
+        """GroupNorm over PyTorch's channel axis (dim 1)."""
+        if len(x.shape) < 1:
+            return None
+        x = self.channels_at(x, 0)
+        spec = {"type": "groupnorm", "groups": groups, "eps": eps, "affine": affine}
+        return self.emit(spec, [x], out, x.perm, tensors)
+
+    def _instancenorm(self, mod: Any, x: T, out: Any) -> T | None:
+        nd = int(type(mod).__name__[-2])
+        if len(x.shape) != nd + 1:
+            return None  # an unbatched call: its channels are not PyTorch's dim 1
+        x = self.channels_at(x, 0)
+        spec: dict[str, Any] = {
+            "type": "instancenorm",
+            "eps": float(mod.eps),
+            "affine": bool(mod.affine),
+            "track_running_stats": bool(mod.track_running_stats),
+        }
+        if mod.momentum is not None and 0 <= mod.momentum <= 1:
+            spec["momentum"] = float(mod.momentum)
+        return self.emit(spec, [x], out, x.perm)
+
+    def prelu(self, x: T, out: Any, weight: Any, tensors: Tensors | None = None) -> T | None:
+        """nn.PReLU / F.prelu: one slope, or one per channel (PyTorch's dim 1)."""
+        n = int(weight.numel())
+        if n == 1:
+            return self.emit({"type": "prelu", "num_parameters": 1}, [x], out, x.perm, tensors)
+        if weight.dim() != 1 or len(x.shape) < 1:
+            return None
+        x = self.channels_at(x, 0)
+        spec = {"type": "prelu", "num_parameters": n}
+        return self.emit(spec, [x], out, x.perm, tensors)
+
+    def softplus(self, x: T, out: Any, beta: Any, threshold: Any) -> T | None:
+        if not (_number(beta) and _number(threshold)) or beta <= 0 or threshold <= 0:
+            return None
+        return self._unary(x, out, "softplus", beta=float(beta), threshold=float(threshold))
+
+    def _lrn(self, mod: Any, x: T, out: Any) -> T | None:
+        return self.lrn(x, out, mod.size, mod.alpha, mod.beta, mod.k)
+
+    def lrn(self, x: T, out: Any, size: Any, alpha: Any, beta: Any, k: Any) -> T | None:
+        """LocalResponseNorm across PyTorch's channel axis (dim 1)."""
+        if len(x.shape) < 2 or not all(map(_number, (alpha, beta, k))):
+            return None
+        x = self.channels_at(x, 0)
+        spec = {
+            "type": "lrn",
+            "size": int(size),
+            "alpha": float(alpha),
+            "beta": float(beta),
+            "k": float(k),
+        }
+        return self.emit(spec, [x], out, x.perm)
+
+    def pixel(self, kind: str, x: T, out: Any, factor: Any) -> T | None:
+        """PixelShuffle / PixelUnshuffle of a (C, H, W) tensor (PyTorch's order, crd)."""
+        x = self.plain(x)
+        if len(x.shape) != 3:
+            return None
+        return self.emit({"type": kind, "factor": int(factor), "mode": "crd"}, [x], out)
 
     def _maxpool(self, mod: Any, x: T, out: Any) -> T | None:
         if mod.return_indices:
@@ -661,6 +742,29 @@ class Ops(Emitter):
                 c.x, o, c.get(1, "min_val", -1.0), c.get(2, "max_val", 1.0)
             ),
             "pad": self._f_pad,
+            **dict.fromkeys(
+                ("elu", "elu_"),
+                lambda c, o: self._unary(c.x, o, "elu", alpha=float(c.get(1, "alpha", 1.0))),
+            ),
+            "softplus": lambda c, o: self.softplus(
+                c.x, o, c.get(1, "beta", 1.0), c.get(2, "threshold", 20.0)
+            ),
+            "local_response_norm": lambda c, o: self.lrn(
+                c.x,
+                o,
+                c.get(1, "size"),
+                c.get(2, "alpha", 1e-4),
+                c.get(3, "beta", 0.75),
+                c.get(4, "k", 1.0),
+            ),
+            "pixel_shuffle": lambda c, o: self.pixel(
+                "pixel_shuffle", c.x, o, c.get(1, "upscale_factor")
+            ),
+            "pixel_unshuffle": lambda c, o: self.pixel(
+                "pixel_unshuffle", c.x, o, c.get(1, "downscale_factor")
+            ),
+            "prelu": self._f_prelu,
+            "group_norm": self._f_group_norm,
             "layer_norm": self._f_layer_norm,
             "batch_norm": self._f_batch_norm,
             "linear": self._f_linear,
@@ -897,6 +1001,20 @@ class Ops(Emitter):
         if affine != (call.get(3, "bias") is not None):
             return None
         return self.layernorm(call.x, out, affine, float(call.get(4, "eps", 1e-5)), tensors)
+
+    def _f_prelu(self, call: Args, out: Any) -> T | None:
+        weight = call.get(1, "weight")
+        if not isinstance(weight, P):
+            return None
+        return self.prelu(call.x, out, weight.tensor, _weights_of([weight]))
+
+    def _f_group_norm(self, call: Args, out: Any) -> T | None:
+        tensors = self._weights(call, (2, "weight"), (3, "bias"))
+        affine = call.get(2, "weight") is not None
+        if tensors is None or affine != (call.get(3, "bias") is not None):
+            return None
+        groups, eps = call.get(1, "num_groups"), call.get(4, "eps", 1e-5)
+        return self.groupnorm(call.x, out, int(groups), float(eps), affine, tensors)
 
     def _f_batch_norm(self, call: Args, out: Any) -> T | None:
         stats = self._weights(call, (1, "running_mean"), (2, "running_var"))

@@ -22,7 +22,6 @@ a difference is a bug of this reader, reported as an error, never papered over.
 from __future__ import annotations
 
 import json
-import math
 import re
 import zipfile
 import zlib
@@ -533,6 +532,27 @@ def _layernorm(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
     return {"type": "layernorm", "eps": cfg.get("epsilon", 1e-3), "affine": bool(scale)}
 
 
+def _groupnorm(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
+    """GroupNormalization; ``groups=-1`` (a group per channel) is instance normalization."""
+    reader.channel_axis(cfg.get("axis", -1), "axis")
+    scale, center = cfg.get("scale", True), cfg.get("center", True)
+    if scale != center:
+        raise _Unknown("GroupNormalization with only one of scale and center")
+    groups = cfg.get("groups", 32)
+    out = {"eps": cfg.get("epsilon", 1e-3), "affine": bool(scale)}
+    if groups == -1:
+        return {"type": "instancenorm", **out}
+    return {"type": "groupnorm", "groups": groups, **out}
+
+
+def _prelu(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
+    """PReLU: a slope per position and channel, but for the ``shared_axes`` (Keras's default:
+    none shared, written out as ``[]`` so the file does not depend on the framework's default)."""
+    shared = cfg.get("shared_axes")
+    shared = [] if shared is None else _ints(shared)
+    return {"type": "prelu", "shared_axes": shared if isinstance(shared, list) else [shared]}
+
+
 def _concat(cfg: dict[str, Any], reader: _Reader) -> dict[str, Any]:
     reader.channel_axis(cfg.get("axis", -1), "axis")
     return {"type": "concat"}
@@ -607,6 +627,9 @@ def _registry() -> dict[str, Converter]:
         "Activation": _activation_layer,
         "ReLU": _relu,
         "LeakyReLU": _leaky_relu,
+        "ELU": lambda cfg, reader: {"type": "elu", "alpha": cfg.get("alpha", 1.0)},
+        "PReLU": _prelu,
+        "GroupNormalization": _groupnorm,
         "Softmax": _fixed("softmax"),
         "Add": _fixed("add"),
         "Multiply": _fixed("multiply"),
@@ -1084,7 +1107,6 @@ _WEIGHTLESS = frozenset(
         "Maximum",
         "Minimum",
         "Activation",
-        "ELU",
         "ThresholdedReLU",
         "Lambda",
         "TFOpLambda",
@@ -1105,11 +1127,6 @@ def _opaque_params(class_name: str, cfg: dict[str, Any], shapes: list[Shape | No
     if class_name == "Embedding":
         size, width = cfg.get("input_dim"), cfg.get("output_dim")
         return size * width if isinstance(size, int) and isinstance(width, int) else None
-    if class_name == "PReLU" and shapes and shapes[0] is not None:
-        shared = cfg.get("shared_axes") or []
-        shared = shared if isinstance(shared, list) else [shared]
-        dims = [1 if i + 1 in shared else d for i, d in enumerate(shapes[0])]
-        return None if None in dims else math.prod(d for d in dims if d is not None)
     return None
 
 

@@ -1651,7 +1651,111 @@ def _reshape(conv: _Converter, node: Any, ins: list[_Value]) -> None:
         target = _reshape_target(shape, dims, allowzero)
     except ModelError as err:
         raise conv._error(node, str(err)) from None
+    if _group_norm_pattern(conv, node, x, target) or _unshuffle_pattern(conv, node, x, target):
+        return
     _reshape_to(conv, node, x, target)
+
+
+def _unshuffle_pattern(conv: _Converter, node: Any, x: _Act, target: list[int]) -> bool:
+    """``Reshape(N, C, H/r, r, W/r, r) → Transpose(0, 1, 3, 5, 2, 4) → Reshape(N, C·r², H/r,
+    W/r)``, as both of torch's exporters write ``nn.PixelUnshuffle``: one pixel_unshuffle layer
+    (True), or nothing (False)."""
+    c, spatial = x.shape.channels, x.shape.spatial
+    if len(target) != 6 or len(spatial) != 2 or target[:2] != [conv.batch_value, c]:
+        return False
+    r = target[3]
+    if r < 1 or target[5] != r or [target[2] * r, target[4] * r] != list(spatial):
+        return False
+    swap = _only_reader(conv, node.output[0], "Transpose")
+    back = swap and _only_reader(conv, swap.output[0], "Reshape")
+    if not back or _perm(swap, 6) != [0, 1, 3, 5, 2, 4] or len(back.input) < 2:
+        return False
+    value = conv.lookahead(back.input[1])
+    if not isinstance(value, _Const) or value.is_float:
+        return False
+    dims = (conv.batch_value, c, r, r, target[2], target[4])
+    try:
+        shape = _reshape_target(conv._array(value, back), dims, False)
+    except ModelError:
+        return False
+    if shape != [conv.batch_value, c * r * r, target[2], target[4]]:
+        return False
+    conv.skip.update((id(swap), id(back)))
+    opts = {"factor": r, "mode": "crd"}
+    conv.emit(node, "pixel_unshuffle", opts, [x], outputs=list(back.output[:1]))
+    conv.stats.fused["Reshape, Transpose and Reshape read as one pixel_unshuffle"] += 1
+    return True
+
+
+def _only_reader(conv: _Converter, tensor: str, op: str) -> Any:
+    """The one node reading ``tensor``, when it is an ``op`` of the default domain."""
+    readers = conv.consumers.get(tensor, [])
+    node = readers[0] if len(readers) == 1 else None
+    ok = node is not None and node.op_type == op and node.domain in _DEFAULT_DOMAINS
+    return node if ok else None
+
+
+def _other_const(conv: _Converter, node: Any, tensor: str) -> _Const | None:
+    """The constant operand of a two-input ``node`` whose other operand is ``tensor``."""
+    others = [n for n in node.input if n != tensor]
+    value = conv.lookahead(others[0]) if len(others) == 1 and len(node.input) == 2 else None
+    return value if isinstance(value, _Const) else None
+
+
+def _restores(conv: _Converter, back: Any, x: _Act, source: str) -> bool:
+    """Reshape ``back`` gives ``x``'s shape again: its target is ``Shape(source)`` or a constant
+    that resolves to the same sizes."""
+    target = back.input[1] if len(back.input) > 1 else ""
+    producer = conv.producers.get(target)
+    if producer is not None and producer.op_type == "Shape" and list(producer.input) == [source]:
+        return not _attrs(producer)  # the whole shape, no start/end
+    value = conv.lookahead(target)
+    if not isinstance(value, _Const) or value.is_float:
+        return False
+    dims = (conv.batch_value, *x.shape.dims(False))
+    try:
+        shape = _reshape_target(conv._array(value, back), dims, False)
+    except ModelError:
+        return False
+    return tuple(shape) == dims
+
+
+def _group_norm_pattern(conv: _Converter, node: Any, x: _Act, target: list[int]) -> bool:
+    """``Reshape(N, G, -1) → InstanceNormalization → Reshape back [→ Mul γ → Add β]``, as both
+    of torch's exporters write ``nn.GroupNorm``: one groupnorm layer (True), or nothing (False).
+    γ and β are the file's weights when it holds one per channel (affine); a Mul by 1 and an Add
+    of 0 (the TorchScript exporter's for ``affine=False``) are part of the layer, without weights."""
+    c = x.shape.channels
+    if len(target) != 3 or target[0] != conv.batch_value or not 1 <= target[1] <= c:
+        return False
+    groups = target[1]
+    norm = _only_reader(conv, node.output[0], "InstanceNormalization")
+    back = norm and _only_reader(conv, norm.output[0], "Reshape")
+    if not back or c % groups or not _restores(conv, back, x, node.input[0]):
+        return False
+    fused, end = [norm, back], back
+    weights: list[_Const] = []
+    for op, neutral in (("Mul", 1.0), ("Add", 0.0)):
+        step = _only_reader(conv, end.output[0], op)
+        value = step and _other_const(conv, step, end.output[0])
+        if not step or value is None:
+            break
+        if value.stored and value.is_float and _per_channel(value, x):
+            weights.append(value)
+        elif value.size != 1 or float(conv._array(value, step).reshape(-1)[0]) != neutral:
+            break
+        fused.append(step)
+        end = step
+    if len(weights) == 1:
+        return False  # γ without β (or β alone): no layer type holds one of them
+    eps = float(_attrs(norm).get("epsilon", 1e-5))
+    conv.skip.update(id(n) for n in fused)
+    opts = {"groups": groups, "eps": eps, "affine": bool(weights)}
+    conv.emit(node, "groupnorm", opts, [x], weights, outputs=list(end.output[:1]))
+    conv.stats.fused[
+        "Reshape, InstanceNormalization, Reshape (Mul, Add) read as one groupnorm"
+    ] += 1
+    return True
 
 
 def _reshape_to(conv: _Converter, node: Any, x: _Act, target: list[int]) -> None:
@@ -1701,8 +1805,8 @@ def _transpose(conv: _Converter, node: Any, ins: list[_Value]) -> None:
     x = _act(ins[0])
     rank = 2 + len(x.shape.spatial)
     perm = _perm(node, rank)
-    if len(perm) != rank or perm[0] != 0:
-        raise _Opaque
+    if len(perm) != rank or perm[0] != 0 or rank > 5:
+        raise _Opaque  # a permute holds at most 4 axes besides the batch
     if x.last:  # the permute back (_takes_last let only that through)
         conv._check(node, node.output[0], x.shape)
         conv.values[node.output[0]] = _Act(x.ref, x.shape)
@@ -1785,6 +1889,8 @@ def _merge(conv: _Converter, node: Any, ins: list[_Value]) -> None:
         raise _Opaque
     x, c = acts[0], consts[0]
     if op == "Div" and _gelu(conv, node, x):
+        return
+    if op == "Mul" and c.size == 1 and _softplus_beta(conv, node, x, c):
         return
     if c.size == 1:
         _rescaling(conv, node, x, c, ins[0] is c)
@@ -2094,6 +2200,185 @@ def _layernorm(conv: _Converter, node: Any, ins: list[_Value]) -> None:
     conv.emit(node, "layernorm", {"eps": eps}, [x], weights)
 
 
+def _group_norm(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """GroupNormalization → groupnorm. Opset 21's scale and bias hold one number per channel;
+    opset 18's one per group, which no layer type holds unless the groups are the channels."""
+    x = _act(ins[0])
+    scale, bias = _const(ins[1]), _const(ins[2])
+    a = _attrs(node)
+    c = x.shape.channels
+    if scale.size != bias.size or scale.size not in (c, a.get("num_groups")):
+        raise _Opaque
+    if scale.size != c:
+        # Opset 18's per-group scale and shift: an opaque row of the input's shape (ONNX's shape
+        # inference gives none for this function operator), its weights the file's.
+        opts: dict[str, Any] = {"op": node.op_type, "shape": list(x.shape.dims(False))}
+        opts["params"] = scale.size + bias.size
+        conv.emit(node, "opaque", opts, [x], [scale, bias])
+        conv.stats.opaque_params += scale.size + bias.size
+        return
+    opts = {"groups": int(a["num_groups"]), "eps": float(a.get("epsilon", 1e-5))}
+    conv.emit(node, "groupnorm", opts, [x], [scale, bias])
+
+
+def _instance_norm(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """InstanceNormalization → instancenorm: affine when the file holds scale and bias as
+    weights (the TorchScript exporter writes ``affine=False`` as Constant nodes, not weights)."""
+    x = _act(ins[0])
+    scale, bias = _const(ins[1]), _const(ins[2])
+    c = x.shape.channels
+    if scale.size != c or bias.size != c or not x.shape.spatial:
+        raise _Opaque
+    held = [w for w in (scale, bias) if w.stored]
+    if len(held) == 1:
+        raise _Opaque
+    opts = {"eps": float(_attrs(node).get("epsilon", 1e-5)), "affine": bool(held)}
+    conv.emit(node, "instancenorm", opts, [x], held)
+
+
+def _prelu(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """PRelu → prelu: one slope (num_parameters 1), one per channel (num_parameters C), or
+    slopes broadcast over other axes (shared_axes: the axes of size 1)."""
+    x, slope = _act(ins[0]), _const(ins[1])
+    dims = list(x.shape.dims(False))
+    sdims = list(slope.dims)
+    if len(sdims) > len(dims) + 1 or (len(sdims) == len(dims) + 1 and sdims[0] != 1):
+        raise _Opaque  # a slope per sample
+    sdims = ([1] * (len(dims) - len(sdims)) + sdims)[-len(dims) :] if dims else []
+    if any(s not in (1, d) for s, d in zip(sdims, dims, strict=True)):
+        raise _Opaque
+    weights = [slope] if slope.stored and slope.is_float else []
+    if slope.size == 1:
+        opts: dict[str, Any] = {"num_parameters": 1}
+    elif sdims[0] == slope.size:
+        opts = {"num_parameters": slope.size}
+    else:
+        opts = {"shared_axes": [i + 1 for i, s in enumerate(sdims) if s == 1]}
+    if not weights:
+        raise _Opaque  # computed slopes: not a layer's parameters
+    conv.emit(node, "prelu", opts, [x], weights)
+
+
+def _elu(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    alpha = float(_attrs(node).get("alpha", 1.0))
+    conv.emit(node, "elu", {"alpha": alpha}, [_act(ins[0])])
+
+
+def _selu(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Selu with its standard constants (PyTorch's SELU; others have no layer type)."""
+    a = _attrs(node)
+    alpha, gamma = (
+        float(a.get("alpha", 1.67326319217681884765625)),
+        float(a.get("gamma", 1.05070102214813232421875)),
+    )
+    if not (
+        math.isclose(alpha, 1.6732632, rel_tol=1e-6)
+        and math.isclose(gamma, 1.0507010, rel_tol=1e-6)
+    ):
+        raise _Opaque
+    conv.emit(node, "selu", {}, [_act(ins[0])])
+
+
+def _softplus(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """Softplus → softplus; ``x · tanh(softplus(x))`` (the TorchScript exporter's Mish) → mish;
+    ``Where(x > t, x, softplus(x))`` (the dynamo exporter's PyTorch threshold) → softplus with
+    that threshold."""
+    x = _act(ins[0])
+    source = node.input[0]
+    tanh = _only_reader(conv, node.output[0], "Tanh")
+    mul = tanh and _only_reader(conv, tanh.output[0], "Mul")
+    if mul and sorted(mul.input) == sorted([source, tanh.output[0]]):
+        conv.skip.update((id(tanh), id(mul)))
+        conv.emit(mul, "mish", {}, [x], outputs=list(mul.output[:1]))
+        conv.stats.fused["Softplus, Tanh and Mul read as one mish layer"] += 1
+        return
+    opts, end = _softplus_threshold(conv, node, source, node.output[0])
+    conv.emit(node, "softplus", opts, [x], outputs=list(end.output[:1]))
+
+
+def _softplus_threshold(
+    conv: _Converter, node: Any, source: str, result: str, scaled: str = ""
+) -> tuple[dict[str, Any], Any]:
+    """``Where(Greater(scaled, t), source, result)`` after a softplus of ``scaled`` (β·x, or x
+    itself): its threshold, and the node whose output is the layer's (the Where, skipped with
+    its Greater; else ``node``)."""
+    scaled = scaled or source
+    where = _only_reader(conv, result, "Where")
+    if where is None or list(where.input[1:]) != [source, result]:
+        return {}, node
+    greater = conv.producers.get(where.input[0])
+    limit = greater and _other_const(conv, greater, scaled)
+    if (
+        greater is None
+        or greater.op_type != "Greater"
+        or greater.input[0] != scaled
+        or limit is None
+        or limit.size != 1
+        or len(conv.consumers.get(greater.output[0], [])) != 1
+    ):
+        return {}, node
+    threshold = float(conv._array(limit, greater).reshape(-1)[0])
+    if not (math.isfinite(threshold) and threshold > 0):
+        return {}, node
+    conv.skip.update((id(where), id(greater)))
+    conv.stats.fused["Softplus, Greater and Where read as one softplus layer"] += 1
+    return {"threshold": threshold}, where
+
+
+def _softplus_beta(conv: _Converter, mul: Any, x: _Act, beta: _Const) -> bool:
+    """``Softplus(β·x) / β`` (PyTorch's Softplus with beta, as both exporters write it; the
+    dynamo one adds its threshold as a Where): one softplus layer named after the Mul (True),
+    or nothing (False)."""
+    value = float(conv._array(beta, mul).reshape(-1)[0])
+    readers = conv.consumers.get(mul.output[0], [])
+    soft = next((r for r in readers if r is not None and r.op_type == "Softplus"), None)
+    if soft is None:
+        return False
+    div = _only_reader(conv, soft.output[0], "Div")
+    divisor = div and _other_const(conv, div, soft.output[0])
+    if (
+        not div
+        or divisor is None
+        or divisor.size != 1
+        or div.input[0] != soft.output[0]
+        or not (math.isfinite(value) and value > 0)
+        or float(conv._array(divisor, div).reshape(-1)[0]) != value
+    ):
+        return False
+    source = next(n for n in mul.input if n not in (beta.name, ""))
+    opts, end = _softplus_threshold(conv, div, source, div.output[0], mul.output[0])
+    if len(readers) != (2 if opts else 1):
+        return False  # β·x read by something else: the Mul is a layer of its own
+    conv.skip.update((id(soft), id(div)))
+    conv.emit(mul, "softplus", {"beta": value, **opts}, [x], outputs=list(end.output[:1]))
+    conv.stats.fused["Mul, Softplus and Div read as one softplus layer"] += 1
+    return True
+
+
+def _lrn(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """LRN → lrn (ONNX's alpha is PyTorch's: both divide it by the size)."""
+    x = _act(ins[0])
+    a = _attrs(node)
+    opts = {
+        "size": int(a["size"]),
+        "alpha": float(a.get("alpha", 1e-4)),
+        "beta": float(a.get("beta", 0.75)),
+        "k": float(a.get("bias", 1.0)),
+    }
+    conv.emit(node, "lrn", opts, [x])
+
+
+def _depth_to_space(conv: _Converter, node: Any, ins: list[_Value]) -> None:
+    """DepthToSpace (DCR, CRD) → pixel_shuffle; SpaceToDepth (DCR order) → pixel_unshuffle."""
+    x = _act(ins[0])
+    a = _attrs(node)
+    if node.op_type == "DepthToSpace":
+        mode = str(a.get("mode", "DCR")).lower()
+        conv.emit(node, "pixel_shuffle", {"factor": int(a["blocksize"]), "mode": mode}, [x])
+    else:
+        conv.emit(node, "pixel_unshuffle", {"factor": int(a["blocksize"]), "mode": "dcr"}, [x])
+
+
 _HANDLERS: dict[str, Callable[[_Converter, Any, list[_Value]], None]] = {
     "Conv": _conv,
     "ConvTranspose": _conv_transpose,
@@ -2110,6 +2395,16 @@ _HANDLERS: dict[str, Callable[[_Converter, Any, list[_Value]], None]] = {
     "Tanh": _same_shape("tanh"),
     "Softmax": _softmax,
     "Gelu": _same_shape("gelu"),
+    "Elu": _elu,
+    "Selu": _selu,
+    "Softplus": _softplus,
+    "Mish": _same_shape("mish"),
+    "PRelu": _prelu,
+    "GroupNormalization": _group_norm,
+    "InstanceNormalization": _instance_norm,
+    "LRN": _lrn,
+    "DepthToSpace": _depth_to_space,
+    "SpaceToDepth": _depth_to_space,
     "Gemm": _gemm,
     "MatMul": _matmul,
     "BatchNormalization": _batchnorm,
