@@ -194,6 +194,20 @@ def test_mnist_convnet_from_the_command_line(capsys: pytest.CaptureFixture[str])
 
 #: One small channels-last Keras model per group of layer types (input 12x10x4 unless given).
 CASES: dict[str, tuple[str, str]] = {
+    "normalisation, activations and pixel shuffles": (
+        "input: [8, 8, 4]",
+        """
+  - {type: groupnorm, groups: 2, eps: 0.001}
+  - {type: instancenorm, affine: true}
+  - {type: prelu, shared_axes: [1, 2]}
+  - {type: elu}
+  - {type: selu}
+  - {type: softplus}
+  - {type: mish}
+  - {type: pixel_shuffle, factor: 2}
+  - {type: pixel_unshuffle, factor: 2}
+""",
+    ),
     "conv1d": (
         "input: [20, 3]",
         """
@@ -420,7 +434,14 @@ def test_small_models_agree_with_keras_layer_by_layer(name: str) -> None:
 def test_the_cases_cover_every_type_keras_has_a_layer_for() -> None:
     text = "\n".join(body for _, body in CASES.values()) + _BLOCKS
     used = {layers.layer_type(t).name for t in _types(text)}
-    without = {"channel_shuffle", "layer_scale", "stochastic_depth", "depthwise_conv3d", "opaque"}
+    without = {
+        "channel_shuffle",
+        "layer_scale",
+        "stochastic_depth",
+        "depthwise_conv3d",
+        "opaque",
+        "lrn",
+    }
     assert set(layers.LAYER_TYPES) - used == without
 
 

@@ -581,7 +581,7 @@ def test_opaque_rows_shared_weights_and_frozen_parameters(tmp_path: Path) -> Non
     rows = [(r.name, r.type, r.output_shape, r.params, r.trainable_params) for r in s.layers()]
     assert rows == [
         ("conv", "conv2d", (8, 8, 8), 224, 224),
-        ("norm", "opaque", (8, 8, 8), 16, 16),  # GroupNorm: no layer type, its weights held
+        ("norm", "groupnorm", (8, 8, 8), 16, 16),
         ("getitem", "opaque", (4, 8, 8), 0, 0),  # x[:, :4]
         ("shared", "conv2d", (4, 8, 8), 20, 20),
         ("shared_1", "opaque", (4, 8, 8), 0, 0),  # the second call: weights counted once
@@ -591,7 +591,7 @@ def test_opaque_rows_shared_weights_and_frozen_parameters(tmp_path: Path) -> Non
     model = _build(tmp_path, ODD, "Odd")
     assert s.totals.params == sum(p.numel() for p in model.parameters())
     assert s.totals.non_trainable_params == 10
-    assert s.totals.not_counted == {"GroupNorm": 1, "getitem": 1, "conv2d (weights shared)": 1}
+    assert s.totals.not_counted == {"getitem": 1, "conv2d (weights shared)": 1}
     assert any("modules called more than once" in n for n in s.notes)
     # The counted MACs leave out exactly the opaque rows' work (the shared conv's second call).
     assert s.totals.macs == _torch_macs(model, (3, 8, 8)) - 4 * 4 * 64
