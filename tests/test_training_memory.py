@@ -182,7 +182,10 @@ def measured_step(summary: Summary, optimizer: Optimizer) -> tuple[int, int, int
 #: (name, layers after a conv that makes the input require grad) — every saving rule.
 LAYER_CASES: list[tuple[str, str]] = [
     ("conv", "{type: conv2d, filters: 4, kernel: 3}"),
-    ("conv-pad-asym", "{type: conv2d, filters: 4, kernel: 3, stride: 2, padding: [[0, 1], [0, 1]]}"),
+    (
+        "conv-pad-asym",
+        "{type: conv2d, filters: 4, kernel: 3, stride: 2, padding: [[0, 1], [0, 1]]}",
+    ),
     ("conv-same-even", "{type: conv2d, filters: 4, kernel: 2, padding: same}"),
     ("conv-act-gelu", "{type: conv2d, filters: 4, kernel: 3, activation: gelu}"),
     ("conv-act-relu", "{type: conv2d, filters: 4, kernel: 3, activation: relu}"),
@@ -224,11 +227,17 @@ LAYER_CASES: list[tuple[str, str]] = [
     ("cropping", "{type: cropping2d, cropping: 1}, {type: conv2d, filters: 2, kernel: 1}"),
     ("reshape", "{type: reshape, shape: [-1]}, {type: dense, units: 3}"),
     ("permute", "{type: permute, dims: [2, 3, 1]}, {type: relu}"),
-    ("permute-reshape", "{type: permute, dims: [2, 3, 1]}, {type: reshape, shape: [-1]}, {type: dense, units: 3}"),
+    (
+        "permute-reshape",
+        "{type: permute, dims: [2, 3, 1]}, {type: reshape, shape: [-1]}, {type: dense, units: 3}",
+    ),
     ("mean", "{type: mean, axes: [2, 3]}, {type: dense, units: 3}"),
     ("identity", "{type: identity}, {type: relu}"),
     ("channel_shuffle", "{type: channel_shuffle, groups: 2}, {type: relu}"),
-    ("split", "{type: split, name: s, chunks: 2}, {type: conv2d, input: s.1, filters: 2, kernel: 1}"),
+    (
+        "split",
+        "{type: split, name: s, chunks: 2}, {type: conv2d, input: s.1, filters: 2, kernel: 1}",
+    ),
     ("layer_scale", "{type: layer_scale}"),
     ("stochastic_depth", "{type: stochastic_depth, rate: 0.2}"),
     ("stochastic_depth-batch", "{type: stochastic_depth, rate: 0.2, mode: batch}"),
@@ -237,8 +246,14 @@ LAYER_CASES: list[tuple[str, str]] = [
     ("normalization", "{type: normalization}, {type: relu}"),
     ("add", "{type: relu, name: r}, {type: add, input: [r, c]}"),
     ("concat", "{type: relu, name: r}, {type: concat, input: [r, c]}"),
-    ("multiply-gate", "{type: global_avgpool, keepdims: true}, {type: sigmoid, name: g}, {type: multiply, input: [c, g]}"),
-    ("multiply-3", "{type: relu, name: r}, {type: tanh, name: t}, {type: multiply, input: [c, r, t]}"),
+    (
+        "multiply-gate",
+        "{type: global_avgpool, keepdims: true}, {type: sigmoid, name: g}, {type: multiply, input: [c, g]}",
+    ),
+    (
+        "multiply-3",
+        "{type: relu, name: r}, {type: tanh, name: t}, {type: multiply, input: [c, r, t]}",
+    ),
     ("frozen-conv", "{type: conv2d, filters: 4, kernel: 3, trainable: false}, {type: relu}"),
     ("frozen-dense", "{type: flatten}, {type: dense, units: 4, trainable: false}"),
 ]
@@ -388,7 +403,10 @@ def test_cli_markdown(capsys: pytest.CaptureFixture[str]) -> None:
     ("args", "message"),
     [
         (["--batch", "4"], "--batch is for --train; add --train"),
-        (["--train", "--csv"], "--train prints totals, which --csv (one row per layer) has no place for"),
+        (
+            ["--train", "--csv"],
+            "--train prints totals, which --csv (one row per layer) has no place for",
+        ),
         (["--train", "--batch", "0"], "Invalid value for '--batch'"),
         (["--train", "--optimizer", "rmsprop"], "Invalid value for '--optimizer'"),
     ],

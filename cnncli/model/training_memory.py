@@ -21,31 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum, unique
 
+from cnncli.enums import DType, Optimizer
 from cnncli.model.build import Summary
 from cnncli.model.graph import Node
 from cnncli.model.layers import SPLIT_OUTPUT, TShape
-
-
-@unique
-class Optimizer(StrEnum):
-    """``--optimizer``: how many numbers ``torch.optim`` keeps per trainable parameter."""
-
-    SGD = "sgd"
-    MOMENTUM = "momentum"
-    ADAM = "adam"
-    ADAMW = "adamw"
-
-
-@unique
-class DType(StrEnum):
-    """``--dtype``: the dtype of every parameter, gradient, state and activation."""
-
-    FLOAT32 = "float32"
-    FLOAT16 = "float16"
-    BFLOAT16 = "bfloat16"
-
 
 #: The optimizer ``--train`` assumes unless told (the one most training scripts start with).
 DEFAULT_OPTIMIZER = Optimizer.ADAM
@@ -62,21 +42,14 @@ INDEX_BYTES = 8
 COUNTER_BYTES = 8
 
 CONVENTION = (
-    "Training memory follows PyTorch eager autograd on the CPU for cnncli's PyTorch build of "
-    "the model (the modules --verify builds) in train() mode, every tensor in {dtype} "
-    "(model.to(dtype), no autocast): parameters with batchnorm statistics and "
-    "num_batches_tracked; gradients of trainable parameters; {optimizer} state; the tensors "
-    "autograd saves for backward (convolution, linear, batchnorm, average pooling and "
-    "ReLU6/LeakyReLU/GELU/SiLU/hardswish their input, ReLU/sigmoid/tanh/softmax their output, "
-    "max pooling its input and int64 indices, dropout its mask in the dtype, batchnorm and "
-    "layernorm their statistics; each tensor once however many layers save it) for a batch of "
-    "{batch}; the input batch. No checkpointing, no in-place operations. The total is the sum: "
-    "a step holds all of it at the start of backward when gradients persist between steps "
-    "(zero_grad(set_to_none=False)); with set_to_none=True, PyTorch's default, gradients are "
-    "allocated as activations are freed and the real peak is lower. Not included: the "
-    "allocator's caching and fragmentation, cuDNN/oneDNN workspaces and temporaries, the CUDA "
-    "context, the loss and the labels, framework overhead. On CUDA dropout keeps a bool mask "
-    "(1 byte per element) instead."
+    "Training memory: PyTorch eager autograd (CPU, train mode, cnncli's PyTorch build of the "
+    "model as --verify builds it, model.to({dtype}), no autocast, no checkpointing, no in-place "
+    "ops); activations = the distinct tensors autograd saves for backward, by layer type "
+    "(docs/model-format.md), for a batch of {batch}; {optimizer}; parameters include batchnorm "
+    "statistics and num_batches_tracked. Total = the sum: the peak when gradients persist "
+    "between steps, lower with zero_grad(set_to_none=True). Not included: the allocator's "
+    "caching and fragmentation, cuDNN/oneDNN workspaces, the CUDA context, the loss, framework "
+    "overhead; on CUDA dropout keeps a 1-byte mask instead of one in the dtype."
 )
 
 
@@ -126,10 +99,10 @@ class TrainingMemory:
 
 
 _OPT_TEXT = {
-    Optimizer.SGD: "plain SGD (no state)",
-    Optimizer.MOMENTUM: "SGD with momentum (momentum_buffer: 1× trainable parameters)",
-    Optimizer.ADAM: "Adam (exp_avg, exp_avg_sq: 2× trainable parameters, plus a float32 step per parameter tensor)",
-    Optimizer.ADAMW: "AdamW (exp_avg, exp_avg_sq: 2× trainable parameters, plus a float32 step per parameter tensor)",
+    Optimizer.SGD: "SGD keeps no state",
+    Optimizer.MOMENTUM: "SGD with momentum keeps momentum_buffer, 1× the trainable parameters",
+    Optimizer.ADAM: "Adam keeps exp_avg and exp_avg_sq, 2× the trainable parameters, and a float32 step per parameter tensor",
+    Optimizer.ADAMW: "AdamW keeps exp_avg and exp_avg_sq, 2× the trainable parameters, and a float32 step per parameter tensor",
 }
 
 
