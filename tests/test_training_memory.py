@@ -312,6 +312,12 @@ ZOO_SLOW = ["densenet121", "inception_v3"]
 @pytest.mark.parametrize("name", ZOO + ZOO_SLOW)
 def test_zoo_activations_equal_autograd(name: str, batch: int) -> None:
     summary = summarize(name)
+    if name == "inception_v3" and batch == 1:
+        # PyTorch cannot train it on one sample: the auxiliary classifier's batchnorm sees one
+        # value per channel ((1, 768, 1, 1)). cnncli still counts it (not yet refused).
+        with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+            measured_activations(summary, batch)
+        return
     ours = training_memory(summary, batch).activation_bytes
     assert ours == measured_activations(summary, batch), name
 
