@@ -210,6 +210,26 @@ class Column(StrEnum):
     CONNECTED = "connected"
 
 
+@unique
+class Optimizer(StrEnum):
+    """``summary --train --optimizer``: how many numbers ``torch.optim`` keeps per trainable
+    parameter (the rule lives in :mod:`cnncli.model.training_memory`)."""
+
+    SGD = "sgd"
+    MOMENTUM = "momentum"
+    ADAM = "adam"
+    ADAMW = "adamw"
+
+
+@unique
+class DType(StrEnum):
+    """``summary --train --dtype``: the dtype of every parameter, gradient, state and activation."""
+
+    FLOAT32 = "float32"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+
+
 E = TypeVar("E", bound=StrEnum)
 
 

@@ -17,7 +17,7 @@ from cnncli.cli.options import (
     model_files,
     read_options,
 )
-from cnncli.enums import Column
+from cnncli.enums import Column, DType, Optimizer
 from cnncli.errors import UsageError
 
 EXAMPLES = """Print a model's layers, output shapes, parameters and MACs, from a YAML
@@ -69,6 +69,10 @@ Examples:
   cnncli summary lenet5 --markdown > lenet5.md
 
   cnncli summary googlenet --svg googlenet.svg
+
+  cnncli summary resnet50 --train --batch 32   # memory of a training step (Adam)
+
+  cnncli summary resnet50 --train --batch 64 --optimizer momentum --dtype bfloat16
 """
 
 _COLUMNS = tuple(c.value for c in Column)
@@ -172,6 +176,31 @@ def summary(
             help="Exit 1, printing nothing else, when a layer's MACs cannot be counted (an operator cnncli does not know).",
         ),
     ] = False,
+    train: Annotated[
+        bool,
+        typer.Option(
+            "--train",
+            help="Also print the memory one training step holds, as PyTorch autograd keeps it: parameters, gradients, optimizer state, activations saved for backward, the input batch.",
+        ),
+    ] = False,
+    batch: Annotated[
+        int | None,
+        typer.Option("--batch", min=1, help="With --train: the batch size (default 1)."),
+    ] = None,
+    optimizer: Annotated[
+        Optimizer | None,
+        typer.Option(
+            "--optimizer",
+            help="With --train: sgd (no state), momentum (1 copy), adam or adamw (2 copies and a step per tensor). Default: adam.",
+        ),
+    ] = None,
+    dtype: Annotated[
+        DType | None,
+        typer.Option(
+            "--dtype",
+            help="With --train: the dtype of every parameter, gradient, state and activation (model.to(dtype)). Default: float32.",
+        ),
+    ] = None,
     limit: LimitOption = None,
 ) -> None:
     """Summarise a model."""
@@ -193,6 +222,7 @@ def summary(
     if len(formats) > 1:
         raise UsageError(f"{' and '.join(formats)} cannot be combined; pick one output format")
     cols = _columns(columns)
+    _check_train(train, batch, optimizer, dtype, formats)
     if svg is not None:
         if formats:
             raise UsageError(
@@ -222,29 +252,55 @@ def summary(
         # Channels-last Keras models are built with Keras, every other model with PyTorch.
         builder = keras_check if keras_check.applies(result) else torch_check
         report = builder.verify_summary(result)  # raises ModelError on the first disagreement
+    memory = None
+    if train:
+        from cnncli.model.training_memory import DEFAULT_OPTIMIZER, training_memory
+
+        memory = training_memory(
+            result, batch or 1, optimizer or DEFAULT_OPTIMIZER, dtype or DType.FLOAT32
+        )
     fits = None
     if weights is not None:
         from cnncli.model.weights import check_weights
 
         fits = check_weights(result, weights)  # raises ModelError on the first mismatch
     if as_json:
-        sys.stdout.write(render.to_json(result))
+        sys.stdout.write(render.to_json(result, memory))
     elif as_csv:
         sys.stdout.write(render.to_csv(result))
     elif as_markdown:
-        sys.stdout.write(render.to_markdown(result, depth, cols))
+        sys.stdout.write(render.to_markdown(result, depth, cols, memory))
     else:
         if svg is not None:
             from cnncli.outputs import write_text
 
-            write_text(svg, render.svg(result, depth, cols, chart))
-        render.show(result, depth, cols, chart)
+            write_text(svg, render.svg(result, depth, cols, chart, memory=memory))
+        render.show(result, depth, cols, chart, memory=memory)
     for verdict in (report, fits):
         if verdict is not None:
             from cnncli.render.term import printable
 
             # Machine-readable output stays clean: the verdict goes to stderr there.
             (sys.stderr if formats else sys.stdout).write(printable(verdict) + "\n")
+
+
+def _check_train(
+    train: bool,
+    batch: int | None,
+    optimizer: Optimizer | None,
+    dtype: DType | None,
+    formats: list[str],
+) -> None:
+    """``--batch``, ``--optimizer`` and ``--dtype`` qualify ``--train``; CSV cannot hold it."""
+    if not train:
+        for flag, value in (("--batch", batch), ("--optimizer", optimizer), ("--dtype", dtype)):
+            if value is not None:
+                raise UsageError(f"{flag} is for --train; add --train")
+    elif "--csv" in formats:
+        raise UsageError(
+            "--train prints totals, which --csv (one row per layer) has no place for; "
+            "use --json or --markdown"
+        )
 
 
 def _list(model: str | None, variant: str | None, as_json: bool) -> None:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # Rich is imported only to draw the table: --json/--csv/--mar
     from rich.console import Console, Group
     from rich.text import Text
 
+    from cnncli.model.training_memory import TrainingMemory
+
 #: Optional columns of the table, in display order.
 OPTIONAL_COLUMNS = tuple(c.value for c in Column)
 
@@ -174,6 +176,35 @@ def totals_lines(summary: Summary) -> list[tuple[str, str]]:
     return lines
 
 
+def training_title(memory: TrainingMemory) -> str:
+    """``Training memory (batch 32, adam, float32)``: the heading of the breakdown."""
+    return f"Training memory (batch {memory.batch}, {memory.optimizer}, {memory.dtype})"
+
+
+def training_lines(memory: TrainingMemory) -> list[tuple[str, str]]:
+    """The ``--train`` breakdown: one (label, bytes) line per part, then the total."""
+    m = memory
+    short = " + opaque layers' saved tensors (incomplete)" if m.not_counted else ""
+    lines = [
+        ("Parameters", _bytes(m.parameter_bytes)),
+        ("Gradients", _bytes(m.gradient_bytes)),
+        ("Optimizer state", _bytes(m.optimizer_bytes)),
+        ("Activations kept for backward", _bytes(m.activation_bytes) + short),
+        ("Input batch", _bytes(m.input_bytes)),
+        ("Total", _bytes(m.total_bytes) + short),
+    ]
+    if m.not_counted:
+        lines.insert(
+            4,
+            (
+                "Not counted",
+                f"{not_counted_text(m.not_counted)}: what these operators save for backward is "
+                "unknown and missing from the total",
+            ),
+        )
+    return lines
+
+
 def _data_heads(columns: Sequence[str]) -> list[tuple[str, bool]]:
     """Titles (and right alignment) of the columns after Layer and Type, in table order."""
     heads: list[tuple[str, bool]] = []
@@ -216,6 +247,7 @@ def table(
     depth: int | None = None,
     columns: Sequence[str] = (),
     chart: bool = False,
+    memory: TrainingMemory | None = None,
 ) -> tuple[Text, Group]:
     """The table (Rich text), and the totals with the counting conventions that go under it."""
     from rich.cells import cell_len
@@ -248,8 +280,17 @@ def table(
     for label, value in totals_lines(summary):
         tot.add_row(label + ":", value)
     conv = CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS
+    train: list[Table | Text] = []
+    if memory is not None:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column()
+        grid.add_column(justify="left")
+        for label, value in training_lines(memory):
+            grid.add_row(label + ":", value)
+        train = [Text(training_title(memory) + ":"), grid, Text(memory.convention, style="dim")]
     return tbl, Group(
         tot,
+        *train,
         Text(conv, style="dim"),
         Text(notes(summary), style="dim"),
         *(Text(printable(n), style="dim") for n in summary.notes),
@@ -352,20 +393,26 @@ def show(
     columns: Sequence[str] = (),
     chart: bool = False,
     console: Console | None = None,
+    memory: TrainingMemory | None = None,
 ) -> None:
     from rich.console import Console
 
     console = console or Console(highlight=False)
-    _print(console, *table(summary, depth, columns, chart))
+    _print(console, *table(summary, depth, columns, chart, memory))
 
 
 def svg(
-    summary: Summary, depth: int | None, columns: Sequence[str], chart: bool, width: int = 140
+    summary: Summary,
+    depth: int | None,
+    columns: Sequence[str],
+    chart: bool,
+    width: int = 140,
+    memory: TrainingMemory | None = None,
 ) -> str:
     """The table as an SVG document (Rich's terminal rendering)."""
     from rich.console import Console
 
-    tbl, footer = table(summary, depth, columns, chart)
+    tbl, footer = table(summary, depth, columns, chart, memory)
     width = max(width, _width(tbl))
     console = Console(record=True, file=io.StringIO(), width=width, color_system="truecolor")
     console.print(tbl, soft_wrap=True)
@@ -401,8 +448,29 @@ def _layer_dict(row: Row) -> dict[str, Any]:
     }
 
 
-def to_dict(summary: Summary) -> dict[str, Any]:
-    """The JSON object: ``layers`` (every layer, in file order), ``blocks`` and ``totals``."""
+def training_dict(memory: TrainingMemory) -> dict[str, Any]:
+    """``training_memory`` of the JSON: every part in bytes, the total, the convention."""
+    m = memory
+    return {
+        "batch": m.batch,
+        "optimizer": m.optimizer.value,
+        "dtype": m.dtype.value,
+        "parameter_bytes": m.parameter_bytes,
+        "gradient_bytes": m.gradient_bytes,
+        "optimizer_state_bytes": m.optimizer_bytes,
+        "activation_bytes": m.activation_bytes,
+        "input_bytes": m.input_bytes,
+        "total_bytes": m.total_bytes,
+        # False when opaque layers save tensors nobody knows: the total is then a lower bound.
+        "complete": not m.not_counted,
+        "not_counted": dict(m.not_counted),
+        "convention": m.convention,
+    }
+
+
+def to_dict(summary: Summary, memory: TrainingMemory | None = None) -> dict[str, Any]:
+    """The JSON object: ``layers`` (every layer, in file order), ``blocks`` and ``totals``
+    (and ``training_memory`` with ``--train``)."""
     t = summary.totals
     return {
         "model": summary.name,
@@ -452,11 +520,12 @@ def to_dict(summary: Summary) -> dict[str, Any]:
         },
         # What the reader of an ONNX, Keras or PyTorch model did (empty for YAML models).
         "reader_notes": list(summary.notes),
+        **({"training_memory": training_dict(memory)} if memory is not None else {}),
     }
 
 
-def to_json(summary: Summary) -> str:
-    return json.dumps(to_dict(summary), indent=2) + "\n"
+def to_json(summary: Summary, memory: TrainingMemory | None = None) -> str:
+    return json.dumps(to_dict(summary, memory), indent=2) + "\n"
 
 
 CSV_FIELDS = (
@@ -512,7 +581,12 @@ def _md(text: str) -> str:
     return printable(text).replace("|", "\\|").replace("<", "&lt;")
 
 
-def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[str] = ()) -> str:
+def to_markdown(
+    summary: Summary,
+    depth: int | None = None,
+    columns: Sequence[str] = (),
+    memory: TrainingMemory | None = None,
+) -> str:
     """A GitHub Markdown table of the shown rows, then the totals."""
     heads = [("Layer", False), ("Type", False), *_data_heads(columns)]
     head = [title for title, _ in heads]
@@ -539,6 +613,14 @@ def to_markdown(summary: Summary, depth: int | None = None, columns: Sequence[st
     lines.append("")
     for label, value in totals_lines(summary):
         lines.append(f"- {label}: {value}")
+    if memory is not None:
+        lines.append("")
+        lines.append(f"{training_title(memory)}:")
+        lines.append("")
+        for label, value in training_lines(memory):
+            lines.append(f"- {label if label != 'Total' else 'Training memory, total'}: {value}")
+        lines.append("")
+        lines.append(memory.convention)
     lines.append("")
     lines.append(CONVENTIONS_BIAS if summary.count_bias else CONVENTIONS)
     lines.append("")
