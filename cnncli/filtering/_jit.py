@@ -251,7 +251,7 @@ def compile_core() -> None:
     compile."""
     from numba import config
 
-    if config.DISABLE_JIT:
+    if getattr(config, "DISABLE_JIT", False):  # set from the environment; Numba's stubs lack it
         return
     for name, sigs in SIGNATURES.items():
         dispatcher = globals()[name]

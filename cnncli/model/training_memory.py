@@ -162,7 +162,18 @@ VIEW = Effect(view=True)
 #: Activations by which tensor their backward reads (PyTorch 2.13: threshold_backward reads
 #: ReLU's result; hardtanh (ReLU6), leaky_relu, gelu, silu, hardswish, hardsigmoid their input).
 _SAVES_OUTPUT = ("relu", "sigmoid", "tanh", "softmax")
-_SAVES_INPUT = ("relu6", "leaky_relu", "gelu", "silu", "hardswish", "hardsigmoid")
+_SAVES_INPUT = (
+    "relu6",
+    "leaky_relu",
+    "gelu",
+    "silu",
+    "hardswish",
+    "hardsigmoid",
+    "elu",
+    "selu",
+    "softplus",
+    "mish",
+)
 
 
 def _activation(name: object, before: Keep) -> tuple[Keep, ...]:
@@ -267,6 +278,48 @@ def _layernorm(layer: Layer) -> Effect:
     return Effect((INPUT, Keep("new", tensor=Tensor(2 * (x.elements // x.channels)))))
 
 
+def _groupnorm(layer: Layer) -> Effect:
+    # native_group_norm: the input, mean and rstd (one each per sample and group).
+    return Effect((INPUT, Keep("new", tensor=Tensor(2 * int(layer.opts["groups"])))))  # type: ignore[call-overload]
+
+
+def _instancenorm(layer: Layer) -> Effect:
+    # F.instance_norm is batchnorm over a (1, N·C, …) view of the input: it keeps the input,
+    # save_mean and save_invstd, and the per-channel tensors it repeats N times (the weight,
+    # with affine; the running mean and variance, with track_running_stats), N·C each.
+    o = layer.opts
+    per = 2 + bool(o["affine"]) + 2 * bool(o["track_running_stats"])
+    return Effect((INPUT, Keep("new", tensor=Tensor(per * layer.inputs[0].channels))))
+
+
+def _prelu(layer: Layer) -> Effect:
+    # nn.PReLU keeps its input; cnncli's build of Keras's per-position slopes,
+    # clamp(x, 0) + α · clamp(x, max=0), keeps the input and, for α's gradient, clamp's result.
+    x = layer.inputs[0]
+    node = layer.node
+    assert node.out is not None
+    slopes = node.out.trainable + node.out.non_trainable
+    if slopes in (1, x.channels) or not layer.trains:
+        return Effect((INPUT,))
+    return Effect((INPUT, Keep("new", tensor=Tensor(x.elements))))
+
+
+def _lrn(layer: Layer) -> Effect:
+    # F.local_response_norm: x·x (keeps x), padded along channels and average-pooled (keeps the
+    # padded squares, C + size − 1 channels), then (… · α + k)^β (keeps its base) and x / that
+    # (keeps x and the divisor).
+    x = layer.inputs[0]
+    padded = (x.channels + int(layer.opts["size"]) - 1) * (x.elements // x.channels)  # type: ignore[call-overload]
+    return Effect(
+        (
+            INPUT,
+            Keep("new", tensor=Tensor(padded)),
+            Keep("new", tensor=Tensor(x.elements)),
+            Keep("new", tensor=Tensor(x.elements)),
+        )
+    )
+
+
 def _named_activation(layer: Layer) -> Effect:
     name = layer.node.kind.name
     return Effect(_activation(layer.opts["function"] if name == "activation" else name, INPUT))
@@ -360,6 +413,13 @@ RULES: dict[str, Rule] = {
     "batchnorm": Rule(_batchnorm, _bn_tensors),
     "layernorm": Rule(_layernorm, lambda node: 2 if node.opts["affine"] else 0),
     "layer_scale": Rule(_layer_scale, lambda node: 1),
+    "groupnorm": Rule(_groupnorm, lambda node: 2 if node.opts["affine"] else 0),
+    "instancenorm": Rule(_instancenorm, lambda node: 2 if node.opts["affine"] else 0),
+    "prelu": Rule(_prelu, lambda node: 1),
+    "lrn": Rule(_lrn),
+    # A copy through reshapes and a permute (PyTorch's pixel shuffle, cnncli's DCR build).
+    "pixel_shuffle": Rule(_always(NOTHING)),
+    "pixel_unshuffle": Rule(_always(NOTHING)),
     # cnncli's PyTorch build of Keras's Normalization returns its input (statistics as buffers).
     "normalization": Rule(_always(VIEW)),
     "rescaling": Rule(_rescaling),
