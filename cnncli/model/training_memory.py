@@ -46,10 +46,11 @@ CONVENTION = (
     "model as --verify builds it, model.to({dtype}), no autocast, no checkpointing, no in-place "
     "ops); activations = the distinct tensors autograd saves for backward, by layer type "
     "(docs/model-format.md), for a batch of {batch}; {optimizer}; parameters include batchnorm "
-    "statistics and num_batches_tracked. Total = the sum: the peak when gradients persist "
-    "between steps, lower with zero_grad(set_to_none=True). Not included: the allocator's "
-    "caching and fragmentation, cuDNN/oneDNN workspaces, the CUDA context, the loss, framework "
-    "overhead; on CUDA dropout keeps a 1-byte mask instead of one in the dtype."
+    "statistics and num_batches_tracked. Total = the sum: what is held as backward starts when "
+    "gradients persist between steps (less with zero_grad(set_to_none=True)). Not included: "
+    "the gradients of activations backward creates as it goes, the allocator's caching and "
+    "fragmentation, cuDNN/oneDNN workspaces, the CUDA context, the loss, framework overhead; "
+    "on CUDA dropout keeps a 1-byte mask instead of one in the dtype."
 )
 
 
