@@ -331,14 +331,16 @@ ZOO_SLOW = ["densenet121", "inception_v3"]
 @pytest.mark.parametrize("name", ZOO + ZOO_SLOW)
 def test_zoo_activations_equal_autograd(name: str, batch: int) -> None:
     summary = summarize(name)
+    memory = training_memory(summary, batch)
     if name == "inception_v3" and batch == 1:
         # PyTorch cannot train it on one sample: the auxiliary classifier's batchnorm sees one
-        # value per channel ((1, 768, 1, 1)). cnncli still counts it (not yet refused).
+        # value per channel ((1, 768, 1, 1)). cnncli counts it and warns, naming the layer.
         with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
             measured_activations(summary, batch)
+        assert [w.split(" (")[0] for w in memory.warnings] == ["layer 'AuxLogits.conv1.bn'"]
         return
-    ours = training_memory(summary, batch).activation_bytes
-    assert ours == measured_activations(summary, batch), name
+    assert memory.warnings == ()
+    assert memory.activation_bytes == measured_activations(summary, batch), name
 
 
 @pytest.mark.oracle
@@ -443,3 +445,38 @@ def test_cli_errors(args: list[str], message: str, capsys: pytest.CaptureFixture
     code, out, err = run(["summary", "lenet5", *args], capsys)
     assert code == 2 and out == ""
     assert message in err
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize(
+    ("layers", "batch", "refused"),
+    [
+        ("{type: global_avgpool, keepdims: true}, {type: batchnorm}", 1, True),
+        ("{type: global_avgpool, keepdims: true}, {type: batchnorm}", 2, False),
+        ("{type: batchnorm}", 1, False),
+        ("{type: global_avgpool, keepdims: true}, {type: instancenorm}", 2, True),
+        ("{type: instancenorm}", 1, False),
+    ],
+)
+def test_a_warning_exactly_where_pytorch_refuses_to_train(
+    layers: str, batch: int, refused: bool
+) -> None:
+    summary = _model(layers)
+    warned = bool(training_memory(summary, batch).warnings)
+    try:
+        measured_activations(summary, batch)
+        raised = False
+    except ValueError as err:
+        assert "Expected more than 1" in str(err)
+        raised = True
+    assert (warned, raised) == (refused, refused)
+
+
+def test_the_warning_is_one_stderr_line_and_in_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["summary", "inception_v3", "--train", "--json"], capsys)
+    assert code == 0
+    assert err.startswith("cnncli: warning: layer 'AuxLogits.conv1.bn' (batchnorm) ")
+    assert err.endswith("use --batch 2 or more\n") and err.count("\n") == 1
+    assert json.loads(out)["training_memory"]["warnings"] == [err[len("cnncli: warning: ") : -1]]
+    code, out, err = run(["summary", "inception_v3", "--train", "--batch", "2"], capsys)
+    assert (code, err) == (0, "")

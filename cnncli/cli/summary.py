@@ -259,6 +259,8 @@ def summary(
         memory = training_memory(
             result, batch or 1, optimizer or DEFAULT_OPTIMIZER, dtype or DType.FLOAT32
         )
+        for warning in memory.warnings:
+            sys.stderr.write(f"cnncli: warning: {warning}\n")
     fits = None
     if weights is not None:
         from cnncli.model.weights import check_weights

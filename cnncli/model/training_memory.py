@@ -81,6 +81,8 @@ class TrainingMemory:
     input_bytes: int
     #: Opaque layers (operator → layers): what they save is unknown, the total is a lower bound.
     not_counted: dict[str, int] = field(default_factory=dict)
+    #: Layers PyTorch refuses to train at this batch (one line each, naming the fix).
+    warnings: tuple[str, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -565,4 +567,29 @@ def training_memory(
         activation_bytes=activations,
         input_bytes=sum(w.sizes[k].bytes(batch, item) for k in input_keys),
         not_counted=w.not_counted,
+        warnings=_untrainable(layers, batch),
     )
+
+
+def _untrainable(layers: list[Node], batch: int) -> tuple[str, ...]:
+    """The normalisations PyTorch refuses in train mode at this batch: batchnorm with one value
+    per channel (batch × positions = 1: "Expected more than 1 value per channel when
+    training"), instance norm with one position ("Expected more than 1 spatial element")."""
+    found: list[str] = []
+    for n in layers:
+        if not n.inputs or n.out is None:
+            continue
+        positions = n.out.shape.elements // n.out.shape.channels
+        kind = n.kind.name
+        if kind == "batchnorm" and batch * positions == 1:
+            found.append(
+                f"layer {n.name!r} (batchnorm) normalises one value per channel at batch "
+                f'{batch}: PyTorch refuses to train it ("Expected more than 1 value per channel '
+                'when training"); use --batch 2 or more'
+            )
+        elif kind == "instancenorm" and positions == 1:
+            found.append(
+                f"layer {n.name!r} (instancenorm) normalises a single position: PyTorch refuses "
+                'to train it ("Expected more than 1 spatial element when training")'
+            )
+    return tuple(found)

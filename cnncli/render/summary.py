@@ -464,6 +464,7 @@ def training_dict(memory: TrainingMemory) -> dict[str, Any]:
         # False when opaque layers save tensors nobody knows: the total is then a lower bound.
         "complete": not m.not_counted,
         "not_counted": dict(m.not_counted),
+        "warnings": list(m.warnings),
         "convention": m.convention,
     }
 
