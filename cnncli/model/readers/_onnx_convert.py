@@ -20,6 +20,7 @@ from typing import Any
 from cnncli.errors import CnnCliError, ModelError, as_model_key
 from cnncli.model.layers import LAYER_TYPES, LayerOut, TShape, canonical_options, compute, show
 from cnncli.model.readers import ReadOptions, unique_name
+from cnncli.model.readers._onnx_branches import Branch, batch_free, branch_of
 from cnncli.model.readers._onnx_fold import FOLDABLE, fold, np_lib
 from cnncli.model.readers._onnx_names import dynamo_path, sanitize, torchscript_path
 from cnncli.model.readers._onnx_ops import HANDLERS, takes_last
@@ -43,6 +44,8 @@ from cnncli.outputs import describe_os_error
 #: External tensors of at most this many numbers (floats, integers) are read at once: shape
 #: constants and scales that shape inference and folding may need; weights are not.
 _SMALL, _SMALL_INTEGERS = 64, 4096
+#: How many nodes back :meth:`Converter.lookahead` follows a chain of constant arithmetic.
+_AHEAD = 64
 
 
 @dataclass
@@ -57,6 +60,8 @@ class Stats:
     split_pools: int = 0
     channels_last: int = 0
     opaque_params: int = 0
+    #: If nodes replaced by the branch their condition takes (over every reading).
+    branches: int = 0
 
 
 class Converter:
@@ -96,17 +101,29 @@ class Converter:
         self.stripped: dict[str, tuple[int, int]] = {}
         #: (input ref, channel sizes) → the split layer that cuts that tensor so (Slices share it).
         self.splits: dict[tuple[str, tuple[int, ...]], str] = {}
+        #: id(If) → the branch it takes, when its condition is known (see _onnx_branches).
+        self.branches: dict[int, Branch] = {}
 
     # ---------------------------------------------------------------- setup
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> dict[str, Any] | None:
+        """The model data; None when ``If`` nodes took a branch (:attr:`branches`): the graph
+        is to be read again with the branches in it (:func:`._onnx_branches.with_branches`)."""
         self._read_initializers()
         self._read_inputs()
         self.inferred = self._infer()
         self._index()
         for node in self.graph.node:
-            if id(node) not in self.skip:
+            if id(node) in self.skip:
+                continue
+            try:
                 self._node(node)
+            except ModelError:
+                if not self.branches:
+                    raise
+                return None  # shapes past a branch are ONNX's to give: read again first
+        if self.branches:
+            return None
         if not self.layers:
             raise ModelError(f"{self.label}: the graph computes nothing from its input")
         return {
@@ -282,6 +299,8 @@ class Converter:
         if op == "Constant" and default:
             self._constant(node)
             return
+        if op == "If" and default and self._take_branch(node, ins):
+            return
         acts = [v for v in ins if isinstance(v, Act)]
         if not acts:
             self._fold_node(node, ins)
@@ -297,12 +316,58 @@ class Converter:
         except Opaque:
             self._opaque(node, ins)
 
-    def lookahead(self, name: str) -> Value:
-        """A tensor that may come from a Constant node later in the file (exporters put the
-        constants of a pattern anywhere before its use): read now, for matching patterns."""
+    def _take_branch(self, node: Any, ins: list[Value]) -> bool:
+        """An If whose condition is a constant: its branch's nodes read now, in its place
+        (True); False for a condition known only when the model runs."""
+        cond = ins[0] if ins else None
+        if not isinstance(cond, Const) or (cond.array is None and cond.tensor is None):
+            return False
+        value = self.array(cond, node)
+        if value.size != 1:
+            return False
+        if self.batch_symbol is not None and not batch_free(self, node, value):
+            raise self.error(
+                node,
+                f"its condition depends on the batch size, which the file leaves open "
+                f"({self.batch_symbol!r}): the branch taken is known only when the model runs; "
+                "export the model with a fixed batch",
+            )
+        branch = branch_of(self.onnx, node, bool(value.reshape(-1)[0]))
+        self.branches[id(node)] = branch
+        for t in branch.initializers:
+            dims = tuple(int(d) for d in t.dims)
+            self.values[t.name] = Const(t.name, dims, t.data_type, tensor=t, stored=True)
+        for inner in branch.nodes:
+            for name in inner.output:
+                self.producers[name] = inner
+        for inner in branch.nodes:
+            self._node(inner)
+        return True
+
+    def lookahead(self, name: str, depth: int = 0) -> Value:
+        """A tensor the walk has not reached yet, when it can be computed now: a Constant node
+        later in the file, or arithmetic on constants and on the shapes of layers read already
+        (exporters put a pattern's shape arithmetic anywhere before its use). For matching
+        patterns; None when it cannot be known yet."""
         producer = self.producers.get(name)
-        if name not in self.values and producer is not None and producer.op_type == "Constant":
+        if name in self.values or producer is None or depth > _AHEAD:
+            return self.values.get(name)
+        if producer.domain not in DEFAULT_DOMAINS or id(producer) in self.skip:
+            return None
+        if producer.op_type == "Constant":
             self._constant(producer)
+            return self.values.get(name)
+        ins = [self.lookahead(i, depth + 1) if i else None for i in producer.input]
+        if any(v is None for i, v in zip(producer.input, ins, strict=True) if i):
+            return None
+        try:
+            if producer.op_type in ("Shape", "Size") and isinstance(ins[0], Act):
+                HANDLERS[producer.op_type](self, producer, ins)
+            elif any(isinstance(v, Act) for v in ins) or self._fold(producer, ins):
+                return None
+        except Opaque:
+            return None
+        self.skip.add(id(producer))  # read: the walk passes it by
         return self.values.get(name)
 
     def _value(self, name: str, node: Any) -> Value:
@@ -352,19 +417,26 @@ class Converter:
         if op == "Identity" and isinstance(ins[0], Const):
             self.values[node.output[0]] = ins[0]  # TorchScript's shared weights: no copy
             return
+        why = self._fold(node, ins)
+        if why:
+            # A weight computed from constants (DequantizeLinear of int8 weights): its dims
+            # are enough for a layer; its numbers, if a layer needs them, are an error then.
+            self._derived(node, why)
+
+    def _fold(self, node: Any, ins: list[Value]) -> str:
+        """``node``'s outputs computed from its constant inputs: "" when done, else why not."""
+        op = node.op_type
         try:
             if op not in FOLDABLE or node.domain not in DEFAULT_DOMAINS or not ins:
                 raise ModelError(f"cnncli does not evaluate {op}")
             arrays = [self.array(v, node) if isinstance(v, Const) else None for v in ins]
             results = fold(op, attrs(node), arrays, self.opset)
         except (ValueError, TypeError, IndexError, ArithmeticError, ModelError) as err:
-            # A weight computed from constants (DequantizeLinear of int8 weights): its dims
-            # are enough for a layer; its numbers, if a layer needs them, are an error then.
-            self._derived(node, shorten(str(err)))
-            return
+            return shorten(str(err)) or type(err).__name__
         for name, value in zip(node.output, results, strict=False):
             self.set_const(name, value)
         self.stats.folded[op] += 1
+        return ""
 
     def _derived(self, node: Any, why: str) -> None:
         """Constants cnncli does not compute: known by their ONNX-inferred dims only."""

@@ -35,6 +35,12 @@ def reader_notes(conv: Converter) -> list[str]:
             f"the file fixes the batch to {conv.batch_value}: shapes leave it out and counts "
             "are for one sample"
         )
+    if conv.stats.branches:
+        n = conv.stats.branches
+        notes.append(
+            f"{n} If node{'s' if n > 1 else ''} on a condition known before the model runs "
+            f"(shape arithmetic) {'were' if n > 1 else 'was'} read as the branch taken"
+        )
     if conv.stats.folded:
         n = sum(conv.stats.folded.values())
         ops = ", ".join(op for op, _ in conv.stats.folded.most_common(6))

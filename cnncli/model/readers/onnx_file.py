@@ -34,6 +34,7 @@ from typing import Any
 
 from cnncli.errors import ModelError
 from cnncli.model.readers import ReadModel, ReadOptions, model_data
+from cnncli.model.readers._onnx_branches import with_branches
 from cnncli.model.readers._onnx_convert import Converter as _Converter
 from cnncli.model.readers._onnx_notes import reader_notes
 from cnncli.model.readers._onnx_proto import load, opened
@@ -51,20 +52,34 @@ class Converted:
     """What :func:`convert` found: the model and, for tests, where each layer's output lives."""
 
     read: ReadModel
-    #: Layer name → the ONNX tensor holding its (first) output.
+    #: Layer name → the ONNX tensor holding its (first) output, in :attr:`graph`.
     tensors: dict[str, str]
+    #: The ModelProto read (without weight data): the file's, with each ``If`` on a constant
+    #: condition replaced by the branch it takes.
+    model: Any
 
 
 def convert(source: str, options: ReadOptions) -> Converted:
-    """Read and convert ``source``; :func:`read_onnx` without the test-facing details."""
+    """Read and convert ``source``; :func:`read_onnx` without the test-facing details.
+
+    A graph whose ``If`` nodes take a branch is read again with the branches in it, until none
+    is left (each reading replaces at least one ``If``, nested ones included, so this ends).
+    """
     onnx = _import_onnx()
     path = Path(source)
     with opened(path, source) as buf:
         model, stripped = load(onnx, buf, source)
-        conv = _Converter(onnx, model, path, source, options)
-        conv.buf, conv.stripped = buf, stripped
-        data = conv.run()
-    return Converted(ReadModel(model_data(data), source, reader_notes(conv)), conv.tensor_of)
+        branches = 0
+        while True:
+            conv = _Converter(onnx, model, path, source, options)
+            conv.buf, conv.stripped = buf, stripped
+            conv.stats.branches = branches
+            data = conv.run()
+            if data is not None:
+                break
+            model = with_branches(onnx, model, conv.branches)
+            branches += len(conv.branches)
+    return Converted(ReadModel(model_data(data), source, reader_notes(conv)), conv.tensor_of, model)
 
 
 def _import_onnx() -> Any:
