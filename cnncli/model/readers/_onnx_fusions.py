@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cnncli.errors import ModelError
-from cnncli.model.readers._onnx_fold import reshape_target
+from cnncli.model.readers._onnx_fold import np_lib, reshape_target
 from cnncli.model.readers._onnx_values import (
     DEFAULT_DOMAINS,
     Act,
@@ -269,3 +269,113 @@ def unshuffle_pattern(conv: Converter, node: Any, x: Act, target: list[int]) -> 
     conv.emit(node, "pixel_unshuffle", opts, [x], outputs=list(back.output[:1]))
     conv.stats.fused["Reshape, Transpose and Reshape read as one pixel_unshuffle"] += 1
     return True
+
+
+def lrn_pattern(conv: Converter, mul: Any, x: Act) -> bool:
+    """PyTorch's ``local_response_norm`` as both exporters write it: ``x·x``, a view with one
+    more axis (N, 1, C, …), a Pad of the channels, an AveragePool (size, 1, …) of stride 1,
+    the Squeeze of that axis (TorchScript's inside an If, taken before this is read), the view
+    back, ``·α``, ``+k``, ``^β``, and ``x`` divided by it: one lrn layer named after the first
+    Mul (True), or nothing (False)."""
+    source = mul.input[0]
+    if list(mul.input) != [source, source] or not x.shape.spatial or x.last:
+        return False
+    chain = _lrn_pooling(conv, mul, x)
+    if chain is None:
+        return False
+    fused, size = chain
+    end = fused[-1]
+    back = only_reader(conv, end.output[0], "Reshape")
+    if back is not None and _restores(conv, back, x, source):
+        fused.append(back)
+        end = back
+    opts: dict[str, Any] = {"size": size}
+    for op, key in (("Mul", "alpha"), ("Add", "k"), ("Pow", "beta")):
+        step = only_reader(conv, end.output[0], op)
+        value = other_const(conv, step, end.output[0]) if step is not None else None
+        if step is None or value is None or value.size != 1 or step.input[0] != end.output[0]:
+            if op == "Pow":
+                return False
+            continue  # α = 1 or k = 0 left out by an exporter
+        opts[key] = float(conv.array(value, step).reshape(-1)[0])
+        fused.append(step)
+        end = step
+    div = only_reader(conv, end.output[0], "Div")
+    if div is None or list(div.input) != [source, end.output[0]]:
+        return False
+    fused.append(div)
+    conv.skip.update(id(n) for n in fused)
+    conv.emit(mul, "lrn", {"alpha": 1.0, "k": 0.0} | opts, [x], outputs=list(div.output[:1]))
+    conv.stats.fused["Mul, Pad, AveragePool, Mul, Add, Pow and Div read as one lrn layer"] += 1
+    return True
+
+
+def _lrn_pooling(conv: Converter, mul: Any, x: Act) -> tuple[list[Any], int] | None:
+    """The middle of :func:`lrn_pattern`: the view (N, 1, C, …), the Pad, the AveragePool and
+    the Squeeze, with the pool's size; None when they are not PyTorch's."""
+    spatial = list(x.shape.spatial)
+    lifted = [conv.batch_value, 1, x.shape.channels, *spatial[:1]]
+    if len(spatial) > 1:
+        lifted.append(math.prod(spatial[1:]))  # view(N, 1, C, H, -1)
+    lift = only_reader(conv, mul.output[0], "Reshape") or only_reader(
+        conv, mul.output[0], "Unsqueeze"
+    )
+    pad = lift and only_reader(conv, lift.output[0], "Pad")
+    pool = pad and only_reader(conv, pad.output[0], "AveragePool")
+    squeeze = pool and only_reader(conv, pool.output[0], "Squeeze")
+    if not squeeze or _view_dims(conv, lift, x) != lifted:
+        return None
+    a = attrs(pool)
+    kernel = [int(k) for k in a.get("kernel_shape", [])]
+    rank = len(lifted)
+    ones = [1] * (rank - 3)
+    if (
+        len(kernel) != rank - 2
+        or kernel[1:] != ones
+        or [int(s) for s in a.get("strides", [1] * len(kernel))] != [1] * len(kernel)
+        or any(int(p) for p in a.get("pads", []))
+        or a.get("auto_pad", "NOTSET") not in ("NOTSET", "")
+        or not int(a.get("count_include_pad", 0))
+        or _consts(conv, squeeze, 1, "axes") != [1]
+    ):
+        return None
+    size = kernel[0]
+    pads = [0] * (2 * rank)
+    pads[2], pads[rank + 2] = size // 2, (size - 1) // 2
+    if (
+        attrs(pad).get("mode", "constant") != "constant"
+        or _consts(conv, pad, 1, "pads") != pads
+        or any(_consts(conv, pad, 2, "value") or [])
+        or (len(pad.input) > 3 and pad.input[3])
+    ):
+        return None
+    return [mul, lift, pad, pool, squeeze], size
+
+
+def _view_dims(conv: Converter, lift: Any, x: Act) -> list[int] | None:
+    """The dims (batch first) of ``x·x`` after the Reshape or Unsqueeze ``lift``."""
+    dims = (conv.batch_value, *x.shape.dims(False))
+    if lift.op_type == "Unsqueeze":
+        return [dims[0], 1, *dims[1:]] if _consts(conv, lift, 1, "axes") == [1] else None
+    target = _consts(conv, lift, 1, "shape")
+    try:
+        return None if target is None else reshape_target(target, dims, False)
+    except ModelError:
+        return None
+
+
+def _consts(conv: Converter, node: Any, index: int, attr: str) -> list[float] | None:
+    """The numbers of ``node``'s constant input ``index`` (or of its attribute ``attr``, as
+    older operator sets write them); [] when it has neither, None when not a known constant."""
+    a = attrs(node)
+    if attr in a:
+        return [float(v) for v in np_lib().atleast_1d(a[attr]).reshape(-1)]
+    if len(node.input) <= index or not node.input[index]:
+        return []
+    value = conv.lookahead(node.input[index])
+    if not isinstance(value, Const):
+        return None
+    try:
+        return [float(v) for v in conv.array(value, node).reshape(-1)]
+    except (ModelError, ValueError, TypeError):
+        return None

@@ -20,6 +20,7 @@ from cnncli.model.readers._onnx_fusions import (
     gated,
     gelu,
     group_norm_pattern,
+    lrn_pattern,
     softplus,
     softplus_beta,
     unshuffle_pattern,
@@ -459,6 +460,8 @@ def _merge(conv: Converter, node: Any, ins: list[Value]) -> None:
     acts = [v for v in ins if isinstance(v, Act)]
     consts = [v for v in ins if isinstance(v, Const)]
     if len(acts) == 2:
+        if op == "Mul" and lrn_pattern(conv, node, acts[0]):
+            return
         kind = {"Add": "add", "Mul": "multiply"}.get(op)
         if kind is None or not _broadcastable(kind, acts[0].shape, acts[1].shape):
             raise Opaque
