@@ -425,6 +425,53 @@ def test_written_module_builds_and_agrees_with_verify(model: str, tmp_path: Path
     assert total == summary.totals.params
 
 
+NORM_ACT_DEFAULTS = """\
+input: [16, 8, 8]
+layers:
+  - {type: groupnorm, groups: 4}
+  - {type: instancenorm}
+  - {type: elu}
+  - {type: softplus}
+  - {type: lrn, size: 5}
+  - {type: groupnorm, groups: 2, eps: 0.001, affine: false}
+  - {type: instancenorm, affine: true, track_running_stats: true}
+  - {type: elu, alpha: 0.5}
+  - {type: softplus, beta: 2, threshold: 10}
+  - {type: lrn, size: 3, alpha: 0.001, beta: 0.5, k: 2}
+"""
+
+
+@pytest.mark.oracle
+def test_written_module_leaves_out_torch_defaults_of_the_norms_and_activations() -> None:
+    """Each module at torch.nn's defaults is written without keywords; each keyword written for
+    the others differs from torch.nn's default (read from the constructors' signatures)."""
+    torch = pytest.importorskip("torch")
+    from cnncli.render.convert import TORCH_DEFAULTS
+
+    families = {"GroupNorm", "InstanceNorm", "ELU", "Softplus", "LocalResponseNorm"}
+    for family in families:
+        cls = getattr(torch.nn, "InstanceNorm2d" if family == "InstanceNorm" else family)
+        params = inspect.signature(cls.__init__).parameters
+        assert TORCH_DEFAULTS[family] == {k: params[k].default for k in TORCH_DEFAULTS[family]}
+    text = pytorch_source(summarize_text(NORM_ACT_DEFAULTS, "m.yaml"), "m").text
+    calls = re.findall(r"nn\.(\w+)\((.*)\)", text)
+    written = [(cls, args) for cls, args in calls if re.sub(r"[123]d$", "", cls) in families]
+    assert written[:5] == [
+        ("GroupNorm", "4, 16"),
+        ("InstanceNorm2d", "16"),
+        ("ELU", ""),
+        ("Softplus", ""),
+        ("LocalResponseNorm", "5"),
+    ]
+    assert written[5:] == [
+        ("GroupNorm", "2, 16, eps=0.001, affine=False"),
+        ("InstanceNorm2d", "16, affine=True, track_running_stats=True"),
+        ("ELU", "alpha=0.5"),
+        ("Softplus", "beta=2.0, threshold=10.0"),
+        ("LocalResponseNorm", "3, alpha=0.001, beta=0.5, k=2.0"),
+    ]
+
+
 @pytest.mark.oracle
 def test_written_module_runs_for_real(tmp_path: Path) -> None:
     pytest.importorskip("torch")
