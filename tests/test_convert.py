@@ -425,6 +425,45 @@ def test_written_module_builds_and_agrees_with_verify(model: str, tmp_path: Path
     assert total == summary.totals.params
 
 
+NORM_ACT_DEFAULTS = """\
+input: [16, 8, 8]
+layers:
+  - {type: groupnorm, groups: 4}
+  - {type: instancenorm}
+  - {type: elu}
+  - {type: softplus}
+  - {type: lrn, size: 5}
+  - {type: groupnorm, groups: 2, eps: 0.001, affine: false}
+  - {type: instancenorm, affine: true, track_running_stats: true}
+  - {type: elu, alpha: 0.5}
+  - {type: softplus, beta: 2, threshold: 10}
+  - {type: lrn, size: 3, alpha: 0.001, beta: 0.5, k: 2}
+"""
+
+
+def test_written_module_leaves_out_torch_defaults_of_the_norms_and_activations() -> None:
+    """Each module at torch.nn's defaults is written without keywords (the defaults are
+    torch.nn's: test_torch_defaults_are_torchs); the others with the keywords that differ."""
+    families = {"GroupNorm", "InstanceNorm", "ELU", "Softplus", "LocalResponseNorm"}
+    text = pytorch_source(summarize_text(NORM_ACT_DEFAULTS, "m.yaml"), "m").text
+    calls = re.findall(r"nn\.(\w+)\((.*)\)", text)
+    written = [(cls, args) for cls, args in calls if re.sub(r"[123]d$", "", cls) in families]
+    assert written[:5] == [
+        ("GroupNorm", "4, 16"),
+        ("InstanceNorm2d", "16"),
+        ("ELU", ""),
+        ("Softplus", ""),
+        ("LocalResponseNorm", "5"),
+    ]
+    assert written[5:] == [
+        ("GroupNorm", "2, 16, eps=0.001, affine=False"),
+        ("InstanceNorm2d", "16, affine=True, track_running_stats=True"),
+        ("ELU", "alpha=0.5"),
+        ("Softplus", "beta=2.0, threshold=10.0"),
+        ("LocalResponseNorm", "3, alpha=0.001, beta=0.5, k=2.0"),
+    ]
+
+
 @pytest.mark.oracle
 def test_written_module_runs_for_real(tmp_path: Path) -> None:
     pytest.importorskip("torch")
@@ -497,7 +536,7 @@ def test_torch_defaults_are_torchs() -> None:
     from cnncli.render.convert import MODULE_ATTRIBUTES, TORCH_DEFAULTS
 
     for family, defaults in TORCH_DEFAULTS.items():
-        cls = getattr(torch.nn, family if family in ("Linear", "LayerNorm") else f"{family}2d")
+        cls = getattr(torch.nn, family, None) or getattr(torch.nn, f"{family}2d")
         signature = inspect.signature(cls.__init__).parameters
         for key, value in defaults.items():
             assert signature[key].default == value, (family, key)

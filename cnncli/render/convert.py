@@ -202,6 +202,11 @@ TORCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "BatchNorm": {"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True},
     "LayerNorm": {"eps": 1e-5, "elementwise_affine": True},
     "Linear": {"bias": True},
+    "GroupNorm": {"eps": 1e-5, "affine": True},
+    "InstanceNorm": {"eps": 1e-5, "momentum": 0.1, "affine": False, "track_running_stats": False},
+    "ELU": {"alpha": 1.0},
+    "Softplus": {"beta": 1.0, "threshold": 20.0},
+    "LocalResponseNorm": {"alpha": 1e-4, "beta": 0.75, "k": 1.0},
 }
 
 
