@@ -345,7 +345,7 @@ def test_h5_model_config_is_read(tmp_path: Path) -> None:
     assert s.notes[0].startswith("read from model_config of a legacy .h5 file (Keras 3.15.1)")
 
 
-def test_reading_a_keras_file_imports_no_heavy_library(tmp_path: Path) -> None:
+def test_reading_a_keras_file_imports_no_heavy_library_nor_yaml(tmp_path: Path) -> None:
     path = _archive(tmp_path / "m.keras", _small())
     code = (
         "import sys\n"
@@ -354,7 +354,7 @@ def test_reading_a_keras_file_imports_no_heavy_library(tmp_path: Path) -> None:
         f"    main(['summary', {str(path)!r}, '--json'])\n"
         "except SystemExit as e:\n"
         "    assert not e.code, e.code\n"
-        "heavy = ('numpy', 'h5py', 'keras', 'tensorflow', 'torch', 'onnx', 'PIL', 'numba')\n"
+        "heavy = ('numpy', 'h5py', 'keras', 'tensorflow', 'torch', 'onnx', 'PIL', 'numba', 'yaml')\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
         "sys.stderr.write(repr(bad))\n"
     )

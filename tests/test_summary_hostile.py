@@ -654,11 +654,11 @@ def test_fuzz_random_structures(value: object) -> None:
 
 def test_pure_python_parser_gives_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
     # Without libyaml (a source install), PyYAML's own parser feeds the same composer.
-    from cnncli.model import load
+    from cnncli.model import yaml_text
 
     text = (ZOO_DIR / "resnet.yaml").read_text()  # its first variant: resnet18
     fast = summarize_text(text, "r.yaml")
-    monkeypatch.setattr(load, "_EventLoader", yaml.SafeLoader)
+    monkeypatch.setattr(yaml_text, "_EventLoader", yaml.SafeLoader)
     slow = summarize_text(text, "r.yaml")
     assert slow.rows == fast.rows and slow.totals == fast.totals
     with limits.override(nesting=5), pytest.raises(limits.LimitError) as exc:
