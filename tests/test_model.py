@@ -337,6 +337,11 @@ ERRORS = [
         "channels to apply it to the channels at every position (nn.Linear between two permutes)",
     ),
     (
+        "input: [3, 8, 8]\nlayers:\n  - {type: dense, units: 4, axis: 2}\n",
+        "m.yaml:3:5: layer 'dense' (dense): dense combines the channels only, and axis 2 of "
+        "(3, 8, 8) is not the channel axis; use axis: channels (or leave axis out)",
+    ),
+    (
         "input: [3, 8, 8]\nlayers:\n  - {type: conv1d, filters: 2, kernel: 3}\n",
         "m.yaml:3:5: layer 'conv1d' (conv1d): conv1d needs an input with 1 spatial axis (L) and "
         "channels, got (3, 8, 8); use a 2-D layer",
