@@ -91,6 +91,26 @@ def test_dense_flat_and_per_position_channels_last() -> None:
     assert (per_pos.shape, per_pos.trainable, per_pos.macs) == (TShape(3, (8, 8)), 21, 64 * 18)
 
 
+def test_dense_over_the_channels_of_a_channels_first_input() -> None:
+    # ConvNeXt's Linear between two permutes: the same numbers as channels last, weight (out, in).
+    want = run("dense", [TShape(6, (8, 8))], Ctx(channels_last=True), units=3)
+    for axis in ("channels", 1):
+        out = run("dense", [TShape(6, (8, 8))], units=3, axis=axis)
+        assert (out.shape, out.trainable, out.macs, out.bias_macs) == (
+            want.shape,
+            want.trainable,
+            want.macs,
+            want.bias_macs,
+        )
+    assert run("dense", [TShape(6, (8, 8))], Ctx(channels_last=True), units=3, axis=-1) == want
+    assert run("dense", [TShape(1600)], units=10, axis=-1).trainable == 16_010
+    with pytest.raises(ModelError, match=r"would act on the last axis, not the channels; .* or "):
+        run("dense", [TShape(6, (8, 8))], units=3)
+    for axis, ctx in ((-1, Ctx()), (2, Ctx()), (1, Ctx(channels_last=True))):
+        with pytest.raises(ModelError, match=f"axis {axis} of .* is not the channel axis"):
+            run("dense", [TShape(6, (8, 8))], ctx, units=3, axis=axis)
+
+
 def test_pools_global_adaptive_flatten() -> None:
     assert run(
         "maxpool2d", [TShape(8, (112, 112))], kernel=3, stride=2, padding=1

@@ -333,7 +333,13 @@ ERRORS = [
     (
         "input: [3, 8, 8]\nlayers:\n  - {type: dense, units: 4}\n",
         "m.yaml:3:5: layer 'dense' (dense): dense on the channels-first shape (3, 8, 8) would act on "
-        "the last axis, not the channels; add a flatten or global_avgpool layer first",
+        "the last axis, not the channels; add a flatten or global_avgpool layer first, or axis: "
+        "channels to apply it to the channels at every position (nn.Linear between two permutes)",
+    ),
+    (
+        "input: [3, 8, 8]\nlayers:\n  - {type: dense, units: 4, axis: 2}\n",
+        "m.yaml:3:5: layer 'dense' (dense): dense combines the channels only, and axis 2 of "
+        "(3, 8, 8) is not the channel axis; use axis: channels (or leave axis out)",
     ),
     (
         "input: [3, 8, 8]\nlayers:\n  - {type: conv1d, filters: 2, kernel: 3}\n",

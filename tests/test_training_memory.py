@@ -322,7 +322,7 @@ def test_half_dtypes_equal_autograd(case: str, dtype: DType) -> None:
     )
 
 
-ZOO = ["lenet5", "mnist-convnet", "resnet18", "mobilenet_v2", "efficientnet_b0"]
+ZOO = ["lenet5", "mnist-convnet", "resnet18", "mobilenet_v2", "efficientnet_b0", "convnext_tiny"]
 ZOO_SLOW = ["densenet121", "inception_v3"]
 
 

@@ -24,8 +24,6 @@ PYTHON = sys.executable
 
 #: Zoo models that are torchvision models (the rest are Keras's or the course's).
 TORCHVISION = [n for n in zoo_names() if not n.startswith(("keras-", "mnist", "lenet"))]
-#: ConvNeXt's zoo entry writes its Linear layers as 1×1 convolutions (same numbers, other shape).
-LINEAR_AS_CONV = ("convnext_",)
 
 
 def write_header_only(path: Path, shapes: dict[str, tuple[int, ...]], dtype: str = "F32") -> None:
@@ -117,13 +115,6 @@ def test_torchvision_checkpoints_fit_the_zoo(name: str, tmp_path: Path) -> None:
         (tmp_path / "w.safetensors", "safetensors"),
         (tmp_path / "w.pt", "PyTorch state_dict"),
     ):
-        if name.startswith(LINEAR_AS_CONV):
-            with pytest.raises(ModelError) as err:
-                check_weights(summary, path)
-            assert "layer 'stage1.0.pwconv1' (conv2d) has weight (" in str(err.value)
-            assert "'features.1.0.block.3' has weight (" in str(err.value)
-            assert "the same numbers in another shape" in str(err.value)
-            continue
         line = check_weights(summary, path)
         assert line.startswith(f"weights: {path} ({kind}) matches the model: ")
         assert f"({numbers:,} numbers)" in line

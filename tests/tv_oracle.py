@@ -127,8 +127,8 @@ BUILD_ARGS: dict[str, dict[str, Any]] = {
 def _channels_first(module: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
     """A Linear or LayerNorm applied to (H, W, C) - ConvNeXt's permuted block - as (C, H, W).
 
-    The format writes these as a 1×1 convolution and a layernorm over the channels (the same
-    parameters and MACs), in the channels-first order every other row uses. ConvNeXt's
+    The format writes these as a layernorm and a dense layer over the channels (``axis:
+    channels``), in the channels-first order every other row uses. ConvNeXt's
     LayerNorm2d (channels first already) and a Linear on a flat vector are left alone.
     """
     import torch

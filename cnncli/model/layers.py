@@ -637,13 +637,30 @@ def _flatten(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: 
 
 
 def _dense(opts: dict[str, Any], inputs: list[TShape], names: list[str], ctx: Ctx) -> LayerOut:
+    """A dense layer combines the channels at every position.
+
+    Without ``axis`` it is nn.Linear or Keras's Dense as written: the last axis, which is the
+    channels in a channels-last model or a flat input. On a channels-first shape with spatial
+    axes that would be the width (a forgotten flatten, almost always), so it is refused unless
+    ``axis: channels`` says the channels are meant: nn.Linear between two permutes (ConvNeXt).
+    """
     x = _one(inputs)
     units = whole(opts["units"], "units")
     bias = flag(opts["bias"], "bias")
-    if x.spatial and not ctx.channels_last:
+    axis = opts["axis"]
+    rank = 1 + len(x.spatial)
+    if axis is not None and axis_indices(axis, rank, "axis", ctx) != (
+        (rank - 1,) if ctx.channels_last else (0,)
+    ):
+        raise ModelError(
+            f"dense combines the channels only, and axis {show(axis)} of {ctx.show(x)} is not "
+            "the channel axis; use axis: channels (or leave axis out)"
+        )
+    if x.spatial and not ctx.channels_last and axis is None:
         raise ModelError(
             f"dense on the channels-first shape {ctx.show(x)} would act on the last axis, not the "
-            "channels; add a flatten or global_avgpool layer first"
+            "channels; add a flatten or global_avgpool layer first, or axis: channels to apply it "
+            "to the channels at every position (nn.Linear between two permutes)"
         )
     positions = x.elements // x.channels
     return LayerOut(
@@ -1028,7 +1045,12 @@ def _build_registry() -> dict[str, LayerType]:
         ),
         LayerType("dropout", _same, {"rate": 0.5}),
         LayerType("flatten", _flatten),
-        LayerType("dense", _dense, {"units": None, "bias": True, "activation": None}, ("units",)),
+        LayerType(
+            "dense",
+            _dense,
+            {"units": None, "bias": True, "activation": None, "axis": None},
+            ("units",),
+        ),
         LayerType("upsample", _upsample, {"scale": None, "size": None, "mode": "nearest"}),
         LayerType("add", _broadcast, arity=0),
         LayerType("multiply", _broadcast, arity=0),
