@@ -565,10 +565,10 @@ def _case_channels_last() -> tuple[Any, list[str]]:
     model = _model(nodes, {"x": [1, 4, 6, 6]}, ["y"], inits)
     types = [
         "layernorm",
-        "conv2d",
+        "dense",
         "gelu",
         "gelu",
-        "conv2d",
+        "dense",
         "layer_scale",
         "add",
         "permute",

@@ -271,14 +271,15 @@ def test_shufflenet_channel_shuffle_and_chunk(tv_sources: dict[str, str]) -> Non
 
 def test_convnext_channels_last_mlp_as_channels_first(tv_sources: dict[str, str]) -> None:
     """ConvNeXt permutes to channels-last for LayerNorm and Linear: cnncli keeps the channels
-    first (a layernorm over the channels, 1×1 convolutions), as its zoo writes ConvNeXt."""
+    first (a layernorm over the channels, dense layers over the channels), as its zoo writes
+    ConvNeXt."""
     s = _read(tv_sources["convnext_tiny"], 3, 224, 224)
     types = Counter(r.type for r in s.layers())
     assert types["permute"] == 0
     assert types["layer_scale"] == 18
     assert types["layernorm"] == 18 + 5
     block = [r for r in s.layers() if ".block." in r.name][:5]
-    assert [r.type for r in block] == ["conv2d", "layernorm", "conv2d", "gelu", "conv2d"]
+    assert [r.type for r in block] == ["conv2d", "layernorm", "dense", "gelu", "dense"]
     assert block[2].output_shape == (384, 56, 56)
 
 

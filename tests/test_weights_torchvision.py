@@ -208,3 +208,23 @@ def test_linear_layers_written_as_1x1_convolutions_are_refused(tmp_path: Path) -
             "the checkpoint has a Linear (or the other way round), or a per-channel tensor "
             "shaped differently"
         )
+
+
+@pytest.mark.oracle
+def test_a_read_convnext_takes_its_own_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The PyTorch reader writes ConvNeXt's Linear layers as the zoo does (dense over the
+    # channels), so torchvision's own state_dict fits the model read from torchvision's code.
+    pytest.importorskip("torch")
+    import tv_oracle  # tests/tv_oracle.py
+
+    tv_oracle.torchvision_models()  # torchvision importable (its compiled ops stubbed)
+    state = dict(_torchvision("convnext_tiny").state_dict())
+    path = _files(state, tmp_path)[0][0]
+    source = "torchvision.models:convnext_tiny"
+    code, out, err = run(
+        ["summary", source, "--input", "3,224,224", "--weights", path, "--depth", "1"], capsys
+    )
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1].startswith(f"weights: {path} (safetensors) matches the model")

@@ -570,7 +570,7 @@ class Converter:
         self.layers.append(layer)
         outs = outputs if outputs is not None else list(node.output[:1])
         pieces = out.outputs or (out.shape,)
-        # Layers that keep the layout (activations, layernorm, a Linear as a 1×1 convolution)
+        # Layers that keep the layout (activations, layernorm, a Linear over the channels)
         # on a channels-last tensor give one (see Act).
         last = bool(inputs) and all(a.last for a in inputs)
         for i, (tensor, shape) in enumerate(zip(outs, pieces, strict=False)):

@@ -60,8 +60,8 @@ def reader_notes(conv: Converter) -> list[str]:
         notes.append(
             f"{conv.stats.channels_last} layer(s) read a tensor permuted to channels last "
             "(PyTorch's permute before LayerNorm and Linear, as ConvNeXt does): cnncli reads "
-            "them channels first - a Linear over the channels as a 1×1 convolution, the same "
-            "parameters and MACs - and checks their shapes against ONNX's permuted ones"
+            "them channels first - a Linear over the channels as a dense layer over the channels "
+            "(axis: channels) - and checks their shapes against ONNX's permuted ones"
         )
     if conv.stats.split_pools:
         notes.append(

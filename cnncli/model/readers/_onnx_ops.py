@@ -263,8 +263,8 @@ def _matmul(conv: Converter, node: Any, ins: list[Value]) -> None:
     if (x.shape.spatial and not x.last) or len(w.dims) != 2 or w.dims[0] != x.shape.channels:
         raise Opaque  # over the last axis of a channels-first tensor: no layer type
     units = w.dims[1]
-    if x.last:  # a Linear over the channels of (N, H, W, C): a 1×1 convolution
-        _linear_as_conv(conv, node, x, w, units)
+    if x.last:  # a Linear over the channels of (N, H, W, C): dense at every position
+        _linear_over_channels(conv, node, x, w, units)
         return
     readers = conv.consumers.get(node.output[0], [])
     add = readers[0] if len(readers) == 1 else None
@@ -279,17 +279,18 @@ def _matmul(conv: Converter, node: Any, ins: list[Value]) -> None:
     conv.emit(node, "dense", {"units": units, "bias": False}, [x], [w])
 
 
-def _linear_as_conv(conv: Converter, node: Any, x: Act, w: Const, units: int) -> None:
-    """MatMul (+ bias Add) over the channels of a channels-last tensor → conv*d, kernel 1."""
+def _linear_over_channels(conv: Converter, node: Any, x: Act, w: Const, units: int) -> None:
+    """MatMul (+ bias Add) over the channels of a channels-last tensor → ``dense`` with
+    ``axis: channels`` (a Linear at every position, as the zoo writes ConvNeXt)."""
     readers = conv.consumers.get(node.output[0], [])
     add = readers[0] if len(readers) == 1 else None
     bias = _bias_of(conv, add, node.output[0], units)
-    kind = f"conv{len(x.shape.spatial)}d"
-    opts = {"filters": units, "kernel": 1, "bias": bias is not None}
+    kind = "dense"
+    opts = {"units": units, "bias": bias is not None, "axis": "channels"}
     if bias is not None and add is not None:
         conv.skip.add(id(add))
         conv.emit(add, kind, opts, [x], [w, bias], list(add.output[:1]))
-        conv.stats.fused["MatMul and Add read as one 1×1 convolution"] += 1
+        conv.stats.fused["MatMul and Add read as one dense layer over the channels"] += 1
         return
     conv.emit(node, kind, opts, [x], [w])
 

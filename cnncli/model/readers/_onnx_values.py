@@ -38,7 +38,7 @@ class Act:
 
     ``last``: the ONNX tensor is this one with the channels moved last, (N, H, W, C) - after a
     PyTorch ``permute(0, 2, 3, 1)``, as ConvNeXt's blocks do before LayerNorm and Linear. cnncli
-    keeps reading it channels first (a Linear over the channels is a 1×1 convolution, a
+    keeps reading it channels first (a Linear over the channels is a dense layer over the channels, a
     LayerNorm over them a layernorm: the same parameters and MACs, as the zoo's ConvNeXt does)
     until the permute back; a layer that needs the channels-last tensor itself gets a permute
     row first. ``origin`` is the (node, tensor) that made it, for that row.

@@ -8,8 +8,8 @@ work not counted.
 
 Tensors are tracked as :class:`T`: the layer that holds them and how PyTorch's axes map onto
 cnncli's (channels first). A ``permute`` changes only that map, so ConvNeXt's channels-last
-LayerNorm and Linear read as a layernorm over the channels and 1×1 convolutions, as cnncli's zoo
-writes ConvNeXt; where a layer needs the axes in PyTorch's order a ``permute`` layer is written.
+LayerNorm and Linear read as a layernorm over the channels and dense layers over the channels
+(``axis: channels``), as cnncli's zoo writes ConvNeXt; where a layer needs the axes in PyTorch's order a ``permute`` layer is written.
 
 torch is never imported here: the readers pass it in.
 """
@@ -434,8 +434,9 @@ class Ops(Emitter):
         self, x: T, out: Any, units: int, bias: bool, tensors: Tensors | None = None
     ) -> T | None:
         """A Linear on the last axis: ``dense`` on a flat tensor; elsewhere cnncli's channels
-        are brought to that axis and it is the 1×1 convolution it equals there (ConvNeXt's
-        MLP, as the zoo writes it: the same parameters and MACs)."""
+        are brought to that axis and it is a ``dense`` over the channels at every position
+        (``axis: channels``; ConvNeXt's MLP, as the zoo writes it, so a checkpoint's (out, in)
+        weights fit)."""
         if len(x.shape) == 1:
             return self.emit(
                 {"type": "dense", "units": units, "bias": bias}, [x], out, None, tensors
@@ -443,7 +444,7 @@ class Ops(Emitter):
         if len(x.shape) > 4:
             return None
         x = self.channels_at(x, len(x.shape) - 1)
-        spec = {"type": f"conv{len(x.shape) - 1}d", "filters": units, "kernel": 1, "bias": bias}
+        spec = {"type": "dense", "units": units, "bias": bias, "axis": "channels"}
         return self.emit(spec, [x], out, x.perm, tensors)
 
     def _batchnorm(self, mod: Any, x: T, out: Any) -> T | None:
