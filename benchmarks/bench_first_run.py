@@ -78,7 +78,10 @@ def main() -> None:
     roots = {"now": ROOT} | ({"before": args.compare.resolve()} if args.compare else {})
     work = Path(tempfile.mkdtemp(prefix="cnncli-first-run-"))
     runs = cases(work)
-    base_env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    # Bytecode written and read as after an install (PYTHONDONTWRITEBYTECODE would compile every
+    # changed module from source on every run).
+    dropped = ("NUMBA_CACHE_DIR", "PYTHONDONTWRITEBYTECODE")
+    base_env = {k: v for k, v in os.environ.items() if k not in dropped}
     warm = {name: work / f"warm-{name}" for name in roots}
 
     def env(root: Path, cache: Path) -> dict[str, str]:
