@@ -220,6 +220,22 @@ def test_verify(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.startswith("verified with PyTorch")
 
 
+@pytest.mark.oracle
+def test_verify_a_linear_activation_layer(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Keras's Activation("linear") read from a file is a layer of its own: nn.Identity.
+    pytest.importorskip("torch")
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "input: [3, 8, 8]\nlayers:\n  - {type: conv2d, filters: 4, kernel: 3}\n"
+        "  - {type: activation, function: linear}\n"
+    )
+    code, out, err = run(["summary", str(path), "--verify"], capsys)
+    assert (code, err) == (0, "")
+    assert "all 2 layers agree" in out.rstrip().splitlines()[-1]
+
+
 def test_verify_without_torch(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

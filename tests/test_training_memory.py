@@ -17,7 +17,7 @@ from clirun import run  # tests/clirun.py
 
 from cnncli.model import summarize, summarize_text
 from cnncli.model.build import Summary
-from cnncli.model.layers import LAYER_TYPES, SPLIT_OUTPUT, TShape
+from cnncli.model.layers import ACTIVATIONS, LAYER_TYPES, SPLIT_OUTPUT, TShape
 from cnncli.model.training_memory import (
     RULES,
     DType,
@@ -480,3 +480,16 @@ def test_the_warning_is_one_stderr_line_and_in_json(capsys: pytest.CaptureFixtur
     assert json.loads(out)["training_memory"]["warnings"] == [err[len("cnncli: warning: ") : -1]]
     code, out, err = run(["summary", "inception_v3", "--train", "--batch", "2"], capsys)
     assert (code, err) == (0, "")
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("function", ACTIVATIONS)
+def test_every_activation_fused_and_alone_equals_autograd(function: str) -> None:
+    # A new activation name gets a rule by default (it keeps its input); this catches one whose
+    # backward reads something else.
+    for layers in (
+        f"{{type: conv2d, filters: 4, kernel: 3, activation: {function}}}",
+        f"{{type: activation, function: {function}}}",
+    ):
+        summary = _model(layers)
+        assert training_memory(summary, 2).activation_bytes == measured_activations(summary, 2)

@@ -507,7 +507,7 @@ _FACTORIES: tuple[tuple[tuple[str, ...], Callable[[_Layer], Recipe]], ...] = (
     (("dense",), _dense_recipe),
     (("zeropad",), lambda layer: _pad_recipe(layer.geometry)),
     (("upsample",), _upsample_recipe),
-    (("activation",), lambda layer: _ACTIVATIONS[layer.opts["function"]](layer.opts)),
+    (("activation",), lambda layer: _act(layer.opts["function"], layer.opts) or Recipe("Identity")),
 )
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from cnncli.enums import DType, Optimizer
 from cnncli.model.build import Summary
 from cnncli.model.graph import Node
-from cnncli.model.layers import SPLIT_OUTPUT, TShape
+from cnncli.model.layers import ACTIVATIONS, SPLIT_OUTPUT, TShape
 
 #: The optimizer ``--train`` assumes unless told (the one most training scripts start with).
 DEFAULT_OPTIMIZER = Optimizer.ADAM
@@ -163,20 +163,11 @@ NOTHING = Effect()
 VIEW = Effect(view=True)
 
 #: Activations by which tensor their backward reads (PyTorch 2.13: threshold_backward reads
-#: ReLU's result; hardtanh (ReLU6), leaky_relu, gelu, silu, hardswish, hardsigmoid their input).
+#: ReLU's result, as sigmoid's, tanh's and softmax's read theirs; every other activation of
+#: layers.ACTIVATIONS — hardtanh (ReLU6), leaky_relu, gelu, silu, hardswish, hardsigmoid, elu,
+#: selu, softplus, mish — reads its input; "linear" is none). Each is checked against autograd.
 _SAVES_OUTPUT = ("relu", "sigmoid", "tanh", "softmax")
-_SAVES_INPUT = (
-    "relu6",
-    "leaky_relu",
-    "gelu",
-    "silu",
-    "hardswish",
-    "hardsigmoid",
-    "elu",
-    "selu",
-    "softplus",
-    "mish",
-)
+_SAVES_INPUT = tuple(a for a in ACTIVATIONS if a not in _SAVES_OUTPUT and a != "linear")
 
 
 def _activation(name: object, before: Keep) -> tuple[Keep, ...]:
