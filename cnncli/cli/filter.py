@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cnncli.cli import app
+from cnncli.cli import app, start_up_done
 from cnncli.cli.options import LimitOption, apply_limits, parse_ints, parse_padding
 from cnncli.enums import (
     BORDER_ALIASES,
@@ -442,7 +442,7 @@ def filter_command(
     jobs = batch.plan(paths, output, out_dir, spec)
     batch.check_raw(output, raw)
     read = batch.read_files(jobs, [*kernel, *(st.text for st in spec.convolutions)])
-    pipeline.warm_core(note=_note)
+    pipeline.warm_core(note=_note, loaded=start_up_done)
     if len(jobs) == 1 and not problems:
         print(_report(pipeline.filter_file(jobs[0], spec, read, warn=_warn, preview=_preview)))
         return

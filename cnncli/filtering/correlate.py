@@ -1,6 +1,8 @@
 """2-D correlation of images with CNN semantics: the validating NumPy wrapper around :mod:`cnncli.filtering._jit`.
 
-Imported only by ``cnncli filter`` (it loads numpy and Numba at import time).
+Imported only by ``cnncli filter``. It loads numpy at import time and Numba (:mod:`._jit`) on first
+need (:func:`load_core`, :func:`cache_note`): the geometry and work checks a command makes from an
+image's header need no Numba, so the image decodes while a warm-up thread imports it.
 
 What :func:`correlate` computes, per output pixel ``(y, x)`` and kernel tap ``(i, j)``::
 
@@ -42,6 +44,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -51,7 +54,6 @@ from cnncli import arithmetic, config, limits
 from cnncli.config import usable_cores
 from cnncli.enums import Border, Combine, parse_border
 from cnncli.errors import ImageError, KernelError, ShapeError, UsageError
-from cnncli.filtering import _jit
 
 if TYPE_CHECKING:
     from cnncli.filtering.kernels import Kernel
@@ -83,7 +85,8 @@ _RANK_TOLERANCE = 1e-7
 def cache_note() -> str | None:
     """Why compiled code is not cached where Numba would put it (a one-line warning for the
     command to print), or None when it is."""
-    return _jit.cache_note
+    note: str | None = _numba().cache_note
+    return note
 
 
 # --------------------------------------------------------------------------------------------
@@ -628,9 +631,11 @@ def _plane_direct(
     ]
     zero = _zeros(max(n for _, n, _, _ in calls))
 
+    direct_rows = _numba().direct_rows
+
     def run(r0: int, r1: int) -> None:
         for src, n, c0, taps in calls:
-            _jit.direct_rows(src, n, *taps, target, c0, first, r0, r1, zero)
+            direct_rows(src, n, *taps, target, c0, first, r0, r1, zero)
 
     _bands(run, out.shape[0], float(out.shape[0] * wf * c * np.count_nonzero(k)))
     if ax.stride != 1:
@@ -674,6 +679,7 @@ def _plane_separable(
     dx = ax.dilation * c
     n_row = wp - (terms[0][1].shape[0] - 1) * dx if terms else 0
     zero = _zeros(max(plane.shape[1], n_row))
+    direct_rows = _numba().direct_rows
     for n, (col, row) in enumerate(terms):
         (down,) = _taps(
             col[:, None], rmap, out.shape[0], ay.stride, ay.dilation, 1, [plane.shape[1]], cval
@@ -691,13 +697,13 @@ def _plane_separable(
             offsets, weights, counts, consts = down
             for a in range(r0, r1, rows):
                 m = min(rows, r1 - a)
-                _jit.direct_rows(
+                direct_rows(
                     src, plane.shape[1], offsets[a : a + m], weights[a : a + m],
                     counts[a : a + m], consts[a : a + m], buf, left, True, 0, m, zero,
                 )  # fmt: skip
                 buf[:m, mirrored] = buf[:m, sources]
                 buf[:m, constant] = vsum
-                _jit.direct_rows(flat, n_row, *across, target[a : a + m], 0, first, 0, m, zero)
+                direct_rows(flat, n_row, *across, target[a : a + m], 0, first, 0, m, zero)
 
         _bands(run, out.shape[0], out.shape[0] * (plane.shape[1] * len(col) + wf * c * len(row)))
     if ax.stride != 1:
@@ -879,11 +885,13 @@ def load_core(announce: Callable[[str], None] | None = None) -> None:
         return
     waiting = getattr(_needed, "now", False)
     while not _core_lock.acquire(timeout=0.05):
-        if waiting and _jit.compiling.is_set():
+        # Numba may still be importing in the thread that holds the lock: until it is, nothing
+        # can be compiling.
+        if waiting and _jit_module is not None and _jit_module.compiling.is_set():
             _say_compiling()
     try:
         if not _core_loaded:
-            _jit.compile_core()
+            _numba().compile_core()
             _core_loaded = True
     finally:
         _core_lock.release()
@@ -892,7 +900,7 @@ def load_core(announce: Callable[[str], None] | None = None) -> None:
 def _say_compiling() -> None:
     # Without a cache every run compiles: the command's warning (cache_note) says so already.
     global _announced
-    if _announce is not None and not _announced and _jit.cached:
+    if _announce is not None and not _announced and _numba().cached:
         _announced = True
         _announce(COMPILE_NOTE)
 
@@ -903,7 +911,29 @@ def _compile_starts() -> None:
         _say_compiling()
 
 
-_jit.on_compile = _compile_starts
+#: :mod:`cnncli.filtering._jit` once imported (:func:`_numba`).
+_jit_module: ModuleType | None = None
+
+
+def _numba() -> ModuleType:
+    """:mod:`cnncli.filtering._jit`, imported on first need: importing it imports Numba (most of
+    a warm run's start-up), which a command starts in a warm-up thread while its main thread
+    plans from the image's header and decodes it (:mod:`.pipeline`), so this module's geometry
+    and work checks must not wait for it. Also reached as ``correlate._jit``."""
+    global _jit_module
+    if _jit_module is None:
+        from cnncli.filtering import _jit
+
+        _jit.on_compile = _compile_starts
+        _jit_module = _jit
+    return _jit_module
+
+
+def __getattr__(name: str) -> Any:
+    # ``correlate._jit``: the Numba module, imported on first use (tests patch it through it).
+    if name == "_jit":
+        return _numba()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _core_for_this_call() -> None:

@@ -362,11 +362,15 @@ def start_run() -> None:
     _warned.clear()
 
 
-def _core(warn: Warn) -> ModuleType:
+def _core(warn: Warn | None) -> ModuleType:
     """The Numba core (:mod:`cnncli.filtering.correlate`), with its one warning printed once a
-    run: no writable cache directory for the compiled code."""
+    run: no writable cache directory for the compiled code. Without ``warn`` (planning from an
+    image's header) the warning waits for the next call: finding it out imports Numba, which
+    the warm-up thread is importing meanwhile, and the header's checks do not need it."""
     from cnncli.filtering import correlate
 
+    if warn is None:
+        return correlate
     note = correlate.cache_note()
     if note and note not in _warned:
         _warned.add(note)
@@ -379,19 +383,19 @@ WARM_THREAD_PREFIX = "cnncli-warm"
 
 
 class _HideFromThread(MetaPathFinder):
-    """Makes ``import scipy`` (and its submodules) fail in one thread and in the warm-up's
-    compile threads (named ``cnncli-warm-…``) only."""
+    """Makes ``import scipy`` (or another of ``packages``, and their submodules) fail in one
+    thread and in the warm-up's compile threads (named ``cnncli-warm-…``) only."""
 
-    def __init__(self, thread: threading.Thread, package: str) -> None:
+    def __init__(self, thread: threading.Thread, packages: frozenset[str]) -> None:
         self.thread = thread
-        self.package = package
+        self.packages = packages
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
         top = fullname.partition(".")[0]
         current = threading.current_thread()
-        if top == self.package and (
+        if top in self.packages and (
             current is self.thread or current.name.startswith(WARM_THREAD_PREFIX)
         ):
             raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
@@ -399,15 +403,17 @@ class _HideFromThread(MetaPathFinder):
 
 
 @contextmanager
-def hidden_in_this_thread(package: str) -> Iterator[None]:
-    """Imports of ``package`` fail in the calling thread while inside, unless it was imported
-    already; other threads import it as usual (a finder consulted only for modules not imported
-    yet, keyed on the thread, instead of ``sys.modules[package] = None``, which hid it from the
+def hidden_in_this_thread(*packages: str) -> Iterator[None]:
+    """Imports of ``packages`` fail in the calling thread while inside, unless imported already;
+    other threads import them as usual (a finder consulted only for modules not imported yet,
+    keyed on the thread, instead of ``sys.modules[package] = None``, which hid them from the
     whole process)."""
-    if package in sys.modules:  # someone uses it: its submodules stay importable too
+    # A package someone uses already stays importable, its submodules too.
+    hidden = frozenset(p for p in packages if p not in sys.modules)
+    if not hidden:
         yield
         return
-    finder = _HideFromThread(threading.current_thread(), package)
+    finder = _HideFromThread(threading.current_thread(), hidden)
     sys.meta_path.insert(0, finder)
     try:
         yield
@@ -415,7 +421,21 @@ def hidden_in_this_thread(package: str) -> Iterator[None]:
         sys.meta_path.remove(finder)
 
 
-def warm_core(note: Warn | None = None) -> None:
+def _unused_by_numba() -> list[str]:
+    """What importing Numba imports only to use it in cases a cnncli run is not in: SciPy
+    always (Numba checks its version, ~12 ms; a first compile imports ``scipy.linalg``,
+    ~0.1 s and ~10 MiB, to see whether ``np.dot`` & co. can use BLAS; the core uses neither);
+    PyYAML unless the working directory holds a ``.numba_config.yaml`` for it to read (~20 ms);
+    colorama while Numba's messages are not highlighted, as the Numba core sets (~5 ms)."""
+    unused = ["scipy"]
+    if not os.path.exists(".numba_config.yaml"):
+        unused.append("yaml")
+    if os.environ.get("NUMBA_DISABLE_ERROR_MESSAGE_HIGHLIGHTING", "1"):  # any value but ""
+        unused.append("colorama")
+    return unused
+
+
+def warm_core(note: Warn | None = None, loaded: Callable[[], None] | None = None) -> None:
     """Import the Numba core and load it from the cache (or, with an empty cache, compile it:
     the first run) in a background thread, while the main thread reads the first image.
 
@@ -425,20 +445,23 @@ def warm_core(note: Warn | None = None) -> None:
     it: the first run of any command compiles once, every later run loads. ``note`` prints
     :data:`~cnncli.filtering.correlate.COMPILE_NOTE` when the first filtering has to wait for
     that compile (never for a cache load, nor in a run that fails before filtering).
+    ``loaded`` is called in the warm-up thread once the core is loaded (or failed to load): the
+    command's start-up, the imports, is over.
     """
 
     def run() -> None:
-        # When SciPy is installed, importing Numba imports it only to check its version
-        # (~12 ms), and a first compile imports scipy.linalg (~0.1 s, ~10 MiB) only to see
-        # whether np.dot & co. can use BLAS; the core uses neither. SciPy is hidden from this
-        # thread alone, so the main thread (or a library caller's) may still import it.
+        # Hidden from this thread alone: the main thread (or a library caller's) may still
+        # import them.
         try:
-            with hidden_in_this_thread("scipy"):
+            with hidden_in_this_thread(*_unused_by_numba()):
                 from cnncli.filtering import correlate
 
                 correlate.load_core(announce=note)
         except Exception:  # only a head start: the real call reports any problem itself
             pass
+        finally:
+            if loaded is not None:
+                loaded()
 
     threading.Thread(target=run, name=f"{WARM_THREAD_PREFIX}-core", daemon=True).start()
 
@@ -454,13 +477,13 @@ def plan_sizes(
     hw: tuple[int, int],
     channels: int,
     what: str,
-    warn: Warn,
+    warn: Warn | None,
 ) -> tuple[list[Geometry], tuple[int, int]]:
     """The filter's geometry (one per kernel, all of one output size, then one per ``--then
     conv`` stage) and the size after the --then stages for an ``hw`` input, with
     every size checked against the work budget before anything is allocated. Errors name the
     file (``what`` describes it) — in a batch, one image can be too small or too large while
-    the others fit."""
+    the others fit. ``warn`` None: planned from the header, before decoding (see :func:`_core`)."""
     from cnncli.filtering.stages import plan_stages
 
     correlate = _core(warn)
@@ -592,7 +615,7 @@ def _load(job: FilterJob, spec: FilterSpec, inputs: Sequence[Path], warn: Warn) 
         # or colour is not known yet; one channel is the smallest it can be).
         h, w = hint[1]
         try:
-            plan_sizes(job, spec, (h, w), 1, f"{w}×{h}", warn)
+            plan_sizes(job, spec, (h, w), 1, f"{w}×{h}", None)
         except ShapeError:  # reported after decoding, with the picture described in full
             pass
     # --limit pixels=N (or --max-pixels N); left to the reader's own default otherwise.
