@@ -3,6 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python benchmarks/bench_filter.py [IMAGE] [--repeats 7] [--threads N] [--no-process]
+        [--no-core] [--compare DIR]
 
 IMAGE defaults to ``../shared/images/coffee-12mp.jpg`` (a 4000×3000 photo); without it the script
 says so and exits 0. Prints Markdown tables:
@@ -16,7 +17,10 @@ says so and exits 0. Prints Markdown tables:
 * process rows: the whole ``cnncli filter IMG -k sobel-x --gray -o out.png`` process (warm Numba
   cache) ÷ ImageMagick ``convert IMG -colorspace gray -morphology Convolve Sobel out.png`` and ÷ an
   equivalent OpenCV Python script; peak RSS of each; and the very first run with an empty Numba
-  cache (``NUMBA_CACHE_DIR`` pointed at a fresh directory).
+  cache (``NUMBA_CACHE_DIR`` pointed at a fresh directory). Every cnncli here is this checkout's
+  code (first on ``sys.path``, ``PYTHONPATH`` for the children), whatever the venv installed;
+  ``--compare DIR`` also times another checkout's (e.g. the code before a change, from
+  ``git archive``) in the same interleaved rounds.
 
 ``--calibrate`` also prints the per-tap and per-FFT-element times behind the cost model in
 ``cnncli/config.py``.
@@ -38,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this checkout's cnncli, not the one the venv installed
 DEFAULT_IMAGE = ROOT.parent / "shared" / "images" / "coffee-12mp.jpg"
 PYTHON = sys.executable
 
@@ -149,7 +154,8 @@ import resource, subprocess, sys, time
 t = time.perf_counter()
 rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
 dt = time.perf_counter() - t
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc, dt)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(r.ru_maxrss, rc, dt, r.ru_utime + r.ru_stime)
 """
 
 
@@ -167,21 +173,31 @@ def real_imagemagick() -> str | None:
     return None
 
 
-def run_process(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+def run_process(
+    cmd: list[str], env: dict[str, str] | None = None, cpu: list[float] | None = None
+) -> tuple[float, int]:
     """(seconds, peak RSS in MiB) of one run of ``cmd``, timed around the child alone (the
-    wrapper's own start-up is not counted), with .pyc files allowed as users have them."""
+    wrapper's own start-up is not counted), with .pyc files allowed as users have them; its
+    CPU seconds (user + system) are appended to ``cpu``."""
     env = dict(os.environ if env is None else env)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     res = subprocess.run(
         [PYTHON, "-c", RSS_WRAPPER, *cmd], capture_output=True, text=True, env=env, check=False
     )
     fields = res.stdout.split()
-    if res.returncode != 0 or len(fields) != 3 or fields[1] != "0":
+    if res.returncode != 0 or len(fields) != 4 or fields[1] != "0":
         raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip()[-500:]}")
+    if cpu is not None:
+        cpu.append(float(fields[3]))
     return float(fields[2]), int(fields[0]) // 1024
 
 
-def process_rows(image: Path, repeats: int) -> list[str]:
+def checkout_env(root: Path) -> dict[str, str]:
+    """The environment that makes the venv's ``cnncli`` script run ``root``'s code."""
+    return {**os.environ, "PYTHONPATH": str(root)}
+
+
+def process_rows(image: Path, repeats: int, compare: Path | None = None) -> list[str]:
     cnncli = str(Path(PYTHON).with_name("cnncli"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-filter-"))
     ours = [
@@ -231,17 +247,32 @@ def process_rows(image: Path, repeats: int) -> list[str]:
     # Interleaved: one run of each command per round (after a warm-up round: Numba's cache, the
     # page cache), so a busy neighbour slows every side alike; medians of the rounds.
     cmds = {"ours": ours, "cv": theirs_cv}
+    envs = {"ours": checkout_env(ROOT), "cv": None}
+    if compare is not None:
+        cmds["before"] = [*ours[:-2], str(tmp / "before.png"), "--force"]
+        envs["before"] = checkout_env(compare)
     if theirs_im is not None:
         cmds["im"] = theirs_im
-    for cmd in cmds.values():
-        run_process(cmd)
+        envs["im"] = None
+    for key, cmd in cmds.items():
+        run_process(cmd, envs[key])
     times: dict[str, list[float]] = {k: [] for k in cmds}
+    cpus: dict[str, list[float]] = {k: [] for k in cmds}
     rss: dict[str, int] = dict.fromkeys(cmds, 0)
+    load = [os.getloadavg()[0]]
     for _ in range(repeats):
         for key, cmd in cmds.items():
-            dt, mem = run_process(cmd)
+            dt, mem = run_process(cmd, envs[key], cpus[key])
             times[key].append(dt)
             rss[key] = max(rss[key], mem)
+        load.append(os.getloadavg()[0])
+    print(
+        f"{repeats} interleaved rounds, 1-minute load average {min(load):.1f}–{max(load):.1f}; "
+        "median CPU s: "
+        + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in cpus.items())
+        + "\n",
+        file=sys.stderr,
+    )
     t_ours, m_ours = statistics.median(times["ours"]), rss["ours"]
     t_cv, m_cv = statistics.median(times["cv"]), rss["cv"]
     lines.append(
@@ -257,6 +288,21 @@ def process_rows(image: Path, repeats: int) -> list[str]:
             ]
         )
     )
+    if compare is not None:
+        t_before, m_before = statistics.median(times["before"]), rss["before"]
+        lines.append(
+            row(
+                [
+                    f"before ({compare.name}) ÷ OpenCV Python script",
+                    f"{t_before:.2f}",
+                    f"{t_cv:.2f}",
+                    f"{t_before / t_cv:.2f}",
+                    verdict(t_before / t_cv, 1.5),
+                    str(m_before),
+                    str(m_cv),
+                ]
+            )
+        )
     lines.append(
         row(
             [
@@ -304,7 +350,7 @@ def process_rows(image: Path, repeats: int) -> list[str]:
         firsts = []
         for _ in range(max(1, min(3, repeats))):
             cache = tempfile.mkdtemp(prefix="numba-cold-")
-            env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+            env = {**checkout_env(ROOT), "NUMBA_CACHE_DIR": cache}
             firsts.append(run_process(cmd, env)[0])
             shutil.rmtree(cache, ignore_errors=True)
         return statistics.median(firsts)
@@ -369,6 +415,9 @@ def main() -> int:
     parser.add_argument("--no-process", action="store_true", help="only the core rows")
     parser.add_argument("--no-core", action="store_true", help="only the process rows")
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument(
+        "--compare", type=Path, help="another checkout whose whole process is timed alike"
+    )
     args = parser.parse_args()
     if not args.image.exists():
         print(
@@ -401,7 +450,8 @@ def main() -> int:
         print("\n".join(core_rows(img, args.repeats)))
         print()
     if not args.no_process:
-        print("\n".join(process_rows(args.image, max(3, args.repeats // 2))))
+        compare = args.compare.resolve() if args.compare else None
+        print("\n".join(process_rows(args.image, max(3, args.repeats // 2), compare)))
     return 0
 
 
