@@ -384,6 +384,11 @@ def _bn_tensors(node: Node) -> int:
     return int(bool(o["scale"])) + int(bool(o["center"])) if o["affine"] else 0
 
 
+def _affine_pair(node: Node) -> int:
+    """A normalisation's trained tensors: its weight and bias, with ``affine``."""
+    return 2 if node.opts["affine"] else 0
+
+
 def _always(effect: Effect) -> Callable[[Layer], Effect]:
     return lambda layer: effect
 
@@ -405,10 +410,10 @@ RULES: dict[str, Rule] = {
     "adaptive_avgpool": Rule(_adaptive_pool),
     "adaptive_maxpool": Rule(_adaptive_pool),
     "batchnorm": Rule(_batchnorm, _bn_tensors),
-    "layernorm": Rule(_layernorm, lambda node: 2 if node.opts["affine"] else 0),
+    "layernorm": Rule(_layernorm, _affine_pair),
     "layer_scale": Rule(_layer_scale, lambda node: 1),
-    "groupnorm": Rule(_groupnorm, lambda node: 2 if node.opts["affine"] else 0),
-    "instancenorm": Rule(_instancenorm, lambda node: 2 if node.opts["affine"] else 0),
+    "groupnorm": Rule(_groupnorm, _affine_pair),
+    "instancenorm": Rule(_instancenorm, _affine_pair),
     "prelu": Rule(_prelu, lambda node: 1),
     "lrn": Rule(_lrn),
     # A copy through reshapes and a permute (PyTorch's pixel shuffle, cnncli's DCR build).

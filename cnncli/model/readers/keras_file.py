@@ -25,7 +25,7 @@ import json
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -851,12 +851,9 @@ class _Reader:
 
     def _sizes(self, name: str, shape: Shape | None, given: tuple[int, ...] | None) -> list[int]:
         order = "H,W,C" if self.layout == "channels_last" else "C,H,W"
-        shown = "(" + ", ".join("None" if d is None else str(d) for d in shape or ()) + ")"
+        shown = _shown(shape or ())
         if given is not None:
-            if shape is not None and (
-                len(given) != len(shape)
-                or any(d is not None and d != g for d, g in zip(shape, given, strict=True))
-            ):
+            if shape is not None and not _fits(given, shape):
                 raise UsageError(
                     f"{{opt:input}} {','.join(map(str, given))} does not fit the input "
                     f"{show(name)} {shown} of {self.label} ({self.layout.replace('_', ' ')}: "
@@ -1176,10 +1173,7 @@ def _cross_check(summary: Summary, reader: _Reader) -> None:
             continue
         class_name, shapes = reader.expected[row.name]
         for got, keras in zip(row.input_shapes, shapes, strict=False):
-            if keras is not None and (
-                len(got) != len(keras)
-                or any(k is not None and k != g for g, k in zip(got, keras, strict=False))
-            ):
+            if keras is not None and not _fits(got, keras):
                 raise ModelError(
                     f"{label}: layer {show(row.name)} ({class_name}): Keras recorded its "
                     f"input as {_shown(keras)}, cnncli computes {_shown(got)}; this is a bug "
@@ -1187,5 +1181,12 @@ def _cross_check(summary: Summary, reader: _Reader) -> None:
                 )
 
 
-def _shown(shape: tuple[int | None, ...]) -> str:
+def _fits(sizes: Sequence[int], known: Sequence[int | None]) -> bool:
+    """``sizes`` have ``known``'s rank and equal every size it fixes (None: any)."""
+    return len(sizes) == len(known) and all(
+        k is None or k == s for s, k in zip(sizes, known, strict=True)
+    )
+
+
+def _shown(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
